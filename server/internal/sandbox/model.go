@@ -1,0 +1,229 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Products, by package name. A product's name prefixes its record kinds,
+// scenario ids and schema names.
+const (
+	ProductPayScore  = "payscore"
+	ProductRepayment = "repayment"
+	ProductEmbedPay  = "embedpay"
+	ProductIssuer    = "issuer"
+)
+
+// Products lists every simulated product.
+var Products = []string{ProductPayScore, ProductRepayment, ProductEmbedPay, ProductIssuer}
+
+// Merchant is a sandbox merchant and its test credentials. The JSON names of
+// the credential fields are public: clients configure themselves from them.
+type Merchant struct {
+	MchID     string `json:"mchid"`
+	Name      string `json:"name"`
+	AppID     string `json:"appid"`      // the merchant's mini-program appId
+	ServiceID string `json:"service_id"` // pay-score service id (32 digits)
+
+	MerchantSerialNo       string `json:"merchant_serial_no"`
+	MerchantPrivateKeyPEM  string `json:"merchant_private_key_pem"`
+	MerchantCertificatePEM string `json:"merchant_certificate_pem"`
+	// MerchantPublicKeyPEM is the key request signatures are verified
+	// against: the generated key's, or one the merchant registered.
+	MerchantPublicKeyPEM string `json:"merchant_public_key_pem"`
+
+	APIv2Key string `json:"api_v2_key"`
+	APIv3Key string `json:"api_v3_key"`
+
+	PlatformPublicKeyID    string `json:"platform_public_key_id"`
+	PlatformPublicKeyPEM   string `json:"platform_public_key_pem"`
+	PlatformSerialNo       string `json:"platform_serial_no"`
+	PlatformCertificatePEM string `json:"platform_certificate_pem"`
+	// PlatformPrivateKeyPEM signs responses and notifications; it is WeChat's
+	// secret, so it is never rendered.
+	PlatformPrivateKeyPEM string `json:"-"`
+
+	PCloudAppID     string `json:"pcloud_app_id"`
+	PCloudAppSecret string `json:"pcloud_app_secret"`
+	PCloudMerchant  string `json:"pcloud_merchant"`
+
+	// NotifyHosts allow-lists notification targets: host or host:port.
+	// Empty means loopback only.
+	NotifyHosts []string `json:"notify_hosts"`
+	// Token is the merchant-scoped admin token: it sees only this merchant.
+	Token string `json:"-"`
+
+	// Active is the merchant's active scenario per product.
+	Active map[string]ActiveScenario `json:"active_scenarios"`
+	// ClockOffset is the merchant's total manual clock advance.
+	ClockOffset time.Duration `json:"clock_offset_ns"`
+
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// ActiveScenario is a merchant's chosen scenario for a product. Once means it
+// applies to the next launch only and is then cleared.
+type ActiveScenario struct {
+	ID   string `json:"id"`
+	Once bool   `json:"once,omitempty"`
+}
+
+// Record is a product's persistent object — a pay-score order, a P云 trade,
+// a vehicle user, an issuer order — stored as JSON. Kind is
+// "<product>.<type>"; Key is unique per kind and merchant; Aliases are
+// unique per kind across merchants (pay_id, query_id, package, orderNo).
+type Record struct {
+	Kind    string          `json:"kind"`
+	MchID   string          `json:"mchid"`
+	Key     string          `json:"key"`
+	Aliases []string        `json:"aliases,omitempty"`
+	Version int64           `json:"version"`
+	Data    json.RawMessage `json:"data"`
+	// CreatedAt and UpdatedAt are real time, set by the store.
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// SessionState is where a mini-program session stands.
+type SessionState string
+
+// Session states.
+const (
+	SessionPending  SessionState = "pending"  // the user has not acted yet (manual) or the action is scheduled
+	SessionReturned SessionState = "returned" // the user came back; Return holds what the caller sees
+	SessionExpired  SessionState = "expired"  // a manual session nobody resolved in time
+)
+
+// Session is one jump out of the merchant's mini-program (or App) into a
+// simulated one, until the user comes back.
+type Session struct {
+	ID       string       `json:"id"`
+	MchID    string       `json:"mchid"`
+	Product  string       `json:"product"`
+	API      string       `json:"api"` // openBusinessView, navigateToMiniProgram, …
+	Target   string       `json:"target"`
+	Scenario string       `json:"scenario"`
+	Mode     string       `json:"mode"` // auto | manual
+	State    SessionState `json:"state"`
+	// Action is the user's action (confirm, pay, cancel, …) once chosen.
+	Action string `json:"action,omitempty"`
+	// Ref is the product record key the session acts on.
+	Ref  string          `json:"ref,omitempty"`
+	Args json.RawMessage `json:"args,omitempty"`
+	// Return is what the caller sees when the user comes back: App.onShow
+	// options, or the App SDK's response.
+	Return json.RawMessage `json:"return,omitempty"`
+	// Results holds plugin getter results by getter name.
+	Results map[string]json.RawMessage `json:"results,omitempty"`
+	// DueAt is when an auto session's action happens, on the merchant clock.
+	DueAt     time.Time `json:"due_at"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Version   int64     `json:"version"`
+}
+
+// NotifyState is where a notification stands.
+type NotifyState string
+
+// Notification states.
+const (
+	NotifyPending   NotifyState = "pending"   // waiting for DueAt
+	NotifyHeld      NotifyState = "held"      // paused by an admin
+	NotifyDelivered NotifyState = "delivered" // acknowledged by the merchant
+	NotifyFailed    NotifyState = "failed"    // every attempt of the schedule failed
+	NotifyDropped   NotifyState = "dropped"   // a scenario asked for it never to be sent
+	NotifyRefused   NotifyState = "refused"   // the target is outside the merchant's allow-list
+)
+
+// Faults a scenario can put on a notification.
+type Faults struct {
+	BadSignature bool `json:"bad_signature,omitempty"`
+	// Duplicate sends the notification once more after it is acknowledged.
+	Duplicate bool `json:"duplicate,omitempty"`
+}
+
+// Notification is one outbound asynchronous notification, durable in the
+// store until acknowledged or out of attempts.
+type Notification struct {
+	ID      string `json:"id"`
+	MchID   string `json:"mchid"`
+	Product string `json:"product"`
+	Event   string `json:"event"` // PAYSCORE.USER_CONFIRM, trade-notify, …
+	Ref     string `json:"ref"`   // the record key it is about
+	URL     string `json:"url"`
+	// Payload is the product's own description of what to send; the product
+	// builds and signs the request from it at each attempt.
+	Payload  json.RawMessage `json:"payload"`
+	State    NotifyState     `json:"state"`
+	Attempts int             `json:"attempts"`
+	// DueAt is the next attempt's time on the merchant clock.
+	DueAt      time.Time `json:"due_at"`
+	LastStatus int       `json:"last_status,omitempty"`
+	LastError  string    `json:"last_error,omitempty"`
+	// FailNext makes the next N attempts fail without contacting the target.
+	FailNext  int       `json:"fail_next,omitempty"`
+	Faults    Faults    `json:"faults"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Version   int64     `json:"version"`
+}
+
+// Exchange directions.
+const (
+	DirectionIn  = "in"  // a request to the sandbox
+	DirectionOut = "out" // a request the sandbox made (a notification attempt)
+)
+
+// Exchange is one journalled request and its response.
+type Exchange struct {
+	ID          int64       `json:"id"`
+	Time        time.Time   `json:"time"`
+	Direction   string      `json:"direction"`
+	Product     string      `json:"product,omitempty"`
+	MchID       string      `json:"mchid,omitempty"`
+	SessionID   string      `json:"session_id,omitempty"`
+	NotifyID    string      `json:"notify_id,omitempty"`
+	Attempt     int         `json:"attempt,omitempty"`
+	Scenario    string      `json:"scenario,omitempty"`
+	RequestID   string      `json:"request_id,omitempty"`
+	Method      string      `json:"method"`
+	URL         string      `json:"url"`
+	Status      int         `json:"status"`
+	LatencyMS   float64     `json:"latency_ms"`
+	RequestBody string      `json:"request_body,omitempty"`
+	// ResponseBody is the head of the response body (bounded).
+	ResponseBody string      `json:"response_body,omitempty"`
+	Violations   []Violation `json:"violations,omitempty"`
+	Diagnostics  string      `json:"diagnostics,omitempty"`
+	Error        string      `json:"error,omitempty"`
+}
+
+// JournalFilter selects exchanges, newest first.
+type JournalFilter struct {
+	Product   string
+	MchID     string
+	SessionID string
+	NotifyID  string
+	Direction string
+	// BeforeID pages backwards; AfterID returns only newer entries.
+	BeforeID int64
+	AfterID  int64
+	Limit    int
+}
+
+// NotificationFilter selects notifications, newest first.
+type NotificationFilter struct {
+	MchID   string
+	Product string
+	Ref     string
+	State   NotifyState
+	Limit   int
+}
+
+// SessionFilter selects sessions, newest first.
+type SessionFilter struct {
+	MchID   string
+	Product string
+	State   SessionState
+	Limit   int
+}

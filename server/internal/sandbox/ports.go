@@ -1,0 +1,233 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+)
+
+// Batch is one atomic write: everything in it is applied, or nothing is.
+// Creates fail with CodeConflict when the key or an alias exists; Updates,
+// Sessions and Notifications with a non-zero Version are compare-and-swap on
+// that version and fail with CodeConflict when it is stale. The store sets
+// Version (+1), CreatedAt and UpdatedAt on success.
+type Batch struct {
+	Merchants     []*Merchant // upsert
+	Creates       []*Record
+	Updates       []*Record
+	Sessions      []*Session      // insert when Version is 0, else CAS update
+	Notifications []*Notification // insert when Version is 0, else CAS update
+}
+
+// Store is the state behind the sandbox. The SQLite adapter is the default;
+// a PostgreSQL adapter can follow behind the same interface.
+type Store interface {
+	// Commit applies a batch atomically. When it returns nil the batch is
+	// durable against a crash of the process.
+	Commit(ctx context.Context, b *Batch) error
+
+	GetMerchant(ctx context.Context, mchid string) (*Merchant, error)
+	ListMerchants(ctx context.Context) ([]*Merchant, error)
+
+	GetRecord(ctx context.Context, kind, mchid, key string) (*Record, error)
+	// FindRecord finds a record of a kind by one of its aliases.
+	FindRecord(ctx context.Context, kind, alias string) (*Record, error)
+	ListRecords(ctx context.Context, kind, mchid string, limit int) ([]*Record, error)
+
+	GetSession(ctx context.Context, id string) (*Session, error)
+	ListSessions(ctx context.Context, f SessionFilter) ([]*Session, error)
+	// DueSessions returns pending sessions of the merchant with a DueAt at or
+	// before now, oldest first.
+	DueSessions(ctx context.Context, mchid string, now time.Time, limit int) ([]*Session, error)
+
+	GetNotification(ctx context.Context, id string) (*Notification, error)
+	ListNotifications(ctx context.Context, f NotificationFilter) ([]*Notification, error)
+	// DueNotifications returns pending notifications of the merchant with a
+	// DueAt at or before now, oldest first.
+	DueNotifications(ctx context.Context, mchid string, now time.Time, limit int) ([]*Notification, error)
+	// NextDue returns the earliest DueAt of a pending notification or
+	// session of the merchant, or the zero time when there is none.
+	NextDue(ctx context.Context, mchid string) (time.Time, error)
+
+	// AppendExchanges journals exchanges, assigning their IDs.
+	AppendExchanges(ctx context.Context, xs []*Exchange) error
+	QueryJournal(ctx context.Context, f JournalFilter) ([]*Exchange, error)
+	GetExchange(ctx context.Context, id int64) (*Exchange, error)
+	// PruneJournal deletes all but the newest keep entries and every entry
+	// older than before, returning how many it deleted.
+	PruneJournal(ctx context.Context, keep int, before time.Time) (int, error)
+
+	Close() error
+}
+
+// Validator validates documents against the named JSON schemas.
+type Validator interface {
+	// Validate returns every violation of doc (a decoded JSON value) against
+	// the schema name ("embedpay/trade-prepare.request"), with its JSON
+	// pointer; none means valid. An unknown name is a CodeInternal error.
+	Validate(name string, doc any) ([]Violation, error)
+	// ValidateJSON decodes raw and validates it; malformed JSON is reported
+	// as a violation at "" rather than an error.
+	ValidateJSON(name string, raw []byte) ([]Violation, error)
+}
+
+// Journal records exchanges without blocking the request on a disk write.
+type Journal interface {
+	Record(x *Exchange)
+}
+
+// Notifier is told when notifications were committed or the clock moved, so
+// that it looks for due work at once.
+type Notifier interface {
+	Wake()
+}
+
+// OutboundRequest is a notification attempt a product built and signed.
+type OutboundRequest struct {
+	Method string
+	URL    string
+	Header http.Header
+	Body   []byte
+}
+
+// NotifyBuilder is what a product gives the notification worker.
+type NotifyBuilder interface {
+	// BuildNotify builds and signs the request for one attempt, applying
+	// n.Faults.BadSignature.
+	BuildNotify(ctx context.Context, m *Merchant, n *Notification) (*OutboundRequest, error)
+	// Acknowledged says whether the merchant's answer acknowledges it.
+	Acknowledged(status int, body []byte) bool
+	// Schedule is the delays before the 2nd, 3rd, … attempts on the sandbox
+	// clock; its length + 1 is the number of attempts.
+	Schedule() []time.Duration
+}
+
+// Scenario modes.
+const (
+	ModeAuto   = "auto"
+	ModeManual = "manual"
+)
+
+// Scenario scripts what the simulated user and upstream do for one product.
+// The generic fields are interpreted by the product; Params carries the rest.
+type Scenario struct {
+	ID          string `json:"id" yaml:"id"`
+	Product     string `json:"product" yaml:"product"`
+	Title       string `json:"title" yaml:"title"`
+	Description string `json:"description" yaml:"description"`
+	Default     bool   `json:"default,omitempty" yaml:"default"`
+	Mode        string `json:"mode" yaml:"mode"`
+	// Magic values select the scenario from the request itself.
+	Magic []Magic `json:"magic,omitempty" yaml:"magic"`
+	// User is what the simulated user does in the target mini-program.
+	User UserStep `json:"user" yaml:"user"`
+	// Timeline moves the product's state on the sandbox clock.
+	Timeline []Step `json:"timeline,omitempty" yaml:"timeline"`
+	// Notify shapes the product's notifications.
+	Notify NotifySpec `json:"notify" yaml:"notify"`
+	// Params holds product-specific values (OBU numbers, payment outcome…).
+	Params map[string]any `json:"params,omitempty" yaml:"params"`
+	// File is where the scenario was loaded from.
+	File string `json:"file,omitempty" yaml:"-"`
+}
+
+// Magic selects a scenario when a request field has a value: Equals matches
+// the whole value, Prefix its start.
+type Magic struct {
+	Field  string `json:"field" yaml:"field"`
+	Equals string `json:"equals,omitempty" yaml:"equals"`
+	Prefix string `json:"prefix,omitempty" yaml:"prefix"`
+}
+
+// UserStep is the simulated user's action and how long it takes.
+type UserStep struct {
+	Action string   `json:"action" yaml:"action"`
+	After  Duration `json:"after,omitempty" yaml:"after"`
+}
+
+// Step sets product state values at a time after the launch (or the
+// product's own starting event).
+type Step struct {
+	After Duration       `json:"after" yaml:"after"`
+	Set   map[string]any `json:"set" yaml:"set"`
+}
+
+// NotifySpec shapes notifications: a delay before the first attempt, faults,
+// and how many attempts to fail on purpose.
+type NotifySpec struct {
+	Delay    Duration `json:"delay,omitempty" yaml:"delay"`
+	Faults   []string `json:"faults,omitempty" yaml:"faults"` // duplicate, out_of_order, bad_signature, drop, late
+	FailNext int      `json:"fail_next,omitempty" yaml:"fail_next"`
+}
+
+// HasFault reports whether the spec lists the fault.
+func (n NotifySpec) HasFault(f string) bool {
+	for _, x := range n.Faults {
+		if x == f {
+			return true
+		}
+	}
+	return false
+}
+
+// Duration is a time.Duration written as "90s", "2m" in YAML and JSON.
+type Duration time.Duration
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// MarshalJSON writes the duration as a Go duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads a Go duration string or a number of seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		var secs float64
+		if err2 := json.Unmarshal(b, &secs); err2 != nil {
+			return err
+		}
+		*d = Duration(secs * float64(time.Second))
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// UnmarshalYAML reads a Go duration string or a number of seconds.
+func (d *Duration) UnmarshalYAML(unmarshal func(any) error) error {
+	var s string
+	if err := unmarshal(&s); err == nil {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		*d = Duration(v)
+		return nil
+	}
+	var secs float64
+	if err := unmarshal(&secs); err != nil {
+		return err
+	}
+	*d = Duration(secs * float64(time.Second))
+	return nil
+}
+
+// Scenarios is the loaded scenario catalogue.
+type Scenarios interface {
+	Get(id string) (*Scenario, bool)
+	// List returns the scenarios of a product ("" for all), sorted by id.
+	List(product string) []*Scenario
+	// Default returns the product's default scenario.
+	Default(product string) *Scenario
+	// Pick chooses the scenario for a request: the explicit id (header or
+	// caller.scenario) when given — unknown or of another product is a
+	// CodeInvalid error —, then a magic value among fields, then the
+	// merchant's active scenario, then the product's default.
+	Pick(product, explicit string, fields map[string]string, m *Merchant) (*Scenario, error)
+}
