@@ -176,21 +176,21 @@ const (
 
 // Exchange is one journalled request and its response.
 type Exchange struct {
-	ID          int64       `json:"id"`
-	Time        time.Time   `json:"time"`
-	Direction   string      `json:"direction"`
-	Product     string      `json:"product,omitempty"`
-	MchID       string      `json:"mchid,omitempty"`
-	SessionID   string      `json:"session_id,omitempty"`
-	NotifyID    string      `json:"notify_id,omitempty"`
-	Attempt     int         `json:"attempt,omitempty"`
-	Scenario    string      `json:"scenario,omitempty"`
-	RequestID   string      `json:"request_id,omitempty"`
-	Method      string      `json:"method"`
-	URL         string      `json:"url"`
-	Status      int         `json:"status"`
-	LatencyMS   float64     `json:"latency_ms"`
-	RequestBody string      `json:"request_body,omitempty"`
+	ID          int64     `json:"id"`
+	Time        time.Time `json:"time"`
+	Direction   string    `json:"direction"`
+	Product     string    `json:"product,omitempty"`
+	MchID       string    `json:"mchid,omitempty"`
+	SessionID   string    `json:"session_id,omitempty"`
+	NotifyID    string    `json:"notify_id,omitempty"`
+	Attempt     int       `json:"attempt,omitempty"`
+	Scenario    string    `json:"scenario,omitempty"`
+	RequestID   string    `json:"request_id,omitempty"`
+	Method      string    `json:"method"`
+	URL         string    `json:"url"`
+	Status      int       `json:"status"`
+	LatencyMS   float64   `json:"latency_ms"`
+	RequestBody string    `json:"request_body,omitempty"`
 	// ResponseBody is the head of the response body (bounded).
 	ResponseBody string      `json:"response_body,omitempty"`
 	Violations   []Violation `json:"violations,omitempty"`
