@@ -1,6 +1,8 @@
 module github.com/mpsandbox/mpsandbox
 
-go 1.26
+go 1.26.0
+
+require github.com/gin-gonic/gin v1.12.0
 
 require (
 	dario.cat/mergo v1.0.2 // indirect
@@ -26,7 +28,6 @@ require (
 	github.com/felixge/httpsnoop v1.1.0 // indirect
 	github.com/gabriel-vasile/mimetype v1.4.12 // indirect
 	github.com/gin-contrib/sse v1.1.0 // indirect
-	github.com/gin-gonic/gin v1.12.0 // indirect
 	github.com/go-logr/logr v1.4.3 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/go-ole/go-ole v1.3.0 // indirect
