@@ -1,0 +1,47 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+)
+
+// DecodeJSON checks body against the named schema and, when it conforms,
+// decodes it into out. Invalid UTF-8, malformed JSON, wrong types, unknown
+// fields and missing ones all come back as one CodeInvalid error listing
+// every violation with its JSON pointer — the schema is the single source of
+// what a body may hold.
+func DecodeJSON(v sandbox.Validator, schema string, body []byte, out any) error {
+	if len(body) == 0 {
+		return sandbox.Invalid("request body is empty; a JSON object is expected", sandbox.Violation{Path: "", Message: "empty body"})
+	}
+	if !utf8.Valid(body) {
+		return sandbox.Invalid("request body is not valid UTF-8",
+			sandbox.Violation{Path: "", Message: fmt.Sprintf("invalid UTF-8 at byte %d", invalidUTF8At(body))})
+	}
+	violations, err := v.ValidateJSON(schema, body)
+	if err != nil {
+		return err
+	}
+	if len(violations) > 0 {
+		return sandbox.Invalid(fmt.Sprintf("request body does not match schema %s", schema), violations...)
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		// The schema accepted what the Go type cannot hold: say so plainly.
+		return sandbox.Invalid("request body cannot be decoded", sandbox.Violation{Path: "", Message: err.Error()})
+	}
+	return nil
+}
+
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
+}

@@ -1,0 +1,193 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+)
+
+func init() { gin.SetMode(gin.ReleaseMode) }
+
+// strictValidator accepts only {"a": <string>} so that DecodeJSON can be
+// tested without the real schema set (the schema package tests that).
+type strictValidator struct{}
+
+func (strictValidator) Validate(string, any) ([]sandbox.Violation, error) { return nil, nil }
+func (strictValidator) ValidateJSON(_ string, raw []byte) ([]sandbox.Violation, error) {
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return []sandbox.Violation{{Path: "", Message: err.Error()}}, nil
+	}
+	var out []sandbox.Violation
+	for k, v := range m {
+		if k != "a" {
+			out = append(out, sandbox.Violation{Path: "/" + k, Message: "not allowed"})
+		} else if _, ok := v.(string); !ok {
+			out = append(out, sandbox.Violation{Path: "/a", Message: "expected string"})
+		}
+	}
+	return out, nil
+}
+
+type recorder struct{ got []*sandbox.Exchange }
+
+func (r *recorder) Record(x *sandbox.Exchange) { r.got = append(r.got, x) }
+
+func testEngine(j sandbox.Journal) *gin.Engine {
+	e := gin.New()
+	e.Use(RequestIDs(), Recovery(slog.New(slog.DiscardHandler)), ReadBody(64))
+	g := e.Group("/t", UseRenderer(RenderAdmin), Journaled(j, "test"))
+	g.POST("/decode", Handle(func(c *gin.Context) error {
+		var v struct {
+			A string `json:"a"`
+		}
+		if err := DecodeJSON(strictValidator{}, "x", Body(c), &v); err != nil {
+			return err
+		}
+		Exchange(c).MchID = "m1"
+		c.JSON(http.StatusOK, gin.H{"a": v.A})
+		return nil
+	}))
+	g.GET("/panic", Handle(func(c *gin.Context) error { panic("boom") }))
+	return e
+}
+
+func do(t *testing.T, h http.Handler, method, path, body string) (*httptest.ResponseRecorder, AdminError) {
+	t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	var e AdminError
+	_ = json.Unmarshal(w.Body.Bytes(), &e)
+	return w, e
+}
+
+func TestBadInputIsA4xxNamingThePath(t *testing.T) {
+	j := &recorder{}
+	h := testEngine(j)
+	for _, tc := range []struct {
+		name, body string
+		status     int
+		path       string
+	}{
+		{"empty", "", 400, ""},
+		{"malformed", `{"a":`, 400, ""},
+		{"wrong type", `{"a":1}`, 400, "/a"},
+		{"unknown field", `{"a":"x","b":1}`, 400, "/b"},
+		{"invalid utf-8", "{\"a\":\"\xff\"}", 400, ""},
+		{"too large", `{"a":"` + strings.Repeat("x", 100) + `"}`, 413, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, e := do(t, h, http.MethodPost, "/t/decode", tc.body)
+			if w.Code != tc.status {
+				t.Fatalf("status: got %d, want %d (%s)", w.Code, tc.status, w.Body)
+			}
+			if e.Error.Message == "" || e.Error.RequestID == "" {
+				t.Fatalf("house envelope incomplete: %s", w.Body)
+			}
+			if tc.status == 400 {
+				if len(e.Error.Fields) == 0 || e.Error.Fields[0].Path != tc.path {
+					t.Fatalf("fields: got %+v, want a field at %q", e.Error.Fields, tc.path)
+				}
+			}
+		})
+	}
+}
+
+func TestGoodInputIsJournalledWithNotes(t *testing.T) {
+	j := &recorder{}
+	w, _ := do(t, testEngine(j), http.MethodPost, "/t/decode", `{"a":"hello"}`)
+	if w.Code != 200 || !strings.Contains(w.Body.String(), "hello") {
+		t.Fatalf("got %d %s", w.Code, w.Body)
+	}
+	if len(j.got) != 1 {
+		t.Fatalf("journal: got %d exchanges, want 1", len(j.got))
+	}
+	x := j.got[0]
+	if x.MchID != "m1" || x.Product != "test" || x.Status != 200 || x.RequestBody != `{"a":"hello"}` || !strings.Contains(x.ResponseBody, "hello") || x.RequestID == "" {
+		t.Fatalf("exchange: %+v", x)
+	}
+}
+
+func TestPanicBecomesAnInternalErrorNotADroppedConnection(t *testing.T) {
+	w, e := do(t, testEngine(&recorder{}), http.MethodGet, "/t/panic", "")
+	if w.Code != 500 || e.Error.Code != "internal" {
+		t.Fatalf("got %d %s", w.Code, w.Body)
+	}
+}
+
+func TestRequestIDIsEchoedOrMade(t *testing.T) {
+	h := testEngine(&recorder{})
+	req := httptest.NewRequest(http.MethodGet, "/t/panic", nil)
+	req.Header.Set("X-Request-Id", "abc-123")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if got := w.Header().Get("X-Request-Id"); got != "abc-123" {
+		t.Fatalf("got %q, want the caller's id", got)
+	}
+	req.Header.Set("X-Request-Id", "bad id with spaces\n")
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if got := w.Header().Get("X-Request-Id"); !strings.HasPrefix(got, "req_") {
+		t.Fatalf("got %q, want a fresh id", got)
+	}
+}
+
+func TestAccess(t *testing.T) {
+	a := Access{AdminToken: "admintok", MerchantByToken: func(tok string) (string, bool) { return "m1", tok == "m1tok" }}
+	e := gin.New()
+	e.GET("/x", UseRenderer(RenderAdmin), a.Require(), func(c *gin.Context) {
+		s := ScopeOf(c)
+		c.String(200, "%v %s", s.All, s.MchID)
+	})
+	for _, tc := range []struct{ name, header, want string }{
+		{"none", "", "401"},
+		{"wrong", "Bearer nope", "401"},
+		{"admin", "Bearer admintok", "true "},
+		{"merchant", "Bearer m1tok", "false m1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodGet, "/x", nil)
+			if tc.header != "" {
+				req.Header.Set("Authorization", tc.header)
+			}
+			w := httptest.NewRecorder()
+			e.ServeHTTP(w, req)
+			body, _ := io.ReadAll(w.Body)
+			got := string(body)
+			if w.Code == 401 {
+				got = "401"
+			}
+			if got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+	open := Access{Open: true}
+	e2 := gin.New()
+	e2.GET("/x", open.Require(), func(c *gin.Context) { c.String(200, "%v", ScopeOf(c).All) })
+	w := httptest.NewRecorder()
+	e2.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/x", nil))
+	if w.Body.String() != "true" {
+		t.Fatalf("loopback: got %q, want open access", w.Body)
+	}
+}
+
+func TestIsLoopbackAddr(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:8080": true, "localhost:1": true, "[::1]:80": true,
+		"0.0.0.0:8080": false, ":8080": false, "10.0.0.1:80": false, "[::]:80": false,
+	} {
+		if got := IsLoopbackAddr(addr); got != want {
+			t.Errorf("IsLoopbackAddr(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
