@@ -1,0 +1,73 @@
+# mpsandbox: the entry point for building, running and testing.
+# `make help` lists the targets.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.ONESHELL:
+.DEFAULT_GOAL := build
+
+GO       ?= go
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+BIN      := bin/mpsandbox
+IMAGE    ?= mpsandbox:dev
+# The image's build context; see Dockerfile.
+CONTEXT  := build/image
+CA_CERTS ?= /etc/ssl/certs/ca-certificates.crt
+# How long each Fuzz target runs: briefly in `make test`, longer in `make fuzz`.
+TEST_FUZZTIME ?= 10s
+FUZZTIME      ?= 2m
+# Extra flags for `make run`, e.g. ARGS='--clock-scale 60'.
+ARGS ?=
+
+# Every package but the black-box suite, which needs docker and runs in `e2e`.
+UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/e2e$$')
+
+.PHONY: help build run test e2e image bench lint fuzz clean
+
+help: ## list the targets
+	@grep -E '^[a-z0-9]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-6s %s\n", $$1, $$2}'
+
+build: ## build bin/mpsandbox (static)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./server/cmd/mpsandbox
+
+run: build ## build and start on 127.0.0.1:8080 with ./data
+	./$(BIN) --data-dir ./data $(ARGS)
+
+test: lint ## vet, unit tests with -race, e2e, then each Fuzz target briefly
+	$(GO) test -race $(UNIT_PKGS)
+	$(MAKE) --no-print-directory e2e
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
+
+e2e: ## the testcontainers suite (builds its own image, mpsandbox:e2e)
+	$(GO) test -count=1 -timeout 10m ./e2e/...
+
+image: ## prepare build/image and docker build mpsandbox:dev
+	rm -rf $(CONTEXT)
+	mkdir -p $(CONTEXT)/data
+	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(CONTEXT)/mpsandbox ./server/cmd/mpsandbox
+	cp Dockerfile $(CONTEXT)/
+	cp $(CA_CERTS) $(CONTEXT)/ca-certificates.crt
+	cp "$$($(GO) env GOROOT)/lib/time/zoneinfo.zip" $(CONTEXT)/
+	docker build -t $(IMAGE) $(CONTEXT)
+
+bench: ## benchmarks of every package, with allocations
+	$(GO) test -run '^$$' -bench . -benchmem $(UNIT_PKGS)
+
+lint: ## gofmt and go vet
+	@unformatted=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go'))
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+# Finds the Fuzz targets by grepping the test files first, so only packages
+# that have one are compiled for -list; -fuzz takes one target at a time.
+fuzz: ## run each Fuzz target for FUZZTIME (2m)
+	@for dir in $$(grep -rlE --include='*_test.go' --exclude-dir=e2e --exclude-dir=.git '^func Fuzz[A-Z_0-9]' . | xargs -r -n1 dirname | sort -u); do
+		for target in $$($(GO) test -list '^Fuzz' "$$dir" | grep '^Fuzz'); do
+			echo "fuzz $$dir $$target ($(FUZZTIME))"
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) "$$dir"
+		done
+	done
+
+clean: ## remove bin/ and build/ (not ./data)
+	rm -rf bin build
