@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
 )
 
@@ -103,6 +104,17 @@ func buildImage(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("docker: %w", err)
 	}
 	defer provider.Close()
+	// Each build that changes the binary leaves the previous mpsandbox:e2e
+	// untagged; remove it, so runs do not pile up dangling images. Errors
+	// are ignored: there may be no previous image, or a concurrent run may
+	// still have a container on it.
+	previous, _ := provider.Client().ImageInspect(ctx, "mpsandbox:e2e")
+	defer func() {
+		current, err := provider.Client().ImageInspect(ctx, "mpsandbox:e2e")
+		if previous.ID != "" && err == nil && current.ID != previous.ID {
+			provider.Client().ImageRemove(ctx, previous.ID, client.ImageRemoveOptions{})
+		}
+	}()
 	var log bytes.Buffer
 	img, err := provider.BuildImage(ctx, &testcontainers.ContainerRequest{
 		FromDockerfile: testcontainers.FromDockerfile{

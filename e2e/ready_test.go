@@ -26,6 +26,9 @@ type readyz struct {
 
 var _ wait.Strategy = readyz{}
 
+// String names the strategy in testcontainers' log.
+func (r readyz) String() string { return "GET " + r.url + "/readyz answers 200" }
+
 // WaitUntilReady implements wait.Strategy.
 func (r readyz) WaitUntilReady(ctx context.Context, target wait.StrategyTarget) error {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)

@@ -101,6 +101,7 @@ func startSandbox(tb testing.TB, opts Options) *Sandbox {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	began := time.Now()
 	c, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
 		ContainerRequest: req,
 		Started:          true,
@@ -114,6 +115,7 @@ func startSandbox(tb testing.TB, opts Options) *Sandbox {
 	if err != nil {
 		tb.Fatalf("start sandbox: %v", err)
 	}
+	tb.Logf("sandbox %s ready in %v", s.URL, time.Since(began).Round(time.Millisecond))
 	return s
 }
 
@@ -153,7 +155,9 @@ func (s *Sandbox) Stop(tb testing.TB) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	timeout := 10 * time.Second
+	// Longer than the server's own --shutdown-timeout (10 s), so a SIGKILL
+	// never cuts a graceful shutdown short.
+	timeout := 15 * time.Second
 	if err := s.c.Stop(ctx, &timeout); err != nil {
 		tb.Fatalf("stop sandbox: %v", err)
 	}
