@@ -1,0 +1,404 @@
+// Package journal records every exchange — each request to the sandbox and
+// each notification attempt it makes — in the store, without making the
+// request wait for a disk write, and streams them live to the QA page.
+package journal
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+)
+
+// Defaults for Options.
+const (
+	DefaultBuffer     = 8192
+	DefaultBatchSize  = 512
+	DefaultMaxEntries = 100000
+	DefaultMaxAge     = 24 * time.Hour
+	DefaultMaxBody    = 64 << 10
+)
+
+const (
+	// subscriberBuffer bounds what a live subscriber may lag behind; past it
+	// the subscriber misses entries rather than slowing the writer.
+	subscriberBuffer = 256
+	// pruneInterval and pruneEveryEntries bound history between prunes: by
+	// time, and by how many entries were appended since the last one.
+	pruneInterval     = time.Minute
+	pruneEveryEntries = 10000
+	// shutdownWrite bounds the final flush when Run's context has ended.
+	shutdownWrite = 10 * time.Second
+)
+
+// Options configure a Journal. Zero values take the defaults.
+type Options struct {
+	// Buffer bounds the queue of exchanges waiting to be written.
+	Buffer int
+	// BatchSize is the number of exchanges per AppendExchanges call.
+	BatchSize int
+	// MaxEntries is the history kept, by count.
+	MaxEntries int
+	// MaxAge is the history kept, by age.
+	MaxAge time.Duration
+	// MaxBody is the bytes of each body kept; longer bodies are cut and
+	// marked.
+	MaxBody int
+	Logger  *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.Buffer <= 0 {
+		o.Buffer = DefaultBuffer
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = DefaultBatchSize
+	}
+	if o.MaxEntries <= 0 {
+		o.MaxEntries = DefaultMaxEntries
+	}
+	if o.MaxAge <= 0 {
+		o.MaxAge = DefaultMaxAge
+	}
+	if o.MaxBody <= 0 {
+		o.MaxBody = DefaultMaxBody
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Stats counts what the journal did since it was created.
+type Stats struct {
+	Recorded int64 // exchanges accepted by Record
+	Waited   int64 // Record calls that found the queue full and waited for room
+	Dropped  int64 // Record calls after the journal closed
+	Written  int64 // exchanges appended to the store
+	Failed   int64 // exchanges lost because the store refused a batch
+	Missed   int64 // entries slow subscribers missed
+	Pruned   int64 // entries deleted from the store by pruning
+}
+
+// item is one queue entry: an exchange, or a Flush marker closed once
+// everything queued before it is in the store.
+type item struct {
+	x    *sandbox.Exchange
+	mark chan struct{}
+}
+
+// Journal implements sandbox.Journal: Record queues, one writer goroutine
+// (Run) appends to the store in batches and publishes to subscribers.
+type Journal struct {
+	st  sandbox.Store
+	o   Options
+	log *slog.Logger
+
+	q chan item
+	// gate orders Record against shutdown: senders hold it shared, and the
+	// writer takes it exclusively to set closed, after which nothing can
+	// enter q and the final drain is complete.
+	gate     sync.RWMutex
+	closed   bool
+	stopping chan struct{}
+	stopOnce sync.Once
+	started  atomic.Bool
+	done     chan struct{}
+
+	mu         sync.Mutex
+	subs       map[*subscriber]struct{}
+	subsClosed bool
+
+	// Replaced by tests to exercise the timers without waiting.
+	pruneInterval time.Duration
+	pruneEvery    int
+	ping          time.Duration
+
+	recorded, waited, dropped, written, failed, missed, pruned atomic.Int64
+}
+
+type subscriber struct {
+	f  sandbox.JournalFilter
+	ch chan *sandbox.Exchange
+}
+
+// New returns a journal over st. Nothing is written until Run runs.
+func New(st sandbox.Store, o Options) *Journal {
+	o.defaults()
+	return &Journal{
+		st:            st,
+		o:             o,
+		log:           o.Logger,
+		q:             make(chan item, o.Buffer),
+		stopping:      make(chan struct{}),
+		done:          make(chan struct{}),
+		subs:          map[*subscriber]struct{}{},
+		pruneInterval: pruneInterval,
+		pruneEvery:    min(pruneEveryEntries, o.MaxEntries),
+		ping:          15 * time.Second,
+	}
+}
+
+// Record masks secrets in x, cuts its bodies to MaxBody, sets its Time when
+// zero and queues it; it never does I/O. The journal owns x afterwards. When
+// the queue is full Record waits for room, so that every exchange is
+// journalled and memory stays bounded; after Close it drops x.
+func (j *Journal) Record(x *sandbox.Exchange) {
+	if x == nil {
+		return
+	}
+	x.RequestBody = cut(Mask(x.RequestBody), j.o.MaxBody)
+	x.ResponseBody = cut(Mask(x.ResponseBody), j.o.MaxBody)
+	x.Diagnostics = Mask(x.Diagnostics)
+	x.URL = maskURL(x.URL)
+	if x.Time.IsZero() {
+		x.Time = time.Now()
+	}
+	if j.enqueue(item{x: x}) {
+		j.recorded.Add(1)
+	} else {
+		j.dropped.Add(1)
+	}
+}
+
+// enqueue puts it on the queue, waiting for room unless the journal stops;
+// it reports whether it did.
+func (j *Journal) enqueue(it item) bool {
+	j.gate.RLock()
+	defer j.gate.RUnlock()
+	if j.closed {
+		return false
+	}
+	select {
+	case j.q <- it:
+		return true
+	default:
+	}
+	j.waited.Add(1)
+	select {
+	case j.q <- it:
+		return true
+	case <-j.stopping:
+		return false
+	}
+}
+
+// Flush waits until everything recorded before the call is in the store.
+func (j *Journal) Flush(ctx context.Context) error {
+	mark := make(chan struct{})
+	if !j.enqueue(item{mark: mark}) {
+		mark = j.done // closed: the final drain wrote everything
+	}
+	select {
+	case <-mark:
+		return nil
+	case <-j.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Stats returns the journal's counters.
+func (j *Journal) Stats() Stats {
+	return Stats{
+		Recorded: j.recorded.Load(),
+		Waited:   j.waited.Load(),
+		Dropped:  j.dropped.Load(),
+		Written:  j.written.Load(),
+		Failed:   j.failed.Load(),
+		Missed:   j.missed.Load(),
+		Pruned:   j.pruned.Load(),
+	}
+}
+
+// Run is the writer loop. It returns when ctx ends or the journal is
+// closed, after writing everything queued. Only the first call runs.
+func (j *Journal) Run(ctx context.Context) {
+	if !j.started.CompareAndSwap(false, true) {
+		return
+	}
+	defer j.finish(ctx)
+	tick := time.NewTicker(j.pruneInterval)
+	defer tick.Stop()
+	w := j.newWriter()
+	for {
+		select {
+		case it := <-j.q:
+			w.take(ctx, it)
+		case <-tick.C:
+			j.prune(ctx)
+		case <-ctx.Done():
+			return
+		case <-j.stopping:
+			return
+		}
+	}
+}
+
+// Close stops accepting exchanges, writes what is queued and waits for the
+// writer. Subscribers' channels are closed.
+func (j *Journal) Close() {
+	j.stop()
+	if j.started.CompareAndSwap(false, true) {
+		j.finish(context.Background()) // Run never ran: drain here
+		return
+	}
+	<-j.done
+}
+
+func (j *Journal) stop() {
+	j.stopOnce.Do(func() { close(j.stopping) })
+}
+
+// finish closes the queue, writes what remains and ends the subscriptions.
+func (j *Journal) finish(ctx context.Context) {
+	j.stop()
+	j.gate.Lock() // waits for senders, which stopping has released
+	j.closed = true
+	j.gate.Unlock()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownWrite)
+	defer cancel()
+	w := j.newWriter()
+drain:
+	for {
+		select {
+		case it := <-j.q:
+			w.take(ctx, it)
+		default:
+			break drain
+		}
+	}
+	j.mu.Lock()
+	for s := range j.subs {
+		close(s.ch)
+	}
+	clear(j.subs)
+	j.subsClosed = true
+	j.mu.Unlock()
+	close(j.done)
+}
+
+// writer holds the batch buffers of the one goroutine that writes.
+type writer struct {
+	j        *Journal
+	batch    []*sandbox.Exchange
+	marks    []chan struct{}
+	sincePrn int
+}
+
+func (j *Journal) newWriter() *writer {
+	return &writer{j: j, batch: make([]*sandbox.Exchange, 0, j.o.BatchSize)}
+}
+
+// take writes it and whatever else is queued at the moment, in batches.
+func (w *writer) take(ctx context.Context, it item) {
+	w.add(it)
+more:
+	for len(w.batch) < w.j.o.BatchSize {
+		select {
+		case it = <-w.j.q:
+			w.add(it)
+		default:
+			break more
+		}
+	}
+	w.write(ctx)
+}
+
+func (w *writer) add(it item) {
+	if it.mark != nil {
+		w.marks = append(w.marks, it.mark)
+		return
+	}
+	w.batch = append(w.batch, it.x)
+}
+
+// write appends the batch, publishes it, prunes when due and releases the
+// Flush markers that were queued behind it.
+func (w *writer) write(ctx context.Context) {
+	j := w.j
+	if len(w.batch) > 0 {
+		if err := j.st.AppendExchanges(ctx, w.batch); err != nil {
+			j.failed.Add(int64(len(w.batch)))
+			j.log.Error("journal_append_failed", "entries", len(w.batch), "err", err)
+		} else {
+			j.written.Add(int64(len(w.batch)))
+			j.publish(w.batch)
+			w.sincePrn += len(w.batch)
+			if w.sincePrn >= j.pruneEvery {
+				w.sincePrn = 0
+				j.prune(ctx)
+			}
+		}
+		clear(w.batch) // let the exchanges go
+		w.batch = w.batch[:0]
+	}
+	for _, m := range w.marks {
+		close(m)
+	}
+	clear(w.marks)
+	w.marks = w.marks[:0]
+}
+
+// prune bounds the history in the store by count and age.
+func (j *Journal) prune(ctx context.Context) {
+	n, err := j.st.PruneJournal(ctx, j.o.MaxEntries, time.Now().Add(-j.o.MaxAge))
+	if err != nil {
+		j.log.Error("journal_prune_failed", "err", err)
+		return
+	}
+	j.pruned.Add(int64(n))
+}
+
+// Subscribe returns a channel of the exchanges matching f as they are
+// written (AfterID, BeforeID and Limit are ignored), and a function that
+// ends the subscription. A subscriber that falls more than 256 entries
+// behind misses entries instead of slowing the journal. The channel is
+// closed when the journal closes or the subscription ends.
+func (j *Journal) Subscribe(f sandbox.JournalFilter) (<-chan *sandbox.Exchange, func()) {
+	s := &subscriber{f: f, ch: make(chan *sandbox.Exchange, subscriberBuffer)}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.subsClosed {
+		close(s.ch)
+		return s.ch, func() {}
+	}
+	j.subs[s] = struct{}{}
+	return s.ch, func() {
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		if _, ok := j.subs[s]; ok {
+			delete(j.subs, s)
+			close(s.ch)
+		}
+	}
+}
+
+func (j *Journal) publish(xs []*sandbox.Exchange) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for s := range j.subs {
+		for _, x := range xs {
+			if !matches(&s.f, x) {
+				continue
+			}
+			select {
+			case s.ch <- x:
+			default:
+				j.missed.Add(1)
+			}
+		}
+	}
+}
+
+// matches reports whether x passes the filter's field conditions.
+func matches(f *sandbox.JournalFilter, x *sandbox.Exchange) bool {
+	return (f.Product == "" || f.Product == x.Product) &&
+		(f.MchID == "" || f.MchID == x.MchID) &&
+		(f.SessionID == "" || f.SessionID == x.SessionID) &&
+		(f.NotifyID == "" || f.NotifyID == x.NotifyID) &&
+		(f.Direction == "" || f.Direction == x.Direction)
+}
