@@ -1,0 +1,50 @@
+package wxpayv3
+
+import (
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+)
+
+// Options wire an API.
+type Options struct {
+	Merchants sandbox.Merchants
+	// Clock is the sandbox clock: the request timestamp may be within
+	// the window of the merchant's sandbox time as well as of the wall clock.
+	Clock *sandbox.Clock
+	// Wall is the wall clock signature timestamps are checked against and
+	// stamped with (time.Now when nil): SDKs compare Wechatpay-Timestamp
+	// with their host's time, never with the sandbox's.
+	Wall func() time.Time
+}
+
+// API is the v3 protocol layer. It is safe for concurrent use.
+type API struct {
+	merchants sandbox.Merchants
+	clock     *sandbox.Clock
+	wall      func() time.Time
+	keys      keyCache
+}
+
+// New returns the v3 protocol layer.
+func New(o Options) *API {
+	if o.Wall == nil {
+		o.Wall = time.Now
+	}
+	if o.Clock == nil {
+		o.Clock = sandbox.NewClock(1, o.Wall)
+	}
+	return &API{merchants: o.Merchants, clock: o.Clock, wall: o.Wall, keys: keyCache{m: map[string]*merchantKeys{}}}
+}
+
+const keyMerchant = "mpsandbox.wxpayv3.merchant"
+
+// Merchant returns the merchant Authenticate found for the request, nil
+// outside an authenticated group.
+func Merchant(c *gin.Context) *sandbox.Merchant {
+	v, _ := c.Get(keyMerchant)
+	m, _ := v.(*sandbox.Merchant)
+	return m
+}
