@@ -1,0 +1,482 @@
+// Package notify delivers the sandbox's asynchronous notifications: rows in
+// the store, sent when due on the merchant's clock, signed by their product,
+// retried on the upstream's schedule, each attempt journalled.
+//
+// Delivery is at least once, as with WeChat Pay and P云: an attempt is
+// committed after the merchant answered, so a crash (kill -9) between the
+// answer and the commit leaves the row pending and it is sent again after
+// the restart. Merchants must tolerate duplicates, as they must upstream.
+package notify
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+)
+
+const (
+	// attemptTimeout is how long a merchant has to answer: WeChat Pay gives
+	// 5 s (DOMAIN.md §1, notifications).
+	attemptTimeout = 5 * time.Second
+	// responseHead is how much of an answer is read, journalled and given to
+	// Acknowledged: receivers answer a few bytes, and a hostile one must not
+	// make the sandbox buffer more.
+	responseHead = 4 << 10
+	// merchantRefresh bounds how stale the merchant list (allow-lists, new
+	// merchants) may get when nobody calls Wake.
+	merchantRefresh = 10 * time.Second
+	// adminTries bounds the compare-and-swap retries of an admin operation
+	// racing a delivery.
+	adminTries = 5
+	// failedOnPurpose is the error of an attempt FailNext failed.
+	failedOnPurpose = "failed on purpose: fail_next"
+)
+
+// Options configure a Worker.
+type Options struct {
+	Store   sandbox.Store
+	Clock   *sandbox.Clock
+	Journal sandbox.Journal
+	// Client sends the notifications. The default keeps connections alive,
+	// times attempts out after 5 s and refuses non-loopback addresses for
+	// merchants that allow loopback only. Redirects are never followed.
+	Client *http.Client
+	// Builders holds each product's NotifyBuilder, by product name.
+	Builders map[string]sandbox.NotifyBuilder
+	// Workers is the number of concurrent deliveries (default 32). One
+	// merchant gets at most half of them, so that a receiver that hangs
+	// does not hold up everyone else's notifications.
+	Workers int
+	// MaxPoll is the longest real wait between scans (default 1 s).
+	MaxPoll time.Duration
+	Logger  *slog.Logger
+}
+
+// Worker delivers due notifications. It implements sandbox.Notifier.
+type Worker struct {
+	st       sandbox.Store
+	clock    *sandbox.Clock
+	journal  sandbox.Journal
+	client   *http.Client
+	timeout  bool // the client has no timeout of its own: bound each attempt here
+	builders map[string]sandbox.NotifyBuilder
+	workers  int
+	// perMerchant caps one merchant's share of the pool, so that a merchant
+	// whose receiver hangs leaves room for everyone else.
+	perMerchant int
+	maxPoll     time.Duration
+	log         *slog.Logger
+
+	kick    chan struct{}
+	refresh atomic.Bool
+
+	mu       sync.Mutex
+	inflight map[string]struct{} // notification IDs
+	// released holds the IDs whose attempt ended since the current scan
+	// query started: the query may have read them before the attempt
+	// committed, and sending that stale row would deliver twice.
+	released map[string]struct{}
+	busy     map[string]int // in-flight attempts by merchant
+	running  int
+	wg       sync.WaitGroup
+}
+
+// New returns a worker. It registers with the clock, so that advancing a
+// merchant's clock fires due retries at once.
+func New(o Options) *Worker {
+	if o.Workers <= 0 {
+		o.Workers = 32
+	}
+	if o.MaxPoll <= 0 {
+		o.MaxPoll = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Journal == nil {
+		o.Journal = discard{}
+	}
+	if o.Clock == nil {
+		o.Clock = sandbox.NewClock(1, nil)
+	}
+	client := defaultClient(o.Workers)
+	if o.Client != nil {
+		c := *o.Client
+		client = &c
+	}
+	client.CheckRedirect = noRedirect
+	w := &Worker{
+		st:          o.Store,
+		clock:       o.Clock,
+		journal:     o.Journal,
+		client:      client,
+		timeout:     client.Timeout == 0,
+		builders:    o.Builders,
+		workers:     o.Workers,
+		perMerchant: max(1, o.Workers/2),
+		maxPoll:     o.MaxPoll,
+		log:         o.Logger,
+		kick:        make(chan struct{}, 1),
+		inflight:    map[string]struct{}{},
+		released:    map[string]struct{}{},
+		busy:        map[string]int{},
+	}
+	w.refresh.Store(true)
+	o.Clock.OnAdvance(w.Wake)
+	return w
+}
+
+type discard struct{}
+
+func (discard) Record(*sandbox.Exchange) {}
+
+// Wake makes the worker re-read the merchants and look for due work now. It
+// never blocks.
+func (w *Worker) Wake() {
+	w.refresh.Store(true)
+	w.poke()
+}
+
+// poke makes the worker scan again without re-reading the merchants.
+func (w *Worker) poke() {
+	select {
+	case w.kick <- struct{}{}:
+	default: // a scan is already pending
+	}
+}
+
+// Run scans and delivers until ctx ends; attempts in flight then finish
+// (each is bounded by the attempt timeout) before Run returns.
+func (w *Worker) Run(ctx context.Context) {
+	defer w.wg.Wait()
+	var merchants []*sandbox.Merchant
+	var listed time.Time
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		if w.refresh.Swap(false) || time.Since(listed) > merchantRefresh {
+			ms, err := w.st.ListMerchants(ctx)
+			if err != nil {
+				w.log.Error("notify_list_merchants_failed", "err", err)
+			} else {
+				merchants, listed = ms, time.Now()
+			}
+		}
+		timer.Reset(w.scan(ctx, merchants))
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.kick:
+		case <-timer.C:
+		}
+	}
+}
+
+// scan hands every due notification it has room for to a delivery, and
+// returns how long to wait before the next one falls due.
+func (w *Worker) scan(ctx context.Context, merchants []*sandbox.Merchant) time.Duration {
+	wait := w.maxPoll
+	for _, m := range merchants {
+		if ctx.Err() != nil {
+			return wait
+		}
+		now := w.clock.Now(m.MchID)
+		w.mu.Lock()
+		busy := w.busy[m.MchID]
+		room := min(w.workers-w.running, w.perMerchant-busy)
+		clear(w.released)
+		w.mu.Unlock()
+		if room > 0 {
+			// The rows in flight are still pending and due: ask for them too,
+			// so that the ones behind them are reached.
+			due, err := w.st.DueNotifications(ctx, m.MchID, now, busy+room)
+			if err != nil {
+				w.log.Error("notify_due_failed", "merchant", m.MchID, "err", err)
+			}
+			for _, n := range due {
+				if room > 0 && w.claim(n) {
+					room--
+					go w.attempt(ctx, m, n)
+				}
+			}
+		}
+		next, err := w.st.NextDue(ctx, m.MchID)
+		if err != nil {
+			w.log.Error("notify_next_due_failed", "merchant", m.MchID, "err", err)
+			continue
+		}
+		// A time already past belongs to a row in flight (its completion
+		// pokes the worker) or to a session (not ours): MaxPoll covers both.
+		if next.After(now) {
+			wait = min(wait, w.clock.RealDuration(next.Sub(now)))
+		}
+	}
+	return wait
+}
+
+// claim marks n in flight unless it already is, or its row may be stale.
+func (w *Worker) claim(n *sandbox.Notification) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.inflight[n.ID]; ok {
+		return false
+	}
+	if _, ok := w.released[n.ID]; ok {
+		return false // the next scan reads it afresh
+	}
+	w.inflight[n.ID] = struct{}{}
+	w.busy[n.MchID]++
+	w.running++
+	w.wg.Add(1)
+	return true
+}
+
+// release ends n's flight, after its outcome is committed. Once half of
+// the merchant's share or half of the pool is free it pokes the worker to
+// refill: a scan per completion would read the rows in flight again and
+// again, and under load cost more than the deliveries.
+func (w *Worker) release(n *sandbox.Notification) {
+	w.mu.Lock()
+	delete(w.inflight, n.ID)
+	w.released[n.ID] = struct{}{}
+	busy := w.busy[n.MchID] - 1
+	if busy <= 0 {
+		delete(w.busy, n.MchID)
+	} else {
+		w.busy[n.MchID] = busy
+	}
+	w.running--
+	refill := busy <= w.perMerchant/2 || w.running <= w.workers/2
+	w.mu.Unlock()
+	w.wg.Done()
+	if refill {
+		w.poke()
+	}
+}
+
+// attempt makes one delivery attempt of n, commits its outcome and journals
+// it. It outlives ctx, so that a shutdown does not cut an attempt in half.
+func (w *Worker) attempt(ctx context.Context, m *sandbox.Merchant, n *sandbox.Notification) {
+	defer w.release(n)
+	ctx = context.WithoutCancel(ctx)
+	x := &sandbox.Exchange{
+		Time:      time.Now(),
+		Direction: sandbox.DirectionOut,
+		Product:   n.Product,
+		MchID:     n.MchID,
+		NotifyID:  n.ID,
+		Attempt:   n.Attempts + 1,
+		Method:    http.MethodPost,
+		URL:       n.URL,
+	}
+	b := w.builders[n.Product]
+	ack, final := w.try(ctx, b, m, n, x)
+	x.LatencyMS = float64(time.Since(x.Time).Microseconds()) / 1000
+
+	now := w.clock.Now(n.MchID)
+	n.Attempts++
+	n.LastStatus, n.LastError = x.Status, x.Error
+	switch {
+	case final != "":
+		n.State = final
+	case ack && n.Faults.Duplicate:
+		// The scenario wants the merchant to see it twice, as WeChat may
+		// send it: keep it pending and due now, once.
+		n.Faults.Duplicate = false
+		n.DueAt = now
+	case ack:
+		n.State = sandbox.NotifyDelivered
+	default:
+		var schedule []time.Duration
+		if b != nil {
+			schedule = b.Schedule()
+		}
+		if n.Attempts > len(schedule) {
+			n.State = sandbox.NotifyFailed
+		} else {
+			n.DueAt = now.Add(schedule[n.Attempts-1])
+		}
+	}
+	w.commit(ctx, n)
+	w.journal.Record(x)
+}
+
+// try makes the attempt unless FailNext, the allow-list or a missing
+// builder stops it; final is the state an attempt that cannot be retried
+// leaves the notification in.
+func (w *Worker) try(ctx context.Context, b sandbox.NotifyBuilder, m *sandbox.Merchant, n *sandbox.Notification, x *sandbox.Exchange) (ack bool, final sandbox.NotifyState) {
+	if n.FailNext > 0 {
+		n.FailNext--
+		x.Error = failedOnPurpose
+		return false, ""
+	}
+	if err := Allowed(m, n.URL); err != nil {
+		x.Error = err.Error()
+		return false, sandbox.NotifyRefused
+	}
+	if b == nil {
+		x.Error = fmt.Sprintf("no notification builder for product %q", n.Product)
+		return false, sandbox.NotifyFailed
+	}
+	return w.send(ctx, b, m, n, x), ""
+}
+
+// send builds, signs and sends one attempt, filling x; it reports whether
+// the merchant acknowledged it.
+func (w *Worker) send(ctx context.Context, b sandbox.NotifyBuilder, m *sandbox.Merchant, n *sandbox.Notification, x *sandbox.Exchange) bool {
+	req, err := b.BuildNotify(ctx, m, n)
+	if err != nil {
+		x.Error = "building the notification: " + err.Error()
+		return false
+	}
+	x.Method, x.URL, x.RequestBody = req.Method, req.URL, string(req.Body)
+	if req.URL != n.URL {
+		if err := Allowed(m, req.URL); err != nil {
+			x.Error = err.Error()
+			return false
+		}
+	}
+	if len(m.NotifyHosts) == 0 {
+		ctx = context.WithValue(ctx, loopbackOnlyKey{}, true)
+	}
+	if w.timeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, attemptTimeout)
+		defer cancel()
+	}
+	hr, err := http.NewRequestWithContext(ctx, req.Method, req.URL, bytes.NewReader(req.Body))
+	if err != nil {
+		x.Error = "building the request: " + err.Error()
+		return false
+	}
+	for k, v := range req.Header {
+		hr.Header[k] = v
+	}
+	resp, err := w.client.Do(hr)
+	if err != nil {
+		x.Error = err.Error()
+		return false
+	}
+	head, err := io.ReadAll(io.LimitReader(resp.Body, responseHead))
+	resp.Body.Close()
+	x.Status, x.ResponseBody = resp.StatusCode, string(head)
+	if err != nil {
+		x.Error = "reading the answer: " + err.Error()
+		return false
+	}
+	return b.Acknowledged(resp.StatusCode, head)
+}
+
+// commit stores an attempt's outcome. A conflict means an admin changed the
+// notification during the attempt (held, redelivered, …): their change
+// wins and the outcome is dropped.
+func (w *Worker) commit(ctx context.Context, n *sandbox.Notification) {
+	err := w.st.Commit(ctx, &sandbox.Batch{Notifications: []*sandbox.Notification{n}})
+	switch {
+	case err == nil:
+	case sandbox.IsCode(err, sandbox.CodeConflict):
+		state := sandbox.NotifyState("unknown")
+		if cur, err := w.st.GetNotification(ctx, n.ID); err == nil {
+			state = cur.State
+		}
+		w.log.Info("notify_outcome_dropped", "merchant", n.MchID, "notify_id", n.ID, "attempt", n.Attempts, "state", state)
+	default:
+		w.log.Error("notify_commit_failed", "merchant", n.MchID, "notify_id", n.ID, "attempt", n.Attempts, "err", err)
+	}
+}
+
+// Redeliver makes the notification pending and due now, whatever its state
+// but dropped or refused. Attempts keep counting, so one past its schedule
+// gets this one attempt.
+func (w *Worker) Redeliver(ctx context.Context, mchid, id string) (*sandbox.Notification, error) {
+	return w.update(ctx, mchid, id, func(n *sandbox.Notification, now time.Time) (bool, error) {
+		if n.State == sandbox.NotifyDropped || n.State == sandbox.NotifyRefused {
+			return false, stateError(n, "redelivered")
+		}
+		n.State, n.DueAt = sandbox.NotifyPending, now
+		return true, nil
+	})
+}
+
+// FailNext makes the next count attempts fail without contacting the
+// merchant, each counted against the schedule.
+func (w *Worker) FailNext(ctx context.Context, mchid, id string, count int) (*sandbox.Notification, error) {
+	if count < 0 {
+		return nil, sandbox.Invalid("fail_next must not be negative", sandbox.Violation{Path: "/fail_next", Message: fmt.Sprintf("got %d", count)})
+	}
+	return w.update(ctx, mchid, id, func(n *sandbox.Notification, _ time.Time) (bool, error) {
+		changed := n.FailNext != count
+		n.FailNext = count
+		return changed, nil
+	})
+}
+
+// Hold pauses a pending notification until Release.
+func (w *Worker) Hold(ctx context.Context, mchid, id string) (*sandbox.Notification, error) {
+	return w.update(ctx, mchid, id, func(n *sandbox.Notification, _ time.Time) (bool, error) {
+		switch n.State {
+		case sandbox.NotifyHeld:
+			return false, nil
+		case sandbox.NotifyPending:
+			n.State = sandbox.NotifyHeld
+			return true, nil
+		}
+		return false, stateError(n, "held")
+	})
+}
+
+// Release resumes a held notification; it keeps its due time, so one that
+// fell due while held is sent at once.
+func (w *Worker) Release(ctx context.Context, mchid, id string) (*sandbox.Notification, error) {
+	return w.update(ctx, mchid, id, func(n *sandbox.Notification, _ time.Time) (bool, error) {
+		switch n.State {
+		case sandbox.NotifyPending:
+			return false, nil
+		case sandbox.NotifyHeld:
+			n.State = sandbox.NotifyPending
+			return true, nil
+		}
+		return false, stateError(n, "released")
+	})
+}
+
+func stateError(n *sandbox.Notification, verb string) *sandbox.Error {
+	return sandbox.Errorf(sandbox.CodeState, "notification %s is %s and cannot be %s", n.ID, n.State, verb)
+}
+
+// update applies change to the merchant's notification with
+// compare-and-swap, retrying when a delivery committed in between. An empty
+// mchid is the global admin's: any merchant's notification.
+func (w *Worker) update(ctx context.Context, mchid, id string, change func(n *sandbox.Notification, now time.Time) (bool, error)) (*sandbox.Notification, error) {
+	for try := 1; ; try++ {
+		n, err := w.st.GetNotification(ctx, id)
+		if sandbox.IsCode(err, sandbox.CodeNotFound) || err == nil && mchid != "" && n.MchID != mchid {
+			// The same answer for another merchant's: IDs are not a way to
+			// learn what others have.
+			return nil, sandbox.Errorf(sandbox.CodeNotFound, "notification %q not found", id)
+		}
+		if err != nil {
+			return nil, err
+		}
+		changed, err := change(n, w.clock.Now(n.MchID))
+		if err != nil || !changed {
+			return n, err
+		}
+		err = w.st.Commit(ctx, &sandbox.Batch{Notifications: []*sandbox.Notification{n}})
+		if err == nil {
+			w.poke()
+			return n, nil
+		}
+		if !sandbox.IsCode(err, sandbox.CodeConflict) || try == adminTries {
+			return nil, err
+		}
+	}
+}
