@@ -47,7 +47,8 @@ type Options struct {
 	// MaxBody is the bytes of each body kept; longer bodies are cut and
 	// marked.
 	MaxBody int
-	Logger  *slog.Logger
+	// Logger receives write and prune failures; nil discards them.
+	Logger *slog.Logger
 }
 
 func (o *Options) defaults() {

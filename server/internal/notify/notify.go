@@ -42,8 +42,12 @@ const (
 
 // Options configure a Worker.
 type Options struct {
-	Store   sandbox.Store
-	Clock   *sandbox.Clock
+	// Store holds the notifications and the merchants.
+	Store sandbox.Store
+	// Clock is the merchants' time: due times and retry delays run on it
+	// (default: real time).
+	Clock *sandbox.Clock
+	// Journal receives every attempt (default: none).
 	Journal sandbox.Journal
 	// Client sends the notifications. The default keeps connections alive,
 	// times attempts out after 5 s and refuses non-loopback addresses for
@@ -57,7 +61,8 @@ type Options struct {
 	Workers int
 	// MaxPoll is the longest real wait between scans (default 1 s).
 	MaxPoll time.Duration
-	Logger  *slog.Logger
+	// Logger receives store failures and dropped outcomes; nil discards.
+	Logger *slog.Logger
 }
 
 // Worker delivers due notifications. It implements sandbox.Notifier.
