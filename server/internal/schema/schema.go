@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v5"
 
@@ -31,23 +32,68 @@ const Suffix = ".schema.json"
 // keyword semantics holds everywhere.
 const draft2020 = "https://json-schema.org/draft/2020-12/schema"
 
-// Set is the compiled schemas. It is immutable and safe for concurrent use.
+// Set is the schemas of one folder. It is safe for concurrent use.
 type Set struct {
-	entries map[string]entry
-	names   []string
+	// mu guards compiler, which is not safe for concurrent use; only a
+	// schema's first compilation takes it.
+	mu       sync.Mutex
+	compiler *jsonschema.Compiler
+	entries  map[string]*entry
+	names    []string
 }
 
 type entry struct {
-	schema *jsonschema.Schema
+	url    string
 	source []byte
+	once   sync.Once
+	schema *jsonschema.Schema
+	err    error
 }
 
 var _ sandbox.Validator = (*Set)(nil)
 
-// Compile compiles every *.schema.json in fsys once. A schema that does not
-// parse or compile, declares another $schema, or whose $id does not match its
-// path is an error naming the file; every such file is reported.
+// Compile reads and compiles every *.schema.json in fsys. A schema that does
+// not parse or compile, declares another $schema, or whose $id does not match
+// its path is an error naming the file; every such file is reported.
+// Compiling costs about half a millisecond per schema, most of it the
+// library checking each schema against the 2020-12 meta-schema, which it
+// cannot skip; Load defers that to first use.
 func Compile(fsys fs.FS) (*Set, error) {
+	s, errs, err := read(fsys)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range s.names {
+		if _, err := s.schema(s.entries[name]); err != nil {
+			errs = append(errs, fmt.Errorf("schemas/%s%s: %w", name, Suffix, err))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return s, nil
+}
+
+// Load reads every *.schema.json in fsys and checks that it is JSON with the
+// 2020-12 $schema and the $id of its path, reporting every file that is not,
+// but compiles each schema only when it is first used, so that start-up does
+// not pay for all of them. A schema that then fails to compile makes
+// Validate return a CodeInternal error; TestCanCompileEmbeddedSchemas
+// compiles the embedded set eagerly so that this cannot happen in a build.
+func Load(fsys fs.FS) (*Set, error) {
+	s, errs, err := read(fsys)
+	if err != nil {
+		return nil, err
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return s, nil
+}
+
+// read adds every schema file with a sound header to a new Set; errs names
+// the others, err is a failure to read the folder.
+func read(fsys fs.FS) (s *Set, errs []error, err error) {
 	c := jsonschema.NewCompiler()
 	c.Draft = jsonschema.Draft2020
 	c.AssertFormat = true
@@ -57,9 +103,8 @@ func Compile(fsys fs.FS) (*Set, error) {
 		return nil, fmt.Errorf("no schema %s in the set", url)
 	}
 
-	set := &Set{entries: map[string]entry{}}
-	var errs []error
-	err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
+	s = &Set{compiler: c, entries: map[string]*entry{}}
+	err = fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -75,28 +120,25 @@ func Compile(fsys fs.FS) (*Set, error) {
 			return nil
 		}
 		name := strings.TrimSuffix(path, Suffix)
-		set.entries[name] = entry{source: src}
-		set.names = append(set.names, name)
+		s.entries[name] = &entry{url: BaseURL + path, source: src}
+		s.names = append(s.names, name)
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read schemas: %w", err)
+		return nil, nil, fmt.Errorf("read schemas: %w", err)
 	}
-	for _, name := range set.names {
-		sch, err := c.Compile(BaseURL + name + Suffix)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("schemas/%s%s: %w", name, Suffix, err))
-			continue
-		}
-		e := set.entries[name]
-		e.schema = sch
-		set.entries[name] = e
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	sort.Strings(set.names)
-	return set, nil
+	sort.Strings(s.names)
+	return s, errs, nil
+}
+
+// schema returns the entry's compiled schema, compiling it on first use.
+func (s *Set) schema(e *entry) (*jsonschema.Schema, error) {
+	e.once.Do(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		e.schema, e.err = s.compiler.Compile(e.url)
+	})
+	return e.schema, e.err
 }
 
 // addResource checks the header of one schema file and hands it to the
@@ -124,8 +166,10 @@ func (s *Set) Names() []string { return slices.Clone(s.names) }
 // Source returns the text of the named schema, for
 // GET /sandbox/v1/schemas/{name}. The caller must not modify it.
 func (s *Set) Source(name string) ([]byte, bool) {
-	e, ok := s.entries[name]
-	return e.source, ok
+	if e, ok := s.entries[name]; ok {
+		return e.source, true
+	}
+	return nil, false
 }
 
 // Validate returns every violation of doc against the named schema, sorted by
@@ -134,14 +178,14 @@ func (s *Set) Source(name string) ([]byte, bool) {
 // through encoding/json. An unknown name is a CodeInternal *sandbox.Error:
 // the caller asked for a schema that does not exist.
 func (s *Set) Validate(name string, doc any) ([]sandbox.Violation, error) {
-	e, err := s.lookup(name)
+	sch, err := s.lookup(name)
 	if err != nil {
 		return nil, err
 	}
 	if raw, ok := doc.(json.RawMessage); ok {
-		return validateJSON(e.schema, raw), nil
+		return validateJSON(sch, raw), nil
 	}
-	err = e.schema.Validate(doc)
+	err = sch.Validate(doc)
 	var typeErr jsonschema.InvalidJSONTypeError
 	if errors.As(err, &typeErr) {
 		// A struct or a typed map: validate what it encodes to, which is
@@ -150,7 +194,7 @@ func (s *Set) Validate(name string, doc any) ([]sandbox.Violation, error) {
 		if merr != nil {
 			return nil, &sandbox.Error{Code: sandbox.CodeInternal, Message: "validate " + name + ": value is not JSON", Err: merr}
 		}
-		return validateJSON(e.schema, raw), nil
+		return validateJSON(sch, raw), nil
 	}
 	return violations(err)
 }
@@ -159,19 +203,25 @@ func (s *Set) Validate(name string, doc any) ([]sandbox.Violation, error) {
 // like Validate. Malformed JSON is one violation at "" naming the byte
 // offset, not an error.
 func (s *Set) ValidateJSON(name string, raw []byte) ([]sandbox.Violation, error) {
-	e, err := s.lookup(name)
+	sch, err := s.lookup(name)
 	if err != nil {
 		return nil, err
 	}
-	return validateJSON(e.schema, raw), nil
+	return validateJSON(sch, raw), nil
 }
 
-func (s *Set) lookup(name string) (entry, error) {
+// lookup returns the named schema, compiled. Both failures are the
+// caller's or the build's bug, hence CodeInternal.
+func (s *Set) lookup(name string) (*jsonschema.Schema, error) {
 	e, ok := s.entries[name]
 	if !ok {
-		return entry{}, sandbox.Errorf(sandbox.CodeInternal, "unknown schema %q", name)
+		return nil, sandbox.Errorf(sandbox.CodeInternal, "unknown schema %q", name)
 	}
-	return e, nil
+	sch, err := s.schema(e)
+	if err != nil {
+		return nil, &sandbox.Error{Code: sandbox.CodeInternal, Message: fmt.Sprintf("schema %q does not compile", name), Err: err}
+	}
+	return sch, nil
 }
 
 func validateJSON(sch *jsonschema.Schema, raw []byte) []sandbox.Violation {

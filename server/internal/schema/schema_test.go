@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 
@@ -124,6 +125,51 @@ func TestCompileRejectsBrokenSchemas(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestLoadCompilesOnFirstUse(t *testing.T) {
+	fsys := fstest.MapFS{
+		"good.schema.json":   schemaFile("good", `"type": "string"`),
+		"broken.schema.json": schemaFile("broken", `"minLength": "x"`),
+	}
+	s, err := schema.Load(fsys)
+	if err != nil {
+		t.Fatalf("Load: %v, want the header checks only", err)
+	}
+	if got, err := s.ValidateJSON("good", []byte(`1`)); err != nil || len(got) != 1 {
+		t.Errorf("good: %v, %v; want one violation", got, err)
+	}
+	for i := 0; i < 2; i++ { // the failure is kept, not retried
+		_, err := s.ValidateJSON("broken", []byte(`"x"`))
+		if !sandbox.IsCode(err, sandbox.CodeInternal) || !strings.Contains(err.Error(), `schema "broken" does not compile`) {
+			t.Errorf("broken: err = %v, want CodeInternal naming the schema", err)
+		}
+	}
+	if _, err := schema.Load(fstest.MapFS{"a.schema.json": schemaFile("b", "")}); err == nil ||
+		!strings.Contains(err.Error(), "schemas/a.schema.json: $id is") {
+		t.Errorf("Load with a wrong $id: err = %v, want it named", err)
+	}
+}
+
+func TestLoadIsSafeForConcurrentUse(t *testing.T) {
+	s, err := schema.Load(schemas.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := s.Names()
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, name := range names {
+				if _, err := s.ValidateJSON(name, []byte(`{}`)); err != nil {
+					t.Errorf("%s: %v", name, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 func TestCompileIgnoresOtherFiles(t *testing.T) {
@@ -351,6 +397,14 @@ func TestUnknownSchemaIsInternal(t *testing.T) {
 func BenchmarkCompile(b *testing.B) {
 	for b.Loop() {
 		if _, err := schema.Compile(schemas.FS); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkLoad(b *testing.B) {
+	for b.Loop() {
+		if _, err := schema.Load(schemas.FS); err != nil {
 			b.Fatal(err)
 		}
 	}
