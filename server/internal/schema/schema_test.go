@@ -295,6 +295,34 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+func TestValidateAlternatives(t *testing.T) {
+	s, err := schema.Compile(fstest.MapFS{
+		"any.schema.json": schemaFile("any", `"anyOf": [{"type": "string"}, {"type": "object", "required": ["a"], "properties": {"a": {"type": "integer"}}}]`),
+		"one.schema.json": schemaFile("one", `"oneOf": [{"type": "number"}, {"minimum": 0}]`),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, schema, doc, want string
+	}{
+		{"no branch matches", "any", `5`, "must match one of the alternatives: expected string, but got number; or expected object, but got number"},
+		{"deeper leaves are relative", "any", `{"a": "x"}`, "must match one of the alternatives: expected string, but got object; or /a expected integer, but got string"},
+		{"two branches match", "one", `5`, "must match exactly one alternative, but it matches schemas at indexes 0 and 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.ValidateJSON(tt.schema, []byte(tt.doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := []sandbox.Violation{{Path: "", Message: tt.want}}; !reflect.DeepEqual(got, want) {
+				t.Errorf("got %q, want %q", got, want)
+			}
+		})
+	}
+}
+
 func TestValidateOrderIsStable(t *testing.T) {
 	s := compileEmbedded(t)
 	doc := []byte(`{"caller": {"appId": "x", "a": 1, "b": 2, "c": 3, "d": 4}, "e": 1, "f": 2, "g": 3}`)
