@@ -15,6 +15,10 @@ const (
 	APIRequestPayment          = "requestPayment"
 )
 
+// APIs lists every mini-program API of the contract.
+var APIs = []string{APINavigateToMiniProgram, APIOpenBusinessView, APIOpenEmbeddedMiniProgram,
+	APIPluginNavigate, APIAppLaunchMiniProgram, APIRequestPayment}
+
 // ActionTimeout is the action a manual session receives when nobody
 // resolved it in time; products treat it as the user leaving without data.
 const ActionTimeout = "timeout"

@@ -1,0 +1,627 @@
+// Package admin is the sandbox's own API, /sandbox/v1: merchants and their
+// test credentials, scenarios, sessions, the journal, notifications, the
+// clock and the schemas. The QA page is a view over it; anything the page
+// does, curl can do.
+package admin
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
+	"github.com/mpsandbox/mpsandbox/server/internal/merchant"
+	"github.com/mpsandbox/mpsandbox/server/internal/miniprogram"
+	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+)
+
+// Schemas is what the admin API needs of the compiled schema set.
+type Schemas interface {
+	sandbox.Validator
+	Names() []string
+	Source(name string) ([]byte, bool)
+}
+
+// Journal is what the admin API needs of the journal.
+type Journal interface {
+	ServeSSE(w http.ResponseWriter, r *http.Request, f sandbox.JournalFilter)
+}
+
+// Notifications is what the admin API needs of the notification worker.
+type Notifications interface {
+	Redeliver(ctx context.Context, mchid, id string) (*sandbox.Notification, error)
+	FailNext(ctx context.Context, mchid, id string, n int) (*sandbox.Notification, error)
+	Hold(ctx context.Context, mchid, id string) (*sandbox.Notification, error)
+	Release(ctx context.Context, mchid, id string) (*sandbox.Notification, error)
+}
+
+// API serves /sandbox/v1.
+type API struct {
+	Store         sandbox.Store
+	Merchants     *merchant.Directory
+	Scenarios     sandbox.Scenarios
+	Schemas       Schemas
+	Sessions      *miniprogram.Service
+	Journal       Journal
+	Notifications Notifications
+	Clock         *sandbox.Clock
+	Access        httpapi.Access
+}
+
+// Register mounts the admin API.
+func (a *API) Register(r gin.IRouter) {
+	g := r.Group("/sandbox/v1", httpapi.UseRenderer(httpapi.RenderAdmin), a.Access.Require())
+	h := httpapi.Handle
+	g.GET("/merchants", h(a.listMerchants))
+	g.POST("/merchants", h(a.createMerchant))
+	g.GET("/merchants/:mchid", h(a.getMerchant))
+	g.GET("/merchants/:mchid/credentials", h(a.getCredentials))
+	g.GET("/merchants/:mchid/scenarios", h(a.getActive))
+	g.PUT("/merchants/:mchid/scenarios/:product", h(a.setActive))
+	g.DELETE("/merchants/:mchid/scenarios/:product", h(a.clearActive))
+
+	g.GET("/scenarios", h(a.listScenarios))
+	g.GET("/scenarios/:id", h(a.getScenario))
+
+	g.GET("/sessions", h(a.listSessions))
+	g.GET("/sessions/:id", h(a.getSession))
+	g.POST("/sessions/:id/resolve", h(a.resolveSession))
+
+	g.GET("/journal", h(a.queryJournal))
+	g.GET("/journal/stream", h(a.streamJournal))
+	g.GET("/journal/:id", h(a.getExchange))
+
+	g.GET("/notifications", h(a.listNotifications))
+	g.GET("/notifications/:id", h(a.getNotification))
+	g.POST("/notifications/:id/:op", h(a.notificationOp))
+
+	g.GET("/clock", h(a.getClock))
+	g.POST("/clock/advance", h(a.advanceClock))
+
+	g.GET("/schemas", h(a.listSchemas))
+	g.GET("/schemas/*name", h(a.getSchema))
+	g.POST("/validate/*name", h(a.validate))
+}
+
+// merchantView is a merchant without its secrets.
+type merchantView struct {
+	MchID       string                            `json:"mchid"`
+	Name        string                            `json:"name"`
+	AppID       string                            `json:"appid"`
+	ServiceID   string                            `json:"service_id"`
+	PCloudAppID string                            `json:"pcloud_app_id"`
+	NotifyHosts []string                          `json:"notify_hosts"`
+	Active      map[string]sandbox.ActiveScenario `json:"active_scenarios"`
+	Clock       clockView                         `json:"clock"`
+	CreatedAt   time.Time                         `json:"created_at"`
+}
+
+type clockView struct {
+	MchID   string    `json:"mchid"`
+	Now     time.Time `json:"now"`
+	Offset  string    `json:"offset"`
+	OffsetS float64   `json:"offset_seconds"`
+	Scale   float64   `json:"scale"`
+}
+
+func (a *API) clockOf(mchid string) clockView {
+	off := a.Clock.Offset(mchid)
+	return clockView{MchID: mchid, Now: a.Clock.Now(mchid), Offset: off.String(), OffsetS: off.Seconds(), Scale: a.Clock.Scale()}
+}
+
+func (a *API) view(m *sandbox.Merchant) merchantView {
+	hosts := m.NotifyHosts
+	if hosts == nil {
+		hosts = []string{}
+	}
+	active := m.Active
+	if active == nil {
+		active = map[string]sandbox.ActiveScenario{}
+	}
+	return merchantView{MchID: m.MchID, Name: m.Name, AppID: m.AppID, ServiceID: m.ServiceID, PCloudAppID: m.PCloudAppID,
+		NotifyHosts: hosts, Active: active, Clock: a.clockOf(m.MchID), CreatedAt: m.CreatedAt}
+}
+
+// merchant returns the merchant named in the path if the caller may see it;
+// one it may not see is reported as absent, so tokens cannot probe.
+func (a *API) merchant(c *gin.Context, mchid string) (*sandbox.Merchant, error) {
+	if !httpapi.ScopeOf(c).Sees(mchid) {
+		return nil, sandbox.Errorf(sandbox.CodeNotFound, "merchant %q does not exist in this sandbox", mchid)
+	}
+	return a.Merchants.Require(mchid)
+}
+
+// listMerchants handles "GET /sandbox/v1/merchants".
+func (a *API) listMerchants(c *gin.Context) error {
+	scope := httpapi.ScopeOf(c)
+	out := []merchantView{}
+	for _, m := range a.Merchants.List() {
+		if scope.Sees(m.MchID) {
+			out = append(out, a.view(m))
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"merchants": out})
+	return nil
+}
+
+// createMerchant handles "POST /sandbox/v1/merchants".
+func (a *API) createMerchant(c *gin.Context) error {
+	if !httpapi.ScopeOf(c).All {
+		return sandbox.Errorf(sandbox.CodeForbidden, "a merchant token cannot create merchants; use the admin token")
+	}
+	var req merchant.CreateRequest
+	if err := httpapi.DecodeJSON(a.Schemas, "admin/merchant-create", httpapi.Body(c), &req); err != nil {
+		return err
+	}
+	m, err := a.Merchants.Create(c.Request.Context(), req)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusCreated, credentials(m))
+	return nil
+}
+
+// getMerchant handles "GET /sandbox/v1/merchants/{mchid}".
+func (a *API) getMerchant(c *gin.Context) error {
+	m, err := a.merchant(c, c.Param("mchid"))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, a.view(m))
+	return nil
+}
+
+// credentialsView is the merchant's sandbox test credentials, under the
+// names client code configures itself from.
+type credentialsView struct {
+	*sandbox.Merchant
+	MerchantToken string `json:"merchant_token"`
+}
+
+func credentials(m *sandbox.Merchant) credentialsView {
+	return credentialsView{Merchant: m, MerchantToken: m.Token}
+}
+
+// getCredentials handles "GET /sandbox/v1/merchants/{mchid}/credentials".
+func (a *API) getCredentials(c *gin.Context) error {
+	m, err := a.merchant(c, c.Param("mchid"))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, credentials(m))
+	return nil
+}
+
+// getActive handles "GET /sandbox/v1/merchants/{mchid}/scenarios".
+func (a *API) getActive(c *gin.Context) error {
+	m, err := a.merchant(c, c.Param("mchid"))
+	if err != nil {
+		return err
+	}
+	out := map[string]any{}
+	for _, p := range sandbox.Products {
+		entry := gin.H{"default": ""}
+		if d := a.Scenarios.Default(p); d != nil {
+			entry["default"] = d.ID
+		}
+		if act, ok := m.Active[p]; ok {
+			entry["active"] = act
+		}
+		out[p] = entry
+	}
+	c.JSON(http.StatusOK, gin.H{"mchid": m.MchID, "products": out})
+	return nil
+}
+
+func knownProduct(p string) error {
+	for _, x := range sandbox.Products {
+		if x == p {
+			return nil
+		}
+	}
+	return sandbox.Invalid("unknown product", sandbox.Violation{Path: "/product", Message: "must be one of " + strings.Join(sandbox.Products, ", ")})
+}
+
+// setActive handles "PUT /sandbox/v1/merchants/{mchid}/scenarios/{product}".
+func (a *API) setActive(c *gin.Context) error {
+	product := c.Param("product")
+	if _, err := a.merchant(c, c.Param("mchid")); err != nil {
+		return err
+	}
+	if err := knownProduct(product); err != nil {
+		return err
+	}
+	var req sandbox.ActiveScenario
+	if err := httpapi.DecodeJSON(a.Schemas, "admin/scenario-activate", httpapi.Body(c), &req); err != nil {
+		return err
+	}
+	if _, err := a.Scenarios.Pick(product, req.ID, nil, nil); err != nil {
+		return err
+	}
+	m, err := a.Merchants.Update(c.Request.Context(), c.Param("mchid"), func(m *sandbox.Merchant) error {
+		m.Active[product] = req
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, a.view(m))
+	return nil
+}
+
+// clearActive handles "DELETE /sandbox/v1/merchants/{mchid}/scenarios/{product}".
+func (a *API) clearActive(c *gin.Context) error {
+	product := c.Param("product")
+	if _, err := a.merchant(c, c.Param("mchid")); err != nil {
+		return err
+	}
+	if err := knownProduct(product); err != nil {
+		return err
+	}
+	m, err := a.Merchants.Update(c.Request.Context(), c.Param("mchid"), func(m *sandbox.Merchant) error {
+		delete(m.Active, product)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, a.view(m))
+	return nil
+}
+
+// listScenarios handles "GET /sandbox/v1/scenarios".
+func (a *API) listScenarios(c *gin.Context) error {
+	product := c.Query("product")
+	if product != "" {
+		if err := knownProduct(product); err != nil {
+			return err
+		}
+	}
+	list := a.Scenarios.List(product)
+	if list == nil {
+		list = []*sandbox.Scenario{}
+	}
+	c.JSON(http.StatusOK, gin.H{"scenarios": list})
+	return nil
+}
+
+// getScenario handles "GET /sandbox/v1/scenarios/{id}".
+func (a *API) getScenario(c *gin.Context) error {
+	s, ok := a.Scenarios.Get(c.Param("id"))
+	if !ok {
+		return sandbox.Errorf(sandbox.CodeNotFound, "scenario %q does not exist (GET /sandbox/v1/scenarios lists them)", c.Param("id"))
+	}
+	c.JSON(http.StatusOK, s)
+	return nil
+}
+
+// scopedMchID returns the mchid filter of a list request, narrowed to the
+// caller's scope.
+func scopedMchID(c *gin.Context) string {
+	if s := httpapi.ScopeOf(c); !s.All {
+		return s.MchID
+	}
+	return c.Query("mchid")
+}
+
+func limitOf(c *gin.Context) (int, error) {
+	l := c.Query("limit")
+	if l == "" {
+		return 100, nil
+	}
+	n, err := strconv.Atoi(l)
+	if err != nil || n < 1 || n > 1000 {
+		return 0, sandbox.Invalid("bad query", sandbox.Violation{Path: "/limit", Message: "must be a whole number from 1 to 1000"})
+	}
+	return n, nil
+}
+
+func int64Query(c *gin.Context, name string) (int64, error) {
+	v := c.Query(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, sandbox.Invalid("bad query", sandbox.Violation{Path: "/" + name, Message: "must be a non-negative whole number"})
+	}
+	return n, nil
+}
+
+// listSessions handles "GET /sandbox/v1/sessions".
+func (a *API) listSessions(c *gin.Context) error {
+	limit, err := limitOf(c)
+	if err != nil {
+		return err
+	}
+	list, err := a.Store.ListSessions(c.Request.Context(), sandbox.SessionFilter{
+		MchID: scopedMchID(c), Product: c.Query("product"), State: sandbox.SessionState(c.Query("state")), Limit: limit,
+	})
+	if err != nil {
+		return err
+	}
+	if list == nil {
+		list = []*sandbox.Session{}
+	}
+	c.JSON(http.StatusOK, gin.H{"sessions": list})
+	return nil
+}
+
+func (a *API) session(c *gin.Context) (*sandbox.Session, error) {
+	s, err := a.Store.GetSession(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		return nil, err
+	}
+	if !httpapi.ScopeOf(c).Sees(s.MchID) {
+		return nil, sandbox.Errorf(sandbox.CodeNotFound, "session %q does not exist", c.Param("id"))
+	}
+	return s, nil
+}
+
+// getSession handles "GET /sandbox/v1/sessions/{id}".
+func (a *API) getSession(c *gin.Context) error {
+	s, err := a.session(c)
+	if err != nil {
+		return err
+	}
+	out := gin.H{"session": s, "actions": []string{}}
+	if p, ok := a.Sessions.Product(s.Product); ok && s.State == sandbox.SessionPending {
+		out["actions"] = p.Actions(s)
+	}
+	c.JSON(http.StatusOK, out)
+	return nil
+}
+
+// resolveSession handles "POST /sandbox/v1/sessions/{id}/resolve".
+func (a *API) resolveSession(c *gin.Context) error {
+	if _, err := a.session(c); err != nil {
+		return err
+	}
+	var req struct {
+		Action string `json:"action"`
+	}
+	if err := httpapi.DecodeJSON(a.Schemas, "admin/session-resolve", httpapi.Body(c), &req); err != nil {
+		return err
+	}
+	s, err := a.Sessions.Resolve(c.Request.Context(), c.Param("id"), req.Action)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, gin.H{"session": s})
+	return nil
+}
+
+func (a *API) journalFilter(c *gin.Context) (sandbox.JournalFilter, error) {
+	f := sandbox.JournalFilter{
+		Product: c.Query("product"), MchID: scopedMchID(c), SessionID: c.Query("session_id"),
+		NotifyID: c.Query("notify_id"), Direction: c.Query("direction"),
+	}
+	var err error
+	if f.Limit, err = limitOf(c); err != nil {
+		return f, err
+	}
+	if f.BeforeID, err = int64Query(c, "before"); err != nil {
+		return f, err
+	}
+	f.AfterID, err = int64Query(c, "after")
+	return f, err
+}
+
+// queryJournal handles "GET /sandbox/v1/journal".
+func (a *API) queryJournal(c *gin.Context) error {
+	f, err := a.journalFilter(c)
+	if err != nil {
+		return err
+	}
+	list, err := a.Store.QueryJournal(c.Request.Context(), f)
+	if err != nil {
+		return err
+	}
+	if list == nil {
+		list = []*sandbox.Exchange{}
+	}
+	out := gin.H{"exchanges": list}
+	if len(list) == f.Limit {
+		out["next_before"] = list[len(list)-1].ID
+	}
+	c.JSON(http.StatusOK, out)
+	return nil
+}
+
+// getExchange handles "GET /sandbox/v1/journal/{id}".
+func (a *API) getExchange(c *gin.Context) error {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil {
+		return sandbox.Invalid("bad exchange id", sandbox.Violation{Path: "/id", Message: "must be a whole number"})
+	}
+	x, err := a.Store.GetExchange(c.Request.Context(), id)
+	if err != nil {
+		return err
+	}
+	if x.MchID != "" && !httpapi.ScopeOf(c).Sees(x.MchID) {
+		return sandbox.Errorf(sandbox.CodeNotFound, "exchange %d does not exist", id)
+	}
+	c.JSON(http.StatusOK, x)
+	return nil
+}
+
+// streamJournal handles "GET /sandbox/v1/journal/stream" (server-sent events).
+func (a *API) streamJournal(c *gin.Context) error {
+	f, err := a.journalFilter(c)
+	if err != nil {
+		return err
+	}
+	if f.AfterID > 0 && c.GetHeader("Last-Event-ID") == "" {
+		c.Request.Header.Set("Last-Event-ID", strconv.FormatInt(f.AfterID, 10))
+	}
+	a.Journal.ServeSSE(c.Writer, c.Request, f)
+	return nil
+}
+
+// listNotifications handles "GET /sandbox/v1/notifications".
+func (a *API) listNotifications(c *gin.Context) error {
+	limit, err := limitOf(c)
+	if err != nil {
+		return err
+	}
+	list, err := a.Store.ListNotifications(c.Request.Context(), sandbox.NotificationFilter{
+		MchID: scopedMchID(c), Product: c.Query("product"), Ref: c.Query("ref"), State: sandbox.NotifyState(c.Query("state")), Limit: limit,
+	})
+	if err != nil {
+		return err
+	}
+	if list == nil {
+		list = []*sandbox.Notification{}
+	}
+	c.JSON(http.StatusOK, gin.H{"notifications": list})
+	return nil
+}
+
+func (a *API) notification(c *gin.Context) (*sandbox.Notification, error) {
+	n, err := a.Store.GetNotification(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		return nil, err
+	}
+	if !httpapi.ScopeOf(c).Sees(n.MchID) {
+		return nil, sandbox.Errorf(sandbox.CodeNotFound, "notification %q does not exist", c.Param("id"))
+	}
+	return n, nil
+}
+
+// getNotification handles "GET /sandbox/v1/notifications/{id}": the
+// notification and every attempt journalled for it.
+func (a *API) getNotification(c *gin.Context) error {
+	n, err := a.notification(c)
+	if err != nil {
+		return err
+	}
+	attempts, err := a.Store.QueryJournal(c.Request.Context(), sandbox.JournalFilter{NotifyID: n.ID, Limit: 1000})
+	if err != nil {
+		return err
+	}
+	if attempts == nil {
+		attempts = []*sandbox.Exchange{}
+	}
+	c.JSON(http.StatusOK, gin.H{"notification": n, "attempts": attempts})
+	return nil
+}
+
+// notificationOp handles "POST /sandbox/v1/notifications/{id}/{redeliver|fail-next|hold|release}".
+func (a *API) notificationOp(c *gin.Context) error {
+	n, err := a.notification(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request.Context()
+	var out *sandbox.Notification
+	switch op := c.Param("op"); op {
+	case "redeliver":
+		out, err = a.Notifications.Redeliver(ctx, n.MchID, n.ID)
+	case "hold":
+		out, err = a.Notifications.Hold(ctx, n.MchID, n.ID)
+	case "release":
+		out, err = a.Notifications.Release(ctx, n.MchID, n.ID)
+	case "fail-next":
+		var req struct {
+			N int `json:"n"`
+		}
+		if err := httpapi.DecodeJSON(a.Schemas, "admin/notify-fail-next", httpapi.Body(c), &req); err != nil {
+			return err
+		}
+		out, err = a.Notifications.FailNext(ctx, n.MchID, n.ID, req.N)
+	default:
+		return sandbox.Errorf(sandbox.CodeNotFound, "unknown operation %q; use redeliver, fail-next, hold or release", op)
+	}
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, gin.H{"notification": out})
+	return nil
+}
+
+// getClock handles "GET /sandbox/v1/clock?mchid=…".
+func (a *API) getClock(c *gin.Context) error {
+	mchid := scopedMchID(c)
+	if mchid == "" {
+		out := []clockView{}
+		for _, m := range a.Merchants.List() {
+			out = append(out, a.clockOf(m.MchID))
+		}
+		c.JSON(http.StatusOK, gin.H{"clocks": out})
+		return nil
+	}
+	if _, err := a.merchant(c, mchid); err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, a.clockOf(mchid))
+	return nil
+}
+
+// advanceClock handles "POST /sandbox/v1/clock/advance".
+func (a *API) advanceClock(c *gin.Context) error {
+	var req struct {
+		MchID   string  `json:"mchid"`
+		By      string  `json:"by"`
+		Seconds float64 `json:"seconds"`
+	}
+	if err := httpapi.DecodeJSON(a.Schemas, "admin/clock-advance", httpapi.Body(c), &req); err != nil {
+		return err
+	}
+	if _, err := a.merchant(c, req.MchID); err != nil {
+		return err
+	}
+	by := time.Duration(req.Seconds * float64(time.Second))
+	if req.By != "" {
+		d, err := time.ParseDuration(req.By)
+		if err != nil || d <= 0 {
+			return sandbox.Invalid("bad duration", sandbox.Violation{Path: "/by", Message: "must be a positive Go duration like 90s or 1h"})
+		}
+		by = d
+	}
+	if _, err := a.Merchants.AdvanceClock(c.Request.Context(), req.MchID, by); err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, a.clockOf(req.MchID))
+	return nil
+}
+
+// listSchemas handles "GET /sandbox/v1/schemas".
+func (a *API) listSchemas(c *gin.Context) error {
+	c.JSON(http.StatusOK, gin.H{"schemas": a.Schemas.Names()})
+	return nil
+}
+
+func schemaName(c *gin.Context) string {
+	return strings.TrimSuffix(strings.Trim(c.Param("name"), "/"), ".schema.json")
+}
+
+// getSchema handles "GET /sandbox/v1/schemas/{name}".
+func (a *API) getSchema(c *gin.Context) error {
+	src, ok := a.Schemas.Source(schemaName(c))
+	if !ok {
+		return sandbox.Errorf(sandbox.CodeNotFound, "schema %q does not exist (GET /sandbox/v1/schemas lists them)", schemaName(c))
+	}
+	c.Data(http.StatusOK, "application/schema+json", src)
+	return nil
+}
+
+// validate handles "POST /sandbox/v1/validate/{name}".
+func (a *API) validate(c *gin.Context) error {
+	name := schemaName(c)
+	if _, ok := a.Schemas.Source(name); !ok {
+		return sandbox.Errorf(sandbox.CodeNotFound, "schema %q does not exist (GET /sandbox/v1/schemas lists them)", name)
+	}
+	violations, err := a.Schemas.ValidateJSON(name, httpapi.Body(c))
+	if err != nil {
+		return err
+	}
+	if violations == nil {
+		violations = []sandbox.Violation{}
+	}
+	c.JSON(http.StatusOK, gin.H{"schema": name, "valid": len(violations) == 0, "violations": violations})
+	return nil
+}

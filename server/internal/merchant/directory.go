@@ -1,0 +1,239 @@
+// Package merchant keeps the sandbox's merchants: the store holds them, the
+// Directory serves every lookup on the hot path from memory.
+package merchant
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/mpsandbox/mpsandbox/fixtures"
+	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+)
+
+// Directory is an in-memory index of the merchants in the store. Merchants
+// are copy-on-write: a *Merchant it returns is never modified afterwards.
+type Directory struct {
+	store sandbox.Store
+	clock *sandbox.Clock
+
+	mu       sync.RWMutex
+	byID     map[string]*sandbox.Merchant
+	byApp    map[string]*sandbox.Merchant
+	byPCloud map[string]*sandbox.Merchant
+	byToken  map[string]*sandbox.Merchant
+}
+
+// Load reads every merchant from the store, creating the demo merchant on
+// first start, and restores each merchant's clock offset.
+func Load(ctx context.Context, st sandbox.Store, clock *sandbox.Clock) (*Directory, error) {
+	d := &Directory{store: st, clock: clock}
+	ms, err := st.ListMerchants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(ms) == 0 {
+		f, err := fixtures.DemoMerchant()
+		if err != nil {
+			return nil, fmt.Errorf("generate demo merchant: %w", err)
+		}
+		demo := fromFixture(f)
+		demo.CreatedAt = time.Now().UTC()
+		if err := st.Commit(ctx, &sandbox.Batch{Merchants: []*sandbox.Merchant{demo}}); err != nil {
+			return nil, fmt.Errorf("store demo merchant: %w", err)
+		}
+		ms = []*sandbox.Merchant{demo}
+	}
+	d.index(ms)
+	for _, m := range ms {
+		clock.SetOffset(m.MchID, m.ClockOffset)
+	}
+	return d, nil
+}
+
+func (d *Directory) index(ms []*sandbox.Merchant) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.byID == nil {
+		d.byID, d.byApp, d.byPCloud, d.byToken = map[string]*sandbox.Merchant{}, map[string]*sandbox.Merchant{}, map[string]*sandbox.Merchant{}, map[string]*sandbox.Merchant{}
+	}
+	for _, m := range ms {
+		if old, ok := d.byID[m.MchID]; ok {
+			delete(d.byApp, old.AppID)
+			delete(d.byPCloud, old.PCloudAppID)
+			delete(d.byToken, old.Token)
+		}
+		d.byID[m.MchID] = m
+		if m.AppID != "" {
+			d.byApp[m.AppID] = m
+		}
+		if m.PCloudAppID != "" {
+			d.byPCloud[m.PCloudAppID] = m
+		}
+		if m.Token != "" {
+			d.byToken[m.Token] = m
+		}
+	}
+}
+
+func (d *Directory) lookup(idx map[string]*sandbox.Merchant, key string) (*sandbox.Merchant, bool) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	m, ok := idx[key]
+	return m, ok
+}
+
+// Get finds a merchant by mchid.
+func (d *Directory) Get(mchid string) (*sandbox.Merchant, bool) { return d.lookup(d.byID, mchid) }
+
+// ByAppID finds the merchant whose mini-program appId this is.
+func (d *Directory) ByAppID(appid string) (*sandbox.Merchant, bool) { return d.lookup(d.byApp, appid) }
+
+// ByPCloudAppID finds the merchant by its P云 app_id.
+func (d *Directory) ByPCloudAppID(appid string) (*sandbox.Merchant, bool) {
+	return d.lookup(d.byPCloud, appid)
+}
+
+// ByToken finds the merchant a merchant-scoped token belongs to.
+func (d *Directory) ByToken(token string) (string, bool) {
+	m, ok := d.lookup(d.byToken, token)
+	if !ok {
+		return "", false
+	}
+	return m.MchID, true
+}
+
+// List returns every merchant, by mchid.
+func (d *Directory) List() []*sandbox.Merchant {
+	d.mu.RLock()
+	out := make([]*sandbox.Merchant, 0, len(d.byID))
+	for _, m := range d.byID {
+		out = append(out, m)
+	}
+	d.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].MchID < out[j].MchID })
+	return out
+}
+
+// Require returns the merchant or a CodeNotFound error naming it.
+func (d *Directory) Require(mchid string) (*sandbox.Merchant, error) {
+	m, ok := d.Get(mchid)
+	if !ok {
+		return nil, sandbox.Errorf(sandbox.CodeNotFound, "merchant %q does not exist in this sandbox", mchid)
+	}
+	return m, nil
+}
+
+// Edit returns a copy of the merchant that the caller may change and then
+// commit (in its own batch) before handing it to Replace.
+func (d *Directory) Edit(mchid string) (*sandbox.Merchant, error) {
+	m, err := d.Require(mchid)
+	if err != nil {
+		return nil, err
+	}
+	c := *m
+	c.Active = make(map[string]sandbox.ActiveScenario, len(m.Active))
+	for k, v := range m.Active {
+		c.Active[k] = v
+	}
+	c.NotifyHosts = append([]string(nil), m.NotifyHosts...)
+	return &c, nil
+}
+
+// Replace makes committed merchants visible to lookups.
+func (d *Directory) Replace(ms ...*sandbox.Merchant) { d.index(ms) }
+
+// Update edits a merchant with f, commits it and makes it visible.
+func (d *Directory) Update(ctx context.Context, mchid string, f func(m *sandbox.Merchant) error) (*sandbox.Merchant, error) {
+	m, err := d.Edit(mchid)
+	if err != nil {
+		return nil, err
+	}
+	if err := f(m); err != nil {
+		return nil, err
+	}
+	if err := d.store.Commit(ctx, &sandbox.Batch{Merchants: []*sandbox.Merchant{m}}); err != nil {
+		return nil, err
+	}
+	d.Replace(m)
+	return m, nil
+}
+
+// CreateRequest is the body of POST /sandbox/v1/merchants.
+type CreateRequest struct {
+	MchID                string   `json:"mchid"`
+	Name                 string   `json:"name"`
+	AppID                string   `json:"appid"`
+	NotifyHosts          []string `json:"notify_hosts"`
+	MerchantPublicKeyPEM string   `json:"merchant_public_key_pem"`
+}
+
+var mchidPattern = regexp.MustCompile(`^[0-9]{8,12}$`)
+
+// Create generates a merchant with fresh test credentials.
+func (d *Directory) Create(ctx context.Context, req CreateRequest) (*sandbox.Merchant, error) {
+	mchid := req.MchID
+	if mchid == "" {
+		mchid = fixtures.New(time.Now().UnixNano()).MchID()
+	}
+	if !mchidPattern.MatchString(mchid) {
+		return nil, sandbox.Invalid("invalid merchant", sandbox.Violation{Path: "/mchid", Message: "must be 8 to 12 digits, like WeChat Pay merchant ids"})
+	}
+	if _, ok := d.Get(mchid); ok {
+		return nil, sandbox.Errorf(sandbox.CodeConflict, "merchant %q already exists", mchid)
+	}
+	if req.AppID != "" {
+		if _, ok := d.ByAppID(req.AppID); ok {
+			return nil, sandbox.Invalid("invalid merchant", sandbox.Violation{Path: "/appid", Message: fmt.Sprintf("appid %q already belongs to another merchant", req.AppID)})
+		}
+	}
+	name := req.Name
+	if name == "" {
+		name = "商户 " + mchid
+	}
+	f, err := fixtures.NewMerchant(mchid, name)
+	if err != nil {
+		return nil, err
+	}
+	m := fromFixture(f)
+	if req.AppID != "" {
+		m.AppID = req.AppID
+	}
+	m.NotifyHosts = req.NotifyHosts
+	if req.MerchantPublicKeyPEM != "" {
+		m.MerchantPublicKeyPEM = req.MerchantPublicKeyPEM
+	}
+	m.CreatedAt = time.Now().UTC()
+	if err := d.store.Commit(ctx, &sandbox.Batch{Merchants: []*sandbox.Merchant{m}}); err != nil {
+		return nil, err
+	}
+	d.Replace(m)
+	return m, nil
+}
+
+// AdvanceClock moves the merchant's clock and persists the new offset.
+func (d *Directory) AdvanceClock(ctx context.Context, mchid string, by time.Duration) (*sandbox.Merchant, error) {
+	if _, err := d.Require(mchid); err != nil {
+		return nil, err
+	}
+	return d.Update(ctx, mchid, func(m *sandbox.Merchant) error {
+		m.ClockOffset = d.clock.Advance(mchid, by)
+		return nil
+	})
+}
+
+// fromFixture copies generated credentials into a domain merchant (fixtures
+// cannot name sandbox types: it lives outside server/).
+func fromFixture(f *fixtures.Merchant) *sandbox.Merchant {
+	return &sandbox.Merchant{MchID: f.MchID, Name: f.Name, AppID: f.AppID, ServiceID: f.ServiceID,
+		MerchantSerialNo: f.MerchantSerialNo, MerchantPrivateKeyPEM: f.MerchantPrivateKeyPEM,
+		MerchantCertificatePEM: f.MerchantCertificatePEM, MerchantPublicKeyPEM: f.MerchantPublicKeyPEM,
+		APIv2Key: f.APIv2Key, APIv3Key: f.APIv3Key, PlatformPublicKeyID: f.PlatformPublicKeyID,
+		PlatformPublicKeyPEM: f.PlatformPublicKeyPEM, PlatformSerialNo: f.PlatformSerialNo,
+		PlatformCertificatePEM: f.PlatformCertificatePEM, PlatformPrivateKeyPEM: f.PlatformPrivateKeyPEM,
+		PCloudAppID: f.PCloudAppID, PCloudAppSecret: f.PCloudAppSecret, PCloudMerchant: f.PCloudMerchant,
+		Token: f.Token, NotifyHosts: []string{}, Active: map[string]sandbox.ActiveScenario{}}
+}

@@ -1,0 +1,194 @@
+package miniprogram
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
+	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+)
+
+// SchemaCall is the schema of POST /miniprogram/v1/{api} bodies.
+const SchemaCall = "miniprogram/call"
+
+// maxWait bounds a long poll on a session's return.
+const maxWait = 60 * time.Second
+
+// Register mounts the contract under /miniprogram/v1.
+func (s *Service) Register(r gin.IRouter, v sandbox.Validator, j sandbox.Journal) {
+	g := r.Group("/miniprogram/v1", httpapi.UseRenderer(RenderErrMsg), httpapi.Journaled(j, ""))
+	g.POST("/*api", httpapi.Handle(func(c *gin.Context) error { return s.handleCall(c, v) }))
+	g.GET("/sessions/:id/return", httpapi.Handle(s.handleReturn))
+	g.GET("/sessions/:id/plugin/:getter", httpapi.Handle(s.handleGetter))
+	g.GET("/sessions/:id", httpapi.Handle(s.handleSession))
+}
+
+// callBody is the body of a wx.* call.
+type callBody struct {
+	Caller sandbox.Caller  `json:"caller"`
+	Args   json.RawMessage `json:"args"`
+}
+
+// apiName returns the wx.* name errMsg uses for an API path
+// ("plugin/navigate" → "navigateTo", "app/launchMiniProgram" → "launchMiniProgram").
+func apiName(api string) string {
+	switch api {
+	case sandbox.APIPluginNavigate:
+		return "navigateTo"
+	case sandbox.APIAppLaunchMiniProgram:
+		return "launchMiniProgram"
+	}
+	return api
+}
+
+const keyAPI = "mpsandbox.api"
+
+// handleCall handles "POST /miniprogram/v1/{api}".
+func (s *Service) handleCall(c *gin.Context, v sandbox.Validator) error {
+	api := strings.Trim(c.Param("api"), "/")
+	c.Set(keyAPI, api)
+	var body callBody
+	if err := httpapi.DecodeJSON(v, SchemaCall, httpapi.Body(c), &body); err != nil {
+		return err
+	}
+	m, ok := s.o.Merchants.ByAppID(body.Caller.AppID)
+	if !ok {
+		return sandbox.Invalid("unknown caller", sandbox.Violation{Path: "/caller/appId",
+			Message: fmt.Sprintf("appId %q is not a sandbox merchant's mini-program (GET /sandbox/v1/merchants lists them)", body.Caller.AppID)})
+	}
+	x := httpapi.Exchange(c)
+	x.MchID = m.MchID
+	explicit := c.GetHeader("X-Sandbox-Scenario")
+	if explicit == "" {
+		explicit = body.Caller.Scenario
+	}
+	sess, err := s.Launch(c.Request.Context(), &sandbox.Call{
+		API: api, Caller: body.Caller, Args: body.Args, Merchant: m, RequestID: httpapi.RequestID(c), Scenario: explicit,
+	})
+	if sess != nil {
+		x.Product, x.SessionID, x.Scenario = sess.Product, sess.ID, sess.Scenario
+	}
+	if err != nil {
+		return err
+	}
+	if sess.Scenario != "" {
+		c.Header("X-Sandbox-Scenario", sess.Scenario)
+	}
+	c.JSON(http.StatusOK, gin.H{
+		"errMsg":     apiName(api) + ":ok",
+		"session_id": sess.ID,
+		"scenario":   sess.Scenario,
+		"mode":       sess.Mode,
+		"state":      sess.State,
+		"return_url": "/miniprogram/v1/sessions/" + sess.ID + "/return",
+	})
+	return nil
+}
+
+// handleReturn handles "GET /miniprogram/v1/sessions/{id}/return": what the
+// caller sees when the user comes back — 200 with App.onShow options (or
+// the App SDK's response) — or 202 while the user is still away.
+func (s *Service) handleReturn(c *gin.Context) error {
+	wait := time.Duration(0)
+	if w := c.Query("wait"); w != "" {
+		d, err := time.ParseDuration(w)
+		if err != nil || d < 0 {
+			return sandbox.Invalid("bad wait", sandbox.Violation{Path: "/wait", Message: fmt.Sprintf("%q is not a duration like 10s", w)})
+		}
+		wait = min(d, maxWait)
+	}
+	sess, err := s.Wait(c.Request.Context(), c.Param("id"), wait)
+	if err != nil {
+		return err
+	}
+	s.note(c, sess)
+	c.Header("X-Sandbox-Session-State", string(sess.State))
+	if sess.State == sandbox.SessionPending {
+		c.JSON(http.StatusAccepted, gin.H{"session_id": sess.ID, "state": sess.State})
+		return nil
+	}
+	c.Data(http.StatusOK, "application/json; charset=utf-8", sess.Return)
+	return nil
+}
+
+// handleSession handles "GET /miniprogram/v1/sessions/{id}".
+func (s *Service) handleSession(c *gin.Context) error {
+	sess, err := s.o.Store.GetSession(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	s.note(c, sess)
+	p := s.products[sess.Product]
+	out := struct {
+		*sandbox.Session
+		Actions []string `json:"actions,omitempty"`
+	}{Session: sess}
+	if p != nil && sess.State == sandbox.SessionPending {
+		out.Actions = p.Actions(sess)
+	}
+	c.JSON(http.StatusOK, out)
+	return nil
+}
+
+// handleGetter handles "GET /miniprogram/v1/sessions/{id}/plugin/{getter}".
+func (s *Service) handleGetter(c *gin.Context) error {
+	sess, err := s.o.Store.GetSession(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	s.note(c, sess)
+	name := c.Param("getter")
+	p, ok := s.products[sess.Product].(sandbox.PluginGetter)
+	if !ok {
+		return sandbox.Errorf(sandbox.CodeNotFound, "session %s (%s) has no plugin getters", sess.ID, sess.Product)
+	}
+	res, err := p.Getter(c.Request.Context(), sess, name)
+	if err != nil {
+		return err
+	}
+	c.Data(http.StatusOK, "application/json; charset=utf-8", res)
+	return nil
+}
+
+func (s *Service) note(c *gin.Context, sess *sandbox.Session) {
+	x := httpapi.Exchange(c)
+	x.MchID, x.Product, x.SessionID, x.Scenario = sess.MchID, sess.Product, sess.ID, sess.Scenario
+}
+
+// RenderErrMsg renders errors as WeChat's callback results do:
+// {"errMsg": "<api>:fail <reason>"} plus every violation.
+func RenderErrMsg(c *gin.Context, e *sandbox.Error) {
+	api := c.GetString(keyAPI)
+	if api == "" {
+		api = "request"
+	}
+	reason := e.Message
+	if len(e.Fields) > 0 {
+		parts := make([]string, 0, len(e.Fields))
+		for _, f := range e.Fields {
+			parts = append(parts, strings.TrimSpace(f.Path+" "+f.Message))
+		}
+		reason = strings.Join(parts, "; ")
+	}
+	body := gin.H{"errMsg": apiName(api) + ":fail " + reason, "request_id": httpapi.RequestID(c)}
+	if len(e.Fields) > 0 {
+		body["violations"] = e.Fields
+	}
+	if e.Diagnostics != "" {
+		body["diagnostics"] = e.Diagnostics
+	}
+	c.JSON(httpapi.Status(e), body)
+}
+
+func newSessionID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "ses_" + hex.EncodeToString(b[:])
+}

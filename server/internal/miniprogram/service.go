@@ -1,0 +1,362 @@
+// Package miniprogram is the client-side contract every product shares: a
+// wx.* call launches a session in a simulated mini-program, the simulated
+// user acts (at once, later on the clock, or when a person decides), and the
+// caller sees the return as App.onShow would.
+package miniprogram
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mpsandbox/mpsandbox/server/internal/merchant"
+	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+)
+
+// Options wires a Service.
+type Options struct {
+	Store     sandbox.Store
+	Clock     *sandbox.Clock
+	Merchants *merchant.Directory
+	Notifier  sandbox.Notifier
+	Products  []sandbox.Product
+	// ManualTimeout is how long a manual session waits for a person, on the
+	// merchant clock, before it resolves as the user leaving (default 30m).
+	ManualTimeout time.Duration
+	// MaxPoll is the longest real wait between scans for due sessions.
+	MaxPoll time.Duration
+	Logger  *slog.Logger
+}
+
+// Service launches and resolves sessions.
+type Service struct {
+	o        Options
+	products map[string]sandbox.Product
+	targets  map[sandbox.Target]sandbox.Product
+	known    map[string][]string // api → known target keys, for error messages
+
+	mu      sync.Mutex
+	waiters map[string][]chan struct{}
+	wake    chan struct{}
+}
+
+// New builds a Service; two products claiming one target is a programming
+// error reported here.
+func New(o Options) (*Service, error) {
+	if o.ManualTimeout <= 0 {
+		o.ManualTimeout = 30 * time.Minute
+	}
+	if o.MaxPoll <= 0 {
+		o.MaxPoll = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{
+		o: o, products: map[string]sandbox.Product{}, targets: map[sandbox.Target]sandbox.Product{},
+		known: map[string][]string{}, waiters: map[string][]chan struct{}{}, wake: make(chan struct{}, 1),
+	}
+	for _, api := range sandbox.APIs {
+		s.known[api] = []string{}
+	}
+	for _, p := range o.Products {
+		s.products[p.Name()] = p
+		for _, t := range p.Targets() {
+			if other, dup := s.targets[t]; dup {
+				return nil, fmt.Errorf("target %s %q claimed by %s and %s", t.API, t.Key, other.Name(), p.Name())
+			}
+			s.targets[t] = p
+			s.known[t.API] = append(s.known[t.API], t.Key)
+		}
+	}
+	for _, keys := range s.known {
+		sort.Strings(keys)
+	}
+	if o.Clock != nil {
+		o.Clock.OnAdvance(s.Wake)
+	}
+	return s, nil
+}
+
+// Product returns a registered product by name.
+func (s *Service) Product(name string) (sandbox.Product, bool) {
+	p, ok := s.products[name]
+	return p, ok
+}
+
+
+// targetKey extracts what identifies the target in a call's args.
+func targetKey(api string, args map[string]any) (key, path string) {
+	str := func(k string) string { v, _ := args[k].(string); return v }
+	switch api {
+	case sandbox.APIOpenBusinessView:
+		return str("businessType"), "/args/businessType"
+	case sandbox.APIPluginNavigate:
+		u := str("url")
+		rest, ok := strings.CutPrefix(u, "plugin://")
+		if !ok {
+			return "", "/args/url"
+		}
+		alias, _, _ := strings.Cut(rest, "/")
+		return alias, "/args/url"
+	case sandbox.APIAppLaunchMiniProgram:
+		return str("userName"), "/args/userName"
+	case sandbox.APIRequestPayment:
+		return "", ""
+	default:
+		return strings.TrimSpace(str("appId")), "/args/appId"
+	}
+}
+
+// Launch handles one wx.* call: it finds the merchant and the product,
+// lets the product validate and fill in the session, and — for an auto
+// scenario whose user acts at once — resolves it in the same commit.
+func (s *Service) Launch(ctx context.Context, call *sandbox.Call) (*sandbox.Session, error) {
+	known, ok := s.known[call.API]
+	if !ok {
+		return nil, sandbox.Errorf(sandbox.CodeNotFound, "%s is not simulated by this sandbox; it simulates %s", call.API, strings.Join(sandbox.APIs, ", "))
+	}
+	var args map[string]any
+	_ = json.Unmarshal(call.Args, &args) // the call schema guarantees an object
+	key, path := targetKey(call.API, args)
+	p, ok := s.targets[sandbox.Target{API: call.API, Key: key}]
+	if !ok {
+		msg := fmt.Sprintf("%q is not a target this sandbox simulates for %s; known: %s", key, call.API, strings.Join(known, ", "))
+		if key == "" {
+			msg = fmt.Sprintf("missing; %s targets: %s", call.API, strings.Join(known, ", "))
+		}
+		return nil, sandbox.Invalid("unknown target", sandbox.Violation{Path: path, Message: msg})
+	}
+	now := s.o.Clock.Now(call.Merchant.MchID)
+	sess := &sandbox.Session{
+		ID: newSessionID(), MchID: call.Merchant.MchID, Product: p.Name(), API: call.API, Target: key,
+		Mode: sandbox.ModeAuto, State: sandbox.SessionPending, Args: call.Args, DueAt: now,
+	}
+	batch, err := p.Launch(ctx, call, sess)
+	if err != nil {
+		return nil, err
+	}
+	if batch == nil {
+		batch = &sandbox.Batch{}
+	}
+	if sess.Mode == sandbox.ModeManual && !sess.DueAt.After(now) {
+		sess.DueAt = now.Add(s.o.ManualTimeout)
+	}
+	// A scenario activated for the next launch only is used up now.
+	if act, ok := call.Merchant.Active[p.Name()]; ok && act.Once && act.ID == sess.Scenario {
+		m, err := s.o.Merchants.Edit(call.Merchant.MchID)
+		if err != nil {
+			return nil, err
+		}
+		delete(m.Active, p.Name())
+		batch.Merchants = append(batch.Merchants, m)
+	}
+	if sess.Mode == sandbox.ModeAuto && !sess.DueAt.After(now) {
+		more, err := p.Resolve(ctx, sess, sess.Action)
+		if err != nil {
+			return nil, err
+		}
+		merge(batch, more)
+	}
+	batch.Sessions = append(batch.Sessions, sess)
+	if err := s.commit(ctx, batch); err != nil {
+		return nil, err
+	}
+	return sess, nil
+}
+
+// Resolve applies a person's (or an admin call's) choice to a pending
+// session.
+func (s *Service) Resolve(ctx context.Context, id, action string) (*sandbox.Session, error) {
+	sess, err := s.o.Store.GetSession(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if sess.State != sandbox.SessionPending {
+		return nil, sandbox.Errorf(sandbox.CodeConflict, "session %s is already %s (action %q)", id, sess.State, sess.Action)
+	}
+	p, ok := s.products[sess.Product]
+	if !ok {
+		return nil, sandbox.Errorf(sandbox.CodeInternal, "session %s belongs to unknown product %q", id, sess.Product)
+	}
+	if !slices.Contains(p.Actions(sess), action) {
+		return nil, sandbox.Invalid("unknown action", sandbox.Violation{Path: "/action",
+			Message: fmt.Sprintf("%q is not an action of this %s session; choose one of: %s", action, sess.Product, strings.Join(p.Actions(sess), ", "))})
+	}
+	return sess, s.resolve(ctx, p, sess, action)
+}
+
+func (s *Service) resolve(ctx context.Context, p sandbox.Product, sess *sandbox.Session, action string) error {
+	batch, err := p.Resolve(ctx, sess, action)
+	if err != nil {
+		return err
+	}
+	if batch == nil {
+		batch = &sandbox.Batch{}
+	}
+	batch.Sessions = append(batch.Sessions, sess)
+	return s.commit(ctx, batch)
+}
+
+func (s *Service) commit(ctx context.Context, b *sandbox.Batch) error {
+	if err := s.o.Store.Commit(ctx, b); err != nil {
+		return err
+	}
+	if len(b.Merchants) > 0 {
+		s.o.Merchants.Replace(b.Merchants...)
+	}
+	for _, sess := range b.Sessions {
+		if sess.State != sandbox.SessionPending {
+			s.release(sess.ID)
+		}
+	}
+	if len(b.Notifications) > 0 && s.o.Notifier != nil {
+		s.o.Notifier.Wake()
+	}
+	if len(b.Sessions) > 0 {
+		s.Wake()
+	}
+	return nil
+}
+
+func merge(into, from *sandbox.Batch) {
+	if from == nil {
+		return
+	}
+	into.Merchants = append(into.Merchants, from.Merchants...)
+	into.Creates = append(into.Creates, from.Creates...)
+	into.Updates = append(into.Updates, from.Updates...)
+	into.Sessions = append(into.Sessions, from.Sessions...)
+	into.Notifications = append(into.Notifications, from.Notifications...)
+}
+
+// Wait returns the session once it is no longer pending, or as it stands
+// when wait has passed.
+func (s *Service) Wait(ctx context.Context, id string, wait time.Duration) (*sandbox.Session, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		ch := s.subscribe(id)
+		sess, err := s.o.Store.GetSession(ctx, id)
+		if err != nil || sess.State != sandbox.SessionPending || wait <= 0 {
+			s.unsubscribe(id, ch)
+			return sess, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			s.unsubscribe(id, ch)
+			return sess, nil
+		}
+		t := time.NewTimer(left)
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		s.unsubscribe(id, ch)
+		if ctx.Err() != nil {
+			return sess, nil
+		}
+	}
+}
+
+func (s *Service) subscribe(id string) chan struct{} {
+	ch := make(chan struct{})
+	s.mu.Lock()
+	s.waiters[id] = append(s.waiters[id], ch)
+	s.mu.Unlock()
+	return ch
+}
+
+func (s *Service) unsubscribe(id string, ch chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ws := s.waiters[id]
+	for i, w := range ws {
+		if w == ch {
+			s.waiters[id] = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(s.waiters[id]) == 0 {
+		delete(s.waiters, id)
+	}
+}
+
+func (s *Service) release(id string) {
+	s.mu.Lock()
+	ws := s.waiters[id]
+	delete(s.waiters, id)
+	s.mu.Unlock()
+	for _, ch := range ws {
+		close(ch)
+	}
+}
+
+// Wake makes Run look for due sessions now.
+func (s *Service) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run resolves sessions when they fall due on their merchant's clock: an
+// auto scenario's delayed user action, a manual session's timeout.
+func (s *Service) Run(ctx context.Context) {
+	for {
+		next := s.scan(ctx)
+		t := time.NewTimer(next)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-s.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// scan resolves what is due and returns how long to sleep.
+func (s *Service) scan(ctx context.Context) time.Duration {
+	sleep := s.o.MaxPoll
+	for _, m := range s.o.Merchants.List() {
+		now := s.o.Clock.Now(m.MchID)
+		due, err := s.o.Store.DueSessions(ctx, m.MchID, now, 100)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.o.Logger.Error("due_sessions_failed", "merchant", m.MchID, "error", err)
+			}
+			return sleep
+		}
+		for _, sess := range due {
+			p, ok := s.products[sess.Product]
+			if !ok {
+				continue
+			}
+			action := sess.Action
+			if sess.Mode == sandbox.ModeManual {
+				action = sandbox.ActionTimeout
+			}
+			if err := s.resolve(ctx, p, sess, action); err != nil && !sandbox.IsCode(err, sandbox.CodeConflict) {
+				s.o.Logger.Error("resolve_failed", "session", sess.ID, "merchant", m.MchID, "error", err)
+			}
+		}
+		if len(due) == 100 {
+			return 0 // more to do
+		}
+		if at, err := s.o.Store.NextDue(ctx, m.MchID); err == nil && !at.IsZero() {
+			if d := s.o.Clock.RealDuration(at.Sub(now)); d < sleep {
+				sleep = max(d, time.Millisecond)
+			}
+		}
+	}
+	return sleep
+}
