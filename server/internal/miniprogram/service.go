@@ -90,7 +90,6 @@ func (s *Service) Product(name string) (sandbox.Product, bool) {
 	return p, ok
 }
 
-
 // targetKey extracts what identifies the target in a call's args.
 func targetKey(api string, args map[string]any) (key, path string) {
 	str := func(k string) string { v, _ := args[k].(string); return v }
