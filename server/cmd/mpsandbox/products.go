@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/gin-gonic/gin"
 
+	"github.com/mpsandbox/mpsandbox/server/internal/embedpay"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
@@ -20,7 +21,9 @@ type module interface {
 // line here.
 func buildModules(d sandbox.Deps) ([]module, error) {
 	var mods []module
-	for _, build := range []func(sandbox.Deps) (module, error){} {
+	for _, build := range []func(sandbox.Deps) (module, error){
+		func(d sandbox.Deps) (module, error) { return embedpay.New(d) },
+	} {
 		m, err := build(d)
 		if err != nil {
 			return nil, err

@@ -1,0 +1,394 @@
+package embedpay
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/mpsandbox/mpsandbox/scenarios"
+	"github.com/mpsandbox/mpsandbox/schemas"
+	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
+	"github.com/mpsandbox/mpsandbox/server/internal/merchant"
+	"github.com/mpsandbox/mpsandbox/server/internal/miniprogram"
+	"github.com/mpsandbox/mpsandbox/server/internal/notify"
+	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+	"github.com/mpsandbox/mpsandbox/server/internal/scenario"
+	"github.com/mpsandbox/mpsandbox/server/internal/schema"
+	"github.com/mpsandbox/mpsandbox/server/internal/store/sqlite"
+	"github.com/mpsandbox/mpsandbox/server/internal/wxsign"
+)
+
+func init() { gin.SetMode(gin.ReleaseMode) }
+
+// base is the real time the test clocks are frozen at: only Advance moves
+// a merchant's clock, so timelines are exact.
+var base = time.Date(2025, 3, 1, 2, 0, 0, 0, time.UTC)
+
+// world is the product wired as the server wires it: a real SQLite file,
+// the embedded schemas and scenarios, the mini-program service and the
+// notification worker, behind a loopback HTTP server.
+type world struct {
+	tb       testing.TB
+	st       sandbox.Store
+	clock    *sandbox.Clock
+	dir      *merchant.Directory
+	set      *schema.Set
+	p        *Product
+	sessions *miniprogram.Service
+	worker   *notify.Worker
+	srv      *httptest.Server
+	recv     *receiver
+	m        *sandbox.Merchant // the merchant every helper acts as
+	other    *sandbox.Merchant // a second merchant
+}
+
+// testMerchant is a merchant with only what P云 and the mini-program need.
+func testMerchant(mchid, appid, pcloudApp, secret, pcloudMerchant string) *sandbox.Merchant {
+	return &sandbox.Merchant{
+		MchID: mchid, Name: "商户 " + mchid, AppID: appid,
+		PCloudAppID: pcloudApp, PCloudAppSecret: secret, PCloudMerchant: pcloudMerchant,
+		CreatedAt: base,
+	}
+}
+
+// The doc's own merchant (trade-prepare.md): the golden vector verifies
+// against it.
+const (
+	docAppID    = "op0096196358123123"
+	docSecret   = "6409292d66625a2a12342134"
+	docMerchant = "62626601"
+)
+
+func newWorld(tb testing.TB) *world {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := sqlite.Open(ctx, sqlite.Options{Path: filepath.Join(tb.TempDir(), "embedpay.db")})
+	if err != nil {
+		tb.Fatalf("open store: %v", err)
+	}
+	set, err := schema.Compile(schemas.FS)
+	if err != nil {
+		tb.Fatalf("compile schemas: %v", err)
+	}
+	cat, err := scenario.Load(scenarios.FS, set)
+	if err != nil {
+		tb.Fatalf("load scenarios: %v", err)
+	}
+	m := testMerchant("1230000109", "wx1234567890abcdef", docAppID, docSecret, docMerchant)
+	other := testMerchant("1900000109", "wxfedcba0987654321", "op1111111111111", "othersecretothersecretothersecre", "70000001")
+	if err := st.Commit(ctx, &sandbox.Batch{Merchants: []*sandbox.Merchant{m, other}}); err != nil {
+		tb.Fatalf("store merchants: %v", err)
+	}
+	clock := sandbox.NewClock(1, func() time.Time { return base })
+	dir, err := merchant.Load(ctx, st, clock)
+	if err != nil {
+		tb.Fatalf("load merchants: %v", err)
+	}
+	w := &world{tb: tb, st: st, clock: clock, dir: dir, set: set, m: m, other: other}
+	builders := map[string]sandbox.NotifyBuilder{}
+	w.worker = notify.New(notify.Options{Store: st, Clock: clock, Builders: builders, MaxPoll: 20 * time.Millisecond})
+	w.p, err = New(sandbox.Deps{
+		Store: st, Clock: clock, Merchants: dir, Scenarios: cat, Validator: set,
+		Notifier: w.worker, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	builders[w.p.Name()] = w.p
+	w.sessions, err = miniprogram.New(miniprogram.Options{
+		Store: st, Clock: clock, Merchants: dir, Notifier: w.worker, Products: []sandbox.Product{w.p},
+		MaxPoll: 20 * time.Millisecond,
+	})
+	if err != nil {
+		tb.Fatalf("miniprogram.New: %v", err)
+	}
+	engine := gin.New()
+	engine.Use(httpapi.RequestIDs(), httpapi.ReadBody(httpapi.DefaultMaxBody))
+	w.p.Register(engine)
+	w.sessions.Register(engine, set, discardJournal{})
+	w.srv = httptest.NewServer(engine)
+	w.recv = newReceiver(tb, dir)
+
+	var wg sync.WaitGroup
+	for _, run := range []func(context.Context){w.worker.Run, w.sessions.Run} {
+		wg.Add(1)
+		go func() { defer wg.Done(); run(ctx) }()
+	}
+	tb.Cleanup(func() {
+		w.srv.Close()
+		cancel()
+		wg.Wait()
+		st.Close()
+	})
+	return w
+}
+
+// advance moves the merchant's clock as POST /sandbox/v1/clock/advance does.
+func (w *world) advance(d time.Duration) {
+	w.tb.Helper()
+	if _, err := w.dir.AdvanceClock(context.Background(), w.m.MchID, d); err != nil {
+		w.tb.Fatalf("advance clock: %v", err)
+	}
+}
+
+func (w *world) now() time.Time { return w.clock.Now(w.m.MchID) }
+
+// post sends a form (or a raw body with contentType) and decodes the JSON
+// answer; it fails on any HTTP status but 200, which P云 always answers.
+func (w *world) post(path, contentType, body string, header map[string]string) (map[string]any, []byte) {
+	w.tb.Helper()
+	req, err := http.NewRequest(http.MethodPost, w.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		w.tb.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	return w.do(req, http.StatusOK)
+}
+
+func (w *world) do(req *http.Request, want int) (map[string]any, []byte) {
+	w.tb.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		w.tb.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		w.tb.Fatalf("%s %s: status got %d, want %d; body %s", req.Method, req.URL.Path, resp.StatusCode, want, raw)
+	}
+	var out map[string]any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&out); err != nil {
+		w.tb.Fatalf("%s %s: decode %s: %v", req.Method, req.URL.Path, raw, err)
+	}
+	return out, raw
+}
+
+// form encodes params, signing them with secret unless a sign is given.
+func form(params map[string]string, secret string) string {
+	v := url.Values{}
+	for k, s := range params {
+		v.Set(k, s)
+	}
+	if _, ok := params["sign"]; !ok && secret != "" {
+		v.Set("sign", wxsign.PCloudSign(params, secret))
+	}
+	return v.Encode()
+}
+
+// prepareParams is a valid trade-prepare for the test merchant.
+func (w *world) prepareParams(payOrder, value string) map[string]string {
+	return map[string]string{
+		"app_id": w.m.PCloudAppID, "merchant": w.m.PCloudMerchant, "pay_order": payOrder,
+		"subject": "停车支付", "value": value, "notify_url": w.recv.url + "/notify", "trade_scene": "GENERIC",
+	}
+}
+
+// prepare prepares a trade and returns its pay_id, checking the answer
+// against its schema.
+func (w *world) prepare(payOrder, value string) string {
+	w.tb.Helper()
+	out, raw := w.post("/gate/1.0/payment/trade/prepare", formType, form(w.prepareParams(payOrder, value), w.m.PCloudAppSecret), nil)
+	w.valid(SchemaPrepareResponse, raw)
+	id, _ := out["pay_id"].(string)
+	return id
+}
+
+// prepareErr posts a prepare expected to fail and checks its P云 error shape.
+func (w *world) prepareErr(body string, header map[string]string) errorBody {
+	w.tb.Helper()
+	_, raw := w.post("/gate/1.0/payment/trade/prepare", formType, body, header)
+	return w.pcloudError(raw)
+}
+
+func (w *world) pcloudError(raw []byte) errorBody {
+	w.tb.Helper()
+	w.valid("common/pcloud-error", raw)
+	var e errorBody
+	if err := json.Unmarshal(raw, &e); err != nil {
+		w.tb.Fatalf("decode error %s: %v", raw, err)
+	}
+	return e
+}
+
+// query asks trade/query by pay_order (POST form) and checks the answer.
+func (w *world) query(payOrder string) map[string]any {
+	w.tb.Helper()
+	p := map[string]string{"app_id": w.m.PCloudAppID, "merchant": w.m.PCloudMerchant, "pay_order": payOrder}
+	out, raw := w.post("/gate/1.0/payment/trade/query", formType, form(p, w.m.PCloudAppSecret), nil)
+	if out["code"] != codeOK {
+		w.tb.Fatalf("query %s: %s", payOrder, raw)
+	}
+	w.valid(SchemaQueryResponse, raw)
+	return out
+}
+
+func (w *world) status(payOrder string) string {
+	w.tb.Helper()
+	return w.query(payOrder)["status"].(json.Number).String()
+}
+
+// caller is a WeChat caller on a current base library.
+func (w *world) caller() map[string]any {
+	return map[string]any{"appId": w.m.AppID, "platform": "ios", "sdkVersion": "3.4.0"}
+}
+
+func cashierArgs(appID, payID string) map[string]any {
+	return map[string]any{"appId": appID, "path": "/" + CashierPage + "?pay_id=" + payID}
+}
+
+// jump calls openEmbeddedMiniProgram; want is the HTTP status expected.
+func (w *world) jump(caller, args map[string]any, header map[string]string, want int) map[string]any {
+	w.tb.Helper()
+	body, _ := json.Marshal(map[string]any{"caller": caller, "args": args})
+	req, _ := http.NewRequest(http.MethodPost, w.srv.URL+"/miniprogram/v1/openEmbeddedMiniProgram", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	out, raw := w.do(req, want)
+	w.valid("common/errmsg-result", raw)
+	return out
+}
+
+// open prepares nothing: it jumps to payID as the test merchant and returns
+// the session id.
+func (w *world) open(payID string, header map[string]string) string {
+	w.tb.Helper()
+	out := w.jump(w.caller(), cashierArgs(WeChatAppID, payID), header, http.StatusOK)
+	if out["errMsg"] != "openEmbeddedMiniProgram:ok" {
+		w.tb.Fatalf("jump: %v", out)
+	}
+	return out["session_id"].(string)
+}
+
+// returned waits (briefly, in real time: the service resolves on a timer
+// or at once after Advance) for the session's App.onShow options and
+// checks them against the schema.
+func (w *world) returned(sessionID string) map[string]any {
+	w.tb.Helper()
+	req, _ := http.NewRequest(http.MethodGet, w.srv.URL+"/miniprogram/v1/sessions/"+sessionID+"/return?wait=5s", nil)
+	out, raw := w.do(req, http.StatusOK)
+	w.valid(SchemaReturn, raw)
+	return out
+}
+
+// pending checks that the user has not come back yet.
+func (w *world) pending(sessionID string) {
+	w.tb.Helper()
+	req, _ := http.NewRequest(http.MethodGet, w.srv.URL+"/miniprogram/v1/sessions/"+sessionID+"/return", nil)
+	w.do(req, http.StatusAccepted)
+}
+
+func (w *world) valid(name string, raw []byte) {
+	w.tb.Helper()
+	vs, err := w.set.ValidateJSON(name, raw)
+	if err != nil {
+		w.tb.Fatalf("validate %s: %v", name, err)
+	}
+	if len(vs) > 0 {
+		w.tb.Fatalf("%s does not match %s: %+v", raw, name, vs)
+	}
+}
+
+// notifications lists the trade's notification rows, oldest first.
+func (w *world) notifications(payOrder string) []*sandbox.Notification {
+	w.tb.Helper()
+	ns, err := w.st.ListNotifications(context.Background(), sandbox.NotificationFilter{MchID: w.m.MchID, Ref: payOrder})
+	if err != nil {
+		w.tb.Fatalf("list notifications: %v", err)
+	}
+	for i, j := 0, len(ns)-1; i < j; i, j = i+1, j-1 {
+		ns[i], ns[j] = ns[j], ns[i]
+	}
+	return ns
+}
+
+// received is one trade-notify at the receiver.
+type received struct {
+	params   map[string]string
+	raw      []byte
+	signedOK bool
+}
+
+// receiver is the merchant's notify_url: it verifies the MD5 sign as a
+// careful merchant does and answers 1001 only to a genuine notification.
+type receiver struct {
+	url string
+	got chan received
+	dir *merchant.Directory
+}
+
+func newReceiver(tb testing.TB, dir *merchant.Directory) *receiver {
+	tb.Helper()
+	r := &receiver{got: make(chan received, 64), dir: dir}
+	srv := httptest.NewServer(r)
+	tb.Cleanup(srv.Close)
+	r.url = srv.URL
+	return r
+}
+
+func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	raw, _ := io.ReadAll(req.Body)
+	v, _ := url.ParseQuery(string(raw))
+	params := map[string]string{}
+	for k := range v {
+		params[k] = v.Get(k)
+	}
+	rec := received{params: params, raw: raw}
+	if m, ok := r.dir.ByPCloudAppID(params["app_id"]); ok {
+		rec.signedOK = wxsign.PCloudVerify(params, m.PCloudAppSecret, params["sign"]) == nil
+	}
+	r.got <- rec
+	if !rec.signedOK {
+		w.Write([]byte(`{"code":"400","message":"签名错误","hint":"sign"}`))
+		return
+	}
+	w.Write([]byte(`{"code":"1001","message":"通知成功","hint":""}`))
+}
+
+// next returns the next notification received; the deliveries are
+// asynchronous, so it waits for it in real time, bounded.
+func (r *receiver) next(tb testing.TB) received {
+	tb.Helper()
+	select {
+	case got := <-r.got:
+		return got
+	case <-time.After(5 * time.Second):
+		tb.Fatalf("receiver: no trade-notify within 5s")
+		return received{}
+	}
+}
+
+// none checks that nothing more arrived by the time the worker has
+// settled: every notification of the trade is in a final or not-yet-due
+// state and nothing is queued at the receiver.
+func (r *receiver) none(tb testing.TB) {
+	tb.Helper()
+	select {
+	case got := <-r.got:
+		tb.Fatalf("receiver: unexpected trade-notify %v", got.params)
+	default:
+	}
+}
+
+// v is a violation, for tables.
+func v(path, message string) sandbox.Violation {
+	return sandbox.Violation{Path: path, Message: message}
+}
