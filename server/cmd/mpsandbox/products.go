@@ -17,6 +17,12 @@ type module interface {
 	Register(r gin.IRouter)
 }
 
+// adminModule is a module with admin routes of its own, mounted under
+// /sandbox/v1 after the admin access check (use httpapi.ScopeOf there).
+type adminModule interface {
+	RegisterAdmin(g gin.IRouter)
+}
+
 // buildModules builds every simulated product. Each product issue adds its
 // line here.
 func buildModules(d sandbox.Deps) ([]module, error) {

@@ -190,10 +190,14 @@ func (m *Main) wire(ctx context.Context, cfg Config, engine *gin.Engine, open bo
 		return err
 	}
 	var products []sandbox.Product
+	var adminRoutes []func(gin.IRouter)
 	for _, mod := range mods {
 		products = append(products, mod)
 		builders[mod.Name()] = mod
 		mod.Register(engine)
+		if a, ok := mod.(adminModule); ok {
+			adminRoutes = append(adminRoutes, a.RegisterAdmin)
+		}
 	}
 	sessions, err := miniprogram.New(miniprogram.Options{
 		Store: st, Clock: clock, Merchants: dir, Notifier: worker, Products: products,
@@ -208,6 +212,7 @@ func (m *Main) wire(ctx context.Context, cfg Config, engine *gin.Engine, open bo
 		Store: st, Merchants: dir, Scenarios: catalog, Schemas: set, Sessions: sessions,
 		Journal: m.journal, Notifications: worker, Clock: clock,
 		Access: httpapi.Access{Open: open, AdminToken: cfg.AdminToken, MerchantByToken: dir.ByToken},
+		Extra:  adminRoutes,
 	}).Register(engine)
 
 	runCtx, cancel := context.WithCancel(context.Background())

@@ -50,6 +50,9 @@ type API struct {
 	Notifications Notifications
 	Clock         *sandbox.Clock
 	Access        httpapi.Access
+	// Extra mounts products' own admin routes (e.g. repayment's
+	// /vehicle-users) on the authenticated /sandbox/v1 group.
+	Extra []func(g gin.IRouter)
 }
 
 // Register mounts the admin API.
@@ -85,6 +88,9 @@ func (a *API) Register(r gin.IRouter) {
 	g.GET("/schemas", h(a.listSchemas))
 	g.GET("/schemas/*name", h(a.getSchema))
 	g.POST("/validate/*name", h(a.validate))
+	for _, mount := range a.Extra {
+		mount(g)
+	}
 }
 
 // merchantView is a merchant without its secrets.
