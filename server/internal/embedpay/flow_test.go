@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,7 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mpsandbox/mpsandbox/scenarios"
+	"github.com/mpsandbox/mpsandbox/schemas"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+	"github.com/mpsandbox/mpsandbox/server/internal/scenario"
+	"github.com/mpsandbox/mpsandbox/server/internal/schema"
 )
 
 // extraOf returns the return's extraData, nil after a close.
@@ -488,7 +493,11 @@ func TestTwoSessionsOnePayID(t *testing.T) {
 }
 
 func TestAcknowledged(t *testing.T) {
-	p := &Product{}
+	set, err := schema.Compile(schemas.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Product{d: sandbox.Deps{Validator: set}}
 	for _, tt := range []struct {
 		name   string
 		status int
@@ -498,6 +507,8 @@ func TestAcknowledged(t *testing.T) {
 		{"P云's own example", 200, `{"code":"1001","message":"通知成功","hint":""}`, true},
 		{"code only", 200, `{"code":"1001"}`, true},
 		{"code as a number", 200, `{"code":1001}`, false},
+		{"an array", 200, `[{"code":"1001"}]`, false},
+		{"trailing data", 200, `{"code":"1001"} ok`, false},
 		{"another code", 200, `{"code":"1000"}`, false},
 		{"WeChat's SUCCESS", 200, `{"code":"SUCCESS"}`, false},
 		{"plain text", 200, `success`, false},
@@ -568,5 +579,50 @@ func TestPlanFor(t *testing.T) {
 	unpaid := &trade{ExpireAt: at.Add(time.Minute)}
 	if got, _, _ := unpaid.statusAt(at.Add(time.Minute)); got != StatusFailed {
 		t.Errorf("an expired unpaid trade: %d, want -1", got)
+	}
+}
+
+// TestScenarioCatalogue: every embedpay scenario of the embedded catalogue
+// is one this product plays, and the docs list each one with its magic
+// value, like test card numbers.
+func TestScenarioCatalogue(t *testing.T) {
+	set, err := schema.Compile(schemas.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := scenario.Load(scenarios.FS, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("../../../docs/products/embedpay.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := cat.List(sandbox.ProductEmbedPay)
+	if len(list) < 12 {
+		t.Fatalf("got %d embedpay scenarios, want the catalogue of docs/products/embedpay.md", len(list))
+	}
+	faults := map[string]bool{}
+	for _, sc := range list {
+		if err := CheckScenario(sc); err != nil {
+			t.Error(err)
+		}
+		if len(sc.Magic) != 1 || sc.Magic[0].Field != "value" || sc.Magic[0].Equals == "" {
+			t.Errorf("%s: want one magic value", sc.ID)
+			continue
+		}
+		row := "| `" + sc.Magic[0].Equals + "`"
+		i := strings.Index(string(doc), row)
+		if i < 0 || !strings.Contains(strings.SplitN(string(doc)[i:], "\n", 2)[0], "`"+sc.ID+"`") {
+			t.Errorf("docs/products/embedpay.md has no row %s… naming %s", row, sc.ID)
+		}
+		for _, f := range sc.Notify.Faults {
+			faults[f] = true
+		}
+	}
+	for _, f := range []string{FaultDuplicate, FaultOutOfOrder, FaultLate, FaultDrop, FaultBadSignature} {
+		if !faults[f] {
+			t.Errorf("no scenario exercises the %s fault", f)
+		}
 	}
 }

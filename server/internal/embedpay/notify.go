@@ -194,16 +194,15 @@ func encodeForm(params map[string]string) string {
 	return v.Encode()
 }
 
-// Acknowledged: only a 2xx whose JSON body has "code": "1001" stops the
+// Acknowledged: only a 2xx whose body is the JSON object of
+// embedpay/trade-notify.ack — "code": "1001", a string — stops the
 // notifications; "若通知未能返回`1001`不成功则会重复通知多次" (trade-notify.md).
 func (p *Product) Acknowledged(status int, body []byte) bool {
 	if status < 200 || status > 299 {
 		return false
 	}
-	var ack struct {
-		Code json.RawMessage `json:"code"`
-	}
-	return json.Unmarshal(body, &ack) == nil && string(ack.Code) == `"`+codeOK+`"`
+	vs, err := p.d.Validator.ValidateJSON(SchemaNotifyAck, body)
+	return err == nil && len(vs) == 0
 }
 
 // Schedule returns P云's retry delays on the sandbox clock.
