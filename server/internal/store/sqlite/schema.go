@@ -1,0 +1,125 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+)
+
+// migrations[i] brings the schema from version i to i+1; PRAGMA user_version
+// holds the version reached. Append, never edit: a database in the field
+// has run the old steps.
+//
+// Times are UTC unix nanoseconds (0 for the zero time). Each object is kept
+// whole as JSON beside the columns that filters and ordering need; the
+// columns win where both hold a value (version, times).
+var migrations = []string{
+	`
+CREATE TABLE IF NOT EXISTS merchants (
+	mchid   TEXT PRIMARY KEY,
+	created INTEGER NOT NULL,
+	updated INTEGER NOT NULL,
+	-- not in json: these fields are json:"-" so that they are never rendered
+	platform_private_key_pem TEXT NOT NULL DEFAULT '',
+	token   TEXT NOT NULL DEFAULT '',
+	json    BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS records (
+	kind    TEXT NOT NULL,
+	mchid   TEXT NOT NULL,
+	key     TEXT NOT NULL,
+	aliases BLOB NOT NULL DEFAULT '[]',
+	version INTEGER NOT NULL,
+	data    BLOB,
+	created INTEGER NOT NULL,
+	updated INTEGER NOT NULL,
+	UNIQUE (kind, mchid, key)
+);
+CREATE TABLE IF NOT EXISTS record_aliases (
+	kind  TEXT NOT NULL,
+	alias TEXT NOT NULL,
+	mchid TEXT NOT NULL,
+	key   TEXT NOT NULL,
+	PRIMARY KEY (kind, alias)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sessions (
+	id      TEXT PRIMARY KEY,
+	mchid   TEXT NOT NULL,
+	product TEXT NOT NULL,
+	state   TEXT NOT NULL,
+	due_at  INTEGER NOT NULL,
+	created INTEGER NOT NULL,
+	updated INTEGER NOT NULL,
+	version INTEGER NOT NULL,
+	json    BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_due ON sessions (mchid, state, due_at);
+CREATE TABLE IF NOT EXISTS notifications (
+	id      TEXT PRIMARY KEY,
+	mchid   TEXT NOT NULL,
+	product TEXT NOT NULL,
+	ref     TEXT NOT NULL,
+	state   TEXT NOT NULL,
+	due_at  INTEGER NOT NULL,
+	created INTEGER NOT NULL,
+	updated INTEGER NOT NULL,
+	version INTEGER NOT NULL,
+	json    BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notifications_due ON notifications (mchid, state, due_at);
+CREATE INDEX IF NOT EXISTS notifications_ref ON notifications (ref);
+-- AUTOINCREMENT: ids are never reused after a prune, so AfterID paging
+-- and the live stream never see an old id again.
+CREATE TABLE IF NOT EXISTS journal (
+	id         INTEGER PRIMARY KEY AUTOINCREMENT,
+	time       INTEGER NOT NULL,
+	mchid      TEXT NOT NULL,
+	product    TEXT NOT NULL,
+	session_id TEXT NOT NULL,
+	notify_id  TEXT NOT NULL,
+	direction  TEXT NOT NULL,
+	json       BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS journal_mchid ON journal (mchid);
+-- partial: most exchanges have no session or notification, and queries
+-- repeat the "<> ''" term so that the planner may use these.
+CREATE INDEX IF NOT EXISTS journal_session ON journal (session_id) WHERE session_id <> '';
+CREATE INDEX IF NOT EXISTS journal_notify ON journal (notify_id) WHERE notify_id <> '';
+CREATE INDEX IF NOT EXISTS journal_time ON journal (time);
+`,
+}
+
+// migrate applies the migrations the database has not run, in one
+// transaction, so that a crash leaves the previous version intact.
+func migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var v int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return err
+	}
+	if v > len(migrations) {
+		return fmt.Errorf("schema version %d is newer than this build's %d; use a newer mpsandbox", v, len(migrations))
+	}
+	if v == len(migrations) {
+		return nil
+	}
+	for i := v; i < len(migrations); i++ {
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			return fmt.Errorf("migrate schema to version %d: %w", i+1, err)
+		}
+	}
+	// PRAGMA takes no bound parameters; the value is our own integer.
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	log.Info("store_migrated", "from_version", v, "to_version", len(migrations))
+	return nil
+}

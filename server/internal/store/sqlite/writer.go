@@ -1,0 +1,484 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+)
+
+// The writer's statements, prepared once on the write connection.
+const (
+	wSavepoint = iota
+	wRelease
+	wRollbackTo
+	wMerchantUpsert
+	wRecordInsert
+	wRecordUpdate
+	wRecordVersion
+	wRecordSetAliases
+	wAliasInsert
+	wAliasOwner
+	wSessionInsert
+	wSessionUpdate
+	wSessionVersion
+	wNotifyInsert
+	wNotifyUpdate
+	wNotifyVersion
+	wJournalInsert
+	wPruneKeep
+	wPruneBefore
+	numWriteStmts
+)
+
+// Inserts use ON CONFLICT DO NOTHING and look at the rows affected: a
+// duplicate is an expected outcome (CodeConflict), not an error to parse.
+var writeSQL = [numWriteStmts]string{
+	wSavepoint:  "SAVEPOINT batch",
+	wRelease:    "RELEASE batch",
+	wRollbackTo: "ROLLBACK TO batch",
+	wMerchantUpsert: `INSERT INTO merchants (mchid, created, updated, platform_private_key_pem, token, json)
+		VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (mchid) DO UPDATE SET updated = excluded.updated,
+			platform_private_key_pem = excluded.platform_private_key_pem, token = excluded.token, json = excluded.json
+		RETURNING created`,
+	wRecordInsert: `INSERT INTO records (kind, mchid, key, aliases, version, data, created, updated)
+		VALUES (?, ?, ?, ?, 1, ?, ?, ?) ON CONFLICT DO NOTHING`,
+	wRecordUpdate: `UPDATE records SET version = version + 1, data = ?, updated = ?
+		WHERE kind = ? AND mchid = ? AND key = ? AND version = ? RETURNING created, aliases`,
+	wRecordVersion:    `SELECT version FROM records WHERE kind = ? AND mchid = ? AND key = ?`,
+	wRecordSetAliases: `UPDATE records SET aliases = ? WHERE kind = ? AND mchid = ? AND key = ?`,
+	wAliasInsert: `INSERT INTO record_aliases (kind, alias, mchid, key) VALUES (?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`,
+	wAliasOwner: `SELECT mchid, key FROM record_aliases WHERE kind = ? AND alias = ?`,
+	wSessionInsert: `INSERT INTO sessions (id, mchid, product, state, due_at, created, updated, version, json)
+		VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?) ON CONFLICT DO NOTHING`,
+	wSessionUpdate: `UPDATE sessions SET mchid = ?, product = ?, state = ?, due_at = ?, updated = ?,
+		version = version + 1, json = ? WHERE id = ? AND version = ? RETURNING created`,
+	wSessionVersion: `SELECT version FROM sessions WHERE id = ?`,
+	wNotifyInsert: `INSERT INTO notifications (id, mchid, product, ref, state, due_at, created, updated, version, json)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?) ON CONFLICT DO NOTHING`,
+	wNotifyUpdate: `UPDATE notifications SET mchid = ?, product = ?, ref = ?, state = ?, due_at = ?, updated = ?,
+		version = version + 1, json = ? WHERE id = ? AND version = ? RETURNING created`,
+	wNotifyVersion: `SELECT version FROM notifications WHERE id = ?`,
+	wJournalInsert: `INSERT INTO journal (time, mchid, product, session_id, notify_id, direction, json)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`,
+	wPruneKeep:   `DELETE FROM journal WHERE id <= (SELECT id FROM journal ORDER BY id DESC LIMIT 1 OFFSET ?)`,
+	wPruneBefore: `DELETE FROM journal WHERE time < ?`,
+}
+
+// op states: the caller and the writer race to move an op out of queued, so
+// that an op is either abandoned before the writer touches it (its caller
+// got ctx.Err and nothing was written) or applied while its caller waits.
+const (
+	opQueued int32 = iota
+	opRunning
+	opAbandoned
+)
+
+// stamp is what the store sets on an object once its batch has committed.
+type stamp struct {
+	version          int64
+	created, updated int64
+}
+
+// op is one Commit, AppendExchanges or PruneJournal on its way through the
+// writer. JSON is encoded by the caller, in parallel, before it is queued;
+// the writer only runs SQL.
+type op struct {
+	state atomic.Int32
+	done  chan error
+
+	// A Commit: JSON documents and record aliases (deduplicated) aligned
+	// with the batch's slices, and the stamps to set once committed.
+	batch                            *sandbox.Batch
+	merchants, sessions, notifies    [][]byte
+	createAliases, updateAliases     [][]string
+	createAliasJSON, updateAliasJSON [][]byte
+	mStamps, cStamps, uStamps        []stamp
+	sStamps, nStamps                 []stamp
+
+	xs    []*sandbox.Exchange
+	xjson [][]byte
+	ids   []int64
+
+	prune  bool
+	keep   int
+	before int64
+	pruned int
+
+	err error
+}
+
+func newOp() *op { return &op{done: make(chan error, 1)} }
+
+// submit queues o and waits for its outcome. A cancelled ctx abandons o if
+// the writer has not started it (nothing was written); once started, the
+// caller waits, which is short and gives it a definite answer.
+func (s *Store) submit(ctx context.Context, o *op) error {
+	if err := ctx.Err(); err != nil {
+		return s.fail("commit", err)
+	}
+	s.mu.RLock()
+	if s.closed.Load() {
+		s.mu.RUnlock()
+		return errClosed()
+	}
+	select {
+	case s.queue <- o:
+		s.mu.RUnlock()
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return s.fail("commit", ctx.Err())
+	}
+	select {
+	case err := <-o.done:
+		return err
+	case <-ctx.Done():
+		if o.state.CompareAndSwap(opQueued, opAbandoned) {
+			return s.fail("commit", ctx.Err())
+		}
+		return <-o.done
+	}
+}
+
+// writeLoop is the single writer: it takes every op queued at the moment,
+// up to groupMax, and commits them in one transaction.
+func (s *Store) writeLoop() {
+	defer close(s.writerDone)
+	group := make([]*op, 0, groupMax)
+	w := &wtx{s: s}
+	for o := range s.queue {
+		group = append(group[:0], o)
+	drain:
+		for len(group) < groupMax {
+			select {
+			case o, ok := <-s.queue:
+				if !ok {
+					break drain
+				}
+				group = append(group, o)
+			default:
+				break drain
+			}
+		}
+		w.run(group)
+		clear(group)
+	}
+}
+
+// wtx is one group transaction and the statements bound to it.
+type wtx struct {
+	s   *Store
+	tx  *sql.Tx
+	st  [numWriteStmts]*sql.Stmt
+	now int64
+}
+
+func (w *wtx) stmt(i int) *sql.Stmt {
+	if w.st[i] == nil {
+		w.st[i] = w.tx.Stmt(w.s.wstmts[i])
+	}
+	return w.st[i]
+}
+
+func (w *wtx) exec(i int, args ...any) (sql.Result, error) { return w.stmt(i).Exec(args...) }
+
+// affected runs an insert and reports whether it inserted a row.
+func (w *wtx) affected(i int, args ...any) (bool, error) {
+	res, err := w.exec(i, args...)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
+// run commits one group. Each op runs inside its own savepoint, so a
+// conflict rolls back that op alone; an error that breaks the transaction
+// itself fails the whole group.
+func (w *wtx) run(group []*op) {
+	running := group[:0:0]
+	for _, o := range group {
+		if o.state.CompareAndSwap(opQueued, opRunning) {
+			running = append(running, o)
+		}
+	}
+	if len(running) == 0 {
+		return
+	}
+	fatal := w.apply(running)
+	w.tx, w.st = nil, [numWriteStmts]*sql.Stmt{}
+	if fatal != nil {
+		w.s.log.Error("store_commit_failed", "batches", len(running), "error", fatal.Error())
+	}
+	for _, o := range running {
+		if fatal != nil {
+			o.err = fatal
+		}
+		o.done <- o.err
+	}
+}
+
+func (w *wtx) apply(running []*op) error {
+	tx, err := w.s.wdb.Begin()
+	if err != nil {
+		return w.s.fail("begin", err)
+	}
+	w.tx = tx
+	for _, o := range running {
+		w.now = time.Now().UnixNano()
+		if _, err := w.exec(wSavepoint); err != nil {
+			tx.Rollback()
+			return w.s.fail("savepoint", err)
+		}
+		if o.err = w.applyOp(o); o.err != nil {
+			// After some errors (a full disk) SQLite has already rolled the
+			// whole transaction back; then this fails and so does the group.
+			if _, err := w.exec(wRollbackTo); err != nil {
+				tx.Rollback()
+				return w.s.fail("rollback", err)
+			}
+		}
+		if _, err := w.exec(wRelease); err != nil {
+			tx.Rollback()
+			return w.s.fail("release", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return w.s.fail("commit", err)
+	}
+	return nil
+}
+
+func (w *wtx) applyOp(o *op) error {
+	switch {
+	case o.batch != nil:
+		return w.applyBatch(o)
+	case o.prune:
+		return w.applyPrune(o)
+	default:
+		return w.applyExchanges(o)
+	}
+}
+
+func (w *wtx) applyBatch(o *op) error {
+	b := o.batch
+	for i, m := range b.Merchants {
+		created := nanos(m.CreatedAt)
+		if created == 0 {
+			created = w.now
+		}
+		err := w.stmt(wMerchantUpsert).QueryRow(m.MchID, created, w.now, m.PlatformPrivateKeyPEM, m.Token, o.merchants[i]).
+			Scan(&o.mStamps[i].created)
+		if err != nil {
+			return w.s.fail("upsert merchant", err)
+		}
+	}
+	for i, r := range b.Creates {
+		if err := w.insertRecord(r, o.createAliases[i], o.createAliasJSON[i], &o.cStamps[i]); err != nil {
+			return err
+		}
+	}
+	for i, r := range b.Updates {
+		var err error
+		if r.Version == 0 {
+			err = w.insertRecord(r, o.updateAliases[i], o.updateAliasJSON[i], &o.uStamps[i])
+		} else {
+			err = w.updateRecord(r, o.updateAliases[i], &o.uStamps[i])
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for i, x := range b.Sessions {
+		if err := w.putSession(x, o.sessions[i], &o.sStamps[i]); err != nil {
+			return err
+		}
+	}
+	for i, n := range b.Notifications {
+		if err := w.putNotification(n, o.notifies[i], &o.nStamps[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *wtx) insertRecord(r *sandbox.Record, aliases []string, aliasJSON []byte, st *stamp) error {
+	ok, err := w.affected(wRecordInsert, r.Kind, r.MchID, r.Key, aliasJSON, []byte(r.Data), w.now, w.now)
+	if err != nil {
+		return w.s.fail("insert record", err)
+	}
+	if !ok {
+		return sandbox.Errorf(sandbox.CodeConflict, "record %s %q of merchant %q already exists", r.Kind, r.Key, r.MchID)
+	}
+	for _, a := range aliases {
+		if err := w.addAlias(r, a); err != nil {
+			return err
+		}
+	}
+	*st = stamp{version: 1, created: w.now, updated: w.now}
+	return nil
+}
+
+// addAlias claims an alias for the record; an alias the record already
+// owns is not a conflict.
+func (w *wtx) addAlias(r *sandbox.Record, alias string) error {
+	ok, err := w.affected(wAliasInsert, r.Kind, alias, r.MchID, r.Key)
+	if err != nil {
+		return w.s.fail("insert alias", err)
+	}
+	if ok {
+		return nil
+	}
+	var mchid, key string
+	if err := w.stmt(wAliasOwner).QueryRow(r.Kind, alias).Scan(&mchid, &key); err != nil {
+		return w.s.fail("find alias", err)
+	}
+	if mchid == r.MchID && key == r.Key {
+		return nil
+	}
+	return sandbox.Errorf(sandbox.CodeConflict, "alias %q of %s is already taken by another record", alias, r.Kind)
+}
+
+func (w *wtx) updateRecord(r *sandbox.Record, aliases []string, st *stamp) error {
+	var stored []byte
+	err := w.stmt(wRecordUpdate).QueryRow([]byte(r.Data), w.now, r.Kind, r.MchID, r.Key, r.Version).Scan(&st.created, &stored)
+	if errors.Is(err, sql.ErrNoRows) {
+		return w.casFailure(wRecordVersion, fmt.Sprintf("record %s %q of merchant %q", r.Kind, r.Key, r.MchID), r.Version,
+			r.Kind, r.MchID, r.Key)
+	}
+	if err != nil {
+		return w.s.fail("update record", err)
+	}
+	st.version, st.updated = r.Version+1, w.now
+	if len(aliases) == 0 {
+		return nil
+	}
+	var have []string
+	if err := json.Unmarshal(stored, &have); err != nil {
+		return w.s.fail("decode aliases", err)
+	}
+	n := len(have)
+	for _, a := range aliases {
+		if slices.Contains(have, a) {
+			continue
+		}
+		if err := w.addAlias(r, a); err != nil {
+			return err
+		}
+		have = append(have, a)
+	}
+	if len(have) == n {
+		return nil
+	}
+	all, err := json.Marshal(have)
+	if err != nil {
+		return w.s.fail("encode aliases", err)
+	}
+	if _, err := w.exec(wRecordSetAliases, all, r.Kind, r.MchID, r.Key); err != nil {
+		return w.s.fail("update aliases", err)
+	}
+	return nil
+}
+
+// casFailure explains a compare-and-swap update that matched no row: the
+// object is missing (CodeNotFound) or its version moved on (CodeConflict).
+func (w *wtx) casFailure(versionStmt int, what string, want int64, key ...any) error {
+	var have int64
+	err := w.stmt(versionStmt).QueryRow(key...).Scan(&have)
+	if errors.Is(err, sql.ErrNoRows) {
+		return sandbox.Errorf(sandbox.CodeNotFound, "%s not found", what)
+	}
+	if err != nil {
+		return w.s.fail("read version", err)
+	}
+	return sandbox.Errorf(sandbox.CodeConflict, "%s was changed concurrently: version %d is stale, the store has %d",
+		what, want, have)
+}
+
+func (w *wtx) putSession(x *sandbox.Session, doc []byte, st *stamp) error {
+	return w.put(versioned{what: "session", id: x.ID, version: x.Version, st: st,
+		insert: wSessionInsert, update: wSessionUpdate, current: wSessionVersion},
+		[]any{x.ID, x.MchID, x.Product, string(x.State), nanos(x.DueAt), w.now, w.now, doc},
+		[]any{x.MchID, x.Product, string(x.State), nanos(x.DueAt), w.now, doc, x.ID, x.Version})
+}
+
+func (w *wtx) putNotification(n *sandbox.Notification, doc []byte, st *stamp) error {
+	return w.put(versioned{what: "notification", id: n.ID, version: n.Version, st: st,
+		insert: wNotifyInsert, update: wNotifyUpdate, current: wNotifyVersion},
+		[]any{n.ID, n.MchID, n.Product, n.Ref, string(n.State), nanos(n.DueAt), w.now, w.now, doc},
+		[]any{n.MchID, n.Product, n.Ref, string(n.State), nanos(n.DueAt), w.now, doc, n.ID, n.Version})
+}
+
+// versioned describes an object stored by id with a version: its
+// statements and where its stamp goes.
+type versioned struct {
+	what, id                string
+	version                 int64
+	st                      *stamp
+	insert, update, current int
+}
+
+// put inserts the object (version 0) or updates it if its version is still
+// version (compare-and-swap).
+func (w *wtx) put(v versioned, insertArgs, updateArgs []any) error {
+	if v.version == 0 {
+		ok, err := w.affected(v.insert, insertArgs...)
+		if err != nil {
+			return w.s.fail("insert "+v.what, err)
+		}
+		if !ok {
+			return sandbox.Errorf(sandbox.CodeConflict, "%s %q already exists", v.what, v.id)
+		}
+		*v.st = stamp{version: 1, created: w.now, updated: w.now}
+		return nil
+	}
+	err := w.stmt(v.update).QueryRow(updateArgs...).Scan(&v.st.created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return w.casFailure(v.current, fmt.Sprintf("%s %q", v.what, v.id), v.version, v.id)
+	}
+	if err != nil {
+		return w.s.fail("update "+v.what, err)
+	}
+	v.st.version, v.st.updated = v.version+1, w.now
+	return nil
+}
+
+func (w *wtx) applyExchanges(o *op) error {
+	for i, x := range o.xs {
+		res, err := w.exec(wJournalInsert, nanos(x.Time), x.MchID, x.Product, x.SessionID, x.NotifyID, x.Direction, o.xjson[i])
+		if err != nil {
+			return w.s.fail("append exchange", err)
+		}
+		if o.ids[i], err = res.LastInsertId(); err != nil {
+			return w.s.fail("append exchange", err)
+		}
+	}
+	return nil
+}
+
+func (w *wtx) applyPrune(o *op) error {
+	for _, p := range []struct {
+		on   bool
+		stmt int
+		arg  int64
+	}{{o.keep > 0, wPruneKeep, int64(o.keep)}, {o.before != 0, wPruneBefore, o.before}} {
+		if !p.on {
+			continue
+		}
+		res, err := w.exec(p.stmt, p.arg)
+		if err != nil {
+			return w.s.fail("prune journal", err)
+		}
+		n, _ := res.RowsAffected()
+		o.pruned += int(n)
+	}
+	return nil
+}
