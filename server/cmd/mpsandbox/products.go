@@ -4,6 +4,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/embedpay"
+	"github.com/mpsandbox/mpsandbox/server/internal/payscore"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
@@ -29,6 +30,7 @@ func buildModules(d sandbox.Deps) ([]module, error) {
 	var mods []module
 	for _, build := range []func(sandbox.Deps) (module, error){
 		func(d sandbox.Deps) (module, error) { return embedpay.New(d) },
+		func(d sandbox.Deps) (module, error) { return payscore.New(d) },
 	} {
 		m, err := build(d)
 		if err != nil {

@@ -1,0 +1,144 @@
+package payscore
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
+	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+	"github.com/mpsandbox/mpsandbox/server/internal/wxpayv3"
+)
+
+const (
+	// originalType and associatedData of the pay-score resources: real
+	// traffic carries "payscore" in both (DOMAIN.md §1).
+	originalType   = "payscore"
+	associatedData = "payscore"
+)
+
+// summaries of the events: "确认订单" is the documented example (DOMAIN.md
+// §1); the paid one is inferred [I].
+var summaries = map[string]string{
+	EventUserConfirm: "确认订单",
+	EventUserPaid:    "支付成功",
+}
+
+// Scenario notification faults the product applies.
+const (
+	faultBadSignature = "bad_signature"
+	faultDuplicate    = "duplicate"
+	faultDrop         = "drop"
+)
+
+// BuildNotify builds one attempt of a PAYSCORE.* notification: the v3
+// envelope, the order encrypted under the API v3 key, signed headers.
+func (p *Product) BuildNotify(ctx context.Context, m *sandbox.Merchant, n *sandbox.Notification) (*sandbox.OutboundRequest, error) {
+	return p.v3.BuildNotify(ctx, m, n)
+}
+
+// Acknowledged is 200 or 204 (DOMAIN.md §1).
+func (p *Product) Acknowledged(status int, body []byte) bool {
+	return wxpayv3.Acknowledged(status, body)
+}
+
+// Schedule is v3's retry schedule (DOMAIN.md §1).
+func (p *Product) Schedule() []time.Duration { return wxpayv3.Schedule() }
+
+// notification returns the notification of event about the order as v
+// shows it at at, shaped by the scenario: delay, faults, failures.
+func (p *Product) notification(o *order, v *view, event string, at time.Time, sc *sandbox.Scenario) (*sandbox.Notification, error) {
+	payload, err := eventPayload(wxpayv3.NewEvent(at, event, summaries[event], originalType, associatedData, nil), v)
+	if err != nil {
+		return nil, err
+	}
+	n := &sandbox.Notification{
+		ID: httpapi.NewID("ntf_"), MchID: o.MchID, Product: sandbox.ProductPayScore, Event: event, Ref: o.OutOrderNo,
+		URL: o.NotifyURL, Payload: payload, State: sandbox.NotifyPending, DueAt: at.Add(sc.Notify.Delay.D()),
+		FailNext: sc.Notify.FailNext,
+		Faults: sandbox.Faults{
+			BadSignature: sc.Notify.HasFault(faultBadSignature),
+			Duplicate:    sc.Notify.HasFault(faultDuplicate),
+		},
+	}
+	if sc.Notify.HasFault(faultDrop) {
+		n.State = sandbox.NotifyDropped // listed by the admin API, never sent
+	}
+	return n, nil
+}
+
+func eventPayload(ev wxpayv3.Event, v *view) (json.RawMessage, error) {
+	res, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	ev.Resource = res
+	return json.Marshal(ev)
+}
+
+// notifyPaid queues the PAYSCORE.USER_PAID notification of the deduction
+// scheduled on o, or brings the one already waiting up to date (a modify
+// lowered the amount, a pay brought the deduction forward).
+func (p *Product) notifyPaid(ctx context.Context, o *order, b *sandbox.Batch) error {
+	at := o.Sandbox.PaidAt
+	paid := *o
+	col := *o.Collection
+	paid.Collection = &col
+	paid.advance(at)
+	sc := p.scenario(o.Sandbox.Scenario)
+	if n, err := p.waiting(ctx, o); err != nil || n != nil {
+		if err != nil {
+			return err
+		}
+		var ev wxpayv3.Event
+		if err := json.Unmarshal(n.Payload, &ev); err != nil {
+			return err
+		}
+		ev.CreateTime = wxpayv3.FormatTime(at)
+		if n.Payload, err = eventPayload(ev, paid.full()); err != nil {
+			return err
+		}
+		n.DueAt = at.Add(sc.Notify.Delay.D())
+		b.Notifications = append(b.Notifications, n)
+		return nil
+	}
+	n, err := p.notification(o, paid.full(), EventUserPaid, at, sc)
+	if err != nil {
+		return err
+	}
+	o.Sandbox.PaidNotify = n.ID
+	b.Notifications = append(b.Notifications, n)
+	return nil
+}
+
+// dropPaid drops the PAYSCORE.USER_PAID notification waiting for a
+// deduction that will no longer happen (cancel, sync).
+func (p *Product) dropPaid(ctx context.Context, o *order, b *sandbox.Batch) error {
+	n, err := p.waiting(ctx, o)
+	if err != nil || n == nil {
+		return err
+	}
+	n.State = sandbox.NotifyDropped
+	b.Notifications = append(b.Notifications, n)
+	o.Sandbox.PaidNotify = ""
+	return nil
+}
+
+// waiting returns the order's PAYSCORE.USER_PAID notification when it has
+// not been sent yet (pending with no attempt, or held), nil otherwise.
+func (p *Product) waiting(ctx context.Context, o *order) (*sandbox.Notification, error) {
+	if o.Sandbox.PaidNotify == "" {
+		return nil, nil
+	}
+	n, err := p.d.Store.GetNotification(ctx, o.Sandbox.PaidNotify)
+	if sandbox.IsCode(err, sandbox.CodeNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if (n.State == sandbox.NotifyPending || n.State == sandbox.NotifyHeld) && n.Attempts == 0 {
+		return n, nil
+	}
+	return nil, nil
+}
