@@ -91,3 +91,16 @@ func BenchmarkGetSession(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkOpen measures start-up on an existing database: open, check the
+// schema, prepare the statements, close.
+func BenchmarkOpen(b *testing.B) {
+	path := openStore(b).path
+	for b.Loop() {
+		s, err := Open(context.Background(), Options{Path: path})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
+	}
+}

@@ -14,8 +14,12 @@ import (
 // returns nil, b is in the WAL file and survives a crash of the process;
 // b's objects then carry their new Version, CreatedAt and UpdatedAt. When
 // ctx ends before the writer took b, nothing of b was written.
+//
+// Within a batch, merchants are applied first, then Creates, Updates,
+// Sessions and Notifications. An Update with Version 0 inserts, like a
+// Create; an Update's Aliases are added to the record's (never removed).
 func (s *Store) Commit(ctx context.Context, b *sandbox.Batch) error {
-	if b == nil {
+	if b == nil || len(b.Merchants)+len(b.Creates)+len(b.Updates)+len(b.Sessions)+len(b.Notifications) == 0 {
 		return nil
 	}
 	o, err := encodeBatch(b)
@@ -119,7 +123,7 @@ func encodeRecords(path string, rs []*sandbox.Record) ([][]string, [][]byte, err
 		if r == nil || r.Kind == "" || r.MchID == "" || r.Key == "" || r.Version < 0 {
 			return nil, nil, invalidBatch(path, i, "a record needs a kind, an mchid, a key and a version >= 0")
 		}
-		if r.Data != nil && !json.Valid(r.Data) {
+		if len(r.Data) > 0 && !json.Valid(r.Data) {
 			return nil, nil, invalidBatch(path, i, "data is not valid JSON")
 		}
 		as := make([]string, 0, len(r.Aliases))

@@ -91,7 +91,8 @@ CREATE INDEX IF NOT EXISTS journal_time ON journal (time);
 }
 
 // migrate applies the migrations the database has not run, in one
-// transaction, so that a crash leaves the previous version intact.
+// transaction, so that a crash leaves the previous version intact, and
+// proves the database writable.
 func migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -105,21 +106,22 @@ func migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
 	if v > len(migrations) {
 		return fmt.Errorf("schema version %d is newer than this build's %d; use a newer mpsandbox", v, len(migrations))
 	}
-	if v == len(migrations) {
-		return nil
-	}
 	for i := v; i < len(migrations); i++ {
 		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
 			return fmt.Errorf("migrate schema to version %d: %w", i+1, err)
 		}
 	}
-	// PRAGMA takes no bound parameters; the value is our own integer.
+	// Written even when unchanged: a write is how a read-only file (which
+	// SQLite silently opens read-only) is refused now rather than at the
+	// first Commit. PRAGMA takes no bound parameters; the value is ours.
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return err
 	}
-	log.Info("store_migrated", "from_version", v, "to_version", len(migrations))
+	if v < len(migrations) {
+		log.Info("store_migrated", "from_version", v, "to_version", len(migrations))
+	}
 	return nil
 }

@@ -639,11 +639,13 @@ func TestGroupCommit(t *testing.T) {
 	ctx := context.Background()
 	commit(t, s, &sandbox.Batch{Sessions: []*sandbox.Session{newSession("taken", "m1", time.Time{})}})
 
+	// Batch 0 goes to the writer, which then waits for its connection; the
+	// other 49 queue up meanwhile and commit together in one transaction.
+	conn := holdWriter(t, s)
 	const n = 50
 	errs := make([]error, n)
 	sessions := make([]*sandbox.Session, n)
 	var wg sync.WaitGroup
-	start := make(chan struct{})
 	for i := range n {
 		id := fmt.Sprintf("s%02d", i)
 		if i == 17 {
@@ -651,14 +653,19 @@ func TestGroupCommit(t *testing.T) {
 		}
 		sessions[i] = newSession(id, "m1", time.Time{})
 		wg.Go(func() {
-			<-start
+			// Creates are applied before Sessions: batch 17's record is
+			// written, then its session conflicts and the record must go.
 			errs[i] = s.Commit(ctx, &sandbox.Batch{
 				Sessions: []*sandbox.Session{sessions[i]},
 				Creates:  []*sandbox.Record{newRecord("m1", fmt.Sprintf("o%02d", i))},
 			})
 		})
+		if i == 0 {
+			waitFor(t, func() bool { return s.wdb.Stats().WaitCount > 0 })
+		}
 	}
-	close(start)
+	waitFor(t, func() bool { return len(s.queue) == n-1 })
+	conn.Close()
 	wg.Wait()
 	for i, err := range errs {
 		if i == 17 {

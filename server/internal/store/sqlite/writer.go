@@ -232,6 +232,17 @@ func (w *wtx) apply(running []*op) error {
 		return w.s.fail("begin", err)
 	}
 	w.tx = tx
+	if len(running) == 1 {
+		// Alone in its transaction, an op needs no savepoint: when it fails
+		// the whole transaction is rolled back.
+		o := running[0]
+		w.now = time.Now().UnixNano()
+		if o.err = w.applyOp(o); o.err != nil {
+			tx.Rollback()
+			return nil
+		}
+		running = nil
+	}
 	for _, o := range running {
 		w.now = time.Now().UnixNano()
 		if _, err := w.exec(wSavepoint); err != nil {
