@@ -129,6 +129,24 @@ func TestReturnPerScenario(t *testing.T) {
 			}
 		})
 	}
+	t.Run("scenario named at create", func(t *testing.T) {
+		w := w.with(t)
+		raw, _ := json.Marshal(w.createBody("RET0004"))
+		res, err := w.sdk.Request(t.Context(), http.MethodPost, apiHost+"/v3/payscore/serviceorder",
+			http.Header{"X-Sandbox-Scenario": {"payscore.cancel"}}, nil, raw, "application/json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := res.Response.Header.Get("X-Sandbox-Scenario"); got != "payscore.cancel" {
+			t.Errorf("create's X-Sandbox-Scenario: got %q", got)
+		}
+		var out map[string]any
+		_ = json.NewDecoder(res.Response.Body).Decode(&out)
+		w.returned(w.open(out["package"].(string), nil))
+		if got := stateOf(w.query("RET0004")); got != "CREATED" {
+			t.Errorf("got %s, want CREATED: the create's scenario has the user decline", got)
+		}
+	})
 	t.Run("caller.scenario", func(t *testing.T) {
 		w := w.with(t)
 		pkg := w.create("RET0003")

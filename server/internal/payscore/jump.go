@@ -89,9 +89,13 @@ func (p *Product) Launch(ctx context.Context, call *sandbox.Call, s *sandbox.Ses
 	if len(vs) > 0 {
 		return nil, &sandbox.Error{Code: sandbox.CodeInvalid, Message: "invalid call", Fields: vs, Diagnostics: diagnostics}
 	}
-	sc, err := p.d.Scenarios.Pick(sandbox.ProductPayScore, call.Scenario, map[string]string{"out_order_no": o.OutOrderNo}, m)
-	if err != nil {
-		return nil, sandbox.Invalid("unknown scenario", sandbox.Violation{Path: "/caller/scenario", Message: sandbox.AsError(err).Message})
+	// The scenario was picked at create (header, magic out_order_no,
+	// active, default); the jump may name another.
+	sc := p.scenario(o.Sandbox.Scenario)
+	if call.Scenario != "" {
+		if sc, err = p.d.Scenarios.Pick(sandbox.ProductPayScore, call.Scenario, nil, m); err != nil {
+			return nil, sandbox.Invalid("unknown scenario", sandbox.Violation{Path: "/caller/scenario", Message: sandbox.AsError(err).Message})
+		}
 	}
 	s.Scenario, s.Mode, s.Ref = sc.ID, sc.Mode, o.OutOrderNo
 	if s.Mode == "" {
