@@ -50,6 +50,9 @@ type Main struct {
 	journal  *journal.Journal
 	cancel   context.CancelFunc
 	workers  sync.WaitGroup
+	// shutdown closes when Close begins, ending event streams and long polls.
+	shutdown chan struct{}
+	closing  sync.Once
 }
 
 // NewMain returns a Main logging to w.
@@ -61,7 +64,7 @@ func NewMain(cfg Config, w io.Writer) *Main {
 	if cfg.LogFormat == "json" {
 		h = slog.NewJSONHandler(w, opts)
 	}
-	return &Main{Config: cfg, Logger: slog.New(h)}
+	return &Main{Config: cfg, Logger: slog.New(h), shutdown: make(chan struct{})}
 }
 
 // Run listens first (so that port 0 works and /healthz answers at once),
@@ -201,7 +204,7 @@ func (m *Main) wire(ctx context.Context, cfg Config, engine *gin.Engine, open bo
 	}
 	sessions, err := miniprogram.New(miniprogram.Options{
 		Store: st, Clock: clock, Merchants: dir, Notifier: worker, Products: products,
-		ManualTimeout: cfg.ManualTimeout, Logger: m.Logger,
+		ManualTimeout: cfg.ManualTimeout, Shutdown: m.shutdown, Logger: m.Logger,
 	})
 	if err != nil {
 		return err
@@ -212,7 +215,7 @@ func (m *Main) wire(ctx context.Context, cfg Config, engine *gin.Engine, open bo
 		Store: st, Merchants: dir, Scenarios: catalog, Schemas: set, Sessions: sessions,
 		Journal: m.journal, Notifications: worker, Clock: clock,
 		Access: httpapi.Access{Open: open, AdminToken: cfg.AdminToken, MerchantByToken: dir.ByToken},
-		Extra:  adminRoutes,
+		Extra:  adminRoutes, Shutdown: m.shutdown,
 	}).Register(engine)
 
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -230,7 +233,14 @@ func (m *Main) wire(ctx context.Context, cfg Config, engine *gin.Engine, open bo
 // Close stops serving (in-flight requests finish within the shutdown
 // timeout), stops the workers, flushes the journal and closes the store.
 func (m *Main) Close() error {
+	var err error
+	m.closing.Do(func() { err = m.close() })
+	return err
+}
+
+func (m *Main) close() error {
 	m.ready.Store(false)
+	close(m.shutdown)
 	var errs []error
 	if m.server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)

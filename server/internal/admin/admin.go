@@ -53,6 +53,9 @@ type API struct {
 	// Extra mounts products' own admin routes (e.g. repayment's
 	// /vehicle-users) on the authenticated /sandbox/v1 group.
 	Extra []func(g gin.IRouter)
+	// Shutdown closes when the server starts shutting down; event streams
+	// end then.
+	Shutdown <-chan struct{}
 }
 
 // Register mounts the admin API.
@@ -75,7 +78,7 @@ func (a *API) Register(r gin.IRouter) {
 	g.POST("/sessions/:id/resolve", h(a.resolveSession))
 
 	g.GET("/journal", h(a.queryJournal))
-	g.GET("/journal/stream", h(a.streamJournal))
+	g.GET("/journal/stream", httpapi.Interruptible(a.Shutdown), h(a.streamJournal))
 	g.GET("/journal/:id", h(a.getExchange))
 
 	g.GET("/notifications", h(a.listNotifications))

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -181,4 +182,28 @@ func exchange(c *gin.Context) *sandbox.Exchange {
 	}
 	x, _ := v.(*sandbox.Exchange)
 	return x
+}
+
+// Interruptible ends a long-lived request (an event stream, a long poll)
+// when done closes — server shutdown — instead of letting it hold the
+// graceful shutdown until its timeout. Ordinary requests are never
+// interrupted: they finish.
+func Interruptible(done <-chan struct{}) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if done == nil {
+			c.Next()
+			return
+		}
+		ctx, cancel := context.WithCancel(c.Request.Context())
+		defer cancel()
+		go func() {
+			select {
+			case <-done:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		c.Request = c.Request.WithContext(ctx)
+		c.Next()
+	}
 }

@@ -25,7 +25,7 @@ const maxWait = 60 * time.Second
 func (s *Service) Register(r gin.IRouter, v sandbox.Validator, j sandbox.Journal) {
 	g := r.Group("/miniprogram/v1", httpapi.UseRenderer(RenderErrMsg), httpapi.Journaled(j, ""))
 	g.POST("/*api", httpapi.Handle(func(c *gin.Context) error { return s.handleCall(c, v) }))
-	g.GET("/sessions/:id/return", httpapi.Handle(s.handleReturn))
+	g.GET("/sessions/:id/return", httpapi.Interruptible(s.o.Shutdown), httpapi.Handle(s.handleReturn))
 	g.GET("/sessions/:id/plugin/:getter", httpapi.Handle(s.handleGetter))
 	g.GET("/sessions/:id", httpapi.Handle(s.handleSession))
 }
@@ -49,6 +49,15 @@ func apiName(api string) string {
 }
 
 const keyAPI = "mpsandbox.api"
+
+// callResult is implemented by a product whose call answers with the user's
+// outcome once the session has resolved: wx.requestPayment calls back only
+// after the user paid or cancelled, so its answer is "requestPayment:ok" or
+// "requestPayment:fail cancel", not an acknowledgement. ok is false while
+// the outcome is unknown.
+type callResult interface {
+	CallErrMsg(s *sandbox.Session) (errMsg string, ok bool)
+}
 
 // handleCall handles "POST /miniprogram/v1/{api}".
 func (s *Service) handleCall(c *gin.Context, v sandbox.Validator) error {
@@ -81,8 +90,14 @@ func (s *Service) handleCall(c *gin.Context, v sandbox.Validator) error {
 	if sess.Scenario != "" {
 		c.Header("X-Sandbox-Scenario", sess.Scenario)
 	}
+	errMsg := apiName(api) + ":ok"
+	if o, ok := s.products[sess.Product].(callResult); ok {
+		if m, ok := o.CallErrMsg(sess); ok {
+			errMsg = m
+		}
+	}
 	c.JSON(http.StatusOK, gin.H{
-		"errMsg":     apiName(api) + ":ok",
+		"errMsg":     errMsg,
 		"session_id": sess.ID,
 		"scenario":   sess.Scenario,
 		"mode":       sess.Mode,

@@ -31,7 +31,10 @@ type Options struct {
 	ManualTimeout time.Duration
 	// MaxPoll is the longest real wait between scans for due sessions.
 	MaxPoll time.Duration
-	Logger  *slog.Logger
+	// Shutdown closes when the server starts shutting down; long polls
+	// return then.
+	Shutdown <-chan struct{}
+	Logger   *slog.Logger
 }
 
 // Service launches and resolves sessions.
