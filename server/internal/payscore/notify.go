@@ -17,11 +17,13 @@ const (
 	associatedData = "payscore"
 )
 
-// summaries of the events: "确认订单" is the documented example (DOMAIN.md
-// §1); the paid one is inferred [I].
-var summaries = map[string]string{
-	EventUserConfirm: "确认订单",
-	EventUserPaid:    "支付成功",
+// summary is the event's summary: "确认订单" is the documented example
+// (DOMAIN.md §1); the paid one is inferred [I].
+func summary(event string) string {
+	if event == EventUserPaid {
+		return "支付成功"
+	}
+	return "确认订单"
 }
 
 // Scenario notification faults the product applies.
@@ -48,7 +50,7 @@ func (p *Product) Schedule() []time.Duration { return wxpayv3.Schedule() }
 // notification returns the notification of event about the order as v
 // shows it at at, shaped by the scenario: delay, faults, failures.
 func (p *Product) notification(o *order, v *view, event string, at time.Time, sc *sandbox.Scenario) (*sandbox.Notification, error) {
-	payload, err := eventPayload(wxpayv3.NewEvent(at, event, summaries[event], originalType, associatedData, nil), v)
+	payload, err := eventPayload(wxpayv3.NewEvent(at, event, summary(event), originalType, associatedData, nil), v)
 	if err != nil {
 		return nil, err
 	}
