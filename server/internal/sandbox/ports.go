@@ -201,20 +201,21 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 // UnmarshalYAML reads a Go duration string or a number of seconds.
 func (d *Duration) UnmarshalYAML(unmarshal func(any) error) error {
-	var s string
-	if err := unmarshal(&s); err == nil {
-		v, err := time.ParseDuration(s)
-		if err != nil {
-			return err
-		}
-		*d = Duration(v)
+	// A bare number is seconds; yaml would also read it as the string "2.5".
+	var secs float64
+	if err := unmarshal(&secs); err == nil {
+		*d = Duration(secs * float64(time.Second))
 		return nil
 	}
-	var secs float64
-	if err := unmarshal(&secs); err != nil {
+	var s string
+	if err := unmarshal(&s); err != nil {
 		return err
 	}
-	*d = Duration(secs * float64(time.Second))
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
 	return nil
 }
 
