@@ -1,0 +1,355 @@
+package repayment
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+)
+
+// jumpParams are the four parameters both ways in carry (seed 001): in
+// extraData from a mini-program, in the path's query string from an App.
+type jumpParams struct {
+	AppID    string // appid
+	MchID    string // mchid
+	MchIDAlt string // mch_id
+	NonceStr string // nonce_str
+	OpenID   string // openid
+}
+
+// Launch validates a jump into the repayment mini-program — every problem
+// at once, each with its path — and picks the scenario: the header or
+// caller.scenario, else a magic value (nonce_str, openid, plate_number),
+// the merchant's active one, the default.
+func (p *Product) Launch(ctx context.Context, call *sandbox.Call, s *sandbox.Session) (*sandbox.Batch, error) {
+	m := call.Merchant
+	if err := p.ensureFixtures(ctx, m.MchID); err != nil {
+		return nil, err
+	}
+	var (
+		params jumpParams
+		vs     []sandbox.Violation
+		base   string
+		err    error
+	)
+	if call.API == sandbox.APIAppLaunchMiniProgram {
+		base = "/args/path"
+		params, vs, err = p.appArgs(call.Args)
+	} else {
+		base = "/args/extraData"
+		params, vs, err = p.navigateArgs(call.Args)
+	}
+	if err != nil {
+		return nil, err
+	}
+	u, more, err := p.checkParams(ctx, call, params, base)
+	if err != nil {
+		return nil, err
+	}
+	if vs = append(vs, more...); len(vs) > 0 {
+		return nil, sandbox.Invalid("the repayment mini-program cannot open", vs...)
+	}
+	fields := map[string]string{"nonce_str": params.NonceStr, "openid": u.OpenID}
+	if len(u.Plates) > 0 {
+		fields["plate_number"] = u.Plates[0].PlateNumber
+	}
+	sc, err := p.d.Scenarios.Pick(sandbox.ProductRepayment, call.Scenario, fields, m)
+	if err != nil {
+		return nil, err
+	}
+	s.Scenario, s.Mode, s.Ref = sc.ID, sc.Mode, u.OpenID
+	if s.Mode == "" {
+		s.Mode = sandbox.ModeAuto
+	}
+	if s.Mode == sandbox.ModeAuto {
+		s.Action = sc.User.Action
+		if !slices.Contains(p.Actions(s), s.Action) {
+			// deny and unsupported are the App SDK's answers; a
+			// mini-program caller whose scenario names them sees the
+			// user come back having done nothing [I].
+			s.Action = ActionCancel
+		}
+		s.DueAt = p.d.Clock.Now(m.MchID).Add(sc.User.After.D())
+	}
+	return nil, nil
+}
+
+// navigateArgs checks wx.navigateToMiniProgram's object (and
+// <navigator target="miniProgram">'s attributes under the same names) and
+// returns its extraData.
+func (p *Product) navigateArgs(args json.RawMessage) (jumpParams, []sandbox.Violation, error) {
+	var params jumpParams
+	vs, err := p.validate(schemaNavigateArgs, args, "/args")
+	if err != nil {
+		return params, nil, err
+	}
+	// Keys are matched exactly, as JavaScript does: encoding/json would let
+	// a stray "extradata" or "openId" stand in for the real one.
+	a := object(args)
+	path := str(a, "path")
+	if page := pageOf(path); path != "" && page != Page {
+		vs = append(vs, sandbox.Violation{Path: "/args/path", Message: fmt.Sprintf(
+			"%q is not the repayment page: the path is fixed, %q (seed 001)", path, Page)})
+	}
+	if extra, ok := a["extraData"]; ok {
+		more, err := p.validate(schemaExtraData, extra, "/args/extraData")
+		if err != nil {
+			return params, nil, err
+		}
+		vs = append(vs, more...)
+		e := object(extra) // wrong types are reported above
+		params = jumpParams{AppID: str(e, "appid"), MchID: str(e, "mchid"), MchIDAlt: str(e, "mch_id"),
+			NonceStr: str(e, "nonce_str"), OpenID: str(e, "openid")}
+	}
+	return params, vs, nil
+}
+
+// object decodes a JSON object into its members, by their exact names.
+func object(raw json.RawMessage) map[string]json.RawMessage {
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(raw, &m)
+	return m
+}
+
+// str is the member's string value, "" when absent or not a string.
+func str(m map[string]json.RawMessage, key string) string {
+	var s string
+	_ = json.Unmarshal(m[key], &s)
+	return s
+}
+
+// integer is the member's integer value, if it is one.
+func integer(m map[string]json.RawMessage, key string) (int, bool) {
+	var n int
+	if raw, ok := m[key]; !ok || json.Unmarshal(raw, &n) != nil {
+		return 0, false
+	}
+	return n, true
+}
+
+// appArgs checks WXLaunchMiniProgram.Req's fields and reads the four
+// parameters from the path's query string.
+func (p *Product) appArgs(args json.RawMessage) (jumpParams, []sandbox.Violation, error) {
+	var params jumpParams
+	vs, err := p.validate(schemaAppLaunchArgs, args, "/args")
+	if err != nil {
+		return params, nil, err
+	}
+	a := object(args)
+	android, okA := integer(a, "miniprogramType")
+	ios, okI := integer(a, "miniProgramType")
+	if okA && okI && android != ios {
+		vs = append(vs, sandbox.Violation{Path: "/args/miniProgramType", Message: fmt.Sprintf(
+			"is %d but miniprogramType is %d: send one (Android's miniprogramType or iOS's miniProgramType)", ios, android)})
+	}
+	path := str(a, "path")
+	page, rawQuery, _ := strings.Cut(path, "?")
+	if path == "" {
+		return params, vs, nil // the schema reports it
+	}
+	if strings.TrimPrefix(page, "/") != Page {
+		vs = append(vs, sandbox.Violation{Path: "/args/path", Message: fmt.Sprintf(
+			"page %q is not the repayment page; launch %s?mchid=…&appid=…&nonce_str=…&openid=… (seed 001)", page, Page)})
+	}
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return params, append(vs, sandbox.Violation{Path: "/args/path", Message: "the query string does not parse: " + err.Error()}), nil
+	}
+	doc := make(map[string]any, len(q))
+	for k, vals := range q {
+		if len(vals) > 1 {
+			vs = append(vs, sandbox.Violation{Path: "/args/path/" + k, Message: fmt.Sprintf("is given %d times in the query string", len(vals))})
+		}
+		doc[k] = vals[0]
+	}
+	more, err := p.d.Validator.Validate(schemaAppPathQuery, doc)
+	if err != nil {
+		return params, nil, err
+	}
+	for _, v := range more {
+		vs = append(vs, sandbox.Violation{Path: "/args/path" + v.Path, Message: v.Message})
+	}
+	params = jumpParams{AppID: q.Get("appid"), MchID: q.Get("mchid"), MchIDAlt: q.Get("mch_id"),
+		NonceStr: q.Get("nonce_str"), OpenID: q.Get("openid")}
+	return params, vs, nil
+}
+
+// checkParams checks what the parameters say against the sandbox: the
+// appid, the merchant, and the user. It returns the user when known.
+func (p *Product) checkParams(ctx context.Context, call *sandbox.Call, params jumpParams, base string) (*user, []sandbox.Violation, error) {
+	m := call.Merchant
+	var vs []sandbox.Violation
+	app := call.API == sandbox.APIAppLaunchMiniProgram
+	switch {
+	case params.AppID == "":
+		// missing: the schema reports it
+	case !app && params.AppID != AppID:
+		// The seed's field table fixes appid to the repayment
+		// mini-program's own; its sample code passes the merchant's
+		// appid instead, which the table contradicts.
+		vs = append(vs, sandbox.Violation{Path: base + "/appid", Message: fmt.Sprintf(
+			"is %q; from a mini-program it is the fixed %s, the repayment mini-program's own appid (seed 001's table; its sample's %q is the merchant's)",
+			params.AppID, AppID, "wxcbda96de0b165486")})
+	case app && params.AppID != m.AppID:
+		vs = append(vs, sandbox.Violation{Path: base + "/appid", Message: fmt.Sprintf(
+			"is %q; from an App it is the merchant's appid (公众账号ID), %s for merchant %s", params.AppID, m.AppID, m.MchID)})
+	}
+	// The real page reads the merchant id under either name: seed 001's
+	// table and Android sample say mchid, its iOS sample says mch_id
+	// (DOMAIN.md §0: the official page mixes them). Both are accepted;
+	// given both, they must agree.
+	mchid, at := params.MchID, base+"/mchid"
+	if mchid == "" {
+		mchid, at = params.MchIDAlt, base+"/mch_id"
+	}
+	switch {
+	case params.MchID != "" && params.MchIDAlt != "" && params.MchID != params.MchIDAlt:
+		vs = append(vs, sandbox.Violation{Path: base + "/mch_id", Message: fmt.Sprintf(
+			"is %q but mchid is %q: the page reads one merchant id, send one name", params.MchIDAlt, params.MchID)})
+	case mchid != "" && mchid != m.MchID:
+		vs = append(vs, sandbox.Violation{Path: at, Message: fmt.Sprintf(
+			"is %q but the caller (appId %s) is merchant %s", mchid, call.Caller.AppID, m.MchID)})
+	}
+	if params.OpenID == "" {
+		return nil, vs, nil // the schema reports it
+	}
+	_, u, err := p.getUser(ctx, m.MchID, params.OpenID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if u == nil {
+		msg := fmt.Sprintf("%q is not a vehicle user of merchant %s: GET /sandbox/v1/vehicle-users?mchid=%s lists them, POST creates one",
+			params.OpenID, m.MchID, m.MchID)
+		if strings.HasSuffix(params.OpenID, "=weixin") {
+			msg += `; seed 001's sample ends the openid with "=weixin", a slip of WeChat's page: send the openid alone`
+		}
+		vs = append(vs, sandbox.Violation{Path: base + "/openid", Message: msg})
+	}
+	return u, vs, nil
+}
+
+// validate checks raw against a schema, prefixing each violation's path.
+func (p *Product) validate(name string, raw json.RawMessage, prefix string) ([]sandbox.Violation, error) {
+	vs, err := p.d.Validator.ValidateJSON(name, raw)
+	if err != nil {
+		return nil, err
+	}
+	for i := range vs {
+		vs[i].Path = prefix + vs[i].Path
+	}
+	return vs, nil
+}
+
+// pageOf is a mini-program path's page, without a leading slash or query.
+func pageOf(path string) string {
+	page, _, _ := strings.Cut(path, "?")
+	return strings.TrimPrefix(page, "/")
+}
+
+// onShow is the caller's App.onShow on the way back: scene 1038 and the
+// repayment mini-program as referrer, with no extraData — the mini-program
+// returns nothing (seed 001: "小程序返回参数 无数据").
+type onShow struct {
+	Scene        int      `json:"scene"`
+	ReferrerInfo referrer `json:"referrerInfo"`
+}
+
+type referrer struct {
+	AppID string `json:"appId"`
+}
+
+const sceneBackFromMiniProgram = 1038
+
+// appResp is what the App's onResp receives: WXLaunchMiniProgram.Resp,
+// with errCode and no extMsg — the mini-program passes nothing back (seed
+// 001: "暂时不返回参数").
+type appResp struct {
+	ErrCode int `json:"errCode"`
+	// Type is the SDK's COMMAND_LAUNCH_WX_MINIPROGRAM, 19 [C OpenSDK].
+	Type int `json:"type"`
+}
+
+// App SDK error codes (seed 001's onResp sample, BaseResp.ErrCode).
+const (
+	errOK          = 0
+	errUserCancel  = -2
+	errAuthDenied  = -4
+	errUnsupported = -5
+	typeLaunchMini = 19
+)
+
+// appErrCode is what the App sees for an action: the user came back from
+// the mini-program (repaid or not: 0), left it (-2), or it never opened.
+func appErrCode(action string) int {
+	switch action {
+	case ActionCancel, sandbox.ActionTimeout:
+		return errUserCancel
+	case ActionDeny:
+		return errAuthDenied
+	case ActionUnsupported:
+		return errUnsupported
+	}
+	return errOK
+}
+
+// Resolve applies the user's action. repay clears every advance the user
+// owes and makes an OVERDUE user NORMAL again, in one CAS update of the
+// user; fail records the failed attempt; cancel, deny, unsupported and a
+// manual session's timeout change nothing. The return is the same in every
+// case for a mini-program caller — no data — and the App SDK's errCode for
+// an App. Partial repayment is not offered: see docs/products/repayment.md.
+func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string) (*sandbox.Batch, error) {
+	if action != sandbox.ActionTimeout && !slices.Contains(p.Actions(s), action) {
+		return nil, sandbox.Invalid("unknown action", sandbox.Violation{Path: "/action", Message: fmt.Sprintf(
+			"%q is not an action of this repayment session; choose one of: %s", action, strings.Join(p.Actions(s), ", "))})
+	}
+	s.State, s.Action = sandbox.SessionReturned, action
+	var ret any = onShow{Scene: sceneBackFromMiniProgram, ReferrerInfo: referrer{AppID: AppID}}
+	if s.API == sandbox.APIAppLaunchMiniProgram {
+		ret = appResp{ErrCode: appErrCode(action), Type: typeLaunchMini}
+	}
+	b, err := json.Marshal(ret)
+	if err != nil {
+		return nil, &sandbox.Error{Code: sandbox.CodeInternal, Message: "encode the return", Err: err}
+	}
+	s.Return = b
+	if action != ActionRepay && action != ActionFail {
+		return nil, nil
+	}
+	rec, u, err := p.getUser(ctx, s.MchID, s.Ref)
+	if err != nil {
+		return nil, err
+	}
+	if u == nil {
+		return nil, sandbox.Errorf(sandbox.CodeInternal, "session %s: vehicle user %s is gone", s.ID, s.Ref)
+	}
+	// An auto session acts at its DueAt, not when the worker got to it.
+	at := p.d.Clock.Now(s.MchID)
+	if s.Mode == sandbox.ModeAuto && s.DueAt.Before(at) {
+		at = s.DueAt
+	}
+	owed := u.owed()
+	if owed == 0 {
+		return nil, nil // nothing to repay: the page shows an empty list
+	}
+	u.LastAttempt = &attempt{SessionID: s.ID, Action: action, At: at, Amount: owed}
+	if action == ActionRepay {
+		for i := range u.Advances {
+			if !u.Advances[i].repaid() {
+				u.Advances[i].RepaidAt, u.Advances[i].RepaidIn = at, s.ID
+			}
+		}
+		if u.UserState == StateOverdue {
+			u.UserState = StateNormal
+		}
+	}
+	up := *rec
+	if err := u.encode(&up); err != nil {
+		return nil, err
+	}
+	return &sandbox.Batch{Updates: []*sandbox.Record{&up}}, nil
+}
