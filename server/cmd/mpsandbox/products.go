@@ -5,6 +5,7 @@ import (
 
 	"github.com/mpsandbox/mpsandbox/server/internal/embedpay"
 	"github.com/mpsandbox/mpsandbox/server/internal/payscore"
+	"github.com/mpsandbox/mpsandbox/server/internal/repayment"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
@@ -31,6 +32,7 @@ func buildModules(d sandbox.Deps) ([]module, error) {
 	for _, build := range []func(sandbox.Deps) (module, error){
 		func(d sandbox.Deps) (module, error) { return embedpay.New(d) },
 		func(d sandbox.Deps) (module, error) { return payscore.New(d) },
+		func(d sandbox.Deps) (module, error) { return repayment.New(d) },
 	} {
 		m, err := build(d)
 		if err != nil {
