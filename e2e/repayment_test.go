@@ -1,0 +1,334 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/xml"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wechatpay-apiv3/wechatpay-go/core"
+	"github.com/wechatpay-apiv3/wechatpay-go/core/option"
+	"github.com/wechatpay-apiv3/wechatpay-go/services/wexinpayscoreparking"
+	"github.com/wechatpay-apiv3/wechatpay-go/utils"
+)
+
+// The repayment mini-program (seed 001).
+const (
+	repayAppID    = "wx5e73c65404eee268"
+	repayUserName = "gh_5e259b7a73b1"
+	repayPage     = "pages/invest_list/invest_list"
+)
+
+// repayment is a merchant integrating 垫资还款 against a sandbox: its
+// mini-program and App jump to the repayment mini-program, its backend asks
+// the user state with the v2 XML query and the official SDK's typed v3
+// vehicle client.
+type repayment struct {
+	s                      *Sandbox
+	mchid, appid, apiV2Key string
+	plates                 wexinpayscoreparking.ServicesApiService
+	transactions           wexinpayscoreparking.TransactionsApiService
+}
+
+func newRepayment(t *testing.T, s *Sandbox) *repayment {
+	t.Helper()
+	c := credentials(t, s, demoMchID)
+	str := func(k string) string { return c[k].(string) }
+	key, err := utils.LoadPrivateKey(str("merchant_private_key_pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := utils.LoadPublicKey(str("platform_public_key_pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(s.URL)
+	client, err := core.NewClient(context.Background(),
+		option.WithWechatPayPublicKeyAuthCipher(str("mchid"), str("merchant_serial_no"), key, str("platform_public_key_id"), pub),
+		option.WithHTTPClient(&http.Client{Transport: sandboxTransport{u}, Timeout: 10 * time.Second}))
+	if err != nil {
+		t.Fatalf("core.NewClient: %v", err)
+	}
+	return &repayment{s: s, mchid: str("mchid"), appid: str("appid"), apiV2Key: str("api_v2_key"),
+		plates: wexinpayscoreparking.ServicesApiService{Client: client}, transactions: wexinpayscoreparking.TransactionsApiService{Client: client}}
+}
+
+// vehicleUser is the part of a vehicle user the tests look at.
+type vehicleUser struct {
+	OpenID      string `json:"openid"`
+	UserState   string `json:"user_state"`
+	PlateNumber string `json:"plate_number"`
+	Plates      []struct {
+		PlateColor string `json:"plate_color"`
+	} `json:"plates"`
+	Advances []struct {
+		OutTradeNo string `json:"out_trade_no"`
+		UserRepaid string `json:"user_repaid"`
+	} `json:"advances"`
+}
+
+// overdue creates an OVERDUE user owing one advance of amount fen.
+func (r *repayment) overdue(t *testing.T, amount int) vehicleUser {
+	t.Helper()
+	var u vehicleUser
+	r.s.JSON(t, http.MethodPost, "/sandbox/v1/vehicle-users", map[string]any{
+		"mchid": r.mchid, "user_state": "OVERDUE", "advances": []map[string]any{{"amount": amount}},
+	}, http.StatusCreated, &u)
+	if u.OpenID == "" || u.UserState != "OVERDUE" || len(u.Advances) != 1 {
+		t.Fatalf("created user: %+v", u)
+	}
+	return u
+}
+
+// parseXML reads a v2 answer, written here with encoding/xml rather than
+// imported, so that the suite judges the sandbox's XML by itself.
+func parseXML(t *testing.T, b []byte) map[string]string {
+	t.Helper()
+	d := xml.NewDecoder(bytes.NewReader(b))
+	out := map[string]string{}
+	var name string
+	depth := 0
+	for {
+		tok, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("answer is not XML: %v\n%s", err, b)
+		}
+		switch x := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if depth == 1 && x.Name.Local != "xml" {
+				t.Fatalf("root <%s>, want <xml>: %s", x.Name.Local, b)
+			}
+			name = x.Name.Local
+		case xml.CharData:
+			if depth == 2 {
+				out[name] += string(x)
+			}
+		case xml.EndElement:
+			depth--
+		}
+	}
+	return out
+}
+
+// querystate posts the v2 user-state query, signed HMAC-SHA256 with
+// hmacSign (payscore_test.go, checked against the v2 golden vector), unless
+// sign is given; v2 answers 200 whatever happens.
+func (r *repayment) querystate(t *testing.T, params map[string]string, sign string) map[string]string {
+	t.Helper()
+	if sign == "" {
+		sign = hmacSign(params, r.apiV2Key)
+	}
+	keys := make([]string, 0, len(params))
+	for k := range params {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("<xml>")
+	for _, k := range keys {
+		b.WriteString("<" + k + "><![CDATA[" + params[k] + "]]></" + k + ">")
+	}
+	b.WriteString("<sign>" + sign + "</sign></xml>")
+	req, err := http.NewRequest(http.MethodPost, r.s.URL+"/vehicle/pay/querystate", strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "text/xml")
+	resp := r.s.Do(t, req)
+	if resp.Status != http.StatusOK {
+		t.Fatalf("querystate: status %d, body %s", resp.Status, resp.Body)
+	}
+	return parseXML(t, resp.Body)
+}
+
+// state asks the user's state by openid and checks the answer is a signed
+// success.
+func (r *repayment) state(t *testing.T, openid string) map[string]string {
+	t.Helper()
+	out := r.querystate(t, map[string]string{"appid": r.appid, "mch_id": r.mchid, "nonce_str": rand.Text(),
+		"sign_type": "HMAC-SHA256", "trade_scene": "PARKING", "version": "3.0", "openid": openid}, "")
+	if out["return_code"] != "SUCCESS" || out["result_code"] != "SUCCESS" {
+		t.Fatalf("querystate: %v", out)
+	}
+	if got := hmacSign(out, r.apiV2Key); got != out["sign"] {
+		t.Fatalf("querystate answer sign: got %s, want %s", out["sign"], got)
+	}
+	return out
+}
+
+// transaction asks the v3 transaction query with the typed SDK client.
+func (r *repayment) transaction(t *testing.T, outTradeNo string) *wexinpayscoreparking.Transaction {
+	t.Helper()
+	tx, _, err := r.transactions.QueryTransaction(context.Background(), wexinpayscoreparking.QueryTransactionRequest{OutTradeNo: core.String(outTradeNo)})
+	if err != nil {
+		t.Fatalf("QueryTransaction %s: %v", outTradeNo, err)
+	}
+	return tx
+}
+
+func (r *repayment) advance(t *testing.T, by string) {
+	t.Helper()
+	r.s.JSON(t, http.MethodPost, "/sandbox/v1/clock/advance", map[string]any{"mchid": r.mchid, "by": by}, http.StatusOK, nil)
+}
+
+// launch makes a wx.* (or App SDK) call and returns the session id.
+func (r *repayment) launch(t *testing.T, api string, args map[string]any) string {
+	t.Helper()
+	var out struct {
+		ErrMsg    string `json:"errMsg"`
+		SessionID string `json:"session_id"`
+	}
+	r.s.JSON(t, http.MethodPost, "/miniprogram/v1/"+api, map[string]any{
+		"caller": map[string]any{"appId": r.appid, "platform": "android", "sdkVersion": "3.4.0"}, "args": args,
+	}, http.StatusOK, &out)
+	if !strings.HasSuffix(out.ErrMsg, ":ok") || out.SessionID == "" {
+		t.Fatalf("%s: %+v", api, out)
+	}
+	return out.SessionID
+}
+
+// navigate is the seed's <navigator>/wx.navigateToMiniProgram jump.
+func (r *repayment) navigate(t *testing.T, openid, nonce string) string {
+	t.Helper()
+	return r.launch(t, "navigateToMiniProgram", map[string]any{"appId": repayAppID, "path": repayPage,
+		"extraData": map[string]any{"appid": repayAppID, "mchid": r.mchid, "nonce_str": nonce, "openid": openid}})
+}
+
+// back lets the user act (2 s on the clock) and reads what the caller sees.
+func (r *repayment) back(t *testing.T, sessionID string) map[string]any {
+	t.Helper()
+	r.advance(t, "2s")
+	var out map[string]any
+	r.s.JSON(t, http.MethodGet, "/miniprogram/v1/sessions/"+sessionID+"/return?wait=10s", nil, http.StatusOK, &out)
+	return out
+}
+
+func TestRepayment(t *testing.T) {
+	t.Parallel()
+	s := startSandbox(t, Options{})
+	r := newRepayment(t, s)
+
+	t.Run("an OVERDUE user repays through the mini-program", func(t *testing.T) {
+		u := r.overdue(t, 1500)
+		before := r.state(t, u.OpenID)
+		if before["user_state"] != "OVERDUE" || before["path"] == "" || before["openid"] != u.OpenID {
+			t.Fatalf("before: got %v, want OVERDUE with a path", before)
+		}
+		tx := r.transaction(t, u.Advances[0].OutTradeNo)
+		if *tx.BankType != "BPA" || *tx.UserRepaid != "N" || *tx.TradeState != "SUCCESS" || *tx.Amount.Total != 1500 {
+			t.Fatalf("before: transaction %s, want BPA, SUCCESS, user_repaid N", tx)
+		}
+
+		ret := r.back(t, r.navigate(t, u.OpenID, "5K8264ILTKCH16CQ2502SI8ZNMTM67VS"))
+		ri, _ := ret["referrerInfo"].(map[string]any)
+		if ret["scene"] != float64(1038) || ri["appId"] != repayAppID || ri["extraData"] != nil {
+			t.Fatalf("return: got %v, want scene 1038 from %s with no data (seed 001)", ret, repayAppID)
+		}
+
+		after := r.state(t, u.OpenID)
+		if after["user_state"] != "NORMAL" || after["path"] != "" {
+			t.Fatalf("after: got %v, want NORMAL without a path", after)
+		}
+		if tx := r.transaction(t, u.Advances[0].OutTradeNo); *tx.UserRepaid != "Y" || *tx.BankType != "BPA" {
+			t.Fatalf("after: transaction %s, want user_repaid Y", tx)
+		}
+	})
+
+	t.Run("a user who leaves stays OVERDUE", func(t *testing.T) {
+		u := r.overdue(t, 800)
+		ret := r.back(t, r.navigate(t, u.OpenID, "CANCEL0000000000000000000000001"))
+		if ret["scene"] != float64(1038) {
+			t.Fatalf("return: %v", ret)
+		}
+		if st := r.state(t, u.OpenID); st["user_state"] != "OVERDUE" || st["path"] == "" {
+			t.Fatalf("after cancel: got %v, want OVERDUE with a path", st)
+		}
+		if tx := r.transaction(t, u.Advances[0].OutTradeNo); *tx.UserRepaid != "N" {
+			t.Fatalf("after cancel: transaction %s, want user_repaid N", tx)
+		}
+	})
+
+	t.Run("an App launches the mini-program", func(t *testing.T) {
+		u := r.overdue(t, 600)
+		// Seed 001's iOS sample names the merchant mch_id.
+		path := func(nonce, openid string) string {
+			return repayPage + "?mch_id=" + r.mchid + "&appid=" + r.appid + "&nonce_str=" + nonce + "&openid=" + openid
+		}
+		ret := r.back(t, r.launch(t, "app/launchMiniProgram", map[string]any{"userName": repayUserName,
+			"path": path("5K8264ILTKCH16CQ2502SI8ZNMTM67VS", u.OpenID), "miniprogramType": 0}))
+		if ret["errCode"] != float64(0) || ret["extMsg"] != nil {
+			t.Fatalf("onResp: got %v, want errCode 0 and no extMsg", ret)
+		}
+		if st := r.state(t, u.OpenID); st["user_state"] != "NORMAL" {
+			t.Fatalf("after: got %v, want NORMAL", st)
+		}
+		// The user cancels the next launch: ERR_USER_CANCEL.
+		v := r.overdue(t, 700)
+		cancelled := path("CANCEL0000000000000000000000001", v.OpenID)
+		if ret := r.back(t, r.launch(t, "app/launchMiniProgram", map[string]any{"userName": repayUserName, "path": cancelled})); ret["errCode"] != float64(-2) {
+			t.Fatalf("cancelled onResp: got %v, want errCode -2", ret)
+		}
+	})
+
+	t.Run("a bad v2 signature", func(t *testing.T) {
+		out := r.querystate(t, map[string]string{"appid": r.appid, "mch_id": r.mchid, "nonce_str": rand.Text(),
+			"sign_type": "HMAC-SHA256", "trade_scene": "PARKING", "version": "3.0", "openid": "oUpF8uMEb4qRXf22hE3X68TekukE"},
+			strings.Repeat("0", 64))
+		if out["return_code"] != "FAIL" || out["return_msg"] != "签名错误" || out["sign"] != "" || out["result_code"] != "" {
+			t.Fatalf("got %v, want return_code FAIL, return_msg 签名错误, unsigned", out)
+		}
+		if d := out["sandbox_diagnostics"]; !strings.HasSuffix(d, "&key=***") || strings.Contains(d, r.apiV2Key) {
+			t.Fatalf("diagnostics %q: want the string-to-sign, key masked", d)
+		}
+	})
+
+	t.Run("the typed v3 client reads the plate service", func(t *testing.T) {
+		var list struct {
+			Users []vehicleUser `json:"users"`
+		}
+		s.JSON(t, http.MethodGet, "/sandbox/v1/vehicle-users?mchid="+r.mchid, nil, http.StatusOK, &list)
+		want := map[string]string{"NORMAL": "NORMAL", "PAUSED": "PAUSE", "OVERDUE": "NORMAL", "UNAUTHORIZED": "OUT_SERVICE"}
+		seen := map[string]bool{}
+		for _, u := range list.Users {
+			if seen[u.UserState] {
+				continue
+			}
+			seen[u.UserState] = true
+			resp, _, err := r.plates.QueryPlateService(context.Background(), wexinpayscoreparking.QueryPlateServiceRequest{
+				Appid: core.String(r.appid), PlateNumber: core.String(u.PlateNumber), Openid: core.String(u.OpenID),
+				PlateColor: wexinpayscoreparking.PlateColor(u.Plates[0].PlateColor).Ptr(),
+			})
+			if err != nil {
+				t.Fatalf("QueryPlateService %s: %v", u.UserState, err)
+			}
+			if *resp.ServiceState != want[u.UserState] || *resp.PlateNumber != u.PlateNumber {
+				t.Fatalf("%s: got %s, want %s", u.UserState, resp, want[u.UserState])
+			}
+		}
+		states := make([]string, 0, len(seen))
+		for st := range seen {
+			states = append(states, st)
+		}
+		slices.Sort(states)
+		if !slices.Equal(states, []string{"NORMAL", "OVERDUE", "PAUSED", "UNAUTHORIZED"}) {
+			t.Fatalf("users in states %v, want every state", states)
+		}
+		_, _, err := r.transactions.QueryTransaction(context.Background(), wexinpayscoreparking.QueryTransactionRequest{OutTradeNo: core.String("NO-SUCH-TRADE-1")})
+		if !core.IsAPIError(err, "ORDER_NOT_EXIST") {
+			t.Fatalf("unknown out_trade_no: got %v, want ORDER_NOT_EXIST", err)
+		}
+	})
+}
