@@ -4,6 +4,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/embedpay"
+	"github.com/mpsandbox/mpsandbox/server/internal/issuer"
 	"github.com/mpsandbox/mpsandbox/server/internal/payscore"
 	"github.com/mpsandbox/mpsandbox/server/internal/repayment"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
@@ -33,6 +34,7 @@ func buildModules(d sandbox.Deps) ([]module, error) {
 		func(d sandbox.Deps) (module, error) { return embedpay.New(d) },
 		func(d sandbox.Deps) (module, error) { return payscore.New(d) },
 		func(d sandbox.Deps) (module, error) { return repayment.New(d) },
+		func(d sandbox.Deps) (module, error) { return issuer.New(d) },
 	} {
 		m, err := build(d)
 		if err != nil {
