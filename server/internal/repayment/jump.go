@@ -1,6 +1,7 @@
 package repayment
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -83,13 +84,14 @@ func (p *Product) Launch(ctx context.Context, call *sandbox.Call, s *sandbox.Ses
 // returns its extraData.
 func (p *Product) navigateArgs(args json.RawMessage) (jumpParams, []sandbox.Violation, error) {
 	var params jumpParams
-	vs, err := p.validate(schemaNavigateArgs, args, "/args")
+	// Decoded once, keys matched exactly as JavaScript does: encoding/json
+	// into a struct would let a stray "extradata" or "openId" stand in for
+	// the real one.
+	a := object(args)
+	vs, err := p.validate(schemaNavigateArgs, a, "/args")
 	if err != nil {
 		return params, nil, err
 	}
-	// Keys are matched exactly, as JavaScript does: encoding/json would let
-	// a stray "extradata" or "openId" stand in for the real one.
-	a := object(args)
 	path := str(a, "path")
 	if page := pageOf(path); path != "" && page != Page {
 		vs = append(vs, sandbox.Violation{Path: "/args/path", Message: fmt.Sprintf(
@@ -101,45 +103,48 @@ func (p *Product) navigateArgs(args json.RawMessage) (jumpParams, []sandbox.Viol
 			return params, nil, err
 		}
 		vs = append(vs, more...)
-		e := object(extra) // wrong types are reported above
+		e, _ := extra.(map[string]any) // wrong types are reported above
 		params = jumpParams{AppID: str(e, "appid"), MchID: str(e, "mchid"), MchIDAlt: str(e, "mch_id"),
 			NonceStr: str(e, "nonce_str"), OpenID: str(e, "openid")}
 	}
 	return params, vs, nil
 }
 
-// object decodes a JSON object into its members, by their exact names.
-func object(raw json.RawMessage) map[string]json.RawMessage {
-	var m map[string]json.RawMessage
-	_ = json.Unmarshal(raw, &m)
+// object decodes a JSON object (the call schema guarantees one), numbers
+// as json.Number as the schemas expect.
+func object(raw json.RawMessage) map[string]any {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var m map[string]any
+	_ = dec.Decode(&m)
 	return m
 }
 
 // str is the member's string value, "" when absent or not a string.
-func str(m map[string]json.RawMessage, key string) string {
-	var s string
-	_ = json.Unmarshal(m[key], &s)
+func str(m map[string]any, key string) string {
+	s, _ := m[key].(string)
 	return s
 }
 
 // integer is the member's integer value, if it is one.
-func integer(m map[string]json.RawMessage, key string) (int, bool) {
-	var n int
-	if raw, ok := m[key]; !ok || json.Unmarshal(raw, &n) != nil {
+func integer(m map[string]any, key string) (int64, bool) {
+	n, ok := m[key].(json.Number)
+	if !ok {
 		return 0, false
 	}
-	return n, true
+	i, err := n.Int64()
+	return i, err == nil
 }
 
 // appArgs checks WXLaunchMiniProgram.Req's fields and reads the four
 // parameters from the path's query string.
 func (p *Product) appArgs(args json.RawMessage) (jumpParams, []sandbox.Violation, error) {
 	var params jumpParams
-	vs, err := p.validate(schemaAppLaunchArgs, args, "/args")
+	a := object(args)
+	vs, err := p.validate(schemaAppLaunchArgs, a, "/args")
 	if err != nil {
 		return params, nil, err
 	}
-	a := object(args)
 	android, okA := integer(a, "miniprogramType")
 	ios, okI := integer(a, "miniProgramType")
 	if okA && okI && android != ios {
@@ -166,13 +171,11 @@ func (p *Product) appArgs(args json.RawMessage) (jumpParams, []sandbox.Violation
 		}
 		doc[k] = vals[0]
 	}
-	more, err := p.d.Validator.Validate(schemaAppPathQuery, doc)
+	more, err := p.validate(schemaAppPathQuery, doc, "/args/path")
 	if err != nil {
 		return params, nil, err
 	}
-	for _, v := range more {
-		vs = append(vs, sandbox.Violation{Path: "/args/path" + v.Path, Message: v.Message})
-	}
+	vs = append(vs, more...)
 	params = jumpParams{AppID: q.Get("appid"), MchID: q.Get("mchid"), MchIDAlt: q.Get("mch_id"),
 		NonceStr: q.Get("nonce_str"), OpenID: q.Get("openid")}
 	return params, vs, nil
@@ -232,9 +235,10 @@ func (p *Product) checkParams(ctx context.Context, call *sandbox.Call, params ju
 	return u, vs, nil
 }
 
-// validate checks raw against a schema, prefixing each violation's path.
-func (p *Product) validate(name string, raw json.RawMessage, prefix string) ([]sandbox.Violation, error) {
-	vs, err := p.d.Validator.ValidateJSON(name, raw)
+// validate checks a decoded document against a schema, prefixing each
+// violation's path.
+func (p *Product) validate(name string, doc any, prefix string) ([]sandbox.Violation, error) {
+	vs, err := p.d.Validator.Validate(name, doc)
 	if err != nil {
 		return nil, err
 	}
