@@ -223,15 +223,20 @@ func TestJournalStream(t *testing.T) {
 
 	stream := s.openStream(t, "/sandbox/v1/journal/stream")
 	var call struct {
-		ErrMsg string `json:"errMsg"`
+		ErrMsg     string      `json:"errMsg"`
+		Violations []violation `json:"violations"`
 	}
-	// No such target mini-program: a failed jump, journalled like any other.
+	// No such target mini-program: a failed jump (400, in the errMsg
+	// dialect, with the violation), journalled like any other exchange.
 	resp := s.JSON(t, http.MethodPost, "/miniprogram/v1/navigateToMiniProgram", map[string]any{
 		"caller": map[string]any{"appId": demo.AppID},
 		"args":   map[string]any{"appId": "wx0000000000000000"},
-	}, http.StatusOK, &call)
+	}, http.StatusBadRequest, &call)
 	if !strings.HasPrefix(call.ErrMsg, "navigateToMiniProgram:fail") {
 		t.Errorf("errMsg got %q, want navigateToMiniProgram:fail …", call.ErrMsg)
+	}
+	if !slices.ContainsFunc(call.Violations, func(v violation) bool { return v.Path == "/args/appId" }) {
+		t.Errorf("violations got %+v, want one at /args/appId", call.Violations)
 	}
 	reqID := resp.Header.Get("X-Request-Id")
 	if reqID == "" {
@@ -245,8 +250,8 @@ func TestJournalStream(t *testing.T) {
 	if got, want := ev.ID, fmt.Sprint(ex.ID); got != want {
 		t.Errorf("event id got %q, want the exchange id %s", got, want)
 	}
-	if ex.Method != http.MethodPost || !strings.Contains(ex.URL, "/miniprogram/v1/navigateToMiniProgram") {
-		t.Errorf("exchange got %s %s, want POST …/miniprogram/v1/navigateToMiniProgram", ex.Method, ex.URL)
+	if ex.Method != http.MethodPost || !strings.Contains(ex.URL, "/miniprogram/v1/navigateToMiniProgram") || ex.Status != resp.Status {
+		t.Errorf("exchange got %s %s %d, want POST …/miniprogram/v1/navigateToMiniProgram %d", ex.Method, ex.URL, ex.Status, resp.Status)
 	}
 
 	// The same exchange is in the journal's query.
