@@ -18,16 +18,7 @@ func BenchmarkLaunch(b *testing.B) {
 	w.back(w.navigate("plugin://issuer-plugin/signProtocol?orderNo="+no, "issuer.instant"))
 	w.back(w.navigate("plugin://issuer-plugin/activeDes?orderNo="+no, "issuer.instant"))
 	args, _ := json.Marshal(map[string]any{"url": "plugin://issuer-plugin/activeAgain?plateNum=" + plate})
-	aj, _ := json.Marshal(appJSON())
-	call := &sandbox.Call{API: sandbox.APIPluginNavigate, Args: args, Merchant: w.m,
-		Caller: sandbox.Caller{AppID: w.m.AppID, AppJSON: aj}}
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := w.p.Launch(ctx, call, &sandbox.Session{API: call.API, MchID: w.m.MchID}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchLaunch(b, w, sandbox.APIPluginNavigate, args)
 }
 
 // BenchmarkPaymentLaunch is the functional page's check: the args and
@@ -35,9 +26,13 @@ func BenchmarkLaunch(b *testing.B) {
 func BenchmarkPaymentLaunch(b *testing.B) {
 	w := newWorld(b)
 	args, _ := json.Marshal(w.paymentArgsFor("wx_bench", "nonce", paySignRSA))
+	benchLaunch(b, w, sandbox.APIRequestPayment, args)
+}
+
+// benchLaunch launches api with args as the test merchant's host, b.N times.
+func benchLaunch(b *testing.B, w *world, api string, args json.RawMessage) {
 	aj, _ := json.Marshal(appJSON())
-	call := &sandbox.Call{API: sandbox.APIRequestPayment, Args: args, Merchant: w.m,
-		Caller: sandbox.Caller{AppID: w.m.AppID, AppJSON: aj}}
+	call := &sandbox.Call{API: api, Args: args, Merchant: w.m, Caller: sandbox.Caller{AppID: w.m.AppID, AppJSON: aj}}
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
