@@ -105,14 +105,15 @@ func buildImage(ctx context.Context) (string, error) {
 	}
 	defer provider.Close()
 	// Each build that changes the binary leaves the previous mpsandbox:e2e
-	// untagged; remove it, so runs do not pile up dangling images. Errors
-	// are ignored: there may be no previous image, or a concurrent run may
-	// still have a container on it.
+	// untagged; remove it, with its untagged parents (the legacy builder's
+	// step images, which would otherwise surface as dangling), so runs do
+	// not pile up images. Errors are ignored: there may be no previous
+	// image, or a concurrent run may still have a container on it.
 	previous, _ := provider.Client().ImageInspect(ctx, "mpsandbox:e2e")
 	defer func() {
 		current, err := provider.Client().ImageInspect(ctx, "mpsandbox:e2e")
 		if previous.ID != "" && err == nil && current.ID != previous.ID {
-			provider.Client().ImageRemove(ctx, previous.ID, client.ImageRemoveOptions{})
+			provider.Client().ImageRemove(ctx, previous.ID, client.ImageRemoveOptions{PruneChildren: true})
 		}
 	}()
 	var log bytes.Buffer
