@@ -83,10 +83,7 @@ func newWorld(tb testing.TB) *world {
 	if err != nil {
 		tb.Fatalf("open store: %v", err)
 	}
-	set, err := schema.Compile(schemas.FS)
-	if err != nil {
-		tb.Fatalf("compile schemas: %v", err)
-	}
+	set := compiledSchemas(tb)
 	cat, err := scenario.Load(scenarios.FS, set)
 	if err != nil {
 		tb.Fatalf("load scenarios: %v", err)
@@ -129,6 +126,16 @@ func newWorld(tb testing.TB) *world {
 		st.Close()
 	})
 	return w
+}
+
+// compiledSchemas compiles the embedded schema set.
+func compiledSchemas(tb testing.TB) *schema.Set {
+	tb.Helper()
+	set, err := schema.Compile(schemas.FS)
+	if err != nil {
+		tb.Fatalf("compile schemas: %v", err)
+	}
+	return set
 }
 
 type discardJournal struct{}

@@ -191,8 +191,9 @@ func (p *Product) checkHost(c sandbox.Caller, payment bool) ([]sandbox.Violation
 	return vs, nil
 }
 
-// functionalPagesOn accepts "functionalPages": true and the newer
-// {"independent": true} form [C: community answer on the payment page].
+// functionalPagesOn accepts "functionalPages": true and the
+// {"independent": true} form a community answer on the payment page shows
+// [I: not in DOMAIN.md].
 func functionalPagesOn(raw json.RawMessage) bool {
 	var on bool
 	if json.Unmarshal(raw, &on) == nil {

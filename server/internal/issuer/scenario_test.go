@@ -6,19 +6,14 @@ import (
 	"time"
 
 	"github.com/mpsandbox/mpsandbox/scenarios"
-	"github.com/mpsandbox/mpsandbox/schemas"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 	"github.com/mpsandbox/mpsandbox/server/internal/scenario"
-	"github.com/mpsandbox/mpsandbox/server/internal/schema"
 )
 
 // TestCanPlayEmbeddedScenarios checks every issuer scenario of the embedded
 // catalogue: this product can play it, and its params decode.
 func TestCanPlayEmbeddedScenarios(t *testing.T) {
-	set, err := schema.Compile(schemas.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := compiledSchemas(t)
 	cat, err := scenario.Load(scenarios.FS, set)
 	if err != nil {
 		t.Fatal(err)
@@ -47,10 +42,7 @@ func TestCanPlayEmbeddedScenarios(t *testing.T) {
 // TestCheckScenarioRefuses keeps a table of scenarios this product cannot
 // play; each must be refused, naming the reason.
 func TestCheckScenarioRefuses(t *testing.T) {
-	set, err := schema.Compile(schemas.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := compiledSchemas(t)
 	auto := func(action string) sandbox.Scenario {
 		return sandbox.Scenario{ID: "issuer.x", Product: sandbox.ProductIssuer, Mode: sandbox.ModeAuto, User: sandbox.UserStep{Action: action}}
 	}
