@@ -626,3 +626,16 @@ func TestScenarioCatalogue(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPrepareJumpReturn measures the merchant's whole round trip over
+// loopback HTTP: trade/prepare, the jump (resolved at once), the return.
+// Its notifications are dropped (value 114), so that only this path counts.
+func BenchmarkPrepareJumpReturn(b *testing.B) {
+	w := newWorld(b)
+	b.ResetTimer()
+	for i := range b.N {
+		payOrder := "B-" + strconv.Itoa(i)
+		sid := w.open(w.prepare(payOrder, "114"), nil)
+		w.returned(sid)
+	}
+}
