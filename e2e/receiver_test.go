@@ -50,19 +50,26 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	rec := Received{Method: req.Method, Path: req.URL.RequestURI(), Header: req.Header.Clone(), Body: body}
+	if len(r.got) == cap(r.got) {
+		// A test that lets 256 deliveries pile up unread has lost track;
+		// answering 503 makes the sandbox retry instead of hiding one.
+		http.Error(w, "receiver full", http.StatusServiceUnavailable)
+		return
+	}
 	status, answer := http.StatusOK, []byte(nil)
 	if r.respond != nil {
 		status, answer = r.respond(rec)
 	}
-	select {
-	case r.got <- rec:
-	default:
-		// A test that lets 256 deliveries pile up unread has lost track;
-		// answering 503 makes the sandbox retry instead of hiding one.
-		status = http.StatusServiceUnavailable
-	}
 	w.WriteHeader(status)
 	w.Write(answer)
+	// Recorded once answered, so that Next returns requests the sandbox has
+	// its answer to; what the sandbox then does with it (store the attempt,
+	// schedule a retry) still takes a moment a test must wait for.
+	w.(http.Flusher).Flush()
+	select {
+	case r.got <- rec:
+	default: // filled up by concurrent deliveries since the check above
+	}
 }
 
 // Next returns the next request received, or fails the test after timeout.
