@@ -338,22 +338,31 @@ func TestPayScore(t *testing.T) {
 		p.returned(t, p.jump(t, p.extraData(pkg), http.StatusOK)["session_id"].(string))
 		p.advance(t, "1s")
 		p.next(t, flaky, "PAYSCORE.USER_CONFIRM") // answered 500
+		type notification struct {
+			State    string `json:"state"`
+			Attempts int    `json:"attempts"`
+		}
+		// waitFor polls until the worker has committed the attempt's outcome:
+		// the receiver sees the request before the sandbox records it.
+		waitFor := func(done func(n notification) bool) []notification {
+			var list struct {
+				Notifications []notification `json:"notifications"`
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				s.JSON(t, http.MethodGet, "/sandbox/v1/notifications?ref=E2E0005", nil, http.StatusOK, &list)
+				if len(list.Notifications) == 1 && done(list.Notifications[0]) || time.Now().After(deadline) {
+					return list.Notifications
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		// The retry is scheduled from the failed attempt's time: advance only
+		// once that failure is recorded, or the retry lands past the advance.
+		waitFor(func(n notification) bool { return n.Attempts == 1 })
 		p.advance(t, "15s")                       // WeChat's first retry interval
 		p.next(t, flaky, "PAYSCORE.USER_CONFIRM") // answered 204
-		var list struct {
-			Notifications []struct {
-				State    string `json:"state"`
-				Attempts int    `json:"attempts"`
-			} `json:"notifications"`
-		}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			s.JSON(t, http.MethodGet, "/sandbox/v1/notifications?ref=E2E0005", nil, http.StatusOK, &list)
-			if len(list.Notifications) == 1 && list.Notifications[0].State == "delivered" || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(20 * time.Millisecond) // the attempt's outcome is committed after the answer
-		}
+		list := struct{ Notifications []notification }{waitFor(func(n notification) bool { return n.State == "delivered" })}
 		if len(list.Notifications) != 1 || list.Notifications[0].State != "delivered" || list.Notifications[0].Attempts != 2 {
 			t.Errorf("notifications: got %+v, want one delivered after 2 attempts", list.Notifications)
 		}
