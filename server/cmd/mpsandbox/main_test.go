@@ -3,10 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -287,4 +293,44 @@ func TestJournalSeesMiniProgramCalls(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // the journal writes in the background
 	}
 	t.Fatal("the call never reached the journal")
+}
+
+func TestMerchantsFileAndUpdates(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "merchants.yaml")
+	if err := os.WriteFile(file, []byte("merchants:\n  - mchid: \"1900000042\"\n    name: 文件商户\n    notify_hosts: [\"127.0.0.1:9000\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, base := start(t, func(c *Config) { c.MerchantsFile = file })
+	m := send(t, "GET", base+"/sandbox/v1/merchants/1900000042", "", "")
+	if m.Status != 200 || m.Body["name"] != "文件商户" || fmt.Sprint(m.Body["notify_hosts"]) != "[127.0.0.1:9000]" {
+		t.Fatalf("merchant from the file: %d %s", m.Status, m.Raw)
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	pemText := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	body, _ := json.Marshal(map[string]any{"notify_hosts": []string{"notify.example.test"}, "merchant_public_key_pem": pemText})
+	if r := send(t, "PATCH", base+"/sandbox/v1/merchants/1900000042", "", string(body)); r.Status != 200 || fmt.Sprint(r.Body["notify_hosts"]) != "[notify.example.test]" {
+		t.Fatalf("patch: %d %s", r.Status, r.Raw)
+	}
+	creds := send(t, "GET", base+"/sandbox/v1/merchants/1900000042/credentials", "", "")
+	if creds.Body["merchant_public_key_pem"] != pemText || creds.Body["name"] != "文件商户" {
+		t.Fatalf("the registered key (and only it) must change: %s", creds.Raw)
+	}
+	for _, tc := range []struct{ name, body, field string }{
+		{"nothing to change", `{}`, ""},
+		{"not a key", `{"merchant_public_key_pem":"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"}`, "/merchant_public_key_pem"},
+		{"bad host", `{"notify_hosts":["http://x/"]}`, "/notify_hosts/0"},
+	} {
+		r := send(t, "PATCH", base+"/sandbox/v1/merchants/1900000042", "", tc.body)
+		if r.Status != 400 || (tc.field != "" && !strings.Contains(r.Raw, `"path":"`+tc.field+`"`)) {
+			t.Errorf("%s: got %d %s, want 400 at %q", tc.name, r.Status, r.Raw, tc.field)
+		}
+	}
+	after := send(t, "GET", base+"/sandbox/v1/merchants/1900000042/credentials", "", "")
+	if after.Body["merchant_public_key_pem"] != pemText {
+		t.Fatal("a refused update must lose nothing accepted before")
+	}
 }

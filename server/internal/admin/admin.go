@@ -65,6 +65,7 @@ func (a *API) Register(r gin.IRouter) {
 	g.GET("/merchants", h(a.listMerchants))
 	g.POST("/merchants", h(a.createMerchant))
 	g.GET("/merchants/:mchid", h(a.getMerchant))
+	g.PATCH("/merchants/:mchid", h(a.updateMerchant))
 	g.GET("/merchants/:mchid/credentials", h(a.getCredentials))
 	g.GET("/merchants/:mchid/scenarios", h(a.getActive))
 	g.PUT("/merchants/:mchid/scenarios/:product", h(a.setActive))
@@ -193,6 +194,23 @@ type credentialsView struct {
 
 func credentials(m *sandbox.Merchant) credentialsView {
 	return credentialsView{Merchant: m, MerchantToken: m.Token}
+}
+
+// updateMerchant handles "PATCH /sandbox/v1/merchants/{mchid}".
+func (a *API) updateMerchant(c *gin.Context) error {
+	if _, err := a.merchant(c, c.Param("mchid")); err != nil {
+		return err
+	}
+	var req merchant.UpdateRequest
+	if err := httpapi.DecodeJSON(a.Schemas, "admin/merchant-update", httpapi.Body(c), &req); err != nil {
+		return err
+	}
+	m, err := a.Merchants.Change(c.Request.Context(), c.Param("mchid"), req)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, a.view(m))
+	return nil
 }
 
 // getCredentials handles "GET /sandbox/v1/merchants/{mchid}/credentials".

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mpsandbox/mpsandbox/fixtures"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+	"github.com/mpsandbox/mpsandbox/server/internal/wxsign"
 )
 
 // Directory is an in-memory index of the merchants in the store. Merchants
@@ -190,6 +191,9 @@ func (d *Directory) Create(ctx context.Context, req CreateRequest) (*sandbox.Mer
 			return nil, sandbox.Invalid("invalid merchant", sandbox.Violation{Path: "/appid", Message: fmt.Sprintf("appid %q already belongs to another merchant", req.AppID)})
 		}
 	}
+	if err := checkPublicKey(req.MerchantPublicKeyPEM); err != nil {
+		return nil, err
+	}
 	name := req.Name
 	if name == "" {
 		name = "商户 " + mchid
@@ -236,4 +240,50 @@ func fromFixture(f *fixtures.Merchant) *sandbox.Merchant {
 		PlatformCertificatePEM: f.PlatformCertificatePEM, PlatformPrivateKeyPEM: f.PlatformPrivateKeyPEM,
 		PCloudAppID: f.PCloudAppID, PCloudAppSecret: f.PCloudAppSecret, PCloudMerchant: f.PCloudMerchant,
 		Token: f.Token, NotifyHosts: []string{}, Active: map[string]sandbox.ActiveScenario{}}
+}
+
+// checkPublicKey refuses a registered key that would make every request
+// signature fail: not PEM, not RSA, or too short for WeChat Pay.
+func checkPublicKey(pemText string) error {
+	if pemText == "" {
+		return nil
+	}
+	pub, err := wxsign.ParsePublicKey(pemText)
+	if err != nil {
+		return sandbox.Invalid("invalid merchant", sandbox.Violation{Path: "/merchant_public_key_pem", Message: "not an RSA public key in PEM: " + err.Error()})
+	}
+	if pub.N.BitLen() < 2048 {
+		return sandbox.Invalid("invalid merchant", sandbox.Violation{Path: "/merchant_public_key_pem",
+			Message: fmt.Sprintf("an RSA key of %d bits; WeChat Pay keys are 2048 bits", pub.N.BitLen())})
+	}
+	return nil
+}
+
+// UpdateRequest is the body of PATCH /sandbox/v1/merchants/{mchid}; nil
+// fields keep their value.
+type UpdateRequest struct {
+	Name                 *string   `json:"name"`
+	NotifyHosts          *[]string `json:"notify_hosts"`
+	MerchantPublicKeyPEM *string   `json:"merchant_public_key_pem"`
+}
+
+// Change applies an UpdateRequest.
+func (d *Directory) Change(ctx context.Context, mchid string, req UpdateRequest) (*sandbox.Merchant, error) {
+	if req.MerchantPublicKeyPEM != nil {
+		if err := checkPublicKey(*req.MerchantPublicKeyPEM); err != nil {
+			return nil, err
+		}
+	}
+	return d.Update(ctx, mchid, func(m *sandbox.Merchant) error {
+		if req.Name != nil {
+			m.Name = *req.Name
+		}
+		if req.NotifyHosts != nil {
+			m.NotifyHosts = *req.NotifyHosts
+		}
+		if req.MerchantPublicKeyPEM != nil {
+			m.MerchantPublicKeyPEM = *req.MerchantPublicKeyPEM
+		}
+		return nil
+	})
 }
