@@ -23,10 +23,10 @@ ARGS ?=
 # Every package but the black-box suite, which needs docker and runs in `e2e`.
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/e2e$$')
 
-.PHONY: help build run test e2e image bench lint fuzz clean
+.PHONY: help build run test sdk-test e2e image bench lint fuzz clean
 
 help: ## list the targets
-	@grep -E '^[a-z0-9]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-6s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
 build: ## build bin/mpsandbox (static)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./server/cmd/mpsandbox
@@ -34,10 +34,15 @@ build: ## build bin/mpsandbox (static)
 run: build ## build and start on 127.0.0.1:8080 with ./data
 	./$(BIN) --data-dir ./data $(ARGS)
 
-test: lint ## vet, unit tests with -race, e2e, then each Fuzz target briefly
+test: lint ## vet, unit tests with -race, the wx.* shim's node tests, e2e, then each Fuzz target briefly
 	$(GO) test -race $(UNIT_PKGS)
+	$(MAKE) --no-print-directory sdk-test
 	$(MAKE) --no-print-directory e2e
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
+
+sdk-test: build ## the wx.* shim's node tests (sdk/test) against bin/mpsandbox
+	command -v node >/dev/null || { echo "sdk-test needs node 18 or later (node --test, fetch)"; exit 1; }
+	MPSANDBOX_BIN=$(BIN) node --test sdk/test/
 
 e2e: ## the testcontainers suite (builds its own image, mpsandbox:e2e)
 	$(GO) test -count=1 -timeout 10m ./e2e/...

@@ -22,6 +22,7 @@ import (
 
 	"github.com/mpsandbox/mpsandbox/scenarios"
 	"github.com/mpsandbox/mpsandbox/schemas"
+	"github.com/mpsandbox/mpsandbox/sdk"
 	"github.com/mpsandbox/mpsandbox/server/internal/admin"
 	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
 	"github.com/mpsandbox/mpsandbox/server/internal/journal"
@@ -106,6 +107,11 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 	engine.GET("/version", func(c *gin.Context) {
 		c.JSON(http.StatusOK, gin.H{"version": version, "go": runtime.Version()})
+	})
+	// The wx.* shim a merchant copies into a develop or trial mini-program (sdk/README.md).
+	shim := []byte(sdk.Module())
+	engine.GET("/sdk/mpsandbox-wx.js", func(c *gin.Context) {
+		c.Data(http.StatusOK, "application/javascript; charset=utf-8", shim)
 	})
 	notFound := httpapi.Handle(func(c *gin.Context) error {
 		return sandbox.Errorf(sandbox.CodeNotFound, "no route %s %s; the surfaces are /v3/…, /gate/1.0/…, /miniprogram/v1/…, /sandbox/v1/… (see the README)", c.Request.Method, c.Request.URL.Path)
