@@ -42,6 +42,8 @@ const DEFAULT_WAIT_SECONDS = 10;
 // Consecutive failed polls of a return before the shim gives up on it.
 const MAX_POLL_FAILURES = 8;
 const CALL_TIMEOUT_MS = 15000;
+// The sessions a handle remembers: a QA run of a day stays bounded.
+const MAX_SESSIONS = 100;
 
 // The handle of the latest install, so that requirePlugin() exported by the
 // module finds the stand-in wherever the merchant's code calls it.
@@ -248,7 +250,7 @@ class Sandbox {
     this.passThrough = typeof o.passThrough === 'function' ? o.passThrough : () => false;
     this.getApp = o.getApp || globalGetApp();
     this.getCurrentPages = o.getCurrentPages || globalGetCurrentPages();
-    /** Every session this install launched, oldest first. */
+    /** The sessions this install launched, oldest first (the latest MAX_SESSIONS). */
     this.sessions = [];
     this.closed = false;
     this.navigating = false;
@@ -564,6 +566,9 @@ class Sandbox {
     if (data.session_id) {
       out.session = { id: data.session_id, api: name, scenario: data.scenario, mode: data.mode, state: data.state, returned: null };
       this.sessions.push(out.session);
+      if (this.sessions.length > MAX_SESSIONS) {
+        this.sessions.shift();
+      }
     }
     if (ok && !out.session) {
       return failure(name, 'mpsandbox answered without a session_id');
