@@ -33,6 +33,7 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/scenario"
 	"github.com/mpsandbox/mpsandbox/server/internal/schema"
 	"github.com/mpsandbox/mpsandbox/server/internal/store/sqlite"
+	"github.com/mpsandbox/mpsandbox/server/internal/web"
 )
 
 // Main is the running server: Run wires everything and starts serving,
@@ -223,6 +224,11 @@ func (m *Main) wire(ctx context.Context, cfg Config, engine *gin.Engine, open bo
 		Access: httpapi.Access{Open: open, AdminToken: cfg.AdminToken, MerchantByToken: dir.ByToken},
 		Extra:  adminRoutes, Shutdown: m.shutdown,
 	}).Register(engine)
+	page, err := web.New()
+	if err != nil {
+		return fmt.Errorf("qa page: %w", err)
+	}
+	page.Register(engine)
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
