@@ -259,10 +259,17 @@
       }
     }
     // Sessions and notifications change with what the journal sees.
-    if (S.view === 'sessions' || S.view === 'notifications' || S.view === 'overview') {
-      clearTimeout(S.refreshTimer);
-      S.refreshTimer = setTimeout(() => render(true), 400);
-    }
+    if (S.view === 'sessions' || S.view === 'notifications' || S.view === 'overview') refreshSoon();
+  }
+  // refreshSoon redraws the view once a burst of events is over, and not
+  // while someone is typing in it.
+  function refreshSoon() {
+    clearTimeout(S.refreshTimer);
+    S.refreshTimer = setTimeout(() => {
+      const f = document.activeElement;
+      if (f && main().contains(f) && /^(INPUT|SELECT|TEXTAREA)$/.test(f.tagName)) refreshSoon();
+      else render(true);
+    }, 400);
   }
   function addExchange(x, front) {
     if (S.seen.has(x.id)) return;
@@ -378,8 +385,10 @@
   function section(titleKey, ...body) {
     return h('section', { class: 'card' }, h('h2', { text: t(titleKey) }), ...body);
   }
-  function statusBadge(status) {
-    if (!status) return badge(t('status.none'), 'bad');
+  // statusBadge shows an HTTP status; none (the attempt got no answer) is
+  // a cross where space is short, with the words as its title.
+  function statusBadge(status, short) {
+    if (!status) return badge(short ? '✕' : t('status.none'), 'bad', t('status.none'));
     return badge(String(status), status < 300 ? 'ok' : status < 500 ? 'warn' : 'bad');
   }
   function kv(pairs) {
@@ -677,12 +686,13 @@
   function journalRow(x, fresh) {
     const path = (() => { try { const u = new URL(x.url, location.origin); return x.direction === 'out' ? u.host + u.pathname : u.pathname; } catch { return x.url; } })();
     const nv = (x.violations || []).length;
-    return h('button', { type: 'button', class: 'xrow' + (fresh ? ' fresh' : '') + (S.detail === x.id ? ' on' : ''),
+    const failed = nv > 0 || !!x.error || !x.status || x.status >= 400;
+    return h('button', { type: 'button', class: 'xrow' + (fresh ? ' fresh' : '') + (failed ? ' failed' : '') + (S.detail === x.id ? ' on' : ''),
       data: { id: x.id, direction: x.direction, product: x.product || '', status: x.status, session: x.session_id || '', notify: x.notify_id || '' },
       onclick: () => showExchange(x) },
     h('span', { class: 'x-time mono', text: fmtTime(x.time) }),
     h('span', { class: 'x-dir ' + x.direction, title: t('dir.' + x.direction), text: x.direction === 'out' ? '←' : '→' }),
-    statusBadge(x.status),
+    statusBadge(x.status, true),
     h('span', { class: 'x-path' }, h('span', { class: 'mono', text: x.method + ' ' }), h('span', { class: 'mono', text: path })),
     h('span', { class: 'x-tags' },
       x.product ? badge(productName(x.product), 'tag') : null,
