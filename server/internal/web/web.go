@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
-	"mime"
 	"net/http"
 	"path"
 	"strings"
@@ -37,6 +36,21 @@ var assetFS embed.FS
 // script.
 const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+// contentType is an asset's type, fixed here rather than read from the
+// host's mime.types, which differ between machines (and a scratch image
+// has none).
+func contentType(ext string) (string, bool) {
+	switch ext {
+	case ".js":
+		return "text/javascript; charset=utf-8", true
+	case ".css":
+		return "text/css; charset=utf-8", true
+	case ".svg":
+		return "image/svg+xml", true
+	}
+	return "", false
+}
 
 // file is one embedded asset, ready to serve.
 type file struct {
@@ -69,13 +83,13 @@ func New() (*Page, error) {
 		if err != nil {
 			return nil, err
 		}
-		ctype := mime.TypeByExtension(path.Ext(name))
-		if ctype == "" {
-			ctype = "application/octet-stream"
+		ctype, ok := contentType(path.Ext(name))
+		if !ok {
+			return nil, fmt.Errorf("assets/%s: no content type for %s files", name, path.Ext(name))
 		}
 		p.files[name] = newFile(b, ctype)
 	}
-	dict, err := Dictionary()
+	dict, err := dictionary()
 	if err != nil {
 		return nil, err
 	}
@@ -105,9 +119,9 @@ func newFile(b []byte, ctype string) *file {
 	return &file{body: b, ctype: ctype, etag: `"` + h + `"`, hash: h}
 }
 
-// Dictionary returns the page's words by language ("zh", the default, and
+// dictionary returns the page's words by language ("zh", the default, and
 // "en"), each a map from key to text.
-func Dictionary() (map[string]map[string]string, error) {
+func dictionary() (map[string]map[string]string, error) {
 	b, err := assetFS.ReadFile("assets/i18n.json")
 	if err != nil {
 		return nil, err

@@ -137,7 +137,7 @@ func TestAssetsAreCachedForGoodUnderTheirHash(t *testing.T) {
 // words is the dictionary, checked to have both languages.
 func words(t *testing.T) map[string]string {
 	t.Helper()
-	d, err := Dictionary()
+	d, err := dictionary()
 	if err != nil {
 		t.Fatal(err)
 	}

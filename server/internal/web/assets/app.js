@@ -307,8 +307,12 @@
     main().replaceChildren(h('p', { class: 'empty', text: t('loading') }));
     try {
       await loadMerchants();
+      // The stream starts after the newest entry of any kind, so nothing
+      // written while the journal loads is missed (what arrives twice is
+      // skipped by id).
       const newest = await api('GET', '/sandbox/v1/journal?limit=1');
       S.newest = newest.exchanges.length ? newest.exchanges[0].id : 0;
+      await loadJournal();
     } catch (err) {
       report(err);
       return;
@@ -318,7 +322,6 @@
     $('.pick-merchant').hidden = false;
     $('#live').hidden = false;
     $('#signout').hidden = !token;
-    await loadJournal();
     startLive();
     route();
   }
