@@ -355,3 +355,32 @@ func credentialFields(t *testing.T, js string) []string {
 	}
 	return listed
 }
+
+// BenchmarkNew is the page's share of the server's start-up.
+func BenchmarkNew(b *testing.B) {
+	for b.Loop() {
+		if _, err := New(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkShell serves the page's shell, as every load and /act does.
+func BenchmarkShell(b *testing.B) {
+	gin.SetMode(gin.ReleaseMode)
+	p, err := New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := gin.New()
+	p.Register(e)
+	req := httptest.NewRequest(http.MethodGet, "/act/ses_0123456789abcdef01234567", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		e.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatal(w.Code)
+		}
+	}
+}
