@@ -135,8 +135,8 @@ func text(sel string) chromedp.Action[string]         { return chromedp.Text(chr
 // stand-in cashier, and the notify attempt shows up in the live journal of
 // another tab without a reload.
 func TestQAPageRunsAManualEmbedPaySession(t *testing.T) {
-	s := startSandbox(t, "127.0.0.1:0")
 	b := newBrowser(t)
+	s := startSandbox(t, "127.0.0.1:0")
 	qa := b.ctx
 
 	// The overview: the demo merchant, its credentials, the clock.
@@ -307,8 +307,8 @@ func TestQAPageRunsAManualEmbedPaySession(t *testing.T) {
 // token is given, and a merchant token sees its merchant only.
 func TestQAPageAsksForTheTokenOffLoopback(t *testing.T) {
 	const adminToken = "mps_web_test_admin_token"
-	s := startSandbox(t, "0.0.0.0:0", "--admin-token", adminToken)
 	b := newBrowser(t)
+	s := startSandbox(t, "0.0.0.0:0", "--admin-token", adminToken)
 	ctx := b.ctx
 
 	noData := func(t *testing.T, ctx context.Context) {

@@ -160,8 +160,8 @@ func (p *payScore) open(t *testing.T, outOrderNo string) string {
 // buttons: the 支付分 confirm page's two ways back and its cancel, the
 // repayment page, the issuer plugin's page.
 func TestActAsTheUserOnEveryStandIn(t *testing.T) {
-	s := startSandbox(t, "127.0.0.1:0")
 	b := newBrowser(t)
+	s := startSandbox(t, "127.0.0.1:0")
 	tab := b.ctx
 	c := credentialsOf(t, s, demoMchID)
 	ps := newPayScore(t, s)
