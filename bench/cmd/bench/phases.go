@@ -1,0 +1,437 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mpsandbox/mpsandbox/bench/internal/drive"
+	"github.com/mpsandbox/mpsandbox/bench/internal/load"
+)
+
+// bench holds one run's state: the data dir every sandbox start shares, so
+// that only the first start is on a fresh one.
+type bench struct {
+	c    Config
+	r    *Report
+	tmp  string
+	data string
+	logs int
+
+	creds  *drive.Credentials
+	bodies [][]byte // jump bodies over the prepared trades
+}
+
+func (b *bench) all() error {
+	b.data = filepath.Join(b.tmp, "data")
+	if b.c.on("sign") || b.c.on("v3") {
+		if err := b.signCeiling(); err != nil {
+			return fmt.Errorf("signing ceiling: %w", err)
+		}
+	}
+	s, err := b.start()
+	if err != nil {
+		return err
+	}
+	b.r.FreshStart = s.Ready
+	defer func() {
+		if s != nil {
+			s.Kill()
+		}
+	}()
+	time.Sleep(2 * time.Second) // let start-up garbage be collected
+	if b.r.Idle, err = drive.ReadMemory(s.Pid()); err != nil {
+		return err
+	}
+	client := drive.NewClient(s.Base, b.c.Conns)
+	if b.creds, err = client.Credentials(drive.DemoMchID); err != nil {
+		return err
+	}
+	if b.c.on("jump") || b.c.on("rss") {
+		if err := b.prepareJumps(client); err != nil {
+			return err
+		}
+	}
+	if b.c.on("jump") {
+		if err := b.jumpRounds(s); err != nil {
+			return err
+		}
+	}
+	if b.c.on("v3") {
+		if b.r.V3, err = b.v3(s, client); err != nil {
+			return fmt.Errorf("v3: %w", err)
+		}
+	}
+	if b.c.on("notify") {
+		if err := b.notify(s, client); err != nil {
+			return fmt.Errorf("notifications: %w", err)
+		}
+	}
+	if b.c.on("rss") {
+		if err := b.loaded(s); err != nil {
+			return fmt.Errorf("loaded RSS: %w", err)
+		}
+	}
+	if err := s.Stop(); err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
+	s = nil
+	if b.c.on("jump") {
+		if err := b.withoutAccessLog(); err != nil {
+			return fmt.Errorf("jump without access log: %w", err)
+		}
+	}
+	if b.c.on("startup") {
+		if err := b.startups(); err != nil {
+			return fmt.Errorf("start-up: %w", err)
+		}
+	}
+	if b.c.on("container") && b.c.Image != "" {
+		if err := b.container(); err != nil {
+			return fmt.Errorf("container: %w", err)
+		}
+	}
+	return nil
+}
+
+// start starts the sandbox on the run's data dir with its default
+// configuration (access log on) plus flags; its log goes to a file, as a
+// container's goes to the engine's log.
+func (b *bench) start(flags ...string) (*drive.Server, error) {
+	b.logs++
+	logPath := filepath.Join(b.tmp, fmt.Sprintf("mpsandbox-%d.log", b.logs))
+	return drive.Start(b.c.Bin, logPath, append([]string{"--data-dir", b.data, "--log-format", "json"}, flags...)...)
+}
+
+var nsPerOp = regexp.MustCompile(`^BenchmarkRSASign\S*\s+\d+\s+([0-9.]+) ns/op`)
+
+// signCeiling measures RSA-2048 SHA256 signing: one core with the
+// project's own benchmark (go test -bench RSASign ./server/internal/wxsign),
+// and every core at once in-process, the ceiling of a v3 endpoint on this
+// machine.
+func (b *bench) signCeiling() error {
+	cmd := exec.Command("go", "test", "-run", "^$", "-bench", "^BenchmarkRSASign$", "-benchtime", "3s", "-count", "1", "./server/internal/wxsign")
+	cmd.Dir = b.c.Root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("go test: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if m := nsPerOp.FindStringSubmatch(line); m != nil {
+			ns, _ := strconv.ParseFloat(m[1], 64)
+			b.r.SignOneCore = 1e9 / ns
+		}
+	}
+	if b.r.SignOneCore == 0 {
+		return fmt.Errorf("no ns/op in:\n%s", out)
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256([]byte("1554209980\nc5ac7061fccab6bf3e254dcf98995b8c\n{\"state\":\"CREATED\"}\n"))
+	res := testing.Benchmark(func(tb *testing.B) {
+		tb.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, sum[:]); err != nil {
+					panic(err)
+				}
+			}
+		})
+	})
+	b.r.SignAllCores = 1e9 / float64(res.NsPerOp())
+	return nil
+}
+
+// prepareJumps prepares the trades the jumps cycle through: value 106 is
+// embedpay.closed, where the user closes the half screen two seconds later
+// (the sandbox resolves the session in the background) and the trade stays
+// open, so each pay_id can be opened again.
+func (b *bench) prepareJumps(client *drive.Client) error {
+	b.bodies = make([][]byte, b.c.Trades)
+	return parallel(8, b.c.Trades, func(i int) error {
+		payID, err := client.Prepare(b.creds, fmt.Sprintf("JUMP-%06d", i), drive.ValueClosed, "http://127.0.0.1:9/unused")
+		if err != nil {
+			return err
+		}
+		b.bodies[i] = drive.JumpBody(b.creds.AppID, payID)
+		return nil
+	})
+}
+
+// jumpRounds alternates the reference and the jump path, so that both see
+// the same background load of the shared machine; the best round of each
+// is kept.
+func (b *bench) jumpRounds(s *drive.Server) error {
+	ref, err := startRef(b.c.Ref, filepath.Join(b.tmp, "refserver.log"))
+	if err != nil {
+		return err
+	}
+	defer ref.Kill()
+	script := load.WrkScript(drive.JumpPath, b.bodies, http.StatusOK)
+	for round := range b.c.Rounds {
+		for _, t := range []struct {
+			srv  *drive.Server
+			into *[]load.Result
+		}{{ref, &b.r.Ref}, {s, &b.r.Jump}} {
+			io0, _ := drive.ReadIO(t.srv.Pid())
+			res, err := load.Wrk(b.tmp, t.srv.Base, script, b.c.Conns, b.c.Warmup, b.c.Duration, cpuOf(t.srv))
+			if err != nil {
+				return err
+			}
+			io1, _ := drive.ReadIO(t.srv.Pid())
+			fmt.Fprintf(os.Stderr, "I/O during warm-up and window: %.1f read/write calls and %.0f bytes written per request\n",
+				float64(io1.Syscalls-io0.Syscalls)/float64(res.Requests), float64(io1.Written-io0.Written)/float64(res.Requests))
+			*t.into = append(*t.into, res)
+			fmt.Fprintf(os.Stderr, "round %d %s: %.0f req/s p50 %v p99 %v, server CPU %v/request, failures %d %s\n",
+				round+1, t.srv.Base, res.RPS(), res.P50, res.P99, res.CPUPerRequest(), res.Failures, res.FirstFailure)
+		}
+	}
+	return b.drained(s)
+}
+
+// drained waits until every session the jumps opened has been resolved in
+// the background (each is due 2 s after its jump) and records how long
+// that took after the load stopped: a resolver that falls behind would
+// flatter the jump figure.
+func (b *bench) drained(s *drive.Server) error {
+	client := drive.NewClient(s.Base, 1)
+	stopped := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	err := drive.WaitFor(ctx, func() (bool, error) {
+		pending, err := client.HasPendingSession(drive.DemoMchID)
+		return !pending, err
+	})
+	b.r.Drain = time.Since(stopped)
+	fmt.Fprintf(os.Stderr, "every session resolved %v after the load stopped\n", b.r.Drain)
+	return err
+}
+
+// cpuOf reads the server's CPU time.
+func cpuOf(s *drive.Server) func() (time.Duration, error) {
+	return func() (time.Duration, error) { return drive.CPUTime(s.Pid()) }
+}
+
+// startRef starts the reference server and waits for it.
+func startRef(bin, logPath string) (*drive.Server, error) {
+	return drive.Start(bin, logPath)
+}
+
+// withoutAccessLog restarts on the same data dir without the access log
+// and measures the jump path again, to price the log line.
+func (b *bench) withoutAccessLog() error {
+	s, err := b.start("--access-log=false")
+	if err != nil {
+		return err
+	}
+	defer s.Stop()
+	script := load.WrkScript(drive.JumpPath, b.bodies, http.StatusOK)
+	for range b.c.Rounds {
+		res, err := load.Wrk(b.tmp, s.Base, script, b.c.Conns, b.c.Warmup, b.c.Duration, cpuOf(s))
+		if err != nil {
+			return err
+		}
+		b.r.JumpNoLog = append(b.r.JumpNoLog, res)
+		fmt.Fprintf(os.Stderr, "no access log: %.0f req/s p50 %v p99 %v, server CPU %v/request\n", res.RPS(), res.P50, res.P99, res.CPUPerRequest())
+	}
+	return nil
+}
+
+// v3 drives POST /v3/payscore/serviceorder with requests signed ahead by
+// the official SDK, each a new order: verified, committed and answered
+// with a signed body.
+func (b *bench) v3(s *drive.Server, client *drive.Client) (load.Result, error) {
+	n := int(b.r.SignAllCores*(b.c.Warmup+b.c.Duration).Seconds()*1.3) + 1000
+	fmt.Fprintf(os.Stderr, "signing %d v3 requests ahead\n", n)
+	prefix := fmt.Sprintf("B%d-", time.Now().Unix()%100000)
+	signed, err := drive.PresignCreates(b.creds, prefix, "https://merchant.example/payscore/notify", n)
+	if err != nil {
+		return load.Result{}, err
+	}
+	var exhausted atomic.Bool
+	res := load.Closed(context.Background(), client.HTTP, b.c.Conns, b.c.Warmup, b.c.Duration, http.StatusOK, cpuOf(s),
+		func(i int64) (*http.Request, error) {
+			if i >= int64(len(signed)) {
+				exhausted.Store(true)
+				return nil, nil
+			}
+			return signed[i].Request(s.Base)
+		})
+	if exhausted.Load() {
+		return res, fmt.Errorf("the %d pre-signed requests ran out before the window ended", n)
+	}
+	fmt.Fprintf(os.Stderr, "v3: %.0f req/s p50 %v p99 %v, server CPU %v/request, failures %d %s\n", res.RPS(), res.P50, res.P99, res.CPUPerRequest(), res.Failures, res.FirstFailure)
+	return res, nil
+}
+
+// notifyMchID is the merchant whose notifications are released at once.
+const notifyMchID = "1900009001"
+
+// notify queues Notify trade-notify rows due 60 s later (embedpay.notify-late:
+// the user pays at once), advances the merchant's clock past them, and
+// times how long the worker takes to deliver every one to an acknowledging
+// loopback receiver; then it checks that each attempt was journalled.
+func (b *bench) notify(s *drive.Server, client *drive.Client) error {
+	var mu sync.Mutex
+	acked := map[string]time.Time{}
+	recv, err := drive.NewReceiver(func(_ string, form url.Values) (int, []byte) {
+		now := time.Now()
+		mu.Lock()
+		acked[form.Get("pay_order")] = now
+		mu.Unlock()
+		return http.StatusOK, drive.AckBody
+	})
+	if err != nil {
+		return err
+	}
+	defer recv.Close()
+	cr, err := client.CreateMerchant(notifyMchID)
+	if err != nil {
+		return err
+	}
+	n := b.c.Notify
+	err = parallel(8, n, func(i int) error {
+		payID, err := client.Prepare(cr, fmt.Sprintf("NOTIFY-%06d", i), drive.ValueNotifyLate, recv.URL+"/notify")
+		if err != nil {
+			return err
+		}
+		_, err = client.Jump(cr.AppID, payID)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if got := recv.Requests(); got != 0 {
+		return fmt.Errorf("%d notifications arrived before they were due", got)
+	}
+	start := time.Now()
+	if err := client.Advance(notifyMchID, 61*time.Second); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	err = drive.WaitFor(ctx, func() (bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked) >= n, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%d of %d delivered: %w", len(acked), n, err)
+	}
+	var last time.Time
+	for _, t := range acked {
+		if t.After(last) {
+			last = t
+		}
+	}
+	b.r.Notify = NotifyFigures{Count: n, Elapsed: last.Sub(start), Attempts: recv.Requests()}
+	// Each attempt's journal entry is written in the background: wait for
+	// the delivered rows and the entries to settle.
+	err = drive.WaitFor(ctx, func() (bool, error) {
+		pending, err := client.Notifications(notifyMchID, "", "pending")
+		if err != nil || len(pending) > 0 {
+			return false, err
+		}
+		j := 0
+		err = client.Journal(notifyMchID, "out", func(x drive.Exchange) bool {
+			if x.Status == http.StatusOK {
+				j++
+			}
+			return true
+		})
+		b.r.Notify.Journalled = j
+		return j >= b.r.Notify.Attempts, err
+	})
+	if err != nil {
+		return fmt.Errorf("journal has %d of %d attempts: %w", b.r.Notify.Journalled, b.r.Notify.Attempts, err)
+	}
+	fmt.Fprintf(os.Stderr, "notifications: %d in %v = %.0f/s, %d attempts, %d journalled\n", n, b.r.Notify.Elapsed,
+		b.r.Notify.Rate(), b.r.Notify.Attempts, b.r.Notify.Journalled)
+	return nil
+}
+
+// loaded runs the jump path for the load time and reads the RSS.
+func (b *bench) loaded(s *drive.Server) error {
+	script := load.WrkScript(drive.JumpPath, b.bodies, http.StatusOK)
+	res, err := load.Wrk(b.tmp, s.Base, script, b.c.Conns, 0, b.c.Soak, cpuOf(s))
+	if err != nil {
+		return err
+	}
+	b.r.LoadRun = res
+	if b.r.Loaded, err = drive.ReadMemory(s.Pid()); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "after %v of load (%.0f req/s): RSS %s MiB, peak %s MiB\n", b.c.Soak, res.RPS(),
+		drive.MiB(b.r.Loaded.RSSKiB), drive.MiB(b.r.Loaded.PeakKiB))
+	return nil
+}
+
+// startups starts and stops the binary on the existing data dir.
+func (b *bench) startups() error {
+	for range b.c.Startups {
+		s, err := b.start()
+		if err != nil {
+			return err
+		}
+		b.r.Starts = append(b.r.Starts, s.Ready)
+		if err := s.Stop(); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(os.Stderr, "start-to-ready on an existing data dir: median %v max %v\n", median(b.r.Starts), slices.Max(b.r.Starts))
+	return nil
+}
+
+// parallel runs f(0..n-1) on workers goroutines and returns the first error.
+func parallel(workers, n int, f func(i int) error) error {
+	var next atomic.Int64
+	var first atomic.Value
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || first.Load() != nil {
+					return
+				}
+				if err := f(i); err != nil {
+					first.CompareAndSwap(nil, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, ok := first.Load().(error); ok {
+		return err
+	}
+	return nil
+}
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mpsandbox/mpsandbox/bench/internal/drive"
+	"github.com/mpsandbox/mpsandbox/bench/internal/load"
+)
+
+// The markers around the section `make bench` rewrites.
+const (
+	beginMarker = "<!-- make bench: begin -->"
+	endMarker   = "<!-- make bench: end -->"
+)
+
+// Targets of issue 9.
+const (
+	targetJumpRatio  = 0.45
+	targetJumpP99    = 15 * time.Millisecond
+	targetV3Ratio    = 0.8
+	targetNotifyRate = 2000.0
+	targetStart      = 50 * time.Millisecond
+	targetImageBytes = 30 << 20
+	targetLoadedKiB  = 60 << 10
+)
+
+// NotifyFigures is the delivery measurement.
+type NotifyFigures struct {
+	Count      int // notifications released at once
+	Attempts   int // requests the receiver got
+	Journalled int // outbound journal entries with status 200
+	Elapsed    time.Duration
+}
+
+// Rate is deliveries per second.
+func (n NotifyFigures) Rate() float64 { return load.PerSecond(int64(n.Count), n.Elapsed) }
+
+// Report is everything one run measured.
+type Report struct {
+	Started               time.Time
+	Took                  time.Duration
+	Machine               Machine
+	Config                Config
+	LoadBefore, LoadAfter string
+
+	SignOneCore, SignAllCores float64 // signatures per second
+
+	Ref, Jump, JumpNoLog []load.Result
+	// Drain is how long after the jump load every session was resolved.
+	Drain  time.Duration
+	V3     load.Result
+	Notify NotifyFigures
+
+	FreshStart time.Duration
+	Starts     []time.Duration
+
+	ContainerFresh  time.Duration
+	ContainerStarts []time.Duration
+	ImageBytes      int64
+
+	Idle, Loaded drive.Memory
+	LoadRun      load.Result
+}
+
+// best is the round with the most requests per second.
+func best(rs []load.Result) load.Result {
+	if len(rs) == 0 {
+		return load.Result{}
+	}
+	return slices.MaxFunc(rs, func(a, b load.Result) int {
+		switch {
+		case a.RPS() < b.RPS():
+			return -1
+		case a.RPS() > b.RPS():
+			return 1
+		}
+		return 0
+	})
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**missed**"
+}
+
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+}
+
+// Markdown renders the report as the section of docs/PERFORMANCE.md.
+func (r *Report) Markdown() string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	c := r.Config
+	m := r.Machine
+	w("%s\n", beginMarker)
+	w("## `make bench` — %s\n\n", r.Started.UTC().Format("2006-01-02 15:04 MST"))
+	w("Machine: %s, %d cores, %s, Linux %s, %s, %s; commit `%s`. Load average (1, 5, 15 min) %s at the start and %s at the end: ",
+		m.CPU, m.Cores, m.Memory, m.Kernel, m.Go, m.Wrk, m.Commit, r.LoadBefore, r.LoadAfter)
+	w("the machine is shared with other builds, so every figure is a lower bound.\n\n")
+	w("Command: `make bench` (`go run ./bench/cmd/bench -connections %d -duration %v -warmup %v -rounds %d`), %s in all. ",
+		c.Conns, c.Duration, c.Warmup, c.Rounds, r.Took.Round(time.Second))
+	w("The load generator (wrk with one thread and %d connections, or the Go generator for v3) shares the cores with the server. ", c.Conns)
+	w("The reference is `bench/cmd/refserver`: a bare `net/http` handler that reads and decodes the same JSON body and writes a fixed answer. ")
+	w("Reference and jump path alternate for %d rounds of %v after %v of warm-up; the best round of each is shown.\n\n", c.Rounds, c.Duration, c.Warmup)
+
+	ref, jump, noLog := best(r.Ref), best(r.Jump), best(r.JumpNoLog)
+	w("| figure | measured | compared with | ratio | target | |\n|---|---|---|---|---|---|\n")
+	if jump.Requests > 0 {
+		ratio := jump.RPS() / ref.RPS()
+		w("| jump path `POST /miniprogram/v1/openEmbeddedMiniProgram`, access log on (default) | %.0f req/s, p50 %s, p99 %s | reference %.0f req/s, p50 %s, p99 %s | %.2f | ≥ %.2f × reference | %s |\n",
+			jump.RPS(), ms(jump.P50), ms(jump.P99), ref.RPS(), ms(ref.P50), ms(ref.P99), ratio, targetJumpRatio, verdict(ratio >= targetJumpRatio))
+		w("| jump path p99 | %s | | | ≤ %s | %s |\n", ms(jump.P99), ms(targetJumpP99), verdict(jump.P99 <= targetJumpP99))
+		if noLog.Requests > 0 {
+			w("| jump path, `--access-log=false` | %.0f req/s, p50 %s, p99 %s | reference | %.2f | (the log line's price: %.0f %%) | |\n",
+				noLog.RPS(), ms(noLog.P50), ms(noLog.P99), noLog.RPS()/ref.RPS(), 100*(1-jump.RPS()/noLog.RPS()))
+		}
+		w("| sessions still pending after the load (each is due 2 s after its jump) | all resolved %s after the load stopped | | | ≤ 2 s + scan | %s |\n",
+			ms(r.Drain), verdict(r.Drain <= 3500*time.Millisecond))
+		w("| failures during the jump rounds | %d | | | 0 | %s |\n", failures(r.Jump)+failures(r.JumpNoLog), verdict(failures(r.Jump)+failures(r.JumpNoLog) == 0))
+	}
+	if r.V3.Requests > 0 {
+		ratio := r.V3.RPS() / r.SignAllCores
+		w("| v3 `POST /v3/payscore/serviceorder` (verified, committed, signed answer) | %.0f req/s, p50 %s, p99 %s | RSA-2048 signing on all %d cores: %.0f/s (one core, `go test -bench RSASign ./server/internal/wxsign`: %.0f/s) | %.2f | ≥ %.2f × signing rate | %s |\n",
+			r.V3.RPS(), ms(r.V3.P50), ms(r.V3.P99), m.Cores, r.SignAllCores, r.SignOneCore, ratio, targetV3Ratio, verdict(ratio >= targetV3Ratio && r.V3.Failures == 0))
+	}
+	if r.Notify.Count > 0 {
+		w("| notification delivery to an acknowledging loopback receiver | %.0f deliveries/s (%d released at once, delivered in %s) | | | ≥ %.0f/s | %s |\n",
+			r.Notify.Rate(), r.Notify.Count, ms(r.Notify.Elapsed), targetNotifyRate, verdict(r.Notify.Rate() >= targetNotifyRate))
+		w("| attempts journalled | %d of %d | | | all | %s |\n", r.Notify.Journalled, r.Notify.Attempts, verdict(r.Notify.Journalled >= r.Notify.Attempts))
+	}
+	if len(r.Starts) > 0 {
+		mx := slices.Max(r.Starts)
+		w("| start-to-ready of the binary (exec → first 200 from `/readyz`), existing data dir | median %s, max %s of %d | | | ≤ %s | %s |\n",
+			ms(median(r.Starts)), ms(mx), len(r.Starts), ms(targetStart), verdict(median(r.Starts) <= targetStart))
+	}
+	if r.FreshStart > 0 {
+		w("| start-to-ready, fresh data dir (creates the database and the demo merchant's RSA keys) | %s | | | | |\n", ms(r.FreshStart))
+	}
+	if r.ImageBytes > 0 {
+		w("| container start-to-ready (`docker run` → first 200), existing volume | median %s of %d (fresh volume: %s) | | | | |\n",
+			ms(median(r.ContainerStarts)), len(r.ContainerStarts), ms(r.ContainerFresh))
+		w("| image size (`%s`) | %.1f MiB | | | ≤ 30 MiB | %s |\n", c.Image, float64(r.ImageBytes)/(1<<20), verdict(r.ImageBytes <= targetImageBytes))
+	}
+	if r.Idle.RSSKiB > 0 {
+		w("| RSS idle (VmRSS 2 s after start) | %s MiB | | | | |\n", drive.MiB(r.Idle.RSSKiB))
+	}
+	if r.Loaded.RSSKiB > 0 {
+		w("| RSS after %v of jump load (%.0f req/s, %d connections) | %s MiB (peak VmHWM %s MiB) | | | ≤ 60 MiB | %s |\n",
+			c.Soak, r.LoadRun.RPS(), c.Conns, drive.MiB(r.Loaded.RSSKiB), drive.MiB(r.Loaded.PeakKiB), verdict(r.Loaded.PeakKiB <= targetLoadedKiB))
+	}
+	w("\nRounds (req/s): reference %s; jump %s; jump without access log %s.\n", rates(r.Ref), rates(r.Jump), rates(r.JumpNoLog))
+	w("%s\n", endMarker)
+	return b.String()
+}
+
+func failures(rs []load.Result) int64 {
+	var n int64
+	for _, r := range rs {
+		n += r.Failures
+	}
+	return n
+}
+
+func rates(rs []load.Result) string {
+	if len(rs) == 0 {
+		return "—"
+	}
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = fmt.Sprintf("%.0f", r.RPS())
+	}
+	return strings.Join(parts, ", ")
+}
+
+// replaceSection puts section (which starts with begin and ends with end)
+// in place of the old one in the file, or appends it.
+func replaceSection(path, begin, end, section string) error {
+	old, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	text := string(old)
+	i, j := strings.Index(text, begin), strings.Index(text, end)
+	if i >= 0 && j > i {
+		text = text[:i] + strings.TrimRight(section, "\n") + text[j+len(end):]
+	} else {
+		text = strings.TrimRight(text, "\n") + "\n\n" + section
+	}
+	return os.WriteFile(path, []byte(text), 0o644)
+}
