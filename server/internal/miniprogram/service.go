@@ -37,6 +37,9 @@ type Options struct {
 	Logger   *slog.Logger
 }
 
+// resolvers bounds the due sessions resolved at once.
+const resolvers = 16
+
 // Service launches and resolves sessions.
 type Service struct {
 	o        Options
@@ -47,6 +50,15 @@ type Service struct {
 	mu      sync.Mutex
 	waiters map[string][]chan struct{}
 	wake    chan struct{}
+
+	// A commit wakes Run only for a pending session due before Run would
+	// look again on its own, so that a busy jump path does not pay a scan
+	// per launch. sched guards what Run has planned: while it scans, the
+	// earliest due time committed meanwhile; else when it scans next.
+	sched         sync.Mutex
+	scanning      bool
+	dueDuringScan time.Time // real time; zero: none
+	nextScan      time.Time // real time
 }
 
 // New builds a Service; two products claiming one target is a programming
@@ -137,7 +149,7 @@ func (s *Service) Launch(ctx context.Context, call *sandbox.Call) (*sandbox.Sess
 	}
 	now := s.o.Clock.Now(call.Merchant.MchID)
 	sess := &sandbox.Session{
-		ID: newSessionID(), MchID: call.Merchant.MchID, Product: p.Name(), API: call.API, Target: key,
+		ID: newSessionID(time.Now()), MchID: call.Merchant.MchID, Product: p.Name(), API: call.API, Target: key,
 		Mode: sandbox.ModeAuto, State: sandbox.SessionPending, Args: call.Args, DueAt: now,
 	}
 	batch, err := p.Launch(ctx, call, sess)
@@ -159,7 +171,9 @@ func (s *Service) Launch(ctx context.Context, call *sandbox.Call) (*sandbox.Sess
 		delete(m.Active, p.Name())
 		batch.Merchants = append(batch.Merchants, m)
 	}
-	if sess.Mode == sandbox.ModeAuto && !sess.DueAt.After(now) {
+	// The product read the clock after now: an action it set for "at once"
+	// is due by the time it is done, and is resolved in this commit.
+	if sess.Mode == sandbox.ModeAuto && !sess.DueAt.After(s.o.Clock.Now(call.Merchant.MchID)) {
 		more, err := p.Resolve(ctx, sess, sess.Action)
 		if err != nil {
 			return nil, err
@@ -221,10 +235,42 @@ func (s *Service) commit(ctx context.Context, b *sandbox.Batch) error {
 	if len(b.Notifications) > 0 && s.o.Notifier != nil {
 		s.o.Notifier.Wake()
 	}
-	if len(b.Sessions) > 0 {
+	s.wakeFor(b.Sessions)
+	return nil
+}
+
+// wakeFor wakes Run when one of the sessions is pending and due before Run
+// would look again on its own.
+func (s *Service) wakeFor(sessions []*sandbox.Session) {
+	var due time.Time
+	now := time.Now()
+	for _, sess := range sessions {
+		if sess.State != sandbox.SessionPending {
+			continue
+		}
+		at := now.Add(s.o.Clock.RealDuration(sess.DueAt.Sub(s.o.Clock.Now(sess.MchID))))
+		if due.IsZero() || at.Before(due) {
+			due = at
+		}
+	}
+	if due.IsZero() {
+		return
+	}
+	s.sched.Lock()
+	wake := false
+	switch {
+	case s.scanning:
+		// The scan may have read past it: Run plans with it when done.
+		if s.dueDuringScan.IsZero() || due.Before(s.dueDuringScan) {
+			s.dueDuringScan = due
+		}
+	default:
+		wake = due.Before(s.nextScan)
+	}
+	s.sched.Unlock()
+	if wake {
 		s.Wake()
 	}
-	return nil
 }
 
 func merge(into, from *sandbox.Batch) {
@@ -313,8 +359,18 @@ func (s *Service) Wake() {
 // auto scenario's delayed user action, a manual session's timeout.
 func (s *Service) Run(ctx context.Context) {
 	for {
-		next := s.scan(ctx)
-		t := time.NewTimer(next)
+		s.sched.Lock()
+		s.scanning, s.dueDuringScan = true, time.Time{}
+		s.sched.Unlock()
+		sleep := s.scan(ctx)
+		s.sched.Lock()
+		next := time.Now().Add(sleep)
+		if !s.dueDuringScan.IsZero() && s.dueDuringScan.Before(next) {
+			next = s.dueDuringScan
+		}
+		s.scanning, s.nextScan = false, next
+		s.sched.Unlock()
+		t := time.NewTimer(max(time.Until(next), 0))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -338,6 +394,11 @@ func (s *Service) scan(ctx context.Context) time.Duration {
 			}
 			return sleep
 		}
+		// Resolved side by side, so that their commits share the store's
+		// group commits: one at a time, the resolver falls behind a busy
+		// jump path.
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, resolvers)
 		for _, sess := range due {
 			p, ok := s.products[sess.Product]
 			if !ok {
@@ -347,10 +408,16 @@ func (s *Service) scan(ctx context.Context) time.Duration {
 			if sess.Mode == sandbox.ModeManual {
 				action = sandbox.ActionTimeout
 			}
-			if err := s.resolve(ctx, p, sess, action); err != nil && !sandbox.IsCode(err, sandbox.CodeConflict) {
-				s.o.Logger.Error("resolve_failed", "session", sess.ID, "merchant", m.MchID, "error", err)
-			}
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				if err := s.resolve(ctx, p, sess, action); err != nil && !sandbox.IsCode(err, sandbox.CodeConflict) {
+					s.o.Logger.Error("resolve_failed", "session", sess.ID, "merchant", m.MchID, "error", err)
+				}
+			}()
 		}
+		wg.Wait()
 		if len(due) == 100 {
 			return 0 // more to do
 		}

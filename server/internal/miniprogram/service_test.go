@@ -87,7 +87,18 @@ type nopJournal struct{}
 
 func (nopJournal) Record(*sandbox.Exchange) {}
 
-func newHarness(t testing.TB) *harness {
+func newHarness(t testing.TB) *harness { return newHarnessWith(t, harnessOptions{}) }
+
+// harnessOptions vary the harness: the clock's real time (a frozen one by
+// default), the longest wait between scans, and a wrapper of the store.
+type harnessOptions struct {
+	tick    time.Duration // how far real time moves at each reading
+	maxPoll time.Duration
+	store   func(sandbox.Store) sandbox.Store
+	extra   func(*sandbox.Clock) sandbox.Product // a second product
+}
+
+func newHarnessWith(t testing.TB, o harnessOptions) *harness {
 	t.Helper()
 	gin.SetMode(gin.ReleaseMode)
 	ctx := context.Background()
@@ -101,14 +112,30 @@ func newHarness(t testing.TB) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	h.clock = sandbox.NewClock(1, func() time.Time { h.mu.Lock(); defer h.mu.Unlock(); return h.now })
+	h.clock = sandbox.NewClock(1, func() time.Time {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.now = h.now.Add(o.tick)
+		return h.now
+	})
 	h.dir, err = merchant.Load(ctx, st, h.clock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.demo = h.dir.List()[0]
-	h.svc, err = miniprogram.New(miniprogram.Options{Store: st, Clock: h.clock, Merchants: h.dir,
-		Products: []sandbox.Product{fakeProduct{}}, ManualTimeout: time.Hour, MaxPoll: 5 * time.Millisecond})
+	if o.maxPoll == 0 {
+		o.maxPoll = 5 * time.Millisecond
+	}
+	var store sandbox.Store = st
+	if o.store != nil {
+		store = o.store(st)
+	}
+	products := []sandbox.Product{fakeProduct{}}
+	if o.extra != nil {
+		products = append(products, o.extra(h.clock))
+	}
+	h.svc, err = miniprogram.New(miniprogram.Options{Store: store, Clock: h.clock, Merchants: h.dir,
+		Products: products, ManualTimeout: time.Hour, MaxPoll: o.maxPoll})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -152,9 +152,15 @@ func openError(path string, err error) error {
 		return e
 	}
 	msg := fmt.Sprintf("open store %s: %v", path, err)
-	if se, ok := errors.AsType[*msqlite.Error](err); ok && se.Code()&0xff == sqlite3.SQLITE_CANTOPEN {
-		// SQLite does not say why it cannot open; the directory usually does.
-		msg += ": " + dirProblem(filepath.Dir(path))
+	if se, ok := errors.AsType[*msqlite.Error](err); ok {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_CANTOPEN:
+			// SQLite does not say why it cannot open; the directory usually does.
+			msg += ": " + dirProblem(filepath.Dir(path))
+		case sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR:
+			// "disk I/O error" names neither the disk nor the cause.
+			msg += ": " + writeProblem(filepath.Dir(path))
+		}
 	}
 	return &sandbox.Error{Code: sandbox.CodeUnavailable, Message: msg, Err: err}
 }
