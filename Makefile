@@ -56,8 +56,16 @@ image: ## prepare build/image and docker build mpsandbox:dev
 	cp "$$($(GO) env GOROOT)/lib/time/zoneinfo.zip" $(CONTEXT)/
 	docker build -t $(IMAGE) $(CONTEXT)
 
-bench: ## benchmarks of every package, with allocations
-	$(GO) test -run '^$$' -bench . -benchmem $(UNIT_PKGS)
+bench: build ## load figures into docs/PERFORMANCE.md: jump, v3, notify, start-up, image, RSS vs a net/http reference
+	command -v wrk >/dev/null || apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }
+	image=""
+	if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image; image=$(IMAGE); fi
+	$(GO) build -o bin/refserver ./bench/cmd/refserver
+	$(GO) run ./bench/cmd/bench -bin $(BIN) -ref bin/refserver -image "$$image" $(BENCH_ARGS)
+
+soak: build ## the long fault tests, then 10 min of mixed load; its report goes into docs/PERFORMANCE.md
+	MPSANDBOX_SOAK=1 $(GO) test -count=1 -timeout 30m -run '^TestFault' -v ./server/cmd/mpsandbox
+	$(GO) run ./bench/cmd/soak -bin $(BIN) $(SOAK_ARGS)
 
 lint: ## gofmt and go vet
 	@unformatted=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go'))

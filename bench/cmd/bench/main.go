@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/mpsandbox/mpsandbox/bench/internal/drive"
 )
 
 // Config is what the run is told.
@@ -67,17 +69,17 @@ func run(c Config) error {
 	}
 	defer os.RemoveAll(tmp)
 	r := &Report{Started: time.Now(), Machine: describeMachine(), Config: c}
-	r.LoadBefore = loadAverage()
+	r.LoadBefore = drive.LoadAverage()
 	b := &bench{c: c, r: r, tmp: tmp}
 	if err := b.all(); err != nil {
 		return err
 	}
-	r.LoadAfter = loadAverage()
+	r.LoadAfter = drive.LoadAverage()
 	r.Took = time.Since(r.Started)
 	table := r.Markdown()
 	fmt.Println(table)
 	if c.Out == "" {
 		return nil
 	}
-	return replaceSection(c.Out, beginMarker, endMarker, table)
+	return drive.ReplaceSection(c.Out, beginMarker, endMarker, table)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -177,21 +176,4 @@ func rates(rs []load.Result) string {
 		parts[i] = fmt.Sprintf("%.0f", r.RPS())
 	}
 	return strings.Join(parts, ", ")
-}
-
-// replaceSection puts section (which starts with begin and ends with end)
-// in place of the old one in the file, or appends it.
-func replaceSection(path, begin, end, section string) error {
-	old, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	text := string(old)
-	i, j := strings.Index(text, begin), strings.Index(text, end)
-	if i >= 0 && j > i {
-		text = text[:i] + strings.TrimRight(section, "\n") + text[j+len(end):]
-	} else {
-		text = strings.TrimRight(text, "\n") + "\n\n" + section
-	}
-	return os.WriteFile(path, []byte(text), 0o644)
 }

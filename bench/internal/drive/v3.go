@@ -48,19 +48,38 @@ func CreateBody(cr *Credentials, outOrderNo, notifyURL string) []byte {
 	return b
 }
 
+// Signer signs v3 requests as the merchant's SDK does.
+type Signer struct {
+	creds *credentials.WechatPayCredentials
+}
+
+// NewSigner loads the merchant's private key.
+func NewSigner(cr *Credentials) (*Signer, error) {
+	key, err := utils.LoadPrivateKey(cr.PrivateKeyPEM)
+	if err != nil {
+		return nil, err
+	}
+	return &Signer{creds: &credentials.WechatPayCredentials{Signer: &signers.SHA256WithRSASigner{
+		MchID: cr.MchID, PrivateKey: key, CertificateSerialNo: cr.MerchantSerialNo,
+	}}}, nil
+}
+
+// Create signs a create request with a fresh nonce and timestamp.
+func (s *Signer) Create(body []byte) (Signed, error) {
+	auth, err := s.creds.GenerateAuthorizationHeader(context.Background(), http.MethodPost, CreatePath, string(body))
+	return Signed{Body: body, Authorization: auth}, err
+}
+
 // PresignCreates signs n create requests with the merchant's key, as its
 // SDK would (fresh nonce and timestamp each), on every core. Signing ahead
 // keeps the load generator's RSA work out of the measured window: the
 // sandbox accepts a timestamp for 5 minutes and does not reject a nonce it
 // has seen, as WeChat Pay does not (DOMAIN.md §1).
 func PresignCreates(cr *Credentials, prefix, notifyURL string, n int) ([]Signed, error) {
-	key, err := utils.LoadPrivateKey(cr.PrivateKeyPEM)
+	signer, err := NewSigner(cr)
 	if err != nil {
 		return nil, err
 	}
-	creds := &credentials.WechatPayCredentials{Signer: &signers.SHA256WithRSASigner{
-		MchID: cr.MchID, PrivateKey: key, CertificateSerialNo: cr.MerchantSerialNo,
-	}}
 	out := make([]Signed, n)
 	workers := runtime.GOMAXPROCS(0)
 	errs := make([]error, workers)
@@ -70,13 +89,9 @@ func PresignCreates(cr *Credentials, prefix, notifyURL string, n int) ([]Signed,
 		go func() {
 			defer wg.Done()
 			for i := w; i < n; i += workers {
-				body := CreateBody(cr, prefix+strconv.Itoa(i), notifyURL)
-				auth, err := creds.GenerateAuthorizationHeader(context.Background(), http.MethodPost, CreatePath, string(body))
-				if err != nil {
-					errs[w] = err
+				if out[i], errs[w] = signer.Create(CreateBody(cr, prefix+strconv.Itoa(i), notifyURL)); errs[w] != nil {
 					return
 				}
-				out[i] = Signed{Body: body, Authorization: auth}
 			}
 		}()
 	}
