@@ -23,7 +23,7 @@ ARGS ?=
 # Every package but the black-box suite, which needs docker and runs in `e2e`.
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/e2e$$')
 
-.PHONY: help build run test sdk-test e2e image bench lint fuzz clean
+.PHONY: help build run test sdk-test e2e image bench soak lint fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
