@@ -20,7 +20,16 @@ import (
 type document struct {
 	value any
 	lines map[string]int
+	// open holds the collections being converted, so that an alias to one
+	// of them (a cycle) is refused; nodes counts the values produced, so
+	// that aliases cannot expand a small file into an enormous value.
+	open  map[*yaml.Node]bool
+	nodes int
 }
+
+// maxNodes bounds the values one file may expand to: a scenario has a few
+// dozen, and a file of nested aliases could otherwise make billions.
+const maxNodes = 10000
 
 // line returns the line of the deepest existing node on the path, so that a
 // missing property ("/user/action is required") points at its parent.
@@ -63,7 +72,7 @@ func parse(src []byte) (*document, *problem) {
 	default:
 		return nil, &problem{line: next.Line, msg: "a file holds one scenario: a second YAML document starts here"}
 	}
-	d := &document{lines: map[string]int{}}
+	d := &document{lines: map[string]int{}, open: map[*yaml.Node]bool{}}
 	v, p := d.convert(&root, "")
 	if p != nil {
 		return nil, p
@@ -88,6 +97,13 @@ func (d *document) convert(n *yaml.Node, ptr string) (any, *problem) {
 	if _, ok := d.lines[ptr]; !ok {
 		d.lines[ptr] = n.Line
 	}
+	if d.nodes++; d.nodes > maxNodes {
+		return nil, &problem{line: n.Line, msg: fmt.Sprintf("%s: the file expands to more than %d values (through aliases?); a scenario has a few dozen", ptr, maxNodes)}
+	}
+	if n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode {
+		d.open[n] = true
+		defer delete(d.open, n)
+	}
 	switch n.Kind {
 	case yaml.DocumentNode:
 		if len(n.Content) == 0 {
@@ -95,6 +111,9 @@ func (d *document) convert(n *yaml.Node, ptr string) (any, *problem) {
 		}
 		return d.convert(n.Content[0], ptr)
 	case yaml.AliasNode:
+		if d.open[n.Alias] {
+			return nil, &problem{line: n.Line, msg: fmt.Sprintf("%s: alias *%s refers to a value that holds it", ptr, n.Value)}
+		}
 		return d.convert(n.Alias, ptr)
 	case yaml.MappingNode:
 		m := make(map[string]any, len(n.Content)/2)
