@@ -64,7 +64,7 @@ func (b *bench) all() error {
 		return err
 	}
 	if b.c.on("jump") || b.c.on("rss") {
-		if err := b.prepareJumps(client); err != nil {
+		if b.bodies, err = b.prepareTrades(client, b.creds); err != nil {
 			return err
 		}
 	}
@@ -92,11 +92,6 @@ func (b *bench) all() error {
 		return fmt.Errorf("stop: %w", err)
 	}
 	s = nil
-	if b.c.on("jump") {
-		if err := b.withoutAccessLog(); err != nil {
-			return fmt.Errorf("jump without access log: %w", err)
-		}
-	}
 	if b.c.on("startup") {
 		if err := b.startups(); err != nil {
 			return fmt.Errorf("start-up: %w", err)
@@ -159,51 +154,73 @@ func (b *bench) signCeiling() error {
 	return nil
 }
 
-// prepareJumps prepares the trades the jumps cycle through: value 106 is
-// embedpay.closed, where the user closes the half screen two seconds later
-// (the sandbox resolves the session in the background) and the trade stays
-// open, so each pay_id can be opened again.
-func (b *bench) prepareJumps(client *drive.Client) error {
-	b.bodies = make([][]byte, b.c.Trades)
-	return parallel(8, b.c.Trades, func(i int) error {
-		payID, err := client.Prepare(b.creds, fmt.Sprintf("JUMP-%06d", i), drive.ValueClosed, "http://127.0.0.1:9/unused")
+// prepareTrades prepares the trades the jumps cycle through and returns
+// the jump bodies: value 106 is embedpay.closed, where the user closes the
+// half screen two seconds later (the sandbox resolves the session in the
+// background) and the trade stays open, so each pay_id can be opened again.
+func (b *bench) prepareTrades(client *drive.Client, cr *drive.Credentials) ([][]byte, error) {
+	bodies := make([][]byte, b.c.Trades)
+	return bodies, parallel(8, b.c.Trades, func(i int) error {
+		payID, err := client.Prepare(cr, fmt.Sprintf("JUMP-%06d", i), drive.ValueClosed, "http://127.0.0.1:9/unused")
 		if err != nil {
 			return err
 		}
-		b.bodies[i] = drive.JumpBody(b.creds.AppID, payID)
+		bodies[i] = drive.JumpBody(cr.AppID, payID)
 		return nil
 	})
 }
 
-// jumpRounds alternates the reference and the jump path, so that both see
-// the same background load of the shared machine; the best round of each
-// is kept.
+// jumpRounds alternates the reference, the jump path with the access log
+// (the default) and the jump path of a second sandbox without it, so that
+// all three see the same background load of the shared machine; the best
+// round of each is kept.
 func (b *bench) jumpRounds(s *drive.Server) error {
-	ref, err := startRef(b.c.Ref, filepath.Join(b.tmp, "refserver.log"))
+	ref, err := drive.Start(b.c.Ref, filepath.Join(b.tmp, "refserver.log"))
 	if err != nil {
 		return err
 	}
 	defer ref.Kill()
-	script := load.WrkScript(drive.JumpPath, b.bodies, http.StatusOK)
+	quiet, err := drive.Start(b.c.Bin, filepath.Join(b.tmp, "quiet.log"),
+		"--data-dir", filepath.Join(b.tmp, "quiet"), "--log-format", "json", "--access-log=false")
+	if err != nil {
+		return err
+	}
+	defer quiet.Stop()
+	qc := drive.NewClient(quiet.Base, 8)
+	qcreds, err := qc.Credentials(drive.DemoMchID)
+	if err != nil {
+		return err
+	}
+	quietBodies, err := b.prepareTrades(qc, qcreds)
+	if err != nil {
+		return err
+	}
 	for round := range b.c.Rounds {
 		for _, t := range []struct {
-			srv  *drive.Server
-			into *[]load.Result
-		}{{ref, &b.r.Ref}, {s, &b.r.Jump}} {
+			srv    *drive.Server
+			bodies [][]byte
+			into   *[]load.Result
+		}{{ref, b.bodies, &b.r.Ref}, {s, b.bodies, &b.r.Jump}, {quiet, quietBodies, &b.r.JumpNoLog}} {
+			script := load.WrkScript(drive.JumpPath, t.bodies, http.StatusOK)
 			io0, _ := drive.ReadIO(t.srv.Pid())
 			res, err := load.Wrk(b.tmp, t.srv.Base, script, b.c.Conns, b.c.Warmup, b.c.Duration, cpuOf(t.srv))
 			if err != nil {
 				return err
 			}
 			io1, _ := drive.ReadIO(t.srv.Pid())
-			fmt.Fprintf(os.Stderr, "I/O during warm-up and window: %.1f read/write calls and %.0f bytes written per request\n",
-				float64(io1.Syscalls-io0.Syscalls)/float64(res.Requests), float64(io1.Written-io0.Written)/float64(res.Requests))
 			*t.into = append(*t.into, res)
-			fmt.Fprintf(os.Stderr, "round %d %s: %.0f req/s p50 %v p99 %v, server CPU %v/request, failures %d %s\n",
-				round+1, t.srv.Base, res.RPS(), res.P50, res.P99, res.CPUPerRequest(), res.Failures, res.FirstFailure)
+			fmt.Fprintf(os.Stderr, "round %d %s: %.0f req/s p50 %v p99 %v, server CPU %v/request, %.1f read/write calls and %.0f bytes written per request (warm-up included), failures %d %s\n",
+				round+1, t.srv.Base, res.RPS(), res.P50, res.P99, res.CPUPerRequest(),
+				float64(io1.Syscalls-io0.Syscalls)/float64(res.Requests), float64(io1.Written-io0.Written)/float64(res.Requests),
+				res.Failures, res.FirstFailure)
+			if t.srv == s && round == b.c.Rounds-1 {
+				if err := b.drained(s); err != nil {
+					return err
+				}
+			}
 		}
 	}
-	return b.drained(s)
+	return nil
 }
 
 // drained waits until every session the jumps opened has been resolved in
@@ -227,31 +244,6 @@ func (b *bench) drained(s *drive.Server) error {
 // cpuOf reads the server's CPU time.
 func cpuOf(s *drive.Server) func() (time.Duration, error) {
 	return func() (time.Duration, error) { return drive.CPUTime(s.Pid()) }
-}
-
-// startRef starts the reference server and waits for it.
-func startRef(bin, logPath string) (*drive.Server, error) {
-	return drive.Start(bin, logPath)
-}
-
-// withoutAccessLog restarts on the same data dir without the access log
-// and measures the jump path again, to price the log line.
-func (b *bench) withoutAccessLog() error {
-	s, err := b.start("--access-log=false")
-	if err != nil {
-		return err
-	}
-	defer s.Stop()
-	script := load.WrkScript(drive.JumpPath, b.bodies, http.StatusOK)
-	for range b.c.Rounds {
-		res, err := load.Wrk(b.tmp, s.Base, script, b.c.Conns, b.c.Warmup, b.c.Duration, cpuOf(s))
-		if err != nil {
-			return err
-		}
-		b.r.JumpNoLog = append(b.r.JumpNoLog, res)
-		fmt.Fprintf(os.Stderr, "no access log: %.0f req/s p50 %v p99 %v, server CPU %v/request\n", res.RPS(), res.P50, res.P99, res.CPUPerRequest())
-	}
-	return nil
 }
 
 // v3 drives POST /v3/payscore/serviceorder with requests signed ahead by
