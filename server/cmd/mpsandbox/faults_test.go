@@ -146,7 +146,11 @@ func TestFaultKill9KeepsAcceptedWork(t *testing.T) {
 	}
 	// Whatever was accepted after the last advance falls due with this one.
 	advance(t, p.base, demoMchID, 61*time.Second)
-	eventually(t, 60*time.Second, "every accepted trade-notify delivered", func() bool { return len(ledger.missing(accepted)) == 0 })
+	settle := 60 * time.Second
+	if soak() {
+		settle = 5 * time.Minute
+	}
+	eventually(t, settle, "every accepted trade-notify delivered", func() bool { return len(ledger.missing(accepted)) == 0 })
 	if ledger.forged != 0 {
 		t.Errorf("%d notifications did not verify with the merchant's secret", ledger.forged)
 	}
@@ -308,8 +312,11 @@ func TestFaultNotifyReceivers(t *testing.T) {
 	})
 
 	t.Run("a slow answer is delivered, a hang times out", func(t *testing.T) {
+		// The slow ones wait for a slot behind the hanging ones: 5 s per
+		// wave of one merchant's share (16) of the workers.
+		wait := time.Duration(hangs/16+2) * 6 * time.Second
 		for _, po := range slow {
-			eventually(t, 20*time.Second, po+" delivered", func() bool {
+			eventually(t, wait, po+" delivered", func() bool {
 				return notificationsOf(t, p.base, demoMchID, po)[0].State == "delivered"
 			})
 		}
