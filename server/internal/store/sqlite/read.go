@@ -247,16 +247,32 @@ func (s *Store) ListMerchants(ctx context.Context) ([]*sandbox.Merchant, error) 
 
 // GetRecord returns the record of a kind by its merchant and key.
 func (s *Store) GetRecord(ctx context.Context, kind, mchid, key string) (*sandbox.Record, error) {
-	return readOne(s, ctx, rRecord, scanRecord, func() string {
+	r, evictions := s.records.get(kind, mchid, key)
+	if r != nil {
+		return r, nil
+	}
+	r, err := readOne(s, ctx, rRecord, scanRecord, func() string {
 		return "record " + kind + " " + strconv.Quote(key) + " of merchant " + strconv.Quote(mchid) + " not found"
 	}, kind, mchid, key)
+	if err == nil {
+		s.records.fill(r, evictions)
+	}
+	return r, err
 }
 
 // FindRecord returns the record of a kind that owns the alias.
 func (s *Store) FindRecord(ctx context.Context, kind, alias string) (*sandbox.Record, error) {
-	return readOne(s, ctx, rRecordByAlias, scanRecord, func() string {
+	r, evictions := s.records.find(kind, alias)
+	if r != nil {
+		return r, nil
+	}
+	r, err := readOne(s, ctx, rRecordByAlias, scanRecord, func() string {
 		return "no record " + kind + " has the alias " + strconv.Quote(alias)
 	}, kind, alias)
+	if err == nil {
+		s.records.fill(r, evictions)
+	}
+	return r, err
 }
 
 // ListRecords returns the records of a kind, of one merchant (every

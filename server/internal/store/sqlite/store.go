@@ -65,6 +65,8 @@ type Store struct {
 	// dyn caches the statements of filtered list queries by SQL text; the
 	// texts come from a fixed set of filter combinations, so it is bounded.
 	dyn sync.Map
+	// records caches records in front of the readers (cache.go).
+	records *recordCache
 
 	// mu orders enqueueing against Close: senders hold it shared, so Close
 	// never closes the queue under a sender.
@@ -88,7 +90,8 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{path: o.Path, log: log, queue: make(chan *op, queueSize), writerDone: make(chan struct{})}
+	s := &Store{path: o.Path, log: log, queue: make(chan *op, queueSize), writerDone: make(chan struct{}),
+		records: newRecordCache()}
 	if err := s.open(ctx); err != nil {
 		s.closeDBs()
 		return nil, openError(o.Path, err)

@@ -103,6 +103,8 @@ type op struct {
 	createAliasJSON, updateAliasJSON [][]byte
 	mStamps, cStamps, uStamps        []stamp
 	sStamps, nStamps                 []stamp
+	// written is every record as committed, for the record cache.
+	written []*sandbox.Record
 
 	xs    []*sandbox.Exchange
 	xjson [][]byte
@@ -222,6 +224,11 @@ func (w *wtx) run(group []*op) {
 		if fatal != nil {
 			o.err = fatal
 		}
+		if o.err == nil && len(o.written) > 0 {
+			// Before the caller hears of the commit: whoever it tells
+			// reads the new versions.
+			w.s.records.put(o.written)
+		}
 		o.done <- o.err
 	}
 }
@@ -296,17 +303,19 @@ func (w *wtx) applyBatch(o *op) error {
 		if err := w.insertRecord(r, o.createAliases[i], o.createAliasJSON[i], &o.cStamps[i]); err != nil {
 			return err
 		}
+		o.wrote(r, o.createAliases[i], o.cStamps[i])
 	}
 	for i, r := range b.Updates {
-		var err error
+		aliases, err := o.updateAliases[i], error(nil)
 		if r.Version == 0 {
-			err = w.insertRecord(r, o.updateAliases[i], o.updateAliasJSON[i], &o.uStamps[i])
+			err = w.insertRecord(r, aliases, o.updateAliasJSON[i], &o.uStamps[i])
 		} else {
-			err = w.updateRecord(r, o.updateAliases[i], &o.uStamps[i])
+			aliases, err = w.updateRecord(r, aliases, &o.uStamps[i])
 		}
 		if err != nil {
 			return err
 		}
+		o.wrote(r, aliases, o.uStamps[i])
 	}
 	for i, x := range b.Sessions {
 		if err := w.putSession(x, o.sessions[i], &o.sStamps[i]); err != nil {
@@ -319,6 +328,18 @@ func (w *wtx) applyBatch(o *op) error {
 		}
 	}
 	return nil
+}
+
+// wrote notes a record as committed (aliases: all it owns now), for the
+// record cache.
+func (o *op) wrote(r *sandbox.Record, aliases []string, st stamp) {
+	c := *r
+	c.Aliases = nil
+	if len(aliases) > 0 {
+		c.Aliases = aliases
+	}
+	st.set(&c.Version, &c.CreatedAt, &c.UpdatedAt)
+	o.written = append(o.written, &c)
 }
 
 func (w *wtx) insertRecord(r *sandbox.Record, aliases []string, aliasJSON []byte, st *stamp) error {
@@ -358,23 +379,22 @@ func (w *wtx) addAlias(r *sandbox.Record, alias string) error {
 	return sandbox.Errorf(sandbox.CodeConflict, "alias %q of %s is already taken by another record", alias, r.Kind)
 }
 
-func (w *wtx) updateRecord(r *sandbox.Record, aliases []string, st *stamp) error {
+// updateRecord updates r if its version is current and adds its new
+// aliases, returning every alias the record owns now.
+func (w *wtx) updateRecord(r *sandbox.Record, aliases []string, st *stamp) ([]string, error) {
 	var stored []byte
 	err := w.stmt(wRecordUpdate).QueryRow([]byte(r.Data), w.now, r.Kind, r.MchID, r.Key, r.Version).Scan(&st.created, &stored)
 	if errors.Is(err, sql.ErrNoRows) {
-		return w.casFailure(wRecordVersion, fmt.Sprintf("record %s %q of merchant %q", r.Kind, r.Key, r.MchID), r.Version,
+		return nil, w.casFailure(wRecordVersion, fmt.Sprintf("record %s %q of merchant %q", r.Kind, r.Key, r.MchID), r.Version,
 			r.Kind, r.MchID, r.Key)
 	}
 	if err != nil {
-		return w.s.fail("update record", err)
+		return nil, w.s.fail("update record", err)
 	}
 	st.version, st.updated = r.Version+1, w.now
-	if len(aliases) == 0 {
-		return nil
-	}
 	var have []string
 	if err := json.Unmarshal(stored, &have); err != nil {
-		return w.s.fail("decode aliases", err)
+		return nil, w.s.fail("decode aliases", err)
 	}
 	n := len(have)
 	for _, a := range aliases {
@@ -382,21 +402,21 @@ func (w *wtx) updateRecord(r *sandbox.Record, aliases []string, st *stamp) error
 			continue
 		}
 		if err := w.addAlias(r, a); err != nil {
-			return err
+			return nil, err
 		}
 		have = append(have, a)
 	}
 	if len(have) == n {
-		return nil
+		return have, nil
 	}
 	all, err := json.Marshal(have)
 	if err != nil {
-		return w.s.fail("encode aliases", err)
+		return nil, w.s.fail("encode aliases", err)
 	}
 	if _, err := w.exec(wRecordSetAliases, all, r.Kind, r.MchID, r.Key); err != nil {
-		return w.s.fail("update aliases", err)
+		return nil, w.s.fail("update aliases", err)
 	}
-	return nil
+	return have, nil
 }
 
 // casFailure explains a compare-and-swap update that matched no row: the

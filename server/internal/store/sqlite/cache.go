@@ -1,0 +1,134 @@
+package sqlite
+
+import (
+	"slices"
+	"sync"
+
+	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+)
+
+// recordCacheSize bounds the records kept in memory. A record is a few
+// hundred bytes of JSON; records larger than recordCacheMaxData are not
+// kept at all.
+const (
+	recordCacheSize    = 4096
+	recordCacheMaxData = 16 << 10
+)
+
+// recordCache keeps recently written and read records in memory, so that
+// the hot path (a jump reads its trade by alias, the resolution reads it
+// again by key) does not pay a SQLite read for each: in WAL mode every read
+// transaction after a commit starts with an empty page cache, so each
+// point read costs several pread calls.
+//
+// It is coherent because this process is the database's only writer: the
+// writer puts every record it commits, after the transaction committed,
+// with the version the store assigned. A reader fills a miss with what it
+// read only if nothing newer got there first (versions only grow) and no
+// entry was evicted while it read — an eviction could have dropped a newer
+// version the reader's older row would otherwise replace.
+type recordCache struct {
+	mu        sync.Mutex
+	byKey     map[cacheKey]*sandbox.Record
+	byAlias   map[aliasKey]cacheKey
+	evictions uint64
+}
+
+type cacheKey struct{ kind, mchid, key string }
+
+type aliasKey struct{ kind, alias string }
+
+func newRecordCache() *recordCache {
+	return &recordCache{byKey: map[cacheKey]*sandbox.Record{}, byAlias: map[aliasKey]cacheKey{}}
+}
+
+// get returns a copy of the cached record.
+func (c *recordCache) get(kind, mchid, key string) (*sandbox.Record, uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return cloneRecord(c.byKey[cacheKey{kind, mchid, key}]), c.evictions
+}
+
+// find returns a copy of the cached record that owns the alias.
+func (c *recordCache) find(kind, alias string) (*sandbox.Record, uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k, ok := c.byAlias[aliasKey{kind, alias}]
+	if !ok {
+		return nil, c.evictions
+	}
+	return cloneRecord(c.byKey[k]), c.evictions
+}
+
+// fill caches what a reader read, unless an entry was evicted since the
+// reader looked (evictions is what get or find returned) or the cache
+// already holds this version or a newer one.
+func (c *recordCache) fill(r *sandbox.Record, evictions uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.evictions != evictions {
+		return
+	}
+	if have := c.byKey[cacheKey{r.Kind, r.MchID, r.Key}]; have != nil && have.Version >= r.Version {
+		return
+	}
+	c.putLocked(r)
+}
+
+// put caches records the writer committed, newest versions by definition.
+func (c *recordCache) put(rs []*sandbox.Record) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range rs {
+		c.putLocked(r)
+	}
+}
+
+func (c *recordCache) putLocked(r *sandbox.Record) {
+	k := cacheKey{r.Kind, r.MchID, r.Key}
+	if len(r.Data) > recordCacheMaxData {
+		if c.byKey[k] != nil {
+			c.dropLocked(k)
+		}
+		return
+	}
+	if c.byKey[k] == nil && len(c.byKey) >= recordCacheSize {
+		// Drop an eighth, in map order (arbitrary): cheaper than an LRU
+		// list on every hit, and the hot records come back at their next
+		// write or read.
+		n := recordCacheSize / 8
+		for old := range c.byKey {
+			c.dropLocked(old)
+			if n--; n == 0 {
+				break
+			}
+		}
+	}
+	c.byKey[k] = cloneRecord(r)
+	for _, a := range r.Aliases {
+		c.byAlias[aliasKey{r.Kind, a}] = k
+	}
+}
+
+func (c *recordCache) dropLocked(k cacheKey) {
+	r := c.byKey[k]
+	delete(c.byKey, k)
+	for _, a := range r.Aliases {
+		if c.byAlias[aliasKey{k.kind, a}] == k {
+			delete(c.byAlias, aliasKey{k.kind, a})
+		}
+	}
+	c.evictions++
+}
+
+// cloneRecord copies r deeply enough that neither the cache nor its callers
+// see the other's changes.
+func cloneRecord(r *sandbox.Record) *sandbox.Record {
+	if r == nil {
+		return nil
+	}
+	c := *r
+	c.Aliases = slices.Clone(r.Aliases)
+	c.Data = slices.Clone(r.Data)
+	return &c
+}

@@ -1,0 +1,180 @@
+package sqlite
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+)
+
+// TestRecordCacheServesWhatIsCommitted checks that reads through the cache
+// give what a read of the file gives: the newest version, its aliases
+// (including ones an update added), its times, and copies a caller may
+// change freely.
+func TestRecordCacheServesWhatIsCommitted(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	r := newRecord("m1", "K1", "alias-a")
+	commit(t, s, &sandbox.Batch{Creates: []*sandbox.Record{r}})
+	up := &sandbox.Record{Kind: r.Kind, MchID: "m1", Key: "K1", Version: r.Version, Aliases: []string{"alias-b"},
+		Data: json.RawMessage(`{"n":2}`)}
+	commit(t, s, &sandbox.Batch{Updates: []*sandbox.Record{up}})
+
+	cached, err := s.GetRecord(ctx, r.Kind, "m1", "K1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byAlias, err := s.FindRecord(ctx, r.Kind, "alias-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the file holds, read past the cache.
+	fromFile, err := readOne(s, ctx, rRecord, scanRecord, func() string { return "" }, r.Kind, "m1", "K1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, got := range map[string]*sandbox.Record{"GetRecord": cached, "FindRecord": byAlias} {
+		if !reflect.DeepEqual(got, fromFile) {
+			t.Errorf("%s through the cache = %+v\nthe file holds      %+v", name, got, fromFile)
+		}
+	}
+	if cached.Version != 2 || string(cached.Data) != `{"n":2}` || len(cached.Aliases) != 2 {
+		t.Errorf("cached record = %+v, want version 2, the new data and both aliases", cached)
+	}
+
+	// A caller changing what it got changes nothing for the next caller.
+	cached.Data[1] = 'X'
+	cached.Aliases[0] = "changed"
+	again, _ := s.GetRecord(ctx, r.Kind, "m1", "K1")
+	if string(again.Data) != `{"n":2}` || again.Aliases[0] != "alias-a" {
+		t.Errorf("a caller's change reached the cache: %+v", again)
+	}
+
+	// A failed batch (stale version) leaves the cache as it was.
+	stale := &sandbox.Record{Kind: r.Kind, MchID: "m1", Key: "K1", Version: 1, Data: json.RawMessage(`{"n":3}`)}
+	wantCode(t, s.Commit(ctx, &sandbox.Batch{Updates: []*sandbox.Record{stale}}), sandbox.CodeConflict)
+	if got, _ := s.GetRecord(ctx, r.Kind, "m1", "K1"); got.Version != 2 || string(got.Data) != `{"n":2}` {
+		t.Errorf("after a refused update the cache serves %+v", got)
+	}
+}
+
+// TestRecordCacheFillsFromTheFile checks a cold cache (a restart) fills from
+// the file and stays bounded when more records are read than it keeps.
+func TestRecordCacheFillsFromTheFile(t *testing.T) {
+	ctx := context.Background()
+	path := t.TempDir() + "/mpsandbox.db"
+	s := openStore(t, path)
+	n := recordCacheSize + recordCacheSize/2
+	recs := make([]*sandbox.Record, n)
+	for i := range recs {
+		recs[i] = newRecord("m1", fmt.Sprintf("K%05d", i), fmt.Sprintf("A%05d", i))
+	}
+	commit(t, s, &sandbox.Batch{Creates: recs})
+	if got := len(s.records.byKey); got > recordCacheSize {
+		t.Fatalf("cache holds %d records, more than its bound %d", got, recordCacheSize)
+	}
+	s.Close()
+
+	s = openStore(t, path)
+	if len(s.records.byKey) != 0 {
+		t.Fatalf("a new store starts with %d cached records", len(s.records.byKey))
+	}
+	for i := range n {
+		got, err := s.FindRecord(ctx, recs[0].Kind, fmt.Sprintf("A%05d", i))
+		if err != nil || got.Key != fmt.Sprintf("K%05d", i) {
+			t.Fatalf("FindRecord(A%05d) = %+v, %v", i, got, err)
+		}
+	}
+	if got := len(s.records.byKey); got == 0 || got > recordCacheSize {
+		t.Errorf("after %d reads the cache holds %d records, want 1..%d", n, got, recordCacheSize)
+	}
+	if got := len(s.records.byAlias); got > len(s.records.byKey) {
+		t.Errorf("%d aliases cached for %d records: evicted records left aliases behind", got, len(s.records.byKey))
+	}
+	_, err := s.FindRecord(ctx, recs[0].Kind, "no-such-alias")
+	wantCode(t, err, sandbox.CodeNotFound)
+}
+
+// TestRecordCacheNeverGoesBack races readers against a writer that bumps a
+// record over and over, with the cache squeezed so that evictions happen
+// too: once a reader has seen version v (or the writer has committed it),
+// no later read returns an older one.
+func TestRecordCacheNeverGoesBack(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	const records = 8
+	recs := make([]*sandbox.Record, records)
+	for i := range recs {
+		recs[i] = newRecord("m1", fmt.Sprintf("R%d", i), fmt.Sprintf("alias-%d", i))
+	}
+	commit(t, s, &sandbox.Batch{Creates: recs})
+	var committed [records]atomic.Int64
+	for i := range committed {
+		committed[i].Store(1)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(done)
+		for round := range 150 {
+			i := round % records
+			r := *recs[i]
+			r.Data = json.RawMessage(fmt.Sprintf(`{"round":%d}`, round))
+			if err := s.Commit(ctx, &sandbox.Batch{Updates: []*sandbox.Record{&r}}); err != nil {
+				t.Errorf("update: %v", err)
+				return
+			}
+			recs[i].Version = r.Version
+			committed[i].Store(r.Version)
+			if round%10 == 0 {
+				// Evict everything, as a full cache would.
+				s.records.mu.Lock()
+				for k := range s.records.byKey {
+					s.records.dropLocked(k)
+				}
+				s.records.mu.Unlock()
+			}
+		}
+	}()
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var seen [records]int64
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				for i := range records {
+					floor := max(seen[i], committed[i].Load())
+					var got *sandbox.Record
+					var err error
+					if i%2 == 0 {
+						got, err = s.GetRecord(ctx, recs[0].Kind, "m1", fmt.Sprintf("R%d", i))
+					} else {
+						got, err = s.FindRecord(ctx, recs[0].Kind, fmt.Sprintf("alias-%d", i))
+					}
+					if err != nil {
+						t.Errorf("read R%d: %v", i, err)
+						return
+					}
+					if got.Version < floor {
+						t.Errorf("R%d read at version %d after version %d was seen or committed", i, got.Version, floor)
+						return
+					}
+					seen[i] = got.Version
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
