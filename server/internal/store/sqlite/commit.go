@@ -183,17 +183,28 @@ func (s *Store) AppendExchanges(ctx context.Context, xs []*sandbox.Exchange) err
 	return nil
 }
 
+// pruneChunk bounds the entries one writer transaction deletes.
+const pruneChunk = 500
+
 // PruneJournal deletes all but the newest keep exchanges (keep <= 0: no
 // limit on the count) and every exchange older than before (zero: no limit
-// on the age), returning how many it deleted.
+// on the age), returning how many it deleted. It deletes pruneChunk at a
+// time, each in its own transaction, so that commits are not held up
+// behind one long delete.
 func (s *Store) PruneJournal(ctx context.Context, keep int, before time.Time) (int, error) {
 	if keep <= 0 && before.IsZero() {
 		return 0, nil
 	}
-	o := newOp()
-	o.prune, o.keep, o.before = true, keep, nanos(before)
-	if err := s.submit(ctx, o); err != nil {
-		return 0, err
+	total := 0
+	for {
+		o := newOp()
+		o.prune, o.keep, o.before = true, keep, nanos(before)
+		if err := s.submit(ctx, o); err != nil {
+			return total, err
+		}
+		total += o.pruned
+		if o.pruned == 0 {
+			return total, nil
+		}
 	}
-	return o.pruned, nil
 }

@@ -67,6 +67,9 @@ type Store struct {
 	dyn sync.Map
 	// records caches records in front of the readers (cache.go).
 	records *recordCache
+	// ckpt checkpoints the WAL beside the writer (checkpoint.go); nil in
+	// memory.
+	ckpt *checkpointer
 
 	// mu orders enqueueing against Close: senders hold it shared, so Close
 	// never closes the queue under a sender.
@@ -118,7 +121,8 @@ func (s *Store) open(ctx context.Context) error {
 		// WAL + synchronous=NORMAL: a commit is written to the WAL (so it
 		// survives the process being killed) but not fsynced; IMMEDIATE
 		// takes the write lock at BEGIN, so no transaction fails upgrading.
-		w := file + "?" + pragmas + "&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+		// wal_autocheckpoint(0): the checkpointer does it, off the writer.
+		w := file + "?" + pragmas + "&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=wal_autocheckpoint(0)&_txlock=immediate"
 		if s.wdb, err = sql.Open("sqlite", w); err != nil {
 			return err
 		}
@@ -144,7 +148,10 @@ func (s *Store) open(ctx context.Context) error {
 			return fmt.Errorf("prepare %q: %w", q, err)
 		}
 	}
-	return nil
+	if s.path == MemoryPath {
+		return nil
+	}
+	return s.startCheckpointer("file:" + uriEscaper.Replace(s.path) + fmt.Sprintf("?_pragma=busy_timeout(%d)", busyTimeoutMS))
 }
 
 // uriEscaper escapes what would end or change the path part of a SQLite URI.
@@ -199,6 +206,7 @@ func (s *Store) Close() error {
 			st.Close()
 		}
 		s.dyn.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
+		s.stopCheckpointer()
 		if s.rdb != s.wdb {
 			// Readers go first: a checkpoint cannot truncate the WAL under
 			// a reader's snapshot.
@@ -219,6 +227,7 @@ func (s *Store) Close() error {
 }
 
 func (s *Store) closeDBs() {
+	s.stopCheckpointer()
 	for _, st := range s.rstmts {
 		if st != nil {
 			st.Close()

@@ -69,8 +69,13 @@ var writeSQL = [numWriteStmts]string{
 	wNotifyVersion: `SELECT version FROM notifications WHERE id = ?`,
 	wJournalInsert: `INSERT INTO journal (time, mchid, product, session_id, notify_id, direction, json)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`,
-	wPruneKeep:   `DELETE FROM journal WHERE id <= (SELECT id FROM journal ORDER BY id DESC LIMIT 1 OFFSET ?)`,
-	wPruneBefore: `DELETE FROM journal WHERE time < ?`,
+	// Ids grow and only the oldest entries are ever deleted, so the newest
+	// keep entries are those above max(id) - keep. Each statement deletes
+	// at most pruneChunk rows: PruneJournal repeats it, so that no single
+	// transaction holds the writer for long.
+	wPruneKeep: `DELETE FROM journal WHERE id IN (
+		SELECT id FROM journal WHERE id <= (SELECT max(id) FROM journal) - ?1 ORDER BY id LIMIT ?2)`,
+	wPruneBefore: `DELETE FROM journal WHERE id IN (SELECT id FROM journal WHERE time < ?1 LIMIT ?2)`,
 }
 
 // op states: the caller and the writer race to move an op out of queued, so
@@ -271,6 +276,16 @@ func (w *wtx) apply(running []*op) error {
 	}
 	if err := tx.Commit(); err != nil {
 		return w.s.fail("commit", err)
+	}
+	if c := w.s.ckpt; c != nil {
+		c.commits.Add(1)
+		if c.wanted.CompareAndSwap(true, false) {
+			// See checkpointer: the rest of a checkpoint, so that the WAL
+			// can start over.
+			if _, err := w.s.wdb.Exec("PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
+				w.s.log.Warn("store_checkpoint_failed", "error", err.Error())
+			}
+		}
 	}
 	return nil
 }
@@ -504,7 +519,7 @@ func (w *wtx) applyPrune(o *op) error {
 		if !p.on {
 			continue
 		}
-		res, err := w.exec(p.stmt, p.arg)
+		res, err := w.exec(p.stmt, p.arg, pruneChunk)
 		if err != nil {
 			return w.s.fail("prune journal", err)
 		}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
@@ -177,4 +179,63 @@ func TestRecordCacheNeverGoesBack(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestCheckpointerCopiesTheWAL checks that commits reach the database file
+// while the store runs: the writer no longer checkpoints, so without the
+// checkpointer the file would stay as created until Close.
+func TestCheckpointerCopiesTheWAL(t *testing.T) {
+	path := t.TempDir() + "/mpsandbox.db"
+	s := openStore(t, path)
+	size := func() int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	before := size()
+	for i := range 50 {
+		recs := make([]*sandbox.Record, 20)
+		for j := range recs {
+			recs[j] = newRecord("m1", fmt.Sprintf("K%d-%d", i, j))
+		}
+		commit(t, s, &sandbox.Batch{Creates: recs})
+	}
+	waitFor(t, func() bool { return size() > before })
+}
+
+// TestPruneJournalInChunks prunes more entries than one chunk, by count and
+// then by age, and checks exactly the newest survive.
+func TestPruneJournalInChunks(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	base := time.Now().Add(-time.Hour).UTC()
+	n := 3*pruneChunk + 17
+	xs := make([]*sandbox.Exchange, n)
+	for i := range xs {
+		xs[i] = &sandbox.Exchange{Time: base.Add(time.Duration(i) * time.Second), Direction: sandbox.DirectionIn,
+			Method: "POST", URL: fmt.Sprintf("/x/%d", i), Status: 200}
+	}
+	if err := s.AppendExchanges(ctx, xs); err != nil {
+		t.Fatal(err)
+	}
+	keep := 100
+	got, err := s.PruneJournal(ctx, keep, time.Time{})
+	if err != nil || got != n-keep {
+		t.Fatalf("PruneJournal(keep %d) = %d, %v; want %d", keep, got, err, n-keep)
+	}
+	left, err := s.QueryJournal(ctx, sandbox.JournalFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != keep || left[0].ID != xs[n-1].ID || left[keep-1].ID != xs[n-keep].ID {
+		t.Fatalf("after pruning %d entries remain, ids %d..%d; want the newest %d, ids %d..%d",
+			len(left), left[len(left)-1].ID, left[0].ID, keep, xs[n-keep].ID, xs[n-1].ID)
+	}
+	// By age: everything before the last 10 seconds' entries.
+	got, err = s.PruneJournal(ctx, 0, base.Add(time.Duration(n-10)*time.Second))
+	if err != nil || got != keep-10 {
+		t.Fatalf("PruneJournal(by age) = %d, %v; want %d", got, err, keep-10)
+	}
 }
