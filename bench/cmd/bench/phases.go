@@ -170,37 +170,49 @@ func (b *bench) prepareTrades(client *drive.Client, cr *drive.Credentials) ([][]
 	})
 }
 
-// jumpRounds alternates the reference, the jump path with the access log
-// (the default) and the jump path of a second sandbox without it, so that
-// all three see the same background load of the shared machine; the best
-// round of each is kept.
+// jumpRounds alternates the reference, the jump path as configured by
+// default, and two variants that show where the time goes — a second
+// sandbox without the access log, a third with its store in memory (no
+// file, no system call for state) — so that all of them see the same
+// background load of the shared machine; the best round of each is kept.
 func (b *bench) jumpRounds(s *drive.Server) error {
 	ref, err := drive.Start(b.c.Ref, filepath.Join(b.tmp, "refserver.log"))
 	if err != nil {
 		return err
 	}
 	defer ref.Kill()
-	quiet, err := drive.Start(b.c.Bin, filepath.Join(b.tmp, "quiet.log"),
-		"--data-dir", filepath.Join(b.tmp, "quiet"), "--log-format", "json", "--access-log=false")
-	if err != nil {
-		return err
+	type target struct {
+		srv    *drive.Server
+		bodies [][]byte
+		into   *[]load.Result
 	}
-	defer quiet.Stop()
-	qc := drive.NewClient(quiet.Base, 8)
-	qcreds, err := qc.Credentials(drive.DemoMchID)
-	if err != nil {
-		return err
-	}
-	quietBodies, err := b.prepareTrades(qc, qcreds)
-	if err != nil {
-		return err
+	targets := []target{{ref, b.bodies, &b.r.Ref}, {s, b.bodies, &b.r.Jump}}
+	for _, v := range []struct {
+		name  string
+		flags []string
+		into  *[]load.Result
+	}{
+		{"quiet", []string{"--data-dir", filepath.Join(b.tmp, "quiet"), "--access-log=false"}, &b.r.JumpNoLog},
+		{"memory", []string{"--in-memory"}, &b.r.JumpMemory},
+	} {
+		srv, err := drive.Start(b.c.Bin, filepath.Join(b.tmp, v.name+".log"), append(v.flags, "--log-format", "json")...)
+		if err != nil {
+			return err
+		}
+		defer srv.Stop()
+		client := drive.NewClient(srv.Base, 8)
+		creds, err := client.Credentials(drive.DemoMchID)
+		if err != nil {
+			return err
+		}
+		bodies, err := b.prepareTrades(client, creds)
+		if err != nil {
+			return err
+		}
+		targets = append(targets, target{srv, bodies, v.into})
 	}
 	for round := range b.c.Rounds {
-		for _, t := range []struct {
-			srv    *drive.Server
-			bodies [][]byte
-			into   *[]load.Result
-		}{{ref, b.bodies, &b.r.Ref}, {s, b.bodies, &b.r.Jump}, {quiet, quietBodies, &b.r.JumpNoLog}} {
+		for _, t := range targets {
 			script := load.WrkScript(drive.JumpPath, t.bodies, http.StatusOK)
 			io0, _ := drive.ReadIO(t.srv.Pid())
 			res, err := load.Wrk(b.tmp, t.srv.Base, script, b.c.Conns, b.c.Warmup, b.c.Duration, cpuOf(t.srv))

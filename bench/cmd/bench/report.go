@@ -23,7 +23,7 @@ const (
 	targetV3Ratio    = 0.8
 	targetNotifyRate = 2000.0
 	targetStart      = 50 * time.Millisecond
-	targetImageBytes = 30 << 20
+	targetImageBytes = 30e6 // decimal megabytes, as docker images shows them
 	targetLoadedKiB  = 60 << 10
 )
 
@@ -48,7 +48,7 @@ type Report struct {
 
 	SignOneCore, SignAllCores float64 // signatures per second
 
-	Ref, Jump, JumpNoLog []load.Result
+	Ref, Jump, JumpNoLog, JumpMemory []load.Result
 	// Drain is how long after the jump load every session was resolved.
 	Drain  time.Duration
 	V3     load.Result
@@ -124,9 +124,14 @@ func (r *Report) Markdown() string {
 			w("| jump path, `--access-log=false` (a second sandbox, same rounds) | %.0f req/s, p50 %s, p99 %s; CPU %.0f µs per request | reference | %.2f | | |\n",
 				noLog.RPS(), ms(noLog.P50), ms(noLog.P99), us(noLogCPU), noLog.RPS()/ref.RPS())
 		}
+		if mem := best(r.JumpMemory); mem.Requests > 0 {
+			w("| jump path, `--in-memory` store (a third sandbox, same rounds): the same work without a file | %.0f req/s, p50 %s, p99 %s; CPU %.0f µs per request | reference | %.2f | | |\n",
+				mem.RPS(), ms(mem.P50), ms(mem.P99), us(bestCPU(r.JumpMemory)), mem.RPS()/ref.RPS())
+		}
 		w("| sessions still pending after the load (each is due 2 s after its jump) | all resolved %s after the load stopped | | | ≤ 2 s + scan | %s |\n",
 			ms(r.Drain), verdict(r.Drain <= 3500*time.Millisecond))
-		w("| failures during the jump rounds | %d | | | 0 | %s |\n", failures(r.Jump)+failures(r.JumpNoLog), verdict(failures(r.Jump)+failures(r.JumpNoLog) == 0))
+		fails := failures(r.Jump) + failures(r.JumpNoLog) + failures(r.JumpMemory)
+		w("| failures during the jump rounds | %d | | | 0 | %s |\n", fails, verdict(fails == 0))
 	}
 	if r.V3.Requests > 0 {
 		one, all := r.V3.RPS()/r.SignOneCore, r.V3.RPS()/r.SignAllCores
@@ -153,7 +158,7 @@ func (r *Report) Markdown() string {
 	if r.ImageBytes > 0 {
 		w("| container start-to-ready (`docker run` → first 200), existing volume | median %s of %d (fresh volume: %s) | | | | |\n",
 			ms(median(r.ContainerStarts)), len(r.ContainerStarts), ms(r.ContainerFresh))
-		w("| image size (`%s`) | %.1f MiB | | | ≤ 30 MiB | %s |\n", c.Image, float64(r.ImageBytes)/(1<<20), verdict(r.ImageBytes <= targetImageBytes))
+		w("| image size (`%s`) | %.1f MB (%.1f MiB) | | | ≤ 30 MB | %s |\n", c.Image, float64(r.ImageBytes)/1e6, float64(r.ImageBytes)/(1<<20), verdict(r.ImageBytes <= targetImageBytes))
 	}
 	if r.Idle.RSSKiB > 0 {
 		w("| RSS idle (VmRSS 2 s after start) | %s MiB | | | | |\n", drive.MiB(r.Idle.RSSKiB))
@@ -162,7 +167,8 @@ func (r *Report) Markdown() string {
 		w("| RSS after %v of jump load (%.0f req/s, %d connections) | %s MiB (peak VmHWM %s MiB) | | | ≤ 60 MiB | %s |\n",
 			c.Soak, r.LoadRun.RPS(), c.Conns, drive.MiB(r.Loaded.RSSKiB), drive.MiB(r.Loaded.PeakKiB), verdict(r.Loaded.PeakKiB <= targetLoadedKiB))
 	}
-	w("\nRounds, req/s (server CPU per request): reference %s; jump %s; jump without access log %s.\n", rates(r.Ref), rates(r.Jump), rates(r.JumpNoLog))
+	w("\nRounds, req/s (server CPU per request): reference %s; jump %s; jump without access log %s; jump with the store in memory %s.\n",
+		rates(r.Ref), rates(r.Jump), rates(r.JumpNoLog), rates(r.JumpMemory))
 	w("%s\n", endMarker)
 	return b.String()
 }
