@@ -7,31 +7,23 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/gin-gonic/gin"
-
 	"github.com/mpsandbox/mpsandbox/fixtures"
-	"github.com/mpsandbox/mpsandbox/scenarios"
 	"github.com/mpsandbox/mpsandbox/schemas"
-	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
+	"github.com/mpsandbox/mpsandbox/server/internal/app"
+	"github.com/mpsandbox/mpsandbox/server/internal/app/apptest"
 	"github.com/mpsandbox/mpsandbox/server/internal/merchant"
 	"github.com/mpsandbox/mpsandbox/server/internal/miniprogram"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
-	"github.com/mpsandbox/mpsandbox/server/internal/scenario"
 	"github.com/mpsandbox/mpsandbox/server/internal/schema"
-	"github.com/mpsandbox/mpsandbox/server/internal/store/sqlite"
 	"github.com/mpsandbox/mpsandbox/server/internal/wxsign"
 )
-
-func init() { gin.SetMode(gin.ReleaseMode) }
 
 // base is the real time the test clocks are frozen at: only Advance moves
 // a merchant's clock.
@@ -55,6 +47,7 @@ const apiV2Key = "192006250b4c09247ec02edce69f6a2d"
 // loopback HTTP server.
 type world struct {
 	tb       testing.TB
+	s        *apptest.Sandbox
 	st       sandbox.Store
 	clock    *sandbox.Clock
 	dir      *merchant.Directory
@@ -78,54 +71,13 @@ func testMerchant(tb testing.TB, mchid, appid string) *sandbox.Merchant {
 
 func newWorld(tb testing.TB) *world {
 	tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	st, err := sqlite.Open(ctx, sqlite.Options{Path: filepath.Join(tb.TempDir(), "issuer.db")})
-	if err != nil {
-		tb.Fatalf("open store: %v", err)
-	}
-	set := compiledSchemas(tb)
-	cat, err := scenario.Load(scenarios.FS, set)
-	if err != nil {
-		tb.Fatalf("load scenarios: %v", err)
-	}
 	m := testMerchant(tb, "1230000109", "wx1234567890abcdef")
 	other := testMerchant(tb, "1900000109", "wxfedcba0987654321")
-	if err := st.Commit(ctx, &sandbox.Batch{Merchants: []*sandbox.Merchant{m, other}}); err != nil {
-		tb.Fatalf("store merchants: %v", err)
-	}
-	clock := sandbox.NewClock(1, func() time.Time { return base })
-	dir, err := merchant.Load(ctx, st, clock)
-	if err != nil {
-		tb.Fatalf("load merchants: %v", err)
-	}
-	w := &world{tb: tb, st: st, clock: clock, dir: dir, set: set, m: m, other: other}
-	w.p, err = New(sandbox.Deps{Store: st, Clock: clock, Merchants: dir, Scenarios: cat, Validator: set,
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
-	w.sessions, err = miniprogram.New(miniprogram.Options{
-		Store: st, Clock: clock, Merchants: dir, Products: []sandbox.Product{w.p}, MaxPoll: 20 * time.Millisecond,
+	s := apptest.Start(tb, app.Options{
+		Now: apptest.Frozen(base), Merchants: []*sandbox.Merchant{m, other}, Products: []app.Constructor{app.Product(New)},
 	})
-	if err != nil {
-		tb.Fatalf("miniprogram.New: %v", err)
-	}
-	engine := gin.New()
-	engine.Use(httpapi.RequestIDs(), httpapi.ReadBody(httpapi.DefaultMaxBody))
-	w.p.Register(engine)
-	w.sessions.Register(engine, set, discardJournal{})
-	w.srv = httptest.NewServer(engine)
-
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); w.sessions.Run(ctx) }()
-	tb.Cleanup(func() {
-		w.srv.Close()
-		cancel()
-		wg.Wait()
-		st.Close()
-	})
-	return w
+	return &world{tb: tb, s: s, st: s.Store, clock: s.Clock, dir: s.Merchants, set: s.Schemas, p: s.Products[0].(*Product),
+		sessions: s.Sessions, srv: s.Server, m: m, other: other}
 }
 
 // compiledSchemas compiles the embedded schema set.
@@ -138,17 +90,8 @@ func compiledSchemas(tb testing.TB) *schema.Set {
 	return set
 }
 
-type discardJournal struct{}
-
-func (discardJournal) Record(*sandbox.Exchange) {}
-
 // advance moves the merchant's clock as POST /sandbox/v1/clock/advance does.
-func (w *world) advance(d time.Duration) {
-	w.tb.Helper()
-	if _, err := w.dir.AdvanceClock(context.Background(), w.m.MchID, d); err != nil {
-		w.tb.Fatalf("advance clock: %v", err)
-	}
-}
+func (w *world) advance(d time.Duration) { w.tb.Helper(); w.s.Advance(w.tb, w.m.MchID, d) }
 
 func (w *world) now() time.Time { return w.clock.Now(w.m.MchID) }
 
@@ -172,15 +115,7 @@ func (w *world) do(method, path string, body any, header map[string]string, want
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		w.tb.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		w.tb.Fatalf("%s %s: status got %d, want %d; body %s", method, path, resp.StatusCode, want, raw)
-	}
+	raw := apptest.Send(w.tb, req, want)
 	var out map[string]any
 	if err := json.Unmarshal(raw, &out); err != nil {
 		w.tb.Fatalf("%s %s: decode %s: %v", method, path, raw, err)
@@ -288,16 +223,7 @@ func (w *world) state(id, name string) int {
 	return int(w.getter(id, name)["state"].(float64))
 }
 
-func (w *world) valid(name string, raw []byte) {
-	w.tb.Helper()
-	vs, err := w.set.ValidateJSON(name, raw)
-	if err != nil {
-		w.tb.Fatalf("validate %s: %v", name, err)
-	}
-	if len(vs) > 0 {
-		w.tb.Fatalf("%s does not match %s: %+v", raw, name, vs)
-	}
-}
+func (w *world) valid(name string, raw []byte) { w.tb.Helper(); apptest.Valid(w.tb, w.set, name, raw) }
 
 // apply walks a new application's login with the instant scenario and
 // returns the way back, whose query holds orderNo and plateNum.

@@ -9,34 +9,26 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	"github.com/wechatpay-apiv3/wechatpay-go/core"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/auth/verifiers"
 	wxnotify "github.com/wechatpay-apiv3/wechatpay-go/core/notify"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/option"
 	"github.com/wechatpay-apiv3/wechatpay-go/utils"
 
-	"github.com/mpsandbox/mpsandbox/scenarios"
-	"github.com/mpsandbox/mpsandbox/schemas"
-	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
+	"github.com/mpsandbox/mpsandbox/server/internal/app"
+	"github.com/mpsandbox/mpsandbox/server/internal/app/apptest"
 	"github.com/mpsandbox/mpsandbox/server/internal/merchant"
 	"github.com/mpsandbox/mpsandbox/server/internal/miniprogram"
-	"github.com/mpsandbox/mpsandbox/server/internal/notify"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
-	"github.com/mpsandbox/mpsandbox/server/internal/scenario"
 	"github.com/mpsandbox/mpsandbox/server/internal/schema"
-	"github.com/mpsandbox/mpsandbox/server/internal/store/sqlite"
 	"github.com/mpsandbox/mpsandbox/server/internal/wxsign"
 )
-
-func init() { gin.SetMode(gin.ReleaseMode) }
 
 // base is the real time the test clocks are frozen at: only Advance moves
 // a merchant's clock, so timelines are exact. Signature timestamps use the
@@ -53,6 +45,7 @@ const apiHost = "https://api.mch.weixin.qq.com"
 // HTTP server, driven by the official SDK.
 type world struct {
 	tb       testing.TB
+	s        *apptest.Sandbox
 	st       sandbox.Store
 	clock    *sandbox.Clock
 	dir      *merchant.Directory
@@ -67,58 +60,13 @@ type world struct {
 
 func newWorld(tb testing.TB) *world {
 	tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	st, err := sqlite.Open(ctx, sqlite.Options{Path: filepath.Join(tb.TempDir(), "payscore.db")})
-	if err != nil {
-		tb.Fatalf("open store: %v", err)
-	}
-	set, err := schema.Compile(schemas.FS)
-	if err != nil {
-		tb.Fatalf("compile schemas: %v", err)
-	}
-	cat, err := scenario.Load(scenarios.FS, set)
-	if err != nil {
-		tb.Fatalf("load scenarios: %v", err)
-	}
-	clock := sandbox.NewClock(1, func() time.Time { return base })
-	dir, err := merchant.Load(ctx, st, clock) // creates the demo merchant
-	if err != nil {
-		tb.Fatalf("load merchants: %v", err)
-	}
-	m, _ := dir.Get("1230000109")
-	w := &world{tb: tb, st: st, clock: clock, dir: dir, set: set, m: m}
-	builders := map[string]sandbox.NotifyBuilder{}
-	worker := notify.New(notify.Options{Store: st, Clock: clock, Builders: builders, MaxPoll: 20 * time.Millisecond})
-	w.p, err = New(sandbox.Deps{Store: st, Clock: clock, Merchants: dir, Scenarios: cat, Validator: set, Notifier: worker})
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
-	builders[w.p.Name()] = w.p
-	w.sessions, err = miniprogram.New(miniprogram.Options{
-		Store: st, Clock: clock, Merchants: dir, Notifier: worker, Products: []sandbox.Product{w.p}, MaxPoll: 20 * time.Millisecond,
-	})
-	if err != nil {
-		tb.Fatalf("miniprogram.New: %v", err)
-	}
-	engine := gin.New()
-	engine.Use(httpapi.RequestIDs(), httpapi.ReadBody(httpapi.DefaultMaxBody))
-	w.p.Register(engine)
-	w.sessions.Register(engine, set, w.p.d.Journal)
-	w.srv = httptest.NewServer(engine)
+	// No merchants given: the sandbox creates its demo merchant.
+	s := apptest.Start(tb, app.Options{Now: apptest.Frozen(base), Products: []app.Constructor{app.Product(New)}})
+	m, _ := s.Merchants.Get("1230000109")
+	w := &world{tb: tb, s: s, st: s.Store, clock: s.Clock, dir: s.Merchants, set: s.Schemas, p: s.Products[0].(*Product),
+		sessions: s.Sessions, srv: s.Server, m: m}
 	w.recv = newReceiver(tb, m)
 	w.sdk = w.client(m)
-
-	var wg sync.WaitGroup
-	for _, run := range []func(context.Context){worker.Run, w.sessions.Run} {
-		wg.Add(1)
-		go func() { defer wg.Done(); run(ctx) }()
-	}
-	tb.Cleanup(func() {
-		w.srv.Close()
-		cancel()
-		wg.Wait()
-		st.Close()
-	})
 	return w
 }
 
@@ -171,23 +119,9 @@ func (w *world) with(tb testing.TB) *world {
 }
 
 // advance moves the merchant's clock as POST /sandbox/v1/clock/advance does.
-func (w *world) advance(d time.Duration) {
-	w.tb.Helper()
-	if _, err := w.dir.AdvanceClock(context.Background(), w.m.MchID, d); err != nil {
-		w.tb.Fatalf("advance clock: %v", err)
-	}
-}
+func (w *world) advance(d time.Duration) { w.tb.Helper(); w.s.Advance(w.tb, w.m.MchID, d) }
 
-func (w *world) valid(name string, raw []byte) {
-	w.tb.Helper()
-	vs, err := w.set.ValidateJSON(name, raw)
-	if err != nil {
-		w.tb.Fatalf("validate %s: %v", name, err)
-	}
-	if len(vs) > 0 {
-		w.tb.Fatalf("%s does not match %s: %+v", raw, name, vs)
-	}
-}
+func (w *world) valid(name string, raw []byte) { w.tb.Helper(); apptest.Valid(w.tb, w.set, name, raw) }
 
 func decode(tb testing.TB, raw []byte) map[string]any {
 	tb.Helper()
@@ -347,15 +281,7 @@ func (w *world) jump(api string, caller, args map[string]any, header map[string]
 
 func (w *world) do(req *http.Request, want int) (map[string]any, []byte) {
 	w.tb.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		w.tb.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		w.tb.Fatalf("%s %s: status got %d, want %d; body %s", req.Method, req.URL.Path, resp.StatusCode, want, raw)
-	}
+	raw := apptest.Send(w.tb, req, want)
 	return decode(w.tb, raw), raw
 }
 
@@ -398,14 +324,7 @@ func (w *world) confirmed(outOrderNo string) string {
 // notifications lists the order's notification rows, oldest first.
 func (w *world) notifications(outOrderNo string) []*sandbox.Notification {
 	w.tb.Helper()
-	ns, err := w.st.ListNotifications(context.Background(), sandbox.NotificationFilter{MchID: w.m.MchID, Ref: outOrderNo})
-	if err != nil {
-		w.tb.Fatalf("list notifications: %v", err)
-	}
-	for i, j := 0, len(ns)-1; i < j; i, j = i+1, j-1 {
-		ns[i], ns[j] = ns[j], ns[i]
-	}
-	return ns
+	return w.s.Notifications(w.tb, w.m.MchID, outOrderNo)
 }
 
 // received is one notification at the receiver, parsed by the SDK.
