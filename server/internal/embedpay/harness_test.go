@@ -15,7 +15,6 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/app/apptest"
 	"github.com/mpsandbox/mpsandbox/server/internal/merchant"
 	"github.com/mpsandbox/mpsandbox/server/internal/miniprogram"
-	"github.com/mpsandbox/mpsandbox/server/internal/notify"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 	"github.com/mpsandbox/mpsandbox/server/internal/schema"
 	"github.com/mpsandbox/mpsandbox/server/internal/wxsign"
@@ -25,9 +24,10 @@ import (
 // a merchant's clock, so timelines are exact.
 var base = time.Date(2025, 3, 1, 2, 0, 0, 0, time.UTC)
 
-// world is the product wired as the server wires it: a real SQLite file,
-// the embedded schemas and scenarios, the mini-program service and the
-// notification worker, behind a loopback HTTP server.
+// world is the product wired as the server wires it (app.New, served by
+// apptest): a real SQLite file, the embedded schemas and scenarios, the
+// mini-program service and the notification worker, behind a loopback HTTP
+// server.
 type world struct {
 	tb       testing.TB
 	s        *apptest.Sandbox
@@ -37,7 +37,6 @@ type world struct {
 	set      *schema.Set
 	p        *Product
 	sessions *miniprogram.Service
-	worker   *notify.Worker
 	srv      *httptest.Server
 	recv     *receiver
 	m        *sandbox.Merchant // the merchant every helper acts as
@@ -69,7 +68,7 @@ func newWorld(tb testing.TB) *world {
 		Now: apptest.Frozen(base), Merchants: []*sandbox.Merchant{m, other}, Products: []app.Constructor{app.Product(New)},
 	})
 	w := &world{tb: tb, s: s, st: s.Store, clock: s.Clock, dir: s.Merchants, set: s.Schemas, p: s.Products[0].(*Product),
-		sessions: s.Sessions, worker: s.Worker, srv: s.Server, m: m, other: other}
+		sessions: s.Sessions, srv: s.Server, m: m, other: other}
 	w.recv = newReceiver(tb, w.dir)
 	return w
 }

@@ -42,9 +42,9 @@ var merchantKey = sync.OnceValue(func() *rsa.PrivateKey {
 // apiV2Key is the test merchant's API v2 key.
 const apiV2Key = "192006250b4c09247ec02edce69f6a2d"
 
-// world is the product wired as the server wires it: a real SQLite file,
-// the embedded schemas and scenarios, and the mini-program service behind a
-// loopback HTTP server.
+// world is the product wired as the server wires it (app.New, served by
+// apptest): a real SQLite file, the embedded schemas and scenarios, and the
+// mini-program service behind a loopback HTTP server.
 type world struct {
 	tb       testing.TB
 	s        *apptest.Sandbox

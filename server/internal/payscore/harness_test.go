@@ -39,10 +39,10 @@ var base = time.Date(2025, 3, 1, 2, 0, 0, 0, time.UTC)
 // test server (DOMAIN.md §6).
 const apiHost = "https://api.mch.weixin.qq.com"
 
-// world is the product wired as the server wires it: a real SQLite file,
-// the embedded schemas and scenarios, the merchant directory, the
-// mini-program service and the notification worker, behind a loopback
-// HTTP server, driven by the official SDK.
+// world is the product wired as the server wires it (app.New, served by
+// apptest): a real SQLite file, the embedded schemas and scenarios, the
+// merchant directory, the mini-program service and the notification
+// worker, behind a loopback HTTP server, driven by the official SDK.
 type world struct {
 	tb       testing.TB
 	s        *apptest.Sandbox

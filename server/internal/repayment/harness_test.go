@@ -63,10 +63,10 @@ var testMerchants = sync.OnceValues(func() ([2]*sandbox.Merchant, error) {
 
 var schemaSet = sync.OnceValues(func() (*schema.Set, error) { return schema.Compile(schemas.FS) })
 
-// world is the product wired as the server wires it (app.New): a real
-// SQLite file, the embedded schemas and scenarios, the mini-program
-// service, the admin API with the product's group, behind a loopback HTTP
-// server.
+// world is the product wired as the server wires it (app.New, served by
+// apptest): a real SQLite file, the embedded schemas and scenarios, the
+// mini-program service, the admin API with the product's group, behind a
+// loopback HTTP server.
 type world struct {
 	tb       testing.TB
 	s        *apptest.Sandbox
