@@ -3,7 +3,6 @@ package app_test
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -45,21 +44,6 @@ func (*fake) RegisterAdmin(g gin.IRouter) {
 
 func newFake(d sandbox.Deps) (*fake, error) { return &fake{d: d}, nil }
 
-func get(t *testing.T, url, token string) (int, string) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
 func TestRegisterMountsEverySurface(t *testing.T) {
 	s := apptest.Start(t, app.Options{Access: httpapi.Access{AdminToken: "tok"}, Products: []app.Constructor{app.Product(newFake)}})
 	f := s.Products[0].(*fake)
@@ -81,9 +65,12 @@ func TestRegisterMountsEverySurface(t *testing.T) {
 		{"/", "", 200, "<html"},
 		{"/no/such/route", "", 404, `"error"`},
 	} {
-		status, body := get(t, s.Server.URL+tc.path, tc.token)
-		if status != tc.status || !strings.Contains(body, tc.body) {
-			t.Errorf("GET %s: got %d %.200s, want %d with %q", tc.path, status, body, tc.status, tc.body)
+		req, _ := http.NewRequest(http.MethodGet, s.Server.URL+tc.path, nil)
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		if body := apptest.Send(t, req, tc.status); !strings.Contains(string(body), tc.body) {
+			t.Errorf("GET %s: got %.200s, want %q in it", tc.path, body, tc.body)
 		}
 	}
 }

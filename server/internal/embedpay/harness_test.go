@@ -14,7 +14,6 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/app"
 	"github.com/mpsandbox/mpsandbox/server/internal/app/apptest"
 	"github.com/mpsandbox/mpsandbox/server/internal/merchant"
-	"github.com/mpsandbox/mpsandbox/server/internal/miniprogram"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 	"github.com/mpsandbox/mpsandbox/server/internal/schema"
 	"github.com/mpsandbox/mpsandbox/server/internal/wxsign"
@@ -29,18 +28,13 @@ var base = time.Date(2025, 3, 1, 2, 0, 0, 0, time.UTC)
 // mini-program service and the notification worker, behind a loopback HTTP
 // server.
 type world struct {
-	tb       testing.TB
-	s        *apptest.Sandbox
-	st       sandbox.Store
-	clock    *sandbox.Clock
-	dir      *merchant.Directory
-	set      *schema.Set
-	p        *Product
-	sessions *miniprogram.Service
-	srv      *httptest.Server
-	recv     *receiver
-	m        *sandbox.Merchant // the merchant every helper acts as
-	other    *sandbox.Merchant // a second merchant
+	tb testing.TB
+	*apptest.Sandbox
+	set   *schema.Set
+	p     *Product
+	recv  *receiver
+	m     *sandbox.Merchant // the merchant every helper acts as
+	other *sandbox.Merchant // a second merchant
 }
 
 // testMerchant is a merchant with only what P云 and the mini-program need.
@@ -67,22 +61,21 @@ func newWorld(tb testing.TB) *world {
 	s := apptest.Start(tb, app.Options{
 		Now: apptest.Frozen(base), Merchants: []*sandbox.Merchant{m, other}, Products: []app.Constructor{app.Product(New)},
 	})
-	w := &world{tb: tb, s: s, st: s.Store, clock: s.Clock, dir: s.Merchants, set: s.Schemas, p: s.Products[0].(*Product),
-		sessions: s.Sessions, srv: s.Server, m: m, other: other}
-	w.recv = newReceiver(tb, w.dir)
+	w := &world{tb: tb, Sandbox: s, set: s.Schemas, p: s.Products[0].(*Product), m: m, other: other}
+	w.recv = newReceiver(tb, w.Merchants)
 	return w
 }
 
 // advance moves the merchant's clock as POST /sandbox/v1/clock/advance does.
-func (w *world) advance(d time.Duration) { w.tb.Helper(); w.s.Advance(w.tb, w.m.MchID, d) }
+func (w *world) advance(d time.Duration) { w.tb.Helper(); w.Advance(w.tb, w.m.MchID, d) }
 
-func (w *world) now() time.Time { return w.clock.Now(w.m.MchID) }
+func (w *world) now() time.Time { return w.Clock.Now(w.m.MchID) }
 
 // post sends a form (or a raw body with contentType) and decodes the JSON
 // answer; it fails on any HTTP status but 200, which P云 always answers.
 func (w *world) post(path, contentType, body string, header map[string]string) (map[string]any, []byte) {
 	w.tb.Helper()
-	req, err := http.NewRequest(http.MethodPost, w.srv.URL+path, strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, w.Server.URL+path, strings.NewReader(body))
 	if err != nil {
 		w.tb.Fatal(err)
 	}
@@ -182,7 +175,7 @@ func cashierArgs(appID, payID string) map[string]any {
 func (w *world) jump(caller, args map[string]any, header map[string]string, want int) map[string]any {
 	w.tb.Helper()
 	body, _ := json.Marshal(map[string]any{"caller": caller, "args": args})
-	req, _ := http.NewRequest(http.MethodPost, w.srv.URL+"/miniprogram/v1/openEmbeddedMiniProgram", bytes.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, w.Server.URL+"/miniprogram/v1/openEmbeddedMiniProgram", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	for k, v := range header {
 		req.Header.Set(k, v)
@@ -208,7 +201,7 @@ func (w *world) open(payID string, header map[string]string) string {
 // checks them against the schema.
 func (w *world) returned(sessionID string) map[string]any {
 	w.tb.Helper()
-	req, _ := http.NewRequest(http.MethodGet, w.srv.URL+"/miniprogram/v1/sessions/"+sessionID+"/return?wait=5s", nil)
+	req, _ := http.NewRequest(http.MethodGet, w.Server.URL+"/miniprogram/v1/sessions/"+sessionID+"/return?wait=5s", nil)
 	out, raw := w.do(req, http.StatusOK)
 	w.valid(SchemaReturn, raw)
 	return out
@@ -217,7 +210,7 @@ func (w *world) returned(sessionID string) map[string]any {
 // pending checks that the user has not come back yet.
 func (w *world) pending(sessionID string) {
 	w.tb.Helper()
-	req, _ := http.NewRequest(http.MethodGet, w.srv.URL+"/miniprogram/v1/sessions/"+sessionID+"/return", nil)
+	req, _ := http.NewRequest(http.MethodGet, w.Server.URL+"/miniprogram/v1/sessions/"+sessionID+"/return", nil)
 	w.do(req, http.StatusAccepted)
 }
 
@@ -226,7 +219,7 @@ func (w *world) valid(name string, raw []byte) { w.tb.Helper(); apptest.Valid(w.
 // notifications lists the trade's notification rows, oldest first.
 func (w *world) notifications(payOrder string) []*sandbox.Notification {
 	w.tb.Helper()
-	return w.s.Notifications(w.tb, w.m.MchID, payOrder)
+	return w.Notifications(w.tb, w.m.MchID, payOrder)
 }
 
 // received is one trade-notify at the receiver.

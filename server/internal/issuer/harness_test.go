@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"sync"
 	"testing"
@@ -18,8 +17,6 @@ import (
 	"github.com/mpsandbox/mpsandbox/schemas"
 	"github.com/mpsandbox/mpsandbox/server/internal/app"
 	"github.com/mpsandbox/mpsandbox/server/internal/app/apptest"
-	"github.com/mpsandbox/mpsandbox/server/internal/merchant"
-	"github.com/mpsandbox/mpsandbox/server/internal/miniprogram"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 	"github.com/mpsandbox/mpsandbox/server/internal/schema"
 	"github.com/mpsandbox/mpsandbox/server/internal/wxsign"
@@ -46,17 +43,12 @@ const apiV2Key = "192006250b4c09247ec02edce69f6a2d"
 // apptest): a real SQLite file, the embedded schemas and scenarios, and the
 // mini-program service behind a loopback HTTP server.
 type world struct {
-	tb       testing.TB
-	s        *apptest.Sandbox
-	st       sandbox.Store
-	clock    *sandbox.Clock
-	dir      *merchant.Directory
-	set      *schema.Set
-	p        *Product
-	sessions *miniprogram.Service
-	srv      *httptest.Server
-	m        *sandbox.Merchant // the merchant every helper acts as
-	other    *sandbox.Merchant // a second merchant
+	tb testing.TB
+	*apptest.Sandbox
+	set   *schema.Set
+	p     *Product
+	m     *sandbox.Merchant // the merchant every helper acts as
+	other *sandbox.Merchant // a second merchant
 }
 
 func testMerchant(tb testing.TB, mchid, appid string) *sandbox.Merchant {
@@ -76,8 +68,7 @@ func newWorld(tb testing.TB) *world {
 	s := apptest.Start(tb, app.Options{
 		Now: apptest.Frozen(base), Merchants: []*sandbox.Merchant{m, other}, Products: []app.Constructor{app.Product(New)},
 	})
-	return &world{tb: tb, s: s, st: s.Store, clock: s.Clock, dir: s.Merchants, set: s.Schemas, p: s.Products[0].(*Product),
-		sessions: s.Sessions, srv: s.Server, m: m, other: other}
+	return &world{tb: tb, Sandbox: s, set: s.Schemas, p: s.Products[0].(*Product), m: m, other: other}
 }
 
 // compiledSchemas compiles the embedded schema set.
@@ -91,9 +82,9 @@ func compiledSchemas(tb testing.TB) *schema.Set {
 }
 
 // advance moves the merchant's clock as POST /sandbox/v1/clock/advance does.
-func (w *world) advance(d time.Duration) { w.tb.Helper(); w.s.Advance(w.tb, w.m.MchID, d) }
+func (w *world) advance(d time.Duration) { w.tb.Helper(); w.Advance(w.tb, w.m.MchID, d) }
 
-func (w *world) now() time.Time { return w.clock.Now(w.m.MchID) }
+func (w *world) now() time.Time { return w.Clock.Now(w.m.MchID) }
 
 // do sends a request and decodes the JSON answer, failing on a status other
 // than want.
@@ -107,7 +98,7 @@ func (w *world) do(method, path string, body any, header map[string]string, want
 		}
 		r = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, w.srv.URL+path, r)
+	req, err := http.NewRequest(method, w.Server.URL+path, r)
 	if err != nil {
 		w.tb.Fatal(err)
 	}
@@ -243,7 +234,7 @@ func (w *world) loadDevice(plate string) *device { return mustLoad[device](w, Ki
 
 func mustLoad[T any](w *world, kind, key string) *T {
 	w.tb.Helper()
-	s, err := load[T](context.Background(), w.st, kind, w.m.MchID, key)
+	s, err := load[T](context.Background(), w.Store, kind, w.m.MchID, key)
 	if err != nil || s == nil {
 		w.tb.Fatalf("%s %s: %v", kind, key, err)
 	}
@@ -295,7 +286,7 @@ type answer struct {
 // whatever its status.
 func (w *world) post(pluginURL string) (answer, error) {
 	b, _ := json.Marshal(map[string]any{"caller": w.caller(appJSON()), "args": map[string]any{"url": pluginURL}})
-	req, _ := http.NewRequest(http.MethodPost, w.srv.URL+"/miniprogram/v1/plugin/navigate", bytes.NewReader(b))
+	req, _ := http.NewRequest(http.MethodPost, w.Server.URL+"/miniprogram/v1/plugin/navigate", bytes.NewReader(b))
 	req.Header.Set("X-Sandbox-Scenario", "issuer.instant")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -24,7 +24,6 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/app"
 	"github.com/mpsandbox/mpsandbox/server/internal/app/apptest"
 	"github.com/mpsandbox/mpsandbox/server/internal/merchant"
-	"github.com/mpsandbox/mpsandbox/server/internal/miniprogram"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 	"github.com/mpsandbox/mpsandbox/server/internal/schema"
 	"github.com/mpsandbox/mpsandbox/server/internal/wxsign"
@@ -44,18 +43,13 @@ const apiHost = "https://api.mch.weixin.qq.com"
 // merchant directory, the mini-program service and the notification
 // worker, behind a loopback HTTP server, driven by the official SDK.
 type world struct {
-	tb       testing.TB
-	s        *apptest.Sandbox
-	st       sandbox.Store
-	clock    *sandbox.Clock
-	dir      *merchant.Directory
-	set      *schema.Set
-	p        *Product
-	sessions *miniprogram.Service
-	srv      *httptest.Server
-	recv     *receiver
-	m        *sandbox.Merchant // the merchant every helper acts as
-	sdk      *core.Client
+	tb testing.TB
+	*apptest.Sandbox
+	set  *schema.Set
+	p    *Product
+	recv *receiver
+	m    *sandbox.Merchant // the merchant every helper acts as
+	sdk  *core.Client
 }
 
 func newWorld(tb testing.TB) *world {
@@ -63,8 +57,7 @@ func newWorld(tb testing.TB) *world {
 	// No merchants given: the sandbox creates its demo merchant.
 	s := apptest.Start(tb, app.Options{Now: apptest.Frozen(base), Products: []app.Constructor{app.Product(New)}})
 	m, _ := s.Merchants.Get("1230000109")
-	w := &world{tb: tb, s: s, st: s.Store, clock: s.Clock, dir: s.Merchants, set: s.Schemas, p: s.Products[0].(*Product),
-		sessions: s.Sessions, srv: s.Server, m: m}
+	w := &world{tb: tb, Sandbox: s, set: s.Schemas, p: s.Products[0].(*Product), m: m}
 	w.recv = newReceiver(tb, m)
 	w.sdk = w.client(m)
 	return w
@@ -91,7 +84,7 @@ func (w *world) client(m *sandbox.Merchant) *core.Client {
 	if err != nil {
 		w.tb.Fatal(err)
 	}
-	u, _ := url.Parse(w.srv.URL)
+	u, _ := url.Parse(w.Server.URL)
 	c, err := core.NewClient(context.Background(),
 		option.WithWechatPayPublicKeyAuthCipher(m.MchID, m.MerchantSerialNo, key, m.PlatformPublicKeyID, pub),
 		option.WithHTTPClient(&http.Client{Transport: hostRewrite{u}, Timeout: 10 * time.Second}))
@@ -104,7 +97,7 @@ func (w *world) client(m *sandbox.Merchant) *core.Client {
 // other creates a second merchant, with fresh keys.
 func (w *world) other() *sandbox.Merchant {
 	w.tb.Helper()
-	m, err := w.dir.Create(context.Background(), merchant.CreateRequest{MchID: "1900000109"})
+	m, err := w.Merchants.Create(context.Background(), merchant.CreateRequest{MchID: "1900000109"})
 	if err != nil {
 		w.tb.Fatalf("create merchant: %v", err)
 	}
@@ -119,7 +112,7 @@ func (w *world) with(tb testing.TB) *world {
 }
 
 // advance moves the merchant's clock as POST /sandbox/v1/clock/advance does.
-func (w *world) advance(d time.Duration) { w.tb.Helper(); w.s.Advance(w.tb, w.m.MchID, d) }
+func (w *world) advance(d time.Duration) { w.tb.Helper(); w.Advance(w.tb, w.m.MchID, d) }
 
 func (w *world) valid(name string, raw []byte) { w.tb.Helper(); apptest.Valid(w.tb, w.set, name, raw) }
 
@@ -269,7 +262,7 @@ func businessViewArgs(extraData map[string]any) map[string]any {
 func (w *world) jump(api string, caller, args map[string]any, header map[string]string, want int) map[string]any {
 	w.tb.Helper()
 	body, _ := json.Marshal(map[string]any{"caller": caller, "args": args})
-	req, _ := http.NewRequest(http.MethodPost, w.srv.URL+"/miniprogram/v1/"+api, bytes.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, w.Server.URL+"/miniprogram/v1/"+api, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	for k, v := range header {
 		req.Header.Set(k, v)
@@ -300,7 +293,7 @@ func (w *world) open(pkg string, header map[string]string) string {
 func (w *world) returned(sessionID string) map[string]any {
 	w.tb.Helper()
 	w.advance(2 * time.Second)
-	req, _ := http.NewRequest(http.MethodGet, w.srv.URL+"/miniprogram/v1/sessions/"+sessionID+"/return?wait=5s", nil)
+	req, _ := http.NewRequest(http.MethodGet, w.Server.URL+"/miniprogram/v1/sessions/"+sessionID+"/return?wait=5s", nil)
 	out, raw := w.do(req, http.StatusOK)
 	w.valid(schemaReturn, raw)
 	return out
@@ -324,7 +317,7 @@ func (w *world) confirmed(outOrderNo string) string {
 // notifications lists the order's notification rows, oldest first.
 func (w *world) notifications(outOrderNo string) []*sandbox.Notification {
 	w.tb.Helper()
-	return w.s.Notifications(w.tb, w.m.MchID, outOrderNo)
+	return w.Notifications(w.tb, w.m.MchID, outOrderNo)
 }
 
 // received is one notification at the receiver, parsed by the SDK.

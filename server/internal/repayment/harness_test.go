@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -22,8 +21,6 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/app"
 	"github.com/mpsandbox/mpsandbox/server/internal/app/apptest"
 	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
-	"github.com/mpsandbox/mpsandbox/server/internal/merchant"
-	"github.com/mpsandbox/mpsandbox/server/internal/miniprogram"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 	"github.com/mpsandbox/mpsandbox/server/internal/schema"
 	"github.com/mpsandbox/mpsandbox/server/internal/wxpayv2"
@@ -68,17 +65,12 @@ var schemaSet = sync.OnceValues(func() (*schema.Set, error) { return schema.Comp
 // mini-program service, the admin API with the product's group, behind a
 // loopback HTTP server.
 type world struct {
-	tb       testing.TB
-	s        *apptest.Sandbox
-	st       sandbox.Store
-	clock    *sandbox.Clock
-	dir      *merchant.Directory
-	set      *schema.Set
-	p        *Product
-	sessions *miniprogram.Service
-	srv      *httptest.Server
-	m        *sandbox.Merchant // the merchant every helper acts as
-	other    *sandbox.Merchant
+	tb testing.TB
+	*apptest.Sandbox
+	set   *schema.Set
+	p     *Product
+	m     *sandbox.Merchant // the merchant every helper acts as
+	other *sandbox.Merchant
 }
 
 func newWorld(tb testing.TB) *world {
@@ -96,12 +88,11 @@ func newWorld(tb testing.TB) *world {
 		Now: apptest.Frozen(base), Schemas: set, Merchants: []*sandbox.Merchant{&m, &other},
 		Access: httpapi.Access{AdminToken: adminToken}, Products: []app.Constructor{app.Product(New)},
 	})
-	return &world{tb: tb, s: s, st: s.Store, clock: s.Clock, dir: s.Merchants, set: set, p: s.Products[0].(*Product),
-		sessions: s.Sessions, srv: s.Server, m: &m, other: &other}
+	return &world{tb: tb, Sandbox: s, set: set, p: s.Products[0].(*Product), m: &m, other: &other}
 }
 
 // advance moves the merchant's clock as POST /sandbox/v1/clock/advance does.
-func (w *world) advance(d time.Duration) { w.tb.Helper(); w.s.Advance(w.tb, w.m.MchID, d) }
+func (w *world) advance(d time.Duration) { w.tb.Helper(); w.Advance(w.tb, w.m.MchID, d) }
 
 // do sends req and returns the status and body.
 func (w *world) do(req *http.Request) (int, []byte) {
@@ -124,7 +115,7 @@ func (w *world) call(method, path, token string, body any, want int) (map[string
 		b, _ := json.Marshal(body)
 		r = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequest(method, w.srv.URL+path, r)
+	req, _ := http.NewRequest(method, w.Server.URL+path, r)
 	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -247,7 +238,7 @@ func (w *world) returned(sessionID, schemaName string) map[string]any {
 // session reads a session from the store.
 func (w *world) session(id string) *sandbox.Session {
 	w.tb.Helper()
-	s, err := w.st.GetSession(context.Background(), id)
+	s, err := w.Store.GetSession(context.Background(), id)
 	if err != nil {
 		w.tb.Fatalf("get session %s: %v", id, err)
 	}
@@ -271,7 +262,7 @@ func (w *world) querystate(params map[string]string) map[string]string {
 // postXML posts a raw body to the v2 query; v2 answers 200 whatever happens.
 func (w *world) postXML(body []byte) map[string]string {
 	w.tb.Helper()
-	req, _ := http.NewRequest(http.MethodPost, w.srv.URL+"/vehicle/pay/querystate", bytes.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, w.Server.URL+"/vehicle/pay/querystate", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "text/xml")
 	status, raw := w.do(req)
 	if status != http.StatusOK {
@@ -353,7 +344,7 @@ func (w *world) sdk() (*core.Client, *sandboxRT) {
 	if err != nil {
 		w.tb.Fatal(err)
 	}
-	u, _ := url.Parse(w.srv.URL)
+	u, _ := url.Parse(w.Server.URL)
 	rt := &sandboxRT{u: u}
 	client, err := core.NewClient(context.Background(),
 		option.WithWechatPayPublicKeyAuthCipher(w.m.MchID, w.m.MerchantSerialNo, key, w.m.PlatformPublicKeyID, pub),
