@@ -64,8 +64,8 @@ func Product[M Module](build func(sandbox.Deps) (M, error)) Constructor {
 	}
 }
 
-// Options is what the sandbox is built from. The zero value of each field
-// is the server's default.
+// Options is what the sandbox is built from. A zero field takes the
+// component's default; only a store (Store or StorePath) is required.
 type Options struct {
 	// Store is an opened store; the App owns it from then on and Close
 	// closes it. When nil, New opens the SQLite database at StorePath
