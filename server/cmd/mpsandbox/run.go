@@ -20,20 +20,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/mpsandbox/mpsandbox/scenarios"
-	"github.com/mpsandbox/mpsandbox/schemas"
-	"github.com/mpsandbox/mpsandbox/sdk"
-	"github.com/mpsandbox/mpsandbox/server/internal/admin"
+	"github.com/mpsandbox/mpsandbox/server/internal/app"
 	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
-	"github.com/mpsandbox/mpsandbox/server/internal/journal"
-	"github.com/mpsandbox/mpsandbox/server/internal/merchant"
-	"github.com/mpsandbox/mpsandbox/server/internal/miniprogram"
-	"github.com/mpsandbox/mpsandbox/server/internal/notify"
-	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
-	"github.com/mpsandbox/mpsandbox/server/internal/scenario"
-	"github.com/mpsandbox/mpsandbox/server/internal/schema"
-	"github.com/mpsandbox/mpsandbox/server/internal/store/sqlite"
-	"github.com/mpsandbox/mpsandbox/server/internal/web"
 )
 
 // Main is the running server: Run wires everything and starts serving,
@@ -48,10 +36,7 @@ type Main struct {
 	ready    atomic.Bool
 	listener net.Listener
 	server   *http.Server
-	store    sandbox.Store
-	journal  *journal.Journal
-	cancel   context.CancelFunc
-	workers  sync.WaitGroup
+	app      *app.App
 	// shutdown closes when Close begins, ending event streams and long polls.
 	shutdown chan struct{}
 	closing  sync.Once
@@ -90,14 +75,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	gin.SetMode(gin.ReleaseMode)
-	engine := gin.New()
-	engine.HandleMethodNotAllowed = true
-	engine.ContextWithFallback = true
-	mw := []gin.HandlerFunc{httpapi.RequestIDs(), httpapi.Recovery(m.Logger)}
-	if cfg.AccessLog {
-		mw = append(mw, httpapi.AccessLog(m.Logger))
-	}
-	engine.Use(append(mw, httpapi.ReadBody(cfg.MaxBody))...)
+	engine := app.NewEngine(app.EngineOptions{Logger: m.Logger, AccessLog: cfg.AccessLog, MaxBody: cfg.MaxBody})
 	engine.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	engine.GET("/readyz", func(c *gin.Context) {
 		if !m.ready.Load() {
@@ -109,24 +87,8 @@ func (m *Main) Run(ctx context.Context) error {
 	engine.GET("/version", func(c *gin.Context) {
 		c.JSON(http.StatusOK, gin.H{"version": version, "go": runtime.Version()})
 	})
-	// The wx.* shim a merchant copies into a develop or trial mini-program (sdk/README.md).
-	shim := []byte(sdk.Module())
-	engine.GET("/sdk/mpsandbox-wx.js", func(c *gin.Context) {
-		c.Data(http.StatusOK, "application/javascript; charset=utf-8", shim)
-	})
-	notFound := httpapi.Handle(func(c *gin.Context) error {
-		return sandbox.Errorf(sandbox.CodeNotFound, "no route %s %s; the surfaces are /v3/…, /gate/1.0/…, /miniprogram/v1/…, /sandbox/v1/… (see the README)", c.Request.Method, c.Request.URL.Path)
-	})
-	engine.NoRoute(notFound)
-	engine.NoMethod(httpapi.Handle(func(c *gin.Context) error {
-		return &sandbox.Error{Code: sandbox.CodeUnsupported, Status: http.StatusMethodNotAllowed,
-			Message: fmt.Sprintf("method %s is not allowed on %s", c.Request.Method, c.Request.URL.Path)}
-	}))
 	if err := m.wire(ctx, cfg, engine, open); err != nil {
 		ln.Close()
-		if m.store != nil {
-			m.store.Close()
-		}
 		return err
 	}
 	m.server = &http.Server{Handler: engine, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
@@ -148,7 +110,8 @@ func dataDescription(cfg Config) string {
 	return cfg.DataDir
 }
 
-// wire builds every component and registers the routes.
+// wire builds every component (app.New), registers the routes and starts
+// the workers.
 func (m *Main) wire(ctx context.Context, cfg Config, engine *gin.Engine, open bool) error {
 	path := ":memory:"
 	if !cfg.InMemory {
@@ -157,88 +120,22 @@ func (m *Main) wire(ctx context.Context, cfg Config, engine *gin.Engine, open bo
 		}
 		path = filepath.Join(cfg.DataDir, "mpsandbox.db")
 	}
-	st, err := sqlite.Open(ctx, sqlite.Options{Path: path, Logger: m.Logger})
-	if err != nil {
-		return err
-	}
-	m.store = st
-
-	set, err := schema.Load(schemas.FS)
-	if err != nil {
-		return fmt.Errorf("schemas: %w", err)
-	}
-	var scenarioFS fs.FS = scenarios.FS
+	var scenarioFS fs.FS
 	if cfg.ScenariosDir != "" {
 		scenarioFS = os.DirFS(cfg.ScenariosDir)
 	}
-	catalog, err := scenario.Load(scenarioFS, set)
-	if err != nil {
-		return fmt.Errorf("scenarios: %w", err)
-	}
-
-	clock := sandbox.NewClock(cfg.ClockScale, nil)
-	dir, err := merchant.Load(ctx, st, clock)
-	if err != nil {
-		return fmt.Errorf("merchants: %w", err)
-	}
-	if cfg.MerchantsFile != "" {
-		if err := loadMerchantsFile(ctx, dir, cfg.MerchantsFile); err != nil {
-			return err
-		}
-	}
-
-	m.journal = journal.New(st, journal.Options{MaxEntries: cfg.JournalMaxEntries, MaxAge: cfg.JournalMaxAge, Logger: m.Logger})
-	builders := map[string]sandbox.NotifyBuilder{}
-	worker := notify.New(notify.Options{
-		Store: st, Clock: clock, Journal: m.journal, Logger: m.Logger, Builders: builders,
-	})
-	mods, err := buildModules(sandbox.Deps{
-		Store: st, Clock: clock, Merchants: dir, Scenarios: catalog, Validator: set,
-		Journal: m.journal, Notifier: worker, Logger: m.Logger,
+	a, err := app.New(ctx, app.Options{
+		StorePath: path, Logger: m.Logger, ClockScale: cfg.ClockScale, Scenarios: scenarioFS,
+		MerchantsFile: cfg.MerchantsFile, JournalMaxEntries: cfg.JournalMaxEntries, JournalMaxAge: cfg.JournalMaxAge,
+		ManualTimeout: cfg.ManualTimeout, Access: httpapi.Access{Open: open, AdminToken: cfg.AdminToken},
+		Shutdown: m.shutdown, Products: products,
 	})
 	if err != nil {
 		return err
 	}
-	var products []sandbox.Product
-	var adminRoutes []func(gin.IRouter)
-	for _, mod := range mods {
-		products = append(products, mod)
-		builders[mod.Name()] = mod
-		mod.Register(engine)
-		if a, ok := mod.(adminModule); ok {
-			adminRoutes = append(adminRoutes, a.RegisterAdmin)
-		}
-	}
-	sessions, err := miniprogram.New(miniprogram.Options{
-		Store: st, Clock: clock, Merchants: dir, Notifier: worker, Products: products,
-		ManualTimeout: cfg.ManualTimeout, Shutdown: m.shutdown, Logger: m.Logger,
-	})
-	if err != nil {
-		return err
-	}
-
-	sessions.Register(engine, set, m.journal)
-	(&admin.API{
-		Store: st, Merchants: dir, Scenarios: catalog, Schemas: set, Sessions: sessions,
-		Journal: m.journal, Notifications: worker, Clock: clock,
-		Access: httpapi.Access{Open: open, AdminToken: cfg.AdminToken, MerchantByToken: dir.ByToken},
-		Extra:  adminRoutes, Shutdown: m.shutdown,
-	}).Register(engine)
-	page, err := web.New()
-	if err != nil {
-		return fmt.Errorf("qa page: %w", err)
-	}
-	page.Register(engine)
-
-	runCtx, cancel := context.WithCancel(context.Background())
-	m.cancel = cancel
-	for _, run := range []func(context.Context){m.journal.Run, worker.Run, sessions.Run} {
-		m.workers.Add(1)
-		go func() {
-			defer m.workers.Done()
-			run(runCtx)
-		}()
-	}
+	m.app = a
+	a.Register(engine)
+	a.Start()
 	return nil
 }
 
@@ -259,15 +156,9 @@ func (m *Main) close() error {
 		errs = append(errs, m.server.Shutdown(ctx))
 		cancel()
 	}
-	if m.cancel != nil {
-		m.cancel()
-	}
-	m.workers.Wait()
-	if m.journal != nil {
-		m.journal.Close()
-	}
-	if m.store != nil {
-		errs = append(errs, m.store.Close())
+	// The workers stop, the journal is flushed, the store is closed.
+	if m.app != nil {
+		errs = append(errs, m.app.Close())
 	}
 	m.Logger.Info("stopped")
 	return errors.Join(errs...)

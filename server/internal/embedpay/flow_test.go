@@ -418,7 +418,7 @@ func TestManualSessions(t *testing.T) {
 			sid := w.open(w.prepare("M-1", "199"), nil)
 			w.advance(10 * time.Minute) // a person takes their time; the pay_id expired meanwhile, the cashier was open
 			w.pending(sid)
-			if _, err := w.sessions.Resolve(ctx, sid, action); err != nil {
+			if _, err := w.Sessions.Resolve(ctx, sid, action); err != nil {
 				t.Fatalf("resolve %s: %v", action, err)
 			}
 			extra := extraOf(t, w.returned(sid))
@@ -436,7 +436,7 @@ func TestManualSessions(t *testing.T) {
 	t.Run("unknown action", func(t *testing.T) {
 		w := newWorld(t)
 		sid := w.open(w.prepare("M-2", "199"), nil)
-		_, err := w.sessions.Resolve(ctx, sid, "refund")
+		_, err := w.Sessions.Resolve(ctx, sid, "refund")
 		if !sandbox.IsCode(err, sandbox.CodeInvalid) || !strings.Contains(err.Error(), "pay, fail, paying, close") {
 			t.Errorf("got %v", err)
 		}
@@ -465,7 +465,7 @@ func TestTwoSessionsOnePayID(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = w.sessions.Resolve(ctx, sid, []string{ActionPay, ActionFail}[i])
+			_, errs[i] = w.Sessions.Resolve(ctx, sid, []string{ActionPay, ActionFail}[i])
 		}()
 	}
 	wg.Wait()
@@ -473,7 +473,7 @@ func TestTwoSessionsOnePayID(t *testing.T) {
 		if sandbox.IsCode(errs[i], sandbox.CodeConflict) {
 			// Lost the race on the trade: the person tries again and sees
 			// the winner's trade.
-			if _, errs[i] = w.sessions.Resolve(ctx, sid, ActionPay); errs[i] != nil {
+			if _, errs[i] = w.Sessions.Resolve(ctx, sid, ActionPay); errs[i] != nil {
 				t.Fatalf("retry %s: %v", sid, errs[i])
 			}
 		} else if errs[i] != nil {

@@ -36,7 +36,7 @@ func FuzzGatewayForm(f *testing.F) {
 		{http.MethodPost, "/gate/1.0/payment/trade/query"},
 		{http.MethodGet, "/gate/1.0/payment/trade/query"},
 	}
-	h := w.srv.Config.Handler
+	h := w.Server.Config.Handler
 	f.Fuzz(func(t *testing.T, which uint8, query, contentType string, body []byte) {
 		r := routes[int(which)%len(routes)]
 		req, err := http.NewRequest(r.method, r.path, bytes.NewReader(body))

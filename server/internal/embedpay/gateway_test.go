@@ -322,7 +322,7 @@ func TestQuery(t *testing.T) {
 	t.Run("by pay_serial, as a GET", func(t *testing.T) {
 		p := base()
 		p["pay_serial"] = serial
-		req, _ := http.NewRequest(http.MethodGet, w.srv.URL+"/gate/1.0/payment/trade/query?"+sign(p), nil)
+		req, _ := http.NewRequest(http.MethodGet, w.Server.URL+"/gate/1.0/payment/trade/query?"+sign(p), nil)
 		out, raw := w.do(req, http.StatusOK)
 		w.valid(SchemaQueryResponse, raw)
 		if out["pay_order"] != "Q-1" || out["status"].(json.Number) != "1" || out["pay_serial"] != serial ||

@@ -2,56 +2,39 @@ package embedpay
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/gin-gonic/gin"
-
-	"github.com/mpsandbox/mpsandbox/scenarios"
-	"github.com/mpsandbox/mpsandbox/schemas"
-	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
+	"github.com/mpsandbox/mpsandbox/server/internal/app"
+	"github.com/mpsandbox/mpsandbox/server/internal/app/apptest"
 	"github.com/mpsandbox/mpsandbox/server/internal/merchant"
-	"github.com/mpsandbox/mpsandbox/server/internal/miniprogram"
-	"github.com/mpsandbox/mpsandbox/server/internal/notify"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
-	"github.com/mpsandbox/mpsandbox/server/internal/scenario"
 	"github.com/mpsandbox/mpsandbox/server/internal/schema"
-	"github.com/mpsandbox/mpsandbox/server/internal/store/sqlite"
 	"github.com/mpsandbox/mpsandbox/server/internal/wxsign"
 )
-
-func init() { gin.SetMode(gin.ReleaseMode) }
 
 // base is the real time the test clocks are frozen at: only Advance moves
 // a merchant's clock, so timelines are exact.
 var base = time.Date(2025, 3, 1, 2, 0, 0, 0, time.UTC)
 
-// world is the product wired as the server wires it: a real SQLite file,
-// the embedded schemas and scenarios, the mini-program service and the
-// notification worker, behind a loopback HTTP server.
+// world is the product wired as the server wires it (app.New, served by
+// apptest): a real SQLite file, the embedded schemas and scenarios, the
+// mini-program service and the notification worker, behind a loopback HTTP
+// server.
 type world struct {
-	tb       testing.TB
-	st       sandbox.Store
-	clock    *sandbox.Clock
-	dir      *merchant.Directory
-	set      *schema.Set
-	p        *Product
-	sessions *miniprogram.Service
-	worker   *notify.Worker
-	srv      *httptest.Server
-	recv     *receiver
-	m        *sandbox.Merchant // the merchant every helper acts as
-	other    *sandbox.Merchant // a second merchant
+	tb testing.TB
+	*apptest.Sandbox
+	set   *schema.Set
+	p     *Product
+	recv  *receiver
+	m     *sandbox.Merchant // the merchant every helper acts as
+	other *sandbox.Merchant // a second merchant
 }
 
 // testMerchant is a merchant with only what P云 and the mini-program need.
@@ -73,83 +56,26 @@ const (
 
 func newWorld(tb testing.TB) *world {
 	tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	st, err := sqlite.Open(ctx, sqlite.Options{Path: filepath.Join(tb.TempDir(), "embedpay.db")})
-	if err != nil {
-		tb.Fatalf("open store: %v", err)
-	}
-	set, err := schema.Compile(schemas.FS)
-	if err != nil {
-		tb.Fatalf("compile schemas: %v", err)
-	}
-	cat, err := scenario.Load(scenarios.FS, set)
-	if err != nil {
-		tb.Fatalf("load scenarios: %v", err)
-	}
 	m := testMerchant("1230000109", "wx1234567890abcdef", docAppID, docSecret, docMerchant)
 	other := testMerchant("1900000109", "wxfedcba0987654321", "op1111111111111", "othersecretothersecretothersecre", "70000001")
-	if err := st.Commit(ctx, &sandbox.Batch{Merchants: []*sandbox.Merchant{m, other}}); err != nil {
-		tb.Fatalf("store merchants: %v", err)
-	}
-	clock := sandbox.NewClock(1, func() time.Time { return base })
-	dir, err := merchant.Load(ctx, st, clock)
-	if err != nil {
-		tb.Fatalf("load merchants: %v", err)
-	}
-	w := &world{tb: tb, st: st, clock: clock, dir: dir, set: set, m: m, other: other}
-	builders := map[string]sandbox.NotifyBuilder{}
-	w.worker = notify.New(notify.Options{Store: st, Clock: clock, Builders: builders, MaxPoll: 20 * time.Millisecond})
-	w.p, err = New(sandbox.Deps{
-		Store: st, Clock: clock, Merchants: dir, Scenarios: cat, Validator: set,
-		Notifier: w.worker, Logger: slog.New(slog.DiscardHandler),
+	s := apptest.Start(tb, app.Options{
+		Now: apptest.Frozen(base), Merchants: []*sandbox.Merchant{m, other}, Products: []app.Constructor{app.Product(New)},
 	})
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
-	builders[w.p.Name()] = w.p
-	w.sessions, err = miniprogram.New(miniprogram.Options{
-		Store: st, Clock: clock, Merchants: dir, Notifier: w.worker, Products: []sandbox.Product{w.p},
-		MaxPoll: 20 * time.Millisecond,
-	})
-	if err != nil {
-		tb.Fatalf("miniprogram.New: %v", err)
-	}
-	engine := gin.New()
-	engine.Use(httpapi.RequestIDs(), httpapi.ReadBody(httpapi.DefaultMaxBody))
-	w.p.Register(engine)
-	w.sessions.Register(engine, set, discardJournal{})
-	w.srv = httptest.NewServer(engine)
-	w.recv = newReceiver(tb, dir)
-
-	var wg sync.WaitGroup
-	for _, run := range []func(context.Context){w.worker.Run, w.sessions.Run} {
-		wg.Add(1)
-		go func() { defer wg.Done(); run(ctx) }()
-	}
-	tb.Cleanup(func() {
-		w.srv.Close()
-		cancel()
-		wg.Wait()
-		st.Close()
-	})
+	w := &world{tb: tb, Sandbox: s, set: s.Schemas, p: s.Products[0].(*Product), m: m, other: other}
+	w.recv = newReceiver(tb, w.Merchants)
 	return w
 }
 
 // advance moves the merchant's clock as POST /sandbox/v1/clock/advance does.
-func (w *world) advance(d time.Duration) {
-	w.tb.Helper()
-	if _, err := w.dir.AdvanceClock(context.Background(), w.m.MchID, d); err != nil {
-		w.tb.Fatalf("advance clock: %v", err)
-	}
-}
+func (w *world) advance(d time.Duration) { w.tb.Helper(); w.Advance(w.tb, w.m.MchID, d) }
 
-func (w *world) now() time.Time { return w.clock.Now(w.m.MchID) }
+func (w *world) now() time.Time { return w.Clock.Now(w.m.MchID) }
 
 // post sends a form (or a raw body with contentType) and decodes the JSON
 // answer; it fails on any HTTP status but 200, which P云 always answers.
 func (w *world) post(path, contentType, body string, header map[string]string) (map[string]any, []byte) {
 	w.tb.Helper()
-	req, err := http.NewRequest(http.MethodPost, w.srv.URL+path, strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, w.Server.URL+path, strings.NewReader(body))
 	if err != nil {
 		w.tb.Fatal(err)
 	}
@@ -162,15 +88,7 @@ func (w *world) post(path, contentType, body string, header map[string]string) (
 
 func (w *world) do(req *http.Request, want int) (map[string]any, []byte) {
 	w.tb.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		w.tb.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		w.tb.Fatalf("%s %s: status got %d, want %d; body %s", req.Method, req.URL.Path, resp.StatusCode, want, raw)
-	}
+	raw := apptest.Send(w.tb, req, want)
 	var out map[string]any
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -257,7 +175,7 @@ func cashierArgs(appID, payID string) map[string]any {
 func (w *world) jump(caller, args map[string]any, header map[string]string, want int) map[string]any {
 	w.tb.Helper()
 	body, _ := json.Marshal(map[string]any{"caller": caller, "args": args})
-	req, _ := http.NewRequest(http.MethodPost, w.srv.URL+"/miniprogram/v1/openEmbeddedMiniProgram", bytes.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, w.Server.URL+"/miniprogram/v1/openEmbeddedMiniProgram", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	for k, v := range header {
 		req.Header.Set(k, v)
@@ -283,7 +201,7 @@ func (w *world) open(payID string, header map[string]string) string {
 // checks them against the schema.
 func (w *world) returned(sessionID string) map[string]any {
 	w.tb.Helper()
-	req, _ := http.NewRequest(http.MethodGet, w.srv.URL+"/miniprogram/v1/sessions/"+sessionID+"/return?wait=5s", nil)
+	req, _ := http.NewRequest(http.MethodGet, w.Server.URL+"/miniprogram/v1/sessions/"+sessionID+"/return?wait=5s", nil)
 	out, raw := w.do(req, http.StatusOK)
 	w.valid(SchemaReturn, raw)
 	return out
@@ -292,32 +210,16 @@ func (w *world) returned(sessionID string) map[string]any {
 // pending checks that the user has not come back yet.
 func (w *world) pending(sessionID string) {
 	w.tb.Helper()
-	req, _ := http.NewRequest(http.MethodGet, w.srv.URL+"/miniprogram/v1/sessions/"+sessionID+"/return", nil)
+	req, _ := http.NewRequest(http.MethodGet, w.Server.URL+"/miniprogram/v1/sessions/"+sessionID+"/return", nil)
 	w.do(req, http.StatusAccepted)
 }
 
-func (w *world) valid(name string, raw []byte) {
-	w.tb.Helper()
-	vs, err := w.set.ValidateJSON(name, raw)
-	if err != nil {
-		w.tb.Fatalf("validate %s: %v", name, err)
-	}
-	if len(vs) > 0 {
-		w.tb.Fatalf("%s does not match %s: %+v", raw, name, vs)
-	}
-}
+func (w *world) valid(name string, raw []byte) { w.tb.Helper(); apptest.Valid(w.tb, w.set, name, raw) }
 
 // notifications lists the trade's notification rows, oldest first.
 func (w *world) notifications(payOrder string) []*sandbox.Notification {
 	w.tb.Helper()
-	ns, err := w.st.ListNotifications(context.Background(), sandbox.NotificationFilter{MchID: w.m.MchID, Ref: payOrder})
-	if err != nil {
-		w.tb.Fatalf("list notifications: %v", err)
-	}
-	for i, j := 0, len(ns)-1; i < j; i, j = i+1, j-1 {
-		ns[i], ns[j] = ns[j], ns[i]
-	}
-	return ns
+	return w.Notifications(w.tb, w.m.MchID, payOrder)
 }
 
 // received is one trade-notify at the receiver.

@@ -181,7 +181,7 @@ func TestCancelledLogin(t *testing.T) {
 	if _, r := w.visit(loginURL("P1"), "issuer.cancelled"); r.OpenType != openBack || r.Query != nil {
 		t.Errorf("way back got %+v, want navigateBack without a query", r)
 	}
-	if recs, err := w.st.ListRecords(context.Background(), KindOrder, w.m.MchID, 10); err != nil || len(recs) != 0 {
+	if recs, err := w.Store.ListRecords(context.Background(), KindOrder, w.m.MchID, 10); err != nil || len(recs) != 0 {
 		t.Errorf("orders got %d (%v), want none", len(recs), err)
 	}
 }
@@ -216,14 +216,14 @@ func TestManualSession(t *testing.T) {
 	w := newWorld(t)
 	no := w.apply("P1").Query["orderNo"]
 	id := w.navigate("plugin://issuer-plugin/signProtocol?orderNo="+no, "issuer.manual")
-	sess, err := w.st.GetSession(context.Background(), id)
+	sess, err := w.Store.GetSession(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, want := w.p.Actions(sess), []string{ActionSign, ActionNoSign, ActionCancel}; !slices.Equal(got, want) {
 		t.Errorf("actions got %v, want %v", got, want)
 	}
-	if _, err := w.sessions.Resolve(context.Background(), id, ActionSign); err != nil {
+	if _, err := w.Sessions.Resolve(context.Background(), id, ActionSign); err != nil {
 		t.Fatalf("resolve: %v", err)
 	}
 	if got := w.state(id, GetterSignPro); got != Signed {
@@ -256,7 +256,7 @@ func TestConcurrentActivations(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = w.sessions.Resolve(context.Background(), id, ActionSuccess)
+			_, errs[i] = w.Sessions.Resolve(context.Background(), id, ActionSuccess)
 		}()
 	}
 	wg.Wait()

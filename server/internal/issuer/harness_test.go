@@ -7,31 +7,20 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/gin-gonic/gin"
-
 	"github.com/mpsandbox/mpsandbox/fixtures"
-	"github.com/mpsandbox/mpsandbox/scenarios"
 	"github.com/mpsandbox/mpsandbox/schemas"
-	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
-	"github.com/mpsandbox/mpsandbox/server/internal/merchant"
-	"github.com/mpsandbox/mpsandbox/server/internal/miniprogram"
+	"github.com/mpsandbox/mpsandbox/server/internal/app"
+	"github.com/mpsandbox/mpsandbox/server/internal/app/apptest"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
-	"github.com/mpsandbox/mpsandbox/server/internal/scenario"
 	"github.com/mpsandbox/mpsandbox/server/internal/schema"
-	"github.com/mpsandbox/mpsandbox/server/internal/store/sqlite"
 	"github.com/mpsandbox/mpsandbox/server/internal/wxsign"
 )
-
-func init() { gin.SetMode(gin.ReleaseMode) }
 
 // base is the real time the test clocks are frozen at: only Advance moves
 // a merchant's clock.
@@ -50,20 +39,16 @@ var merchantKey = sync.OnceValue(func() *rsa.PrivateKey {
 // apiV2Key is the test merchant's API v2 key.
 const apiV2Key = "192006250b4c09247ec02edce69f6a2d"
 
-// world is the product wired as the server wires it: a real SQLite file,
-// the embedded schemas and scenarios, and the mini-program service behind a
-// loopback HTTP server.
+// world is the product wired as the server wires it (app.New, served by
+// apptest): a real SQLite file, the embedded schemas and scenarios, and the
+// mini-program service behind a loopback HTTP server.
 type world struct {
-	tb       testing.TB
-	st       sandbox.Store
-	clock    *sandbox.Clock
-	dir      *merchant.Directory
-	set      *schema.Set
-	p        *Product
-	sessions *miniprogram.Service
-	srv      *httptest.Server
-	m        *sandbox.Merchant // the merchant every helper acts as
-	other    *sandbox.Merchant // a second merchant
+	tb testing.TB
+	*apptest.Sandbox
+	set   *schema.Set
+	p     *Product
+	m     *sandbox.Merchant // the merchant every helper acts as
+	other *sandbox.Merchant // a second merchant
 }
 
 func testMerchant(tb testing.TB, mchid, appid string) *sandbox.Merchant {
@@ -78,54 +63,12 @@ func testMerchant(tb testing.TB, mchid, appid string) *sandbox.Merchant {
 
 func newWorld(tb testing.TB) *world {
 	tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	st, err := sqlite.Open(ctx, sqlite.Options{Path: filepath.Join(tb.TempDir(), "issuer.db")})
-	if err != nil {
-		tb.Fatalf("open store: %v", err)
-	}
-	set := compiledSchemas(tb)
-	cat, err := scenario.Load(scenarios.FS, set)
-	if err != nil {
-		tb.Fatalf("load scenarios: %v", err)
-	}
 	m := testMerchant(tb, "1230000109", "wx1234567890abcdef")
 	other := testMerchant(tb, "1900000109", "wxfedcba0987654321")
-	if err := st.Commit(ctx, &sandbox.Batch{Merchants: []*sandbox.Merchant{m, other}}); err != nil {
-		tb.Fatalf("store merchants: %v", err)
-	}
-	clock := sandbox.NewClock(1, func() time.Time { return base })
-	dir, err := merchant.Load(ctx, st, clock)
-	if err != nil {
-		tb.Fatalf("load merchants: %v", err)
-	}
-	w := &world{tb: tb, st: st, clock: clock, dir: dir, set: set, m: m, other: other}
-	w.p, err = New(sandbox.Deps{Store: st, Clock: clock, Merchants: dir, Scenarios: cat, Validator: set,
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
-	w.sessions, err = miniprogram.New(miniprogram.Options{
-		Store: st, Clock: clock, Merchants: dir, Products: []sandbox.Product{w.p}, MaxPoll: 20 * time.Millisecond,
+	s := apptest.Start(tb, app.Options{
+		Now: apptest.Frozen(base), Merchants: []*sandbox.Merchant{m, other}, Products: []app.Constructor{app.Product(New)},
 	})
-	if err != nil {
-		tb.Fatalf("miniprogram.New: %v", err)
-	}
-	engine := gin.New()
-	engine.Use(httpapi.RequestIDs(), httpapi.ReadBody(httpapi.DefaultMaxBody))
-	w.p.Register(engine)
-	w.sessions.Register(engine, set, discardJournal{})
-	w.srv = httptest.NewServer(engine)
-
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); w.sessions.Run(ctx) }()
-	tb.Cleanup(func() {
-		w.srv.Close()
-		cancel()
-		wg.Wait()
-		st.Close()
-	})
-	return w
+	return &world{tb: tb, Sandbox: s, set: s.Schemas, p: s.Products[0].(*Product), m: m, other: other}
 }
 
 // compiledSchemas compiles the embedded schema set.
@@ -138,19 +81,10 @@ func compiledSchemas(tb testing.TB) *schema.Set {
 	return set
 }
 
-type discardJournal struct{}
-
-func (discardJournal) Record(*sandbox.Exchange) {}
-
 // advance moves the merchant's clock as POST /sandbox/v1/clock/advance does.
-func (w *world) advance(d time.Duration) {
-	w.tb.Helper()
-	if _, err := w.dir.AdvanceClock(context.Background(), w.m.MchID, d); err != nil {
-		w.tb.Fatalf("advance clock: %v", err)
-	}
-}
+func (w *world) advance(d time.Duration) { w.tb.Helper(); w.Advance(w.tb, w.m.MchID, d) }
 
-func (w *world) now() time.Time { return w.clock.Now(w.m.MchID) }
+func (w *world) now() time.Time { return w.Clock.Now(w.m.MchID) }
 
 // do sends a request and decodes the JSON answer, failing on a status other
 // than want.
@@ -164,7 +98,7 @@ func (w *world) do(method, path string, body any, header map[string]string, want
 		}
 		r = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, w.srv.URL+path, r)
+	req, err := http.NewRequest(method, w.Server.URL+path, r)
 	if err != nil {
 		w.tb.Fatal(err)
 	}
@@ -172,15 +106,7 @@ func (w *world) do(method, path string, body any, header map[string]string, want
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		w.tb.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		w.tb.Fatalf("%s %s: status got %d, want %d; body %s", method, path, resp.StatusCode, want, raw)
-	}
+	raw := apptest.Send(w.tb, req, want)
 	var out map[string]any
 	if err := json.Unmarshal(raw, &out); err != nil {
 		w.tb.Fatalf("%s %s: decode %s: %v", method, path, raw, err)
@@ -288,16 +214,7 @@ func (w *world) state(id, name string) int {
 	return int(w.getter(id, name)["state"].(float64))
 }
 
-func (w *world) valid(name string, raw []byte) {
-	w.tb.Helper()
-	vs, err := w.set.ValidateJSON(name, raw)
-	if err != nil {
-		w.tb.Fatalf("validate %s: %v", name, err)
-	}
-	if len(vs) > 0 {
-		w.tb.Fatalf("%s does not match %s: %+v", raw, name, vs)
-	}
-}
+func (w *world) valid(name string, raw []byte) { w.tb.Helper(); apptest.Valid(w.tb, w.set, name, raw) }
 
 // apply walks a new application's login with the instant scenario and
 // returns the way back, whose query holds orderNo and plateNum.
@@ -317,7 +234,7 @@ func (w *world) loadDevice(plate string) *device { return mustLoad[device](w, Ki
 
 func mustLoad[T any](w *world, kind, key string) *T {
 	w.tb.Helper()
-	s, err := load[T](context.Background(), w.st, kind, w.m.MchID, key)
+	s, err := load[T](context.Background(), w.Store, kind, w.m.MchID, key)
 	if err != nil || s == nil {
 		w.tb.Fatalf("%s %s: %v", kind, key, err)
 	}
@@ -369,7 +286,7 @@ type answer struct {
 // whatever its status.
 func (w *world) post(pluginURL string) (answer, error) {
 	b, _ := json.Marshal(map[string]any{"caller": w.caller(appJSON()), "args": map[string]any{"url": pluginURL}})
-	req, _ := http.NewRequest(http.MethodPost, w.srv.URL+"/miniprogram/v1/plugin/navigate", bytes.NewReader(b))
+	req, _ := http.NewRequest(http.MethodPost, w.Server.URL+"/miniprogram/v1/plugin/navigate", bytes.NewReader(b))
 	req.Header.Set("X-Sandbox-Scenario", "issuer.instant")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

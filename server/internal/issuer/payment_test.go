@@ -127,7 +127,7 @@ func TestManualPayment(t *testing.T) {
 		t.Fatalf("state got %v, want pending", out["state"])
 	}
 	w.pending(id)
-	if _, err := w.sessions.Resolve(context.Background(), id, ActionCancel); err != nil {
+	if _, err := w.Sessions.Resolve(context.Background(), id, ActionCancel); err != nil {
 		t.Fatalf("resolve: %v", err)
 	}
 	_, raw := w.do(http.MethodGet, "/miniprogram/v1/sessions/"+id+"/return", nil, nil, http.StatusOK)

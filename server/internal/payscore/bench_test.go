@@ -26,7 +26,7 @@ func BenchmarkQuery(b *testing.B) {
 	ts, nonce := strconv.FormatInt(time.Now().Unix(), 10), wxsign.NonceStr(32)
 	sig, _ := wxsign.RSASign(key, wxsign.V3RequestMessage(http.MethodGet, uri, ts, nonce, ""))
 	auth := wxsign.FormatAuthorization(wxsign.Authorization{MchID: w.m.MchID, NonceStr: nonce, Timestamp: ts, SerialNo: w.m.MerchantSerialNo, Signature: sig})
-	h := w.srv.Config.Handler
+	h := w.Server.Config.Handler
 	b.ResetTimer()
 	for b.Loop() {
 		req := httptest.NewRequest(http.MethodGet, uri, nil)

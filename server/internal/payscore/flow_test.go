@@ -123,7 +123,7 @@ func TestReturnPerScenario(t *testing.T) {
 			if got := len(w.notifications(tc.no)); got != tc.notifications {
 				t.Errorf("notifications: got %d, want %d", got, tc.notifications)
 			}
-			s, err := w.st.GetSession(t.Context(), id)
+			s, err := w.Store.GetSession(t.Context(), id)
 			if err != nil || s.Scenario != tc.wantScenario {
 				t.Errorf("session scenario: got %v %v, want %s", s, err, tc.wantScenario)
 			}
@@ -177,9 +177,9 @@ func TestManualSession(t *testing.T) {
 			var err error
 			if tc.action == sandbox.ActionTimeout {
 				w.advance(31 * time.Minute) // past the manual timeout
-				s, err = w.sessions.Wait(t.Context(), id, 5*time.Second)
+				s, err = w.Sessions.Wait(t.Context(), id, 5*time.Second)
 			} else {
-				s, err = w.sessions.Resolve(t.Context(), id, tc.action)
+				s, err = w.Sessions.Resolve(t.Context(), id, tc.action)
 			}
 			if err != nil || s.State != sandbox.SessionReturned {
 				t.Fatalf("got %v %v, want a returned session", s, err)

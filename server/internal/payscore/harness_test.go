@@ -9,34 +9,25 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	"github.com/wechatpay-apiv3/wechatpay-go/core"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/auth/verifiers"
 	wxnotify "github.com/wechatpay-apiv3/wechatpay-go/core/notify"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/option"
 	"github.com/wechatpay-apiv3/wechatpay-go/utils"
 
-	"github.com/mpsandbox/mpsandbox/scenarios"
-	"github.com/mpsandbox/mpsandbox/schemas"
-	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
+	"github.com/mpsandbox/mpsandbox/server/internal/app"
+	"github.com/mpsandbox/mpsandbox/server/internal/app/apptest"
 	"github.com/mpsandbox/mpsandbox/server/internal/merchant"
-	"github.com/mpsandbox/mpsandbox/server/internal/miniprogram"
-	"github.com/mpsandbox/mpsandbox/server/internal/notify"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
-	"github.com/mpsandbox/mpsandbox/server/internal/scenario"
 	"github.com/mpsandbox/mpsandbox/server/internal/schema"
-	"github.com/mpsandbox/mpsandbox/server/internal/store/sqlite"
 	"github.com/mpsandbox/mpsandbox/server/internal/wxsign"
 )
-
-func init() { gin.SetMode(gin.ReleaseMode) }
 
 // base is the real time the test clocks are frozen at: only Advance moves
 // a merchant's clock, so timelines are exact. Signature timestamps use the
@@ -47,78 +38,28 @@ var base = time.Date(2025, 3, 1, 2, 0, 0, 0, time.UTC)
 // test server (DOMAIN.md §6).
 const apiHost = "https://api.mch.weixin.qq.com"
 
-// world is the product wired as the server wires it: a real SQLite file,
-// the embedded schemas and scenarios, the merchant directory, the
-// mini-program service and the notification worker, behind a loopback
-// HTTP server, driven by the official SDK.
+// world is the product wired as the server wires it (app.New, served by
+// apptest): a real SQLite file, the embedded schemas and scenarios, the
+// merchant directory, the mini-program service and the notification
+// worker, behind a loopback HTTP server, driven by the official SDK.
 type world struct {
-	tb       testing.TB
-	st       sandbox.Store
-	clock    *sandbox.Clock
-	dir      *merchant.Directory
-	set      *schema.Set
-	p        *Product
-	sessions *miniprogram.Service
-	srv      *httptest.Server
-	recv     *receiver
-	m        *sandbox.Merchant // the merchant every helper acts as
-	sdk      *core.Client
+	tb testing.TB
+	*apptest.Sandbox
+	set  *schema.Set
+	p    *Product
+	recv *receiver
+	m    *sandbox.Merchant // the merchant every helper acts as
+	sdk  *core.Client
 }
 
 func newWorld(tb testing.TB) *world {
 	tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	st, err := sqlite.Open(ctx, sqlite.Options{Path: filepath.Join(tb.TempDir(), "payscore.db")})
-	if err != nil {
-		tb.Fatalf("open store: %v", err)
-	}
-	set, err := schema.Compile(schemas.FS)
-	if err != nil {
-		tb.Fatalf("compile schemas: %v", err)
-	}
-	cat, err := scenario.Load(scenarios.FS, set)
-	if err != nil {
-		tb.Fatalf("load scenarios: %v", err)
-	}
-	clock := sandbox.NewClock(1, func() time.Time { return base })
-	dir, err := merchant.Load(ctx, st, clock) // creates the demo merchant
-	if err != nil {
-		tb.Fatalf("load merchants: %v", err)
-	}
-	m, _ := dir.Get("1230000109")
-	w := &world{tb: tb, st: st, clock: clock, dir: dir, set: set, m: m}
-	builders := map[string]sandbox.NotifyBuilder{}
-	worker := notify.New(notify.Options{Store: st, Clock: clock, Builders: builders, MaxPoll: 20 * time.Millisecond})
-	w.p, err = New(sandbox.Deps{Store: st, Clock: clock, Merchants: dir, Scenarios: cat, Validator: set, Notifier: worker})
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
-	builders[w.p.Name()] = w.p
-	w.sessions, err = miniprogram.New(miniprogram.Options{
-		Store: st, Clock: clock, Merchants: dir, Notifier: worker, Products: []sandbox.Product{w.p}, MaxPoll: 20 * time.Millisecond,
-	})
-	if err != nil {
-		tb.Fatalf("miniprogram.New: %v", err)
-	}
-	engine := gin.New()
-	engine.Use(httpapi.RequestIDs(), httpapi.ReadBody(httpapi.DefaultMaxBody))
-	w.p.Register(engine)
-	w.sessions.Register(engine, set, w.p.d.Journal)
-	w.srv = httptest.NewServer(engine)
+	// No merchants given: the sandbox creates its demo merchant.
+	s := apptest.Start(tb, app.Options{Now: apptest.Frozen(base), Products: []app.Constructor{app.Product(New)}})
+	m, _ := s.Merchants.Get("1230000109")
+	w := &world{tb: tb, Sandbox: s, set: s.Schemas, p: s.Products[0].(*Product), m: m}
 	w.recv = newReceiver(tb, m)
 	w.sdk = w.client(m)
-
-	var wg sync.WaitGroup
-	for _, run := range []func(context.Context){worker.Run, w.sessions.Run} {
-		wg.Add(1)
-		go func() { defer wg.Done(); run(ctx) }()
-	}
-	tb.Cleanup(func() {
-		w.srv.Close()
-		cancel()
-		wg.Wait()
-		st.Close()
-	})
 	return w
 }
 
@@ -143,7 +84,7 @@ func (w *world) client(m *sandbox.Merchant) *core.Client {
 	if err != nil {
 		w.tb.Fatal(err)
 	}
-	u, _ := url.Parse(w.srv.URL)
+	u, _ := url.Parse(w.Server.URL)
 	c, err := core.NewClient(context.Background(),
 		option.WithWechatPayPublicKeyAuthCipher(m.MchID, m.MerchantSerialNo, key, m.PlatformPublicKeyID, pub),
 		option.WithHTTPClient(&http.Client{Transport: hostRewrite{u}, Timeout: 10 * time.Second}))
@@ -156,7 +97,7 @@ func (w *world) client(m *sandbox.Merchant) *core.Client {
 // other creates a second merchant, with fresh keys.
 func (w *world) other() *sandbox.Merchant {
 	w.tb.Helper()
-	m, err := w.dir.Create(context.Background(), merchant.CreateRequest{MchID: "1900000109"})
+	m, err := w.Merchants.Create(context.Background(), merchant.CreateRequest{MchID: "1900000109"})
 	if err != nil {
 		w.tb.Fatalf("create merchant: %v", err)
 	}
@@ -171,23 +112,9 @@ func (w *world) with(tb testing.TB) *world {
 }
 
 // advance moves the merchant's clock as POST /sandbox/v1/clock/advance does.
-func (w *world) advance(d time.Duration) {
-	w.tb.Helper()
-	if _, err := w.dir.AdvanceClock(context.Background(), w.m.MchID, d); err != nil {
-		w.tb.Fatalf("advance clock: %v", err)
-	}
-}
+func (w *world) advance(d time.Duration) { w.tb.Helper(); w.Advance(w.tb, w.m.MchID, d) }
 
-func (w *world) valid(name string, raw []byte) {
-	w.tb.Helper()
-	vs, err := w.set.ValidateJSON(name, raw)
-	if err != nil {
-		w.tb.Fatalf("validate %s: %v", name, err)
-	}
-	if len(vs) > 0 {
-		w.tb.Fatalf("%s does not match %s: %+v", raw, name, vs)
-	}
-}
+func (w *world) valid(name string, raw []byte) { w.tb.Helper(); apptest.Valid(w.tb, w.set, name, raw) }
 
 func decode(tb testing.TB, raw []byte) map[string]any {
 	tb.Helper()
@@ -335,7 +262,7 @@ func businessViewArgs(extraData map[string]any) map[string]any {
 func (w *world) jump(api string, caller, args map[string]any, header map[string]string, want int) map[string]any {
 	w.tb.Helper()
 	body, _ := json.Marshal(map[string]any{"caller": caller, "args": args})
-	req, _ := http.NewRequest(http.MethodPost, w.srv.URL+"/miniprogram/v1/"+api, bytes.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, w.Server.URL+"/miniprogram/v1/"+api, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	for k, v := range header {
 		req.Header.Set(k, v)
@@ -347,15 +274,7 @@ func (w *world) jump(api string, caller, args map[string]any, header map[string]
 
 func (w *world) do(req *http.Request, want int) (map[string]any, []byte) {
 	w.tb.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		w.tb.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		w.tb.Fatalf("%s %s: status got %d, want %d; body %s", req.Method, req.URL.Path, resp.StatusCode, want, raw)
-	}
+	raw := apptest.Send(w.tb, req, want)
 	return decode(w.tb, raw), raw
 }
 
@@ -374,7 +293,7 @@ func (w *world) open(pkg string, header map[string]string) string {
 func (w *world) returned(sessionID string) map[string]any {
 	w.tb.Helper()
 	w.advance(2 * time.Second)
-	req, _ := http.NewRequest(http.MethodGet, w.srv.URL+"/miniprogram/v1/sessions/"+sessionID+"/return?wait=5s", nil)
+	req, _ := http.NewRequest(http.MethodGet, w.Server.URL+"/miniprogram/v1/sessions/"+sessionID+"/return?wait=5s", nil)
 	out, raw := w.do(req, http.StatusOK)
 	w.valid(schemaReturn, raw)
 	return out
@@ -398,14 +317,7 @@ func (w *world) confirmed(outOrderNo string) string {
 // notifications lists the order's notification rows, oldest first.
 func (w *world) notifications(outOrderNo string) []*sandbox.Notification {
 	w.tb.Helper()
-	ns, err := w.st.ListNotifications(context.Background(), sandbox.NotificationFilter{MchID: w.m.MchID, Ref: outOrderNo})
-	if err != nil {
-		w.tb.Fatalf("list notifications: %v", err)
-	}
-	for i, j := 0, len(ns)-1; i < j; i, j = i+1, j-1 {
-		ns[i], ns[j] = ns[j], ns[i]
-	}
-	return ns
+	return w.Notifications(w.tb, w.m.MchID, outOrderNo)
 }
 
 // received is one notification at the receiver, parsed by the SDK.

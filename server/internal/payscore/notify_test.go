@@ -22,7 +22,7 @@ func TestNotifyRetriedOnWeChatSchedule(t *testing.T) {
 	w.advance(time.Second)
 	w.next(EventUserConfirm)
 	ns := w.waitAttempts(t, "NTF0001", 1)
-	if n := ns[0]; n.State != sandbox.NotifyPending || n.LastStatus != 500 || !n.DueAt.Equal(w.clock.Now(w.m.MchID).Add(15*time.Second)) {
+	if n := ns[0]; n.State != sandbox.NotifyPending || n.LastStatus != 500 || !n.DueAt.Equal(w.Clock.Now(w.m.MchID).Add(15*time.Second)) {
 		t.Fatalf("after the 500: got %s status %d due %v, want pending, retried in 15 s", n.State, n.LastStatus, n.DueAt)
 	}
 	w.advance(14 * time.Second)

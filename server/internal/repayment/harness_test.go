@@ -5,36 +5,27 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	"github.com/wechatpay-apiv3/wechatpay-go/core"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/option"
 	"github.com/wechatpay-apiv3/wechatpay-go/utils"
 
 	"github.com/mpsandbox/mpsandbox/fixtures"
-	"github.com/mpsandbox/mpsandbox/scenarios"
 	"github.com/mpsandbox/mpsandbox/schemas"
+	"github.com/mpsandbox/mpsandbox/server/internal/app"
+	"github.com/mpsandbox/mpsandbox/server/internal/app/apptest"
 	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
-	"github.com/mpsandbox/mpsandbox/server/internal/merchant"
-	"github.com/mpsandbox/mpsandbox/server/internal/miniprogram"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
-	"github.com/mpsandbox/mpsandbox/server/internal/scenario"
 	"github.com/mpsandbox/mpsandbox/server/internal/schema"
-	"github.com/mpsandbox/mpsandbox/server/internal/store/sqlite"
 	"github.com/mpsandbox/mpsandbox/server/internal/wxpayv2"
 	"github.com/mpsandbox/mpsandbox/server/internal/wxsign"
 )
-
-func init() { gin.SetMode(gin.ReleaseMode) }
 
 // base is the real time the test clocks are frozen at: only Advance moves
 // a merchant's clock, so what the user does when is exact.
@@ -69,20 +60,17 @@ var testMerchants = sync.OnceValues(func() ([2]*sandbox.Merchant, error) {
 
 var schemaSet = sync.OnceValues(func() (*schema.Set, error) { return schema.Compile(schemas.FS) })
 
-// world is the product wired as the server wires it: a real SQLite file,
-// the embedded schemas and scenarios, the mini-program service, the admin
-// group, behind a loopback HTTP server.
+// world is the product wired as the server wires it (app.New, served by
+// apptest): a real SQLite file, the embedded schemas and scenarios, the
+// mini-program service, the admin API with the product's group, behind a
+// loopback HTTP server.
 type world struct {
-	tb       testing.TB
-	st       sandbox.Store
-	clock    *sandbox.Clock
-	dir      *merchant.Directory
-	set      *schema.Set
-	p        *Product
-	sessions *miniprogram.Service
-	srv      *httptest.Server
-	m        *sandbox.Merchant // the merchant every helper acts as
-	other    *sandbox.Merchant
+	tb testing.TB
+	*apptest.Sandbox
+	set   *schema.Set
+	p     *Product
+	m     *sandbox.Merchant // the merchant every helper acts as
+	other *sandbox.Merchant
 }
 
 func newWorld(tb testing.TB) *world {
@@ -95,62 +83,16 @@ func newWorld(tb testing.TB) *world {
 	if err != nil {
 		tb.Fatalf("compile schemas: %v", err)
 	}
-	cat, err := scenario.Load(scenarios.FS, set)
-	if err != nil {
-		tb.Fatalf("load scenarios: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	st, err := sqlite.Open(ctx, sqlite.Options{Path: filepath.Join(tb.TempDir(), "repayment.db")})
-	if err != nil {
-		tb.Fatalf("open store: %v", err)
-	}
 	m, other := *ms[0], *ms[1] // copies: a world may edit its merchants
-	if err := st.Commit(ctx, &sandbox.Batch{Merchants: []*sandbox.Merchant{&m, &other}}); err != nil {
-		tb.Fatalf("store merchants: %v", err)
-	}
-	clock := sandbox.NewClock(1, func() time.Time { return base })
-	dir, err := merchant.Load(ctx, st, clock)
-	if err != nil {
-		tb.Fatalf("load merchants: %v", err)
-	}
-	w := &world{tb: tb, st: st, clock: clock, dir: dir, set: set, m: &m, other: &other}
-	w.p, err = New(sandbox.Deps{Store: st, Clock: clock, Merchants: dir, Scenarios: cat, Validator: set,
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
-	w.sessions, err = miniprogram.New(miniprogram.Options{Store: st, Clock: clock, Merchants: dir,
-		Products: []sandbox.Product{w.p}, MaxPoll: 20 * time.Millisecond})
-	if err != nil {
-		tb.Fatalf("miniprogram.New: %v", err)
-	}
-	engine := gin.New()
-	engine.Use(httpapi.RequestIDs(), httpapi.ReadBody(httpapi.DefaultMaxBody))
-	w.p.Register(engine)
-	w.sessions.Register(engine, set, discardJournal{})
-	access := httpapi.Access{AdminToken: adminToken, MerchantByToken: dir.ByToken}
-	w.p.RegisterAdmin(engine.Group("/sandbox/v1", httpapi.UseRenderer(httpapi.RenderAdmin), access.Require()))
-	w.srv = httptest.NewServer(engine)
-
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); w.sessions.Run(ctx) }()
-	tb.Cleanup(func() {
-		w.srv.Close()
-		cancel()
-		wg.Wait()
-		st.Close()
+	s := apptest.Start(tb, app.Options{
+		Now: apptest.Frozen(base), Schemas: set, Merchants: []*sandbox.Merchant{&m, &other},
+		Access: httpapi.Access{AdminToken: adminToken}, Products: []app.Constructor{app.Product(New)},
 	})
-	return w
+	return &world{tb: tb, Sandbox: s, set: set, p: s.Products[0].(*Product), m: &m, other: &other}
 }
 
 // advance moves the merchant's clock as POST /sandbox/v1/clock/advance does.
-func (w *world) advance(d time.Duration) {
-	w.tb.Helper()
-	if _, err := w.dir.AdvanceClock(context.Background(), w.m.MchID, d); err != nil {
-		w.tb.Fatalf("advance clock: %v", err)
-	}
-}
+func (w *world) advance(d time.Duration) { w.tb.Helper(); w.Advance(w.tb, w.m.MchID, d) }
 
 // do sends req and returns the status and body.
 func (w *world) do(req *http.Request) (int, []byte) {
@@ -173,7 +115,7 @@ func (w *world) call(method, path, token string, body any, want int) (map[string
 		b, _ := json.Marshal(body)
 		r = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequest(method, w.srv.URL+path, r)
+	req, _ := http.NewRequest(method, w.Server.URL+path, r)
 	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -190,16 +132,7 @@ func (w *world) call(method, path, token string, body any, want int) (map[string
 }
 
 // valid checks raw against a schema.
-func (w *world) valid(name string, raw []byte) {
-	w.tb.Helper()
-	vs, err := w.set.ValidateJSON(name, raw)
-	if err != nil {
-		w.tb.Fatalf("validate %s: %v", name, err)
-	}
-	if len(vs) > 0 {
-		w.tb.Fatalf("%s does not match %s: %+v", raw, name, vs)
-	}
-}
+func (w *world) valid(name string, raw []byte) { w.tb.Helper(); apptest.Valid(w.tb, w.set, name, raw) }
 
 // users lists the merchant's vehicle users of a state as the admin sees them.
 func (w *world) users(mchid, state string) []userView {
@@ -305,7 +238,7 @@ func (w *world) returned(sessionID, schemaName string) map[string]any {
 // session reads a session from the store.
 func (w *world) session(id string) *sandbox.Session {
 	w.tb.Helper()
-	s, err := w.st.GetSession(context.Background(), id)
+	s, err := w.Store.GetSession(context.Background(), id)
 	if err != nil {
 		w.tb.Fatalf("get session %s: %v", id, err)
 	}
@@ -329,7 +262,7 @@ func (w *world) querystate(params map[string]string) map[string]string {
 // postXML posts a raw body to the v2 query; v2 answers 200 whatever happens.
 func (w *world) postXML(body []byte) map[string]string {
 	w.tb.Helper()
-	req, _ := http.NewRequest(http.MethodPost, w.srv.URL+"/vehicle/pay/querystate", bytes.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, w.Server.URL+"/vehicle/pay/querystate", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "text/xml")
 	status, raw := w.do(req)
 	if status != http.StatusOK {
@@ -411,7 +344,7 @@ func (w *world) sdk() (*core.Client, *sandboxRT) {
 	if err != nil {
 		w.tb.Fatal(err)
 	}
-	u, _ := url.Parse(w.srv.URL)
+	u, _ := url.Parse(w.Server.URL)
 	rt := &sandboxRT{u: u}
 	client, err := core.NewClient(context.Background(),
 		option.WithWechatPayPublicKeyAuthCipher(w.m.MchID, w.m.MerchantSerialNo, key, w.m.PlatformPublicKeyID, pub),

@@ -22,7 +22,7 @@ func TestMiniProgramJumpRepaysEverything(t *testing.T) {
 	if got := w.state(u.OpenID); got["user_state"] != StateOverdue || got["path"] != pathAbnormal {
 		t.Fatalf("before: got %v, want OVERDUE with a path", got)
 	}
-	launched := w.clock.Now(w.m.MchID)
+	launched := w.Clock.Now(w.m.MchID)
 	sid := w.open("navigateToMiniProgram", navigateArgs(w.extraData(u.OpenID, seedNonce)))
 	if s := w.session(sid); s.Scenario != "repayment.repaid" || s.State != sandbox.SessionPending {
 		t.Fatalf("session: got %s %s, want the default scenario, pending", s.Scenario, s.State)
@@ -230,7 +230,7 @@ func TestMiniProgramCallerOfAnAppOnlyScenarioComesBackEmptyHanded(t *testing.T) 
 func TestRepaidLaterOnTheClock(t *testing.T) {
 	w := newWorld(t)
 	u := w.overdue(100)
-	launched := w.clock.Now(w.m.MchID)
+	launched := w.Clock.Now(w.m.MchID)
 	sid := w.open("navigateToMiniProgram", navigateArgs(w.extraData(u.OpenID, "SLOW01")))
 	w.advance(9 * time.Minute)
 	w.call(http.MethodGet, "/miniprogram/v1/sessions/"+sid+"/return", "", nil, http.StatusAccepted)
@@ -258,10 +258,10 @@ func TestManualSessions(t *testing.T) {
 	if got := w.p.Actions(w.session(app)); len(got) != 5 {
 		t.Fatalf("App actions: got %v, want deny and unsupported too", got)
 	}
-	if _, err := w.sessions.Resolve(ctx, mp, ActionDeny); !sandbox.IsCode(err, sandbox.CodeInvalid) {
+	if _, err := w.Sessions.Resolve(ctx, mp, ActionDeny); !sandbox.IsCode(err, sandbox.CodeInvalid) {
 		t.Fatalf("deny on a mini-program session: got %v, want invalid", err)
 	}
-	if _, err := w.sessions.Resolve(ctx, mp, ActionRepay); err != nil {
+	if _, err := w.Sessions.Resolve(ctx, mp, ActionRepay); err != nil {
 		t.Fatalf("repay: %v", err)
 	}
 	w.returned(mp, "repayment/return")
@@ -288,7 +288,7 @@ func TestTwoSessionsRepayOnce(t *testing.T) {
 	errs := make([]error, 2)
 	for i, id := range []string{a, b} {
 		wg.Add(1)
-		go func() { defer wg.Done(); _, errs[i] = w.sessions.Resolve(ctx, id, ActionRepay) }()
+		go func() { defer wg.Done(); _, errs[i] = w.Sessions.Resolve(ctx, id, ActionRepay) }()
 	}
 	wg.Wait()
 	for _, err := range errs {

@@ -141,7 +141,7 @@ func TestV3Failures(t *testing.T) {
 		})
 	}
 	t.Run("unsigned", func(t *testing.T) {
-		status, raw := w.do(must(http.NewRequest(http.MethodGet, w.srv.URL+"/v3/vehicle/parking/services/find?"+good.Encode(), nil)))
+		status, raw := w.do(must(http.NewRequest(http.MethodGet, w.Server.URL+"/v3/vehicle/parking/services/find?"+good.Encode(), nil)))
 		if status != http.StatusUnauthorized {
 			t.Fatalf("status: got %d, want 401", status)
 		}

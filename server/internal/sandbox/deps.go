@@ -10,7 +10,7 @@ type Merchants interface {
 	List() []*Merchant
 }
 
-// Deps is what every product package is built from; cmd/mpsandbox fills it.
+// Deps is what every product package is built from; app.New fills it.
 type Deps struct {
 	Store     Store
 	Clock     *Clock

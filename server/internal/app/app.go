@@ -1,0 +1,319 @@
+// Package app is the one wiring of the sandbox: New builds every component
+// (store, clock, merchants, schemas, scenarios, journal, notification
+// worker, mini-program sessions, products, admin API, QA page) from Options
+// and a list of product constructors; Register mounts their routes, Start
+// runs the workers and Close stops them and closes the store. The server
+// (cmd/mpsandbox) passes every product; a product's tests pass their own
+// (through app/apptest), so app never imports a product package.
+package app
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/mpsandbox/mpsandbox/scenarios"
+	"github.com/mpsandbox/mpsandbox/schemas"
+	"github.com/mpsandbox/mpsandbox/sdk"
+	"github.com/mpsandbox/mpsandbox/server/internal/admin"
+	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
+	"github.com/mpsandbox/mpsandbox/server/internal/journal"
+	"github.com/mpsandbox/mpsandbox/server/internal/merchant"
+	"github.com/mpsandbox/mpsandbox/server/internal/miniprogram"
+	"github.com/mpsandbox/mpsandbox/server/internal/notify"
+	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+	"github.com/mpsandbox/mpsandbox/server/internal/scenario"
+	"github.com/mpsandbox/mpsandbox/server/internal/schema"
+	"github.com/mpsandbox/mpsandbox/server/internal/store/sqlite"
+	"github.com/mpsandbox/mpsandbox/server/internal/web"
+)
+
+// Module is what a product package gives the sandbox: its side of the
+// mini-program contract, its notifications, and its upstream routes.
+type Module interface {
+	sandbox.Product
+	sandbox.NotifyBuilder
+	// Register mounts the product's upstream API (at the real paths) with
+	// its own error dialect and journalling.
+	Register(r gin.IRouter)
+}
+
+// AdminModule is a module with admin routes of its own, mounted under
+// /sandbox/v1 after the admin access check (use httpapi.ScopeOf there).
+type AdminModule interface {
+	RegisterAdmin(g gin.IRouter)
+}
+
+// Constructor builds one product from the shared components.
+type Constructor func(sandbox.Deps) (Module, error)
+
+// Product adapts a product package's New to a Constructor.
+func Product[M Module](build func(sandbox.Deps) (M, error)) Constructor {
+	return func(d sandbox.Deps) (Module, error) {
+		m, err := build(d)
+		if err != nil {
+			return nil, err
+		}
+		return m, nil
+	}
+}
+
+// Options is what the sandbox is built from. A zero field takes the
+// component's default; only a store (Store or StorePath) is required.
+type Options struct {
+	// Store is an opened store; the App owns it from then on and Close
+	// closes it. When nil, New opens the SQLite database at StorePath
+	// (":memory:" for a throwaway one).
+	Store     sandbox.Store
+	StorePath string
+	// Logger receives every component's log; nil discards.
+	Logger *slog.Logger
+
+	// ClockScale is sandbox seconds per real second (default 1).
+	ClockScale float64
+	// Now is the real time the merchants' clocks run on (default
+	// time.Now). Tests freeze it so that only an advance moves a clock.
+	Now func() time.Time
+
+	// Schemas is a loaded schema set; nil loads the embedded schemas.
+	Schemas *schema.Set
+	// Scenarios is the scenario folder (default the embedded scenarios).
+	Scenarios fs.FS
+
+	// Merchants are written to the store as they are before the directory
+	// loads (a store with merchants gets no demo merchant): tests' fixed
+	// credentials.
+	Merchants []*sandbox.Merchant
+	// MerchantsFile is a YAML file of merchants created at start when
+	// missing (--merchants-file).
+	MerchantsFile string
+
+	// JournalMaxEntries and JournalMaxAge bound the journal's history
+	// (default: the journal's).
+	JournalMaxEntries int
+	JournalMaxAge     time.Duration
+	// ManualTimeout is how long a manual session waits for a person
+	// (default: the mini-program service's).
+	ManualTimeout time.Duration
+	// MaxPoll is the longest real wait of the notification worker and of
+	// the session scheduler between their scans (default: theirs).
+	MaxPoll time.Duration
+
+	// Access guards the admin API; a nil MerchantByToken is the
+	// directory's.
+	Access httpapi.Access
+	// Shutdown closes when the server starts shutting down: long polls and
+	// event streams end then.
+	Shutdown <-chan struct{}
+
+	// Products builds the simulated products, in this order.
+	Products []Constructor
+}
+
+// App is the wired sandbox.
+type App struct {
+	Store     sandbox.Store
+	Clock     *sandbox.Clock
+	Merchants *merchant.Directory
+	Schemas   *schema.Set
+	Scenarios *scenario.Catalog
+	Journal   *journal.Journal
+	Worker    *notify.Worker
+	Sessions  *miniprogram.Service
+	Products  []Module
+	Admin     *admin.API
+	Page      *web.Page
+
+	cancel  context.CancelFunc
+	workers sync.WaitGroup
+	closing sync.Once
+	err     error
+}
+
+// New builds every component. On error, nothing is left open (a Store
+// given in o is closed too).
+func New(ctx context.Context, o Options) (*App, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	st := o.Store
+	if st == nil {
+		var err error
+		if st, err = sqlite.Open(ctx, sqlite.Options{Path: o.StorePath, Logger: o.Logger}); err != nil {
+			return nil, err
+		}
+	}
+	a, err := build(ctx, o, st)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
+	a := &App{Store: st, Schemas: o.Schemas}
+	if a.Schemas == nil {
+		set, err := schema.Load(schemas.FS)
+		if err != nil {
+			return nil, fmt.Errorf("schemas: %w", err)
+		}
+		a.Schemas = set
+	}
+	scenarioFS := o.Scenarios
+	if scenarioFS == nil {
+		scenarioFS = scenarios.FS
+	}
+	var err error
+	if a.Scenarios, err = scenario.Load(scenarioFS, a.Schemas); err != nil {
+		return nil, fmt.Errorf("scenarios: %w", err)
+	}
+
+	if len(o.Merchants) > 0 {
+		if err := st.Commit(ctx, &sandbox.Batch{Merchants: o.Merchants}); err != nil {
+			return nil, fmt.Errorf("merchants: %w", err)
+		}
+	}
+	a.Clock = sandbox.NewClock(o.ClockScale, o.Now)
+	if a.Merchants, err = merchant.Load(ctx, st, a.Clock); err != nil {
+		return nil, fmt.Errorf("merchants: %w", err)
+	}
+	if o.MerchantsFile != "" {
+		if err := loadMerchantsFile(ctx, a.Merchants, o.MerchantsFile); err != nil {
+			return nil, err
+		}
+	}
+
+	a.Journal = journal.New(st, journal.Options{MaxEntries: o.JournalMaxEntries, MaxAge: o.JournalMaxAge, Logger: o.Logger})
+	builders := map[string]sandbox.NotifyBuilder{}
+	a.Worker = notify.New(notify.Options{
+		Store: st, Clock: a.Clock, Journal: a.Journal, Logger: o.Logger, Builders: builders, MaxPoll: o.MaxPoll,
+	})
+	deps := sandbox.Deps{
+		Store: st, Clock: a.Clock, Merchants: a.Merchants, Scenarios: a.Scenarios, Validator: a.Schemas,
+		Journal: a.Journal, Notifier: a.Worker, Logger: o.Logger,
+	}
+	var products []sandbox.Product
+	var adminRoutes []func(gin.IRouter)
+	for _, build := range o.Products {
+		mod, err := build(deps)
+		if err != nil {
+			return nil, err
+		}
+		a.Products = append(a.Products, mod)
+		products = append(products, mod)
+		builders[mod.Name()] = mod
+		if am, ok := mod.(AdminModule); ok {
+			adminRoutes = append(adminRoutes, am.RegisterAdmin)
+		}
+	}
+	a.Sessions, err = miniprogram.New(miniprogram.Options{
+		Store: st, Clock: a.Clock, Merchants: a.Merchants, Notifier: a.Worker, Products: products,
+		ManualTimeout: o.ManualTimeout, MaxPoll: o.MaxPoll, Shutdown: o.Shutdown, Logger: o.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	access := o.Access
+	if access.MerchantByToken == nil {
+		access.MerchantByToken = a.Merchants.ByToken
+	}
+	a.Admin = &admin.API{
+		Store: st, Merchants: a.Merchants, Scenarios: a.Scenarios, Schemas: a.Schemas, Sessions: a.Sessions,
+		Journal: a.Journal, Notifications: a.Worker, Clock: a.Clock,
+		Access: access, Extra: adminRoutes, Shutdown: o.Shutdown,
+	}
+	if a.Page, err = web.New(); err != nil {
+		return nil, fmt.Errorf("qa page: %w", err)
+	}
+	return a, nil
+}
+
+// Register mounts every route of the sandbox: each product's upstream API,
+// the mini-program contract, the admin API (with the products' own admin
+// routes), the QA page and the wx.* shim.
+func (a *App) Register(r gin.IRouter) {
+	for _, mod := range a.Products {
+		mod.Register(r)
+	}
+	a.Sessions.Register(r, a.Schemas, a.Journal)
+	a.Admin.Register(r)
+	a.Page.Register(r)
+	// The wx.* shim a merchant copies into a develop or trial mini-program (sdk/README.md).
+	shim := []byte(sdk.Module())
+	r.GET("/sdk/mpsandbox-wx.js", func(c *gin.Context) {
+		c.Data(http.StatusOK, "application/javascript; charset=utf-8", shim)
+	})
+}
+
+// Start runs the journal writer, the notification worker and the session
+// scheduler until Close.
+func (a *App) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	for _, run := range []func(context.Context){a.Journal.Run, a.Worker.Run, a.Sessions.Run} {
+		a.workers.Add(1)
+		go func() {
+			defer a.workers.Done()
+			run(ctx)
+		}()
+	}
+}
+
+// Close stops the workers, flushes the journal and closes the store, in
+// that order. Stop serving requests first.
+func (a *App) Close() error {
+	a.closing.Do(func() {
+		if a.cancel != nil {
+			a.cancel()
+		}
+		a.workers.Wait()
+		a.Journal.Close()
+		a.err = a.Store.Close()
+	})
+	return a.err
+}
+
+// EngineOptions are the server's request middleware settings.
+type EngineOptions struct {
+	Logger *slog.Logger // nil discards
+	// AccessLog logs one line per request.
+	AccessLog bool
+	// MaxBody is the largest request body (default httpapi.DefaultMaxBody).
+	MaxBody int64
+}
+
+// NewEngine returns the server's gin engine: request ids, panic recovery,
+// the access log when asked, the body limit, and house-style answers for
+// an unknown route or method.
+func NewEngine(o EngineOptions) *gin.Engine {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxBody <= 0 {
+		o.MaxBody = httpapi.DefaultMaxBody
+	}
+	engine := gin.New()
+	engine.HandleMethodNotAllowed = true
+	engine.ContextWithFallback = true
+	mw := []gin.HandlerFunc{httpapi.RequestIDs(), httpapi.Recovery(o.Logger)}
+	if o.AccessLog {
+		mw = append(mw, httpapi.AccessLog(o.Logger))
+	}
+	engine.Use(append(mw, httpapi.ReadBody(o.MaxBody))...)
+	engine.NoRoute(httpapi.Handle(func(c *gin.Context) error {
+		return sandbox.Errorf(sandbox.CodeNotFound, "no route %s %s; the surfaces are /v3/…, /gate/1.0/…, /miniprogram/v1/…, /sandbox/v1/… (see the README)", c.Request.Method, c.Request.URL.Path)
+	}))
+	engine.NoMethod(httpapi.Handle(func(c *gin.Context) error {
+		return &sandbox.Error{Code: sandbox.CodeUnsupported, Status: http.StatusMethodNotAllowed,
+			Message: fmt.Sprintf("method %s is not allowed on %s", c.Request.Method, c.Request.URL.Path)}
+	}))
+	return engine
+}
