@@ -7,11 +7,13 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
-// recordCacheSize bounds the records kept in memory. A record is a few
+// recordCacheSize bounds the records kept in memory: enough for the
+// records being worked on at once (a jump reads a trade prepared moments
+// before), few enough to stay within the memory target. A record is a few
 // hundred bytes of JSON; records larger than recordCacheMaxData are not
 // kept at all.
 const (
-	recordCacheSize    = 4096
+	recordCacheSize    = 1024
 	recordCacheMaxData = 16 << 10
 )
 

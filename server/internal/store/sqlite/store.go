@@ -128,7 +128,10 @@ func (s *Store) open(ctx context.Context) error {
 		}
 		s.wdb.SetMaxOpenConns(1)
 		s.wdb.SetMaxIdleConns(1)
-		if s.rdb, err = sql.Open("sqlite", file+"?"+pragmas+"&_pragma=query_only(1)"); err != nil {
+		// A reader's page cache is emptied at its first read after any
+		// commit (WAL mode), so a large one would only hold memory: 512 KiB
+		// serves one query.
+		if s.rdb, err = sql.Open("sqlite", file+"?"+pragmas+"&_pragma=query_only(1)&_pragma=cache_size(-512)"); err != nil {
 			return err
 		}
 		n := max(4, 2*runtime.GOMAXPROCS(0))
@@ -151,7 +154,9 @@ func (s *Store) open(ctx context.Context) error {
 	if s.path == MemoryPath {
 		return nil
 	}
-	return s.startCheckpointer("file:" + uriEscaper.Replace(s.path) + fmt.Sprintf("?_pragma=busy_timeout(%d)", busyTimeoutMS))
+	// A checkpoint copies WAL frames through its own buffer, not the page
+	// cache: the connection needs next to none.
+	return s.startCheckpointer("file:" + uriEscaper.Replace(s.path) + fmt.Sprintf("?_pragma=busy_timeout(%d)&_pragma=cache_size(-64)", busyTimeoutMS))
 }
 
 // uriEscaper escapes what would end or change the path part of a SQLite URI.
