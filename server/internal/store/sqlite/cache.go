@@ -24,16 +24,25 @@ const (
 // point read costs several pread calls.
 //
 // It is coherent because this process is the database's only writer: the
-// writer puts every record it commits, after the transaction committed,
-// with the version the store assigned. A reader fills a miss with what it
-// read only if nothing newer got there first (versions only grow) and no
-// entry was evicted while it read — an eviction could have dropped a newer
-// version the reader's older row would otherwise replace.
+// writer marks the records a transaction writes as committing just before
+// its COMMIT — from then on the cache misses for them and refuses to be
+// filled with them — and, once committed, puts their new versions and
+// clears the mark. So whoever learns of a commit, from the writer or from
+// another object of the same batch read in the file, reads the new
+// versions. A reader fills a miss with what it read only if nothing newer
+// got there first (versions only grow) and no entry was evicted while it
+// read — an eviction could have dropped a newer version the reader's older
+// row would otherwise replace.
 type recordCache struct {
 	mu        sync.Mutex
 	byKey     map[cacheKey]*sandbox.Record
 	byAlias   map[aliasKey]cacheKey
 	evictions uint64
+	// committing holds the records of a transaction being committed, from
+	// just before its COMMIT until the cache has their new versions: the
+	// file may already show them to a reader, so the cache must not answer
+	// for them, nor be filled with them, until then.
+	committing map[cacheKey]int
 }
 
 type cacheKey struct{ kind, mchid, key string }
@@ -41,14 +50,14 @@ type cacheKey struct{ kind, mchid, key string }
 type aliasKey struct{ kind, alias string }
 
 func newRecordCache() *recordCache {
-	return &recordCache{byKey: map[cacheKey]*sandbox.Record{}, byAlias: map[aliasKey]cacheKey{}}
+	return &recordCache{byKey: map[cacheKey]*sandbox.Record{}, byAlias: map[aliasKey]cacheKey{}, committing: map[cacheKey]int{}}
 }
 
 // get returns a copy of the cached record.
 func (c *recordCache) get(kind, mchid, key string) (*sandbox.Record, uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return cloneRecord(c.byKey[cacheKey{kind, mchid, key}]), c.evictions
+	return c.lookupLocked(cacheKey{kind, mchid, key}), c.evictions
 }
 
 // find returns a copy of the cached record that owns the alias.
@@ -59,7 +68,16 @@ func (c *recordCache) find(kind, alias string) (*sandbox.Record, uint64) {
 	if !ok {
 		return nil, c.evictions
 	}
-	return cloneRecord(c.byKey[k]), c.evictions
+	return c.lookupLocked(k), c.evictions
+}
+
+// lookupLocked returns a copy of the cached record, or nil when there is
+// none or it is being committed.
+func (c *recordCache) lookupLocked(k cacheKey) *sandbox.Record {
+	if c.committing[k] > 0 {
+		return nil
+	}
+	return cloneRecord(c.byKey[k])
 }
 
 // fill caches what a reader read, unless an entry was evicted since the
@@ -68,21 +86,38 @@ func (c *recordCache) find(kind, alias string) (*sandbox.Record, uint64) {
 func (c *recordCache) fill(r *sandbox.Record, evictions uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.evictions != evictions {
+	k := cacheKey{r.Kind, r.MchID, r.Key}
+	if c.evictions != evictions || c.committing[k] > 0 {
 		return
 	}
-	if have := c.byKey[cacheKey{r.Kind, r.MchID, r.Key}]; have != nil && have.Version >= r.Version {
+	if have := c.byKey[k]; have != nil && have.Version >= r.Version {
 		return
 	}
 	c.putLocked(r)
 }
 
-// put caches records the writer committed, newest versions by definition.
-func (c *recordCache) put(rs []*sandbox.Record) {
+// committing marks the records a transaction wrote, just before its COMMIT.
+func (c *recordCache) commit(rs []*sandbox.Record) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, r := range rs {
-		c.putLocked(r)
+		c.committing[cacheKey{r.Kind, r.MchID, r.Key}]++
+	}
+}
+
+// committed ends commit's mark once the COMMIT returned, caching the new
+// versions if it succeeded (newest by definition: there is one writer).
+func (c *recordCache) committed(rs []*sandbox.Record, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range rs {
+		k := cacheKey{r.Kind, r.MchID, r.Key}
+		if c.committing[k]--; c.committing[k] <= 0 {
+			delete(c.committing, k)
+		}
+		if ok {
+			c.putLocked(r)
+		}
 	}
 }
 

@@ -239,3 +239,61 @@ func TestPruneJournalInChunks(t *testing.T) {
 		t.Fatalf("PruneJournal(by age) = %d, %v; want %d", got, err, keep-10)
 	}
 }
+
+// TestRecordCacheAfterACommitSeenElsewhere races a reader that learns of a
+// commit from another object of the same batch — a session read from the
+// file, as a caller's long poll does — against the writer: once it has
+// seen the session's new version, the record committed with it must not
+// come back older from the cache. (The writer used to update the cache
+// just after the commit, leaving a moment when the file had the new
+// versions and the cache the old.)
+func TestRecordCacheAfterACommitSeenElsewhere(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	rec := newRecord("m1", "R", "alias-r")
+	x := newSession("S", "m1", time.Now())
+	commit(t, s, &sandbox.Batch{Creates: []*sandbox.Record{rec}, Sessions: []*sandbox.Session{x}})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for round := range 300 {
+			r := *rec
+			r.Data = json.RawMessage(fmt.Sprintf(`{"round":%d}`, round))
+			if err := s.Commit(ctx, &sandbox.Batch{Updates: []*sandbox.Record{&r}, Sessions: []*sandbox.Session{x}}); err != nil {
+				t.Errorf("commit: %v", err)
+				return
+			}
+			rec.Version = r.Version
+		}
+	}()
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				sess, err := s.GetSession(ctx, "S")
+				if err != nil {
+					t.Errorf("read session: %v", err)
+					return
+				}
+				got, err := s.FindRecord(ctx, rec.Kind, "alias-r")
+				if err != nil {
+					t.Errorf("read record: %v", err)
+					return
+				}
+				// Both start at 1 and move together.
+				if got.Version < sess.Version {
+					t.Errorf("the session is at version %d, the record committed with it reads as version %d", sess.Version, got.Version)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}

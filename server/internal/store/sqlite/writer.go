@@ -229,16 +229,12 @@ func (w *wtx) run(group []*op) {
 		if fatal != nil {
 			o.err = fatal
 		}
-		if o.err == nil && len(o.written) > 0 {
-			// Before the caller hears of the commit: whoever it tells
-			// reads the new versions.
-			w.s.records.put(o.written)
-		}
 		o.done <- o.err
 	}
 }
 
 func (w *wtx) apply(running []*op) error {
+	all := running
 	tx, err := w.s.wdb.Begin()
 	if err != nil {
 		return w.s.fail("begin", err)
@@ -274,7 +270,19 @@ func (w *wtx) apply(running []*op) error {
 			return w.s.fail("release", err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	// The record cache stops answering for what this transaction wrote
+	// before the file shows it, and has the new versions before any caller
+	// hears of the commit (cache.go).
+	var written []*sandbox.Record
+	for _, o := range all {
+		if o.err == nil {
+			written = append(written, o.written...)
+		}
+	}
+	w.s.records.commit(written)
+	err = tx.Commit()
+	w.s.records.committed(written, err == nil)
+	if err != nil {
 		return w.s.fail("commit", err)
 	}
 	if c := w.s.ckpt; c != nil {
