@@ -396,8 +396,18 @@ func (a *API) getSession(c *gin.Context) error {
 		return err
 	}
 	out := gin.H{"session": s, "actions": []string{}}
-	if p, ok := a.Sessions.Product(s.Product); ok && s.State == sandbox.SessionPending {
+	p, ok := a.Sessions.Product(s.Product)
+	if ok && s.State == sandbox.SessionPending {
 		out["actions"] = p.Actions(s)
+	}
+	if d, ok := p.(sandbox.SubjectDescriber); ok && s.Ref != "" {
+		subject, err := d.Subject(c.Request.Context(), s)
+		switch {
+		case err == nil:
+			out["subject"] = subject
+		case !sandbox.IsCode(err, sandbox.CodeNotFound):
+			return err
+		}
 	}
 	c.JSON(http.StatusOK, out)
 	return nil

@@ -214,3 +214,13 @@ func (t *trade) encode(rec *sandbox.Record) error {
 	}
 	return nil
 }
+
+// Subject describes the trade the cashier session pays: its subject and
+// value, as P云's cashier shows them.
+func (p *Product) Subject(ctx context.Context, s *sandbox.Session) (*sandbox.Subject, error) {
+	_, t, err := p.loadTrade(ctx, s.MchID, s.Ref)
+	if err != nil {
+		return nil, err
+	}
+	return &sandbox.Subject{Kind: KindTrade, Key: t.PayOrder, Title: t.Subject, Amount: t.Value, AmountLabel: "value"}, nil
+}

@@ -262,11 +262,7 @@ func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string
 		return nil, sandbox.Invalid("unknown action", sandbox.Violation{Path: "/action", Message: fmt.Sprintf(
 			"%q is not a payscore action; choose one of: %s", action, strings.Join(p.Actions(s), ", "))})
 	}
-	rec, err := p.d.Store.GetRecord(ctx, kindOrder, s.MchID, s.Ref)
-	if err != nil {
-		return nil, err
-	}
-	o, err := decodeOrder(rec)
+	rec, o, err := p.loadOrder(ctx, s)
 	if err != nil {
 		return nil, err
 	}
@@ -317,4 +313,25 @@ func userOpenID(mchid string) string {
 		seed = seed*31 + int64(c)
 	}
 	return fixtures.New(seed).OpenID()
+}
+
+// Subject describes the service order the confirm page shows: the service
+// and its risk fund.
+func (p *Product) Subject(ctx context.Context, s *sandbox.Session) (*sandbox.Subject, error) {
+	_, o, err := p.loadOrder(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	return &sandbox.Subject{Kind: kindOrder, Key: o.OutOrderNo, Title: o.ServiceIntroduction,
+		Amount: o.RiskFund.Amount, AmountLabel: "risk_fund.amount"}, nil
+}
+
+// loadOrder reads the service order the session acts on.
+func (p *Product) loadOrder(ctx context.Context, s *sandbox.Session) (*sandbox.Record, *order, error) {
+	rec, err := p.d.Store.GetRecord(ctx, kindOrder, s.MchID, s.Ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	o, err := decodeOrder(rec)
+	return rec, o, err
 }

@@ -80,3 +80,27 @@ type Product interface {
 type PluginGetter interface {
 	Getter(ctx context.Context, s *Session, name string) (json.RawMessage, error)
 }
+
+// Subject is what a session is about, as the simulated mini-program shows
+// it to the person acting as the user: the record it acts on and the sum at
+// stake.
+type Subject struct {
+	Kind  string `json:"kind"`
+	Key   string `json:"key"`
+	Title string `json:"title,omitempty"`
+	// Amount is in fen: what the user pays (a P云 trade's value) or vouches
+	// for (a pay-score order's risk fund).
+	Amount int64 `json:"amount"`
+	// AmountLabel names what Amount is, in the upstream's words
+	// ("value", "risk_fund.amount").
+	AmountLabel string `json:"amount_label"`
+}
+
+// SubjectDescriber is implemented by products whose sessions act on one
+// record the user is shown (a trade to pay, an order to confirm), so that
+// the admin API and the QA page can show it beside the session.
+type SubjectDescriber interface {
+	// Subject describes the record s.Ref names; CodeNotFound when it is
+	// gone.
+	Subject(ctx context.Context, s *Session) (*Subject, error)
+}

@@ -206,6 +206,11 @@ func TestQAPageRunsAManualEmbedPaySession(t *testing.T) {
 		chromedp.Navigate(s.URL+"/act/"+sessionID),
 		visible(`.act[data-product="embedpay"] .sheet [data-action="pay"]`),
 	)
+	// It shows what the user pays: the trade's value (199 fen), from the
+	// session's subject.
+	if amount := get(t, act, "read the amount", text(`.sheet .ep-value`)); amount != "¥1.99" {
+		t.Errorf("the cashier shows %q as the amount, want ¥1.99", amount)
+	}
 	for _, a := range []string{"fail", "paying", "close"} {
 		if n := get(t, act, "find "+a, chromedp.Evaluate[int](`document.querySelectorAll('.sheet [data-action="`+a+`"]').length`)); n != 1 {
 			t.Errorf("the cashier has %d %q buttons, want 1", n, a)

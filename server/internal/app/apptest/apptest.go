@@ -6,6 +6,8 @@ package apptest
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -36,9 +38,14 @@ type Sandbox struct {
 // loopback httptest.Server, starts the workers, and tears it all down when
 // the test ends, in the server's order (shutdown signal, server, workers,
 // journal, store). Test defaults for what o leaves zero: a fresh SQLite
-// file in tb.TempDir(), MaxPoll, a shutdown channel closed at the end.
+// file in tb.TempDir(), MaxPoll, a shutdown channel closed at the end, and
+// the admin API open when no admin token is given, as the server opens it
+// on a loopback address.
 func Start(tb testing.TB, o app.Options) *Sandbox {
 	tb.Helper()
+	if o.Access.AdminToken == "" {
+		o.Access.Open = true
+	}
 	if o.Store == nil && o.StorePath == "" {
 		o.StorePath = filepath.Join(tb.TempDir(), "sandbox.db")
 	}
@@ -122,4 +129,26 @@ func Send(tb testing.TB, req *http.Request, want int) []byte {
 		tb.Fatalf("%s %s: status got %d, want %d; body %s", req.Method, req.URL.Path, resp.StatusCode, want, raw)
 	}
 	return raw
+}
+
+// Subject returns what GET /sandbox/v1/sessions/{id} shows as the session's
+// subject, each value as text, failing tb when it shows none.
+func (s *Sandbox) Subject(tb testing.TB, id string) map[string]string {
+	tb.Helper()
+	req, err := http.NewRequest(http.MethodGet, s.Server.URL+"/sandbox/v1/sessions/"+id, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	raw := Send(tb, req, http.StatusOK)
+	var out struct {
+		Subject map[string]any `json:"subject"`
+	}
+	if err := json.Unmarshal(raw, &out); err != nil || out.Subject == nil {
+		tb.Fatalf("GET /sandbox/v1/sessions/%s shows no subject (%v): %s", id, err, raw)
+	}
+	text := map[string]string{}
+	for k, v := range out.Subject {
+		text[k] = fmt.Sprint(v)
+	}
+	return text
 }

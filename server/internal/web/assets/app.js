@@ -854,10 +854,15 @@
     }
     let name = '';
     try { name = (await api('GET', '/sandbox/v1/merchants/' + enc(out.session.mchid))).name; } catch { /* the name is a nicety */ }
-    renderAct(out.session, out.actions || [], name);
+    renderAct(out.session, out.actions || [], name, out.subject);
   }
 
-  function renderAct(s, actions, merchantName) {
+  // yuan writes an amount in fen as the mini-programs do: ¥12.34.
+  const yuan = (fen) => '¥' + (Number(fen) / 100).toFixed(2);
+
+  // subject is what the session is about (the trade to pay, the order to
+  // confirm), when the product says: GET /sandbox/v1/sessions/{id}.
+  function renderAct(s, actions, merchantName, subject) {
     clearTimeout(S.actPoll);
     document.body.dataset.state = s.state;
     const pending = s.state === 'pending';
@@ -868,19 +873,19 @@
       try {
         const out = await api('POST', '/sandbox/v1/sessions/' + enc(s.id) + '/resolve', { action });
         toast(t('act.done', { action: actionName(s.product, action) }));
-        renderAct(out.session, [], merchantName);
+        renderAct(out.session, [], merchantName, subject);
       } catch (err) {
         report(err);
         try {
           const again = await api('GET', '/sandbox/v1/sessions/' + enc(s.id));
-          renderAct(again.session, again.actions || [], merchantName);
+          renderAct(again.session, again.actions || [], merchantName, again.subject);
         } catch { /* the toast said it */ }
       }
     };
     // ui is what a stand-in draws with: has() tells whether the session
     // offers an action, button() draws one that resolves the session.
     const ui = {
-      s, merchantName,
+      s, merchantName, subject,
       has: (...names) => pending && names.some((a) => actions.includes(a)),
       button(action, label, cls) {
         if (!ui.has(action)) return null;
@@ -914,7 +919,7 @@
     const poll = async () => {
       try {
         const again = await api('GET', '/sandbox/v1/sessions/' + enc(s.id));
-        if (again.session.state !== s.state) renderAct(again.session, again.actions || [], merchantName);
+        if (again.session.state !== s.state) renderAct(again.session, again.actions || [], merchantName, again.subject);
         else S.actPoll = setTimeout(poll, 3000);
       } catch { /* a reload shows it */ }
     };
@@ -952,7 +957,10 @@
         ? h('button', { type: 'button', class: 'primary wide', data: { step: 'confirm' }, onclick: confirmedPage, text: t('ps.confirm') }) : null;
       root.replaceChildren(phone(t('ps.nav'), null,
         h('div', { class: 'ps-head' }, h('div', { class: 'ps-logo', text: '分' }), h('h2', { text: t('ps.title') }),
-          h('p', { class: 'muted', text: ui.merchantName || ui.s.mchid })),
+          h('p', { class: 'muted', text: ui.merchantName || ui.s.mchid }),
+          ui.subject ? h('p', { class: 'ps-subject', data: { amount: ui.subject.amount } },
+            ui.subject.title ? h('span', { text: ui.subject.title + ' · ' }) : null,
+            t('ps.risk-fund'), ' ', h('strong', { text: yuan(ui.subject.amount) })) : null),
         h('ul', { class: 'ps-terms' }, h('li', { text: t('ps.term1') }), h('li', { text: t('ps.term2') })),
         h('div', { class: 'stack' }, step, ui.button('cancel', t('ps.cancel'), 'wide'), ui.button('expired', t('ps.expired'), 'link'))));
     };
@@ -981,7 +989,9 @@
       h('div', { class: 'behind' }, h('i'), h('i'), h('i')),
       h('div', { class: 'sheet' },
         h('div', { class: 'sheet-head' }, h('span', { class: 'sheet-title', text: t('ep.title') }), ui.button('close', '✕', 'link icon')),
-        h('div', { class: 'ep-amount' }, h('span', { class: 'muted', text: t('ep.paying-to') }), h('strong', { text: ui.merchantName || ui.s.mchid })),
+        h('div', { class: 'ep-amount' }, h('span', { class: 'muted', text: t('ep.paying-to') }), h('strong', { text: ui.merchantName || ui.s.mchid }),
+          ui.subject ? h('strong', { class: 'ep-value', data: { amount: ui.subject.amount }, text: yuan(ui.subject.amount) }) : null,
+          ui.subject && ui.subject.title ? h('span', { class: 'muted', text: ui.subject.title }) : null),
         h('p', { class: 'mono muted center', text: 'pay_id ' + payID }),
         h('div', { class: 'stack' },
           ui.button('pay', t('ep.pay'), 'primary wide'),
