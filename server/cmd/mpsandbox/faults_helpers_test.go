@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -9,10 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,109 +25,6 @@ const demoMchID = "1230000109"
 
 // soak reports whether the long variants were asked for.
 func soak() bool { return os.Getenv("MPSANDBOX_SOAK") != "" }
-
-// proc is the binary running as a child process.
-type proc struct {
-	t    testing.TB
-	cmd  *exec.Cmd
-	base string
-	log  *syncBuffer
-	done chan struct{}
-	err  error
-}
-
-// syncBuffer is the child's log, written by one goroutine, read by tests.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// startProc runs bin on dataDir, listening on a free loopback port, with
-// its JSON log captured, and returns once it logged "ready". wrap, when
-// given, is a command line the binary and its arguments are appended to
-// (a shell that sets a limit first).
-func startProc(t testing.TB, bin, dataDir string, wrap []string, flags ...string) *proc {
-	t.Helper()
-	p, err := launchProc(t, bin, dataDir, wrap, flags...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func launchProc(t testing.TB, bin, dataDir string, wrap []string, flags ...string) (*proc, error) {
-	args := append([]string{bin, "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--log-format", "json"}, flags...)
-	args = append(append([]string{}, wrap...), args...)
-	cmd := exec.Command(args[0], args[1:]...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	p := &proc{t: t, cmd: cmd, log: &syncBuffer{}, done: make(chan struct{})}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.done
-	})
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Bytes()
-			p.log.Write(append(line, '\n'))
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal(line, &rec) == nil && rec.Msg == "ready" {
-				addr <- rec.Addr
-			}
-		}
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	select {
-	case a := <-addr:
-		p.base = "http://" + a
-		return p, nil
-	case <-p.done:
-		return p, fmt.Errorf("the server exited before it was ready (%v):\n%s", p.err, p.log)
-	case <-time.After(30 * time.Second):
-		return p, fmt.Errorf("the server was not ready within 30 s:\n%s", p.log)
-	}
-}
-
-// kill9 sends SIGKILL, as an out-of-memory killer or a pulled plug would.
-func (p *proc) kill9() {
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
-
-// stop sends SIGTERM and expects a clean exit.
-func (p *proc) stop() {
-	p.t.Helper()
-	_ = p.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		p.t.Fatalf("no exit 30 s after SIGINT:\n%s", p.log)
-	}
-	if p.err != nil {
-		p.t.Fatalf("exit after SIGINT: %v\n%s", p.err, p.log)
-	}
-}
 
 // faultClient is a merchant's HTTP client of the sandbox.
 var faultClient = &http.Client{Timeout: 30 * time.Second}

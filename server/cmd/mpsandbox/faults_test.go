@@ -20,6 +20,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+	"github.com/mpsandbox/mpsandbox/server/internal/testproc"
 	"github.com/mpsandbox/mpsandbox/server/internal/wxsign"
 )
 
@@ -85,14 +86,13 @@ func TestFaultKill9KeepsAcceptedWork(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the binary")
 	}
-	bin := buildBinary(t)
 	data := t.TempDir()
 	rounds, first := 1, 40
 	if soak() {
 		rounds, first = 5, 300
 	}
-	p := startProc(t, bin, data, nil)
-	c := credsOf(t, p.base, demoMchID)
+	p := testproc.Start(t, testproc.Options{DataDir: data})
+	c := credsOf(t, p.URL, demoMchID)
 	// A slow merchant keeps deliveries in flight when the kill comes.
 	ledger := newLedger(t, c.PCloudSecret, 200*time.Millisecond)
 	accepted := map[string]bool{} // jumps acknowledged: their trade-notify was accepted
@@ -113,19 +113,19 @@ func TestFaultKill9KeepsAcceptedWork(t *testing.T) {
 		return err
 	}
 	for range first {
-		if err := order(p.base); err != nil {
+		if err := order(p.URL); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for round := range rounds {
 		// Due now: deliveries start. Then load, then the kill mid-flight.
-		advance(t, p.base, demoMchID, 61*time.Second)
+		advance(t, p.URL, demoMchID, 61*time.Second)
 		var wg sync.WaitGroup
 		for range 8 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for order(p.base) == nil {
+				for order(p.URL) == nil {
 				}
 			}()
 		}
@@ -133,7 +133,7 @@ func TestFaultKill9KeepsAcceptedWork(t *testing.T) {
 		ledger.mu.Lock()
 		inflight := ledger.inflight
 		ledger.mu.Unlock()
-		p.kill9()
+		p.Kill()
 		wg.Wait()
 		if inflight == 0 {
 			t.Fatal("no delivery was in flight at the kill: the test did not test that")
@@ -142,10 +142,10 @@ func TestFaultKill9KeepsAcceptedWork(t *testing.T) {
 		t.Logf("round %d: killed with %d deliveries in flight, %d trades acknowledged, %d notifications accepted, %d delivered",
 			round+1, inflight, len(prepared), len(accepted), len(accepted)-len(ledger.missing(accepted)))
 		mu.Unlock()
-		p = startProc(t, bin, data, nil)
+		p = testproc.Start(t, testproc.Options{DataDir: data})
 	}
 	// Whatever was accepted after the last advance falls due with this one.
-	advance(t, p.base, demoMchID, 61*time.Second)
+	advance(t, p.URL, demoMchID, 61*time.Second)
 	settle := 60 * time.Second
 	if soak() {
 		settle = 5 * time.Minute
@@ -155,12 +155,12 @@ func TestFaultKill9KeepsAcceptedWork(t *testing.T) {
 		t.Errorf("%d notifications did not verify with the merchant's secret", ledger.forged)
 	}
 	for po := range prepared {
-		out, err := pcloudForm(p.base, "/gate/1.0/payment/trade/query", c, map[string]string{"pay_order": po})
+		out, err := pcloudForm(p.URL, "/gate/1.0/payment/trade/query", c, map[string]string{"pay_order": po})
 		if err != nil || out["code"] != "1001" {
 			t.Fatalf("acknowledged trade %s after the kill: %v %v", po, out, err)
 		}
 	}
-	p.stop()
+	p.Stop()
 	checkDatabase(t, filepath.Join(data, "mpsandbox.db"))
 }
 
@@ -213,10 +213,10 @@ func TestFaultNotifyReceivers(t *testing.T) {
 	if soak() {
 		hangs = 60
 	}
-	p := startProc(t, buildBinary(t), t.TempDir(), nil)
-	stuck := credsOf(t, p.base, demoMchID)
-	failing := newMerchant(t, p.base, "1900000071")
-	healthy := newMerchant(t, p.base, "1900000072")
+	p := testproc.Start(t, testproc.Options{DataDir: t.TempDir()})
+	stuck := credsOf(t, p.URL, demoMchID)
+	failing := newMerchant(t, p.URL, "1900000071")
+	healthy := newMerchant(t, p.URL, "1900000072")
 
 	release := make(chan struct{})
 	defer close(release)
@@ -249,7 +249,7 @@ func TestFaultNotifyReceivers(t *testing.T) {
 		var pos []string
 		for i := range n {
 			po := fmt.Sprintf("%s%03d", prefix, i)
-			if _, err := paidOrder(p.base, c, po, to); err != nil {
+			if _, err := paidOrder(p.URL, c, po, to); err != nil {
 				t.Fatal(err)
 			}
 			pos = append(pos, po)
@@ -266,7 +266,7 @@ func TestFaultNotifyReceivers(t *testing.T) {
 		want[po] = true
 	}
 	for _, m := range []string{demoMchID, failing.MchID, healthy.MchID} {
-		advance(t, p.base, m, 61*time.Second)
+		advance(t, p.URL, m, 61*time.Second)
 	}
 	released := time.Now()
 
@@ -283,7 +283,7 @@ func TestFaultNotifyReceivers(t *testing.T) {
 		for _, po := range append(reset, e500...) {
 			var n notificationRow
 			eventually(t, 10*time.Second, po+": first attempt recorded", func() bool {
-				rows := notificationsOf(t, p.base, failing.MchID, po)
+				rows := notificationsOf(t, p.URL, failing.MchID, po)
 				if len(rows) == 1 && rows[0].Attempts >= 1 {
 					n = rows[0]
 				}
@@ -295,17 +295,17 @@ func TestFaultNotifyReceivers(t *testing.T) {
 		}
 		// P云's schedule (embedpay.retrySchedule): 15 s, 15 s, 30 s.
 		for attempt, gap := range []time.Duration{15 * time.Second, 15 * time.Second, 30 * time.Second} {
-			now := clockNow(t, p.base, failing.MchID)
+			now := clockNow(t, p.URL, failing.MchID)
 			for _, po := range append(reset, e500...) {
-				n := notificationsOf(t, p.base, failing.MchID, po)[0]
+				n := notificationsOf(t, p.URL, failing.MchID, po)[0]
 				if d := n.DueAt.Sub(now); d <= gap-5*time.Second || d > gap {
 					t.Fatalf("%s after attempt %d: due in %v, want about %v", po, attempt+1, d, gap)
 				}
 			}
-			advance(t, p.base, failing.MchID, gap)
+			advance(t, p.URL, failing.MchID, gap)
 			for _, po := range append(reset, e500...) {
 				eventually(t, 10*time.Second, fmt.Sprintf("%s: attempt %d", po, attempt+2), func() bool {
-					return notificationsOf(t, p.base, failing.MchID, po)[0].Attempts == attempt+2
+					return notificationsOf(t, p.URL, failing.MchID, po)[0].Attempts == attempt+2
 				})
 			}
 		}
@@ -317,11 +317,11 @@ func TestFaultNotifyReceivers(t *testing.T) {
 		wait := time.Duration(hangs/16+2) * 6 * time.Second
 		for _, po := range slow {
 			eventually(t, wait, po+" delivered", func() bool {
-				return notificationsOf(t, p.base, demoMchID, po)[0].State == "delivered"
+				return notificationsOf(t, p.URL, demoMchID, po)[0].State == "delivered"
 			})
 		}
 		eventually(t, 15*time.Second, "the hanging attempts timed out and were rescheduled", func() bool {
-			n := notificationsOf(t, p.base, demoMchID, "HANG-000")[0]
+			n := notificationsOf(t, p.URL, demoMchID, "HANG-000")[0]
 			return n.Attempts == 1 && n.State == "pending" && n.LastError != ""
 		})
 	})
@@ -335,10 +335,10 @@ func TestFaultDataDirUnusableAtStart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the binary")
 	}
-	bin := buildBinary(t)
+	bin := testproc.Binary(t)
 	existing := t.TempDir()
-	p := startProc(t, bin, existing, nil)
-	p.stop()
+	p := testproc.Start(t, testproc.Options{DataDir: existing})
+	p.Stop()
 
 	for _, tc := range []struct {
 		name  string
@@ -429,22 +429,22 @@ func TestFaultDiskFullWhileServing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the binary")
 	}
-	bin, data := buildBinary(t), t.TempDir()
-	startProc(t, bin, data, nil).stop()
+	data := t.TempDir()
+	testproc.Start(t, testproc.Options{DataDir: data}).Stop()
 	// 512 blocks of 512 bytes: the database written at the first start
 	// fits, and the WAL fills after a few dozen commits.
-	p := startProc(t, bin, data, []string{"sh", "-c", `ulimit -f 512 && exec "$0" "$@"`})
-	c := credsOf(t, p.base, demoMchID)
+	p := testproc.Start(t, testproc.Options{DataDir: data, Wrap: []string{"sh", "-c", `ulimit -f 512 && exec "$0" "$@"`}})
+	c := credsOf(t, p.URL, demoMchID)
 	var acked []string
 	refused := 0
 	for i := 0; i < 2000 && refused < 5; i++ {
 		po := fmt.Sprintf("FULL-%04d", i)
-		out, err := pcloudForm(p.base, "/gate/1.0/payment/trade/prepare", c, map[string]string{
+		out, err := pcloudForm(p.URL, "/gate/1.0/payment/trade/prepare", c, map[string]string{
 			"pay_order": po, "subject": "x", "value": "100", "notify_url": "http://127.0.0.1:9/n", "trade_scene": "GENERIC",
 		})
 		switch {
 		case err != nil:
-			t.Fatalf("prepare %s: %v: the server must answer a full disk, not fail\n%s", po, err, p.log)
+			t.Fatalf("prepare %s: %v: the server must answer a full disk, not fail\n%s", po, err, p.Log())
 		case out["code"] == "1001":
 			acked = append(acked, po)
 		case out["code"] == "500" && out["message"] != "":
@@ -456,22 +456,22 @@ func TestFaultDiskFullWhileServing(t *testing.T) {
 	if refused == 0 {
 		t.Fatalf("the disk never filled after %d trades", len(acked))
 	}
-	if status, _, err := call("GET", p.base+"/readyz", nil, nil); err != nil || status != 200 {
+	if status, _, err := call("GET", p.URL+"/readyz", nil, nil); err != nil || status != 200 {
 		t.Fatalf("readyz on a full disk: %d %v", status, err)
 	}
 	for _, po := range acked {
-		if out, err := pcloudForm(p.base, "/gate/1.0/payment/trade/query", c, map[string]string{"pay_order": po}); err != nil || out["code"] != "1001" {
+		if out, err := pcloudForm(p.URL, "/gate/1.0/payment/trade/query", c, map[string]string{"pay_order": po}); err != nil || out["code"] != "1001" {
 			t.Fatalf("query %s on a full disk: %v %v", po, out, err)
 		}
 	}
-	p.kill9()
-	p = startProc(t, bin, data, nil)
+	p.Kill()
+	p = testproc.Start(t, testproc.Options{DataDir: data})
 	for _, po := range acked {
-		if out, err := pcloudForm(p.base, "/gate/1.0/payment/trade/query", c, map[string]string{"pay_order": po}); err != nil || out["code"] != "1001" {
+		if out, err := pcloudForm(p.URL, "/gate/1.0/payment/trade/query", c, map[string]string{"pay_order": po}); err != nil || out["code"] != "1001" {
 			t.Fatalf("acknowledged trade %s after the restart: %v %v", po, out, err)
 		}
 	}
-	if _, err := prepare(p.base, c, "FULL-AFTER", "100", "http://127.0.0.1:9/n"); err != nil {
+	if _, err := prepare(p.URL, c, "FULL-AFTER", "100", "http://127.0.0.1:9/n"); err != nil {
 		t.Fatalf("with room again: %v", err)
 	}
 	t.Logf("%d trades acknowledged before the disk filled, %d refused", len(acked), refused)
@@ -489,8 +489,8 @@ func TestFaultConcurrentChangesToOneOrder(t *testing.T) {
 	if soak() {
 		races = 100
 	}
-	p := startProc(t, buildBinary(t), t.TempDir(), nil)
-	c := credsOf(t, p.base, demoMchID)
+	p := testproc.Start(t, testproc.Options{DataDir: t.TempDir()})
+	c := credsOf(t, p.URL, demoMchID)
 	create := func(no string, amount int) map[string]any {
 		return map[string]any{
 			"out_order_no": no, "appid": c.AppID, "service_id": c.ServiceID, "service_introduction": "停车服务",
@@ -500,7 +500,7 @@ func TestFaultConcurrentChangesToOneOrder(t *testing.T) {
 	}
 	createOf := func(no string, amount int) func() (int, map[string]any) {
 		return func() (int, map[string]any) {
-			return v3Call(t, p.base, c, "POST", "/v3/payscore/serviceorder", create(no, amount))
+			return v3Call(t, p.URL, c, "POST", "/v3/payscore/serviceorder", create(no, amount))
 		}
 	}
 	both := func(a, b func() (int, map[string]any)) (ra, rb result) {
@@ -523,7 +523,7 @@ func TestFaultConcurrentChangesToOneOrder(t *testing.T) {
 				t.Fatalf("%s: the loser got %d %v, want 400 INVALID_REQUEST", no, lose.status, lose.body)
 			}
 			got := win.body["risk_fund"].(map[string]any)["amount"]
-			status, q := v3Call(t, p.base, c, "GET", "/v3/payscore/serviceorder?service_id="+c.ServiceID+"&appid="+c.AppID+"&out_order_no="+no, nil)
+			status, q := v3Call(t, p.URL, c, "GET", "/v3/payscore/serviceorder?service_id="+c.ServiceID+"&appid="+c.AppID+"&out_order_no="+no, nil)
 			if status != 200 || q["risk_fund"].(map[string]any)["amount"] != got {
 				t.Fatalf("%s: the stored order is not the winner's: %d %v", no, status, q)
 			}
@@ -550,13 +550,13 @@ func TestFaultConcurrentChangesToOneOrder(t *testing.T) {
 			end := time.Now().In(time.FixedZone("CST", 8*3600)).Format("20060102150405")
 			a, b := both(
 				func() (int, map[string]any) {
-					return v3Call(t, p.base, c, "POST", "/v3/payscore/serviceorder/"+no+"/complete", map[string]any{
+					return v3Call(t, p.URL, c, "POST", "/v3/payscore/serviceorder/"+no+"/complete", map[string]any{
 						"appid": c.AppID, "service_id": c.ServiceID, "total_amount": 1500, "time_range": map[string]any{"end_time": end},
 						"post_payments": []any{map[string]any{"name": "停车费", "amount": 1500, "count": 1}},
 					})
 				},
 				func() (int, map[string]any) {
-					return v3Call(t, p.base, c, "POST", "/v3/payscore/serviceorder/"+no+"/cancel", map[string]any{
+					return v3Call(t, p.URL, c, "POST", "/v3/payscore/serviceorder/"+no+"/cancel", map[string]any{
 						"appid": c.AppID, "service_id": c.ServiceID, "reason": "用户取消"})
 				})
 			_, lose := oneWinner(t, a, b)
@@ -567,7 +567,7 @@ func TestFaultConcurrentChangesToOneOrder(t *testing.T) {
 			if a.status == 200 {
 				wantState = "DONE"
 			}
-			_, q := v3Call(t, p.base, c, "GET", "/v3/payscore/serviceorder?service_id="+c.ServiceID+"&appid="+c.AppID+"&out_order_no="+no, nil)
+			_, q := v3Call(t, p.URL, c, "GET", "/v3/payscore/serviceorder?service_id="+c.ServiceID+"&appid="+c.AppID+"&out_order_no="+no, nil)
 			if q["state"] != wantState {
 				t.Fatalf("%s: state %v after the winner, want %s", no, q["state"], wantState)
 			}
@@ -580,12 +580,12 @@ func TestFaultConcurrentChangesToOneOrder(t *testing.T) {
 		// it got in first, shows the trade as the winner left it.
 		for i := range races {
 			po := fmt.Sprintf("RACE-J-%d", i)
-			payID, err := prepare(p.base, c, po, valuePayNowNotifyLate, "http://127.0.0.1:9/notify")
+			payID, err := prepare(p.URL, c, po, valuePayNowNotifyLate, "http://127.0.0.1:9/notify")
 			if err != nil {
 				t.Fatal(err)
 			}
 			jumpOnce := func() (int, map[string]any) {
-				status, raw, err := jump(p.base, c, payID)
+				status, raw, err := jump(p.URL, c, payID)
 				if err != nil {
 					t.Error(err)
 				}
@@ -604,7 +604,7 @@ func TestFaultConcurrentChangesToOneOrder(t *testing.T) {
 							ExtraData map[string]any `json:"extraData"`
 						} `json:"referrerInfo"`
 					}
-					mustJSON(t, "GET", p.base+"/miniprogram/v1/sessions/"+r.body["session_id"].(string)+"/return?wait=5s", nil, 200, &ret)
+					mustJSON(t, "GET", p.URL+"/miniprogram/v1/sessions/"+r.body["session_id"].(string)+"/return?wait=5s", nil, 200, &ret)
 					serials[ret.ReferrerInfo.ExtraData["pay_serial"]] = true
 				case r.status < 400 || r.status >= 500 || !strings.HasPrefix(msg, "openEmbeddedMiniProgram:fail"):
 					t.Fatalf("%s: a jump got %d %v, want 200 or an errMsg failure", po, r.status, r.body)
@@ -613,7 +613,7 @@ func TestFaultConcurrentChangesToOneOrder(t *testing.T) {
 			if len(serials) != 1 {
 				t.Fatalf("%s: the jumps saw %d payments (%v), want one", po, len(serials), serials)
 			}
-			if rows := notificationsOf(t, p.base, demoMchID, po); len(rows) != 1 {
+			if rows := notificationsOf(t, p.URL, demoMchID, po); len(rows) != 1 {
 				t.Fatalf("%s: %d trade-notify rows, want exactly one: %+v", po, len(rows), rows)
 			}
 		}

@@ -1,30 +1,19 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mpsandbox/mpsandbox/server/internal/testproc"
 )
 
-// buildBinary compiles the real server once per test binary run.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "mpsandbox")
-	// The same flags as the e2e image build, so the two share the build cache.
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
+// TestMain removes the binary the process and fault tests built.
+func TestMain(m *testing.M) { testproc.Main(m) }
 
 // TestSIGTERMEndsStreamsAndClosesTheStoreCleanly runs the real binary,
 // keeps a journal event stream open, sends SIGTERM, and expects a prompt
@@ -34,33 +23,11 @@ func TestSIGTERMEndsStreamsAndClosesTheStoreCleanly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := buildBinary(t)
 	data := t.TempDir()
-	cmd := exec.Command(bin, "--addr", "127.0.0.1:0", "--data-dir", data, "--log-format", "json", "--shutdown-timeout", "20s")
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	lines := bufio.NewScanner(stderr)
-	addr := ""
-	for addr == "" && lines.Scan() {
-		line := lines.Text()
-		if strings.Contains(line, `"msg":"ready"`) {
-			i := strings.Index(line, `"addr":"`) + len(`"addr":"`)
-			addr = line[i : i+strings.Index(line[i:], `"`)]
-		}
-	}
-	if addr == "" {
-		t.Fatal("the server never logged ready")
-	}
-	go func() {
-		for lines.Scan() {
-		}
-	}()
+	p := testproc.Start(t, testproc.Options{DataDir: data, Flags: []string{"--shutdown-timeout", "20s"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/sandbox/v1/journal/stream", nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", p.URL+"/sandbox/v1/journal/stream", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("stream: %v %v", err, resp)
@@ -76,10 +43,10 @@ func TestSIGTERMEndsStreamsAndClosesTheStoreCleanly(t *testing.T) {
 		}
 	}()
 	start := time.Now()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Wait(); err != nil {
+	if err := p.Wait(); err != nil {
 		t.Fatalf("exit: %v", err)
 	}
 	if took := time.Since(start); took > 10*time.Second {

@@ -1,14 +1,12 @@
 package web
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +17,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/mpsandbox/mpsandbox/server/internal/testproc"
 )
 
 var updateScreenshots = flag.Bool("update-screenshots", false, "write docs/screenshots/*.png from the browser tests' own browser")
@@ -27,114 +27,22 @@ var updateScreenshots = flag.Bool("update-screenshots", false, "write docs/scree
 // package.
 const screenshotDir = "../../../docs/screenshots"
 
-// binary is the real server, built once for every browser test of a run.
-var binary struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
-
 func TestMain(m *testing.M) {
 	flag.Parse()
-	code := m.Run()
-	if binary.dir != "" {
-		os.RemoveAll(binary.dir)
-	}
-	os.Exit(code)
-}
-
-// serverBinary builds ./server/cmd/mpsandbox with the flags the e2e image
-// and process_test.go use, so the three share the build cache.
-func serverBinary(tb testing.TB) string {
-	tb.Helper()
-	binary.once.Do(func() {
-		binary.dir, binary.err = os.MkdirTemp("", "mpsandbox-web-")
-		if binary.err != nil {
-			return
-		}
-		binary.path = filepath.Join(binary.dir, "mpsandbox")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", binary.path, "github.com/mpsandbox/mpsandbox/server/cmd/mpsandbox")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binary.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binary.err != nil {
-		tb.Fatal(binary.err)
-	}
-	return binary.path
+	testproc.Main(m)
 }
 
 // server is a running mpsandbox process.
 type server struct {
-	URL   string
+	*testproc.Proc
 	token string // sent as a bearer token when set
-	log   *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startSandbox runs the real binary in memory on addr (port 0) and waits
 // for its ready line; the process is killed when the test ends.
 func startSandbox(t *testing.T, addr string, args ...string) *server {
 	t.Helper()
-	bin := serverBinary(t)
-	cmd := exec.Command(bin, append([]string{"--addr", addr, "--in-memory", "--log-format", "json", "--access-log=false"}, args...)...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	s := &server{log: &syncBuffer{}}
-	lines := bufio.NewScanner(stderr)
-	for s.URL == "" && lines.Scan() {
-		line := lines.Text()
-		s.log.Write([]byte(line + "\n"))
-		var entry struct {
-			Msg  string `json:"msg"`
-			Addr string `json:"addr"`
-		}
-		if json.Unmarshal([]byte(line), &entry) == nil && entry.Msg == "ready" {
-			_, port, err := net.SplitHostPort(entry.Addr)
-			if err != nil {
-				t.Fatalf("ready at %q: %v", entry.Addr, err)
-			}
-			// A wildcard bind is reached on loopback: the test never
-			// leaves the machine.
-			s.URL = "http://127.0.0.1:" + port
-		}
-	}
-	if s.URL == "" {
-		t.Fatalf("the server never logged ready:\n%s", s.log)
-	}
-	go func() {
-		for lines.Scan() {
-			s.log.Write([]byte(lines.Text() + "\n"))
-		}
-	}()
-	return s
+	return &server{Proc: testproc.Start(t, testproc.Options{Addr: addr, Flags: append([]string{"--access-log=false"}, args...)})}
 }
 
 // do sends a request to the sandbox and returns the status and body.
