@@ -219,7 +219,7 @@ const sceneBackFromMiniProgram = 1038
 // returns without extraData and leaves the trade as it was, so it can be
 // opened again. An auto session acts at its DueAt, not when the worker got
 // to it, so timelines do not drift with scan latency.
-func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string) (*sandbox.Batch, error) {
+func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string, at time.Time) (*sandbox.Batch, error) {
 	if action != sandbox.ActionTimeout && !slices.Contains(p.Actions(s), action) {
 		return nil, sandbox.Invalid("unknown action", sandbox.Violation{Path: "/action", Message: fmt.Sprintf(
 			"%q is not an embedpay action; choose one of: %s", action, strings.Join(p.Actions(s), ", "))})
@@ -235,11 +235,6 @@ func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string
 		// A physical back or a half-screen close: extraData is empty
 		// (DOMAIN.md §4, CSDN 141154426).
 		return nil, p.setReturn(s, ret)
-	}
-	now := p.d.Clock.Now(s.MchID)
-	at := now
-	if s.Mode == sandbox.ModeAuto && s.DueAt.Before(now) {
-		at = s.DueAt
 	}
 	var batch sandbox.Batch
 	if len(t.Points) == 0 {

@@ -50,15 +50,6 @@ func apiName(api string) string {
 
 const keyAPI = "mpsandbox.api"
 
-// callResult is implemented by a product whose call answers with the user's
-// outcome once the session has resolved: wx.requestPayment calls back only
-// after the user paid or cancelled, so its answer is "requestPayment:ok" or
-// "requestPayment:fail cancel", not an acknowledgement. ok is false while
-// the outcome is unknown.
-type callResult interface {
-	CallErrMsg(s *sandbox.Session) (errMsg string, ok bool)
-}
-
 // handleCall handles "POST /miniprogram/v1/{api}".
 func (s *Service) handleCall(c *gin.Context, v sandbox.Validator) error {
 	api := strings.Trim(c.Param("api"), "/")
@@ -91,7 +82,7 @@ func (s *Service) handleCall(c *gin.Context, v sandbox.Validator) error {
 		c.Header("X-Sandbox-Scenario", sess.Scenario)
 	}
 	errMsg := apiName(api) + ":ok"
-	if o, ok := s.products[sess.Product].(callResult); ok {
+	if o, ok := s.products[sess.Product].(sandbox.CallResult); ok {
 		if m, ok := o.CallErrMsg(sess); ok {
 			errMsg = m
 		}

@@ -174,7 +174,7 @@ func (s *Service) Launch(ctx context.Context, call *sandbox.Call) (*sandbox.Sess
 	// The product read the clock after now: an action it set for "at once"
 	// is due by the time it is done, and is resolved in this commit.
 	if sess.Mode == sandbox.ModeAuto && !sess.DueAt.After(s.o.Clock.Now(call.Merchant.MchID)) {
-		more, err := p.Resolve(ctx, sess, sess.Action)
+		more, err := p.Resolve(ctx, sess, sess.Action, sess.DueAt)
 		if err != nil {
 			return nil, err
 		}
@@ -205,11 +205,13 @@ func (s *Service) Resolve(ctx context.Context, id, action string) (*sandbox.Sess
 		return nil, sandbox.Invalid("unknown action", sandbox.Violation{Path: "/action",
 			Message: fmt.Sprintf("%q is not an action of this %s session; choose one of: %s", action, sess.Product, strings.Join(p.Actions(sess), ", "))})
 	}
-	return sess, s.resolve(ctx, p, sess, action)
+	return sess, s.resolve(ctx, p, sess, action, s.o.Clock.Now(sess.MchID))
 }
 
-func (s *Service) resolve(ctx context.Context, p sandbox.Product, sess *sandbox.Session, action string) error {
-	batch, err := p.Resolve(ctx, sess, action)
+// resolve applies action at the instant at: the merchant's clock for a
+// person's choice, the session's DueAt for a scheduled action.
+func (s *Service) resolve(ctx context.Context, p sandbox.Product, sess *sandbox.Session, action string, at time.Time) error {
+	batch, err := p.Resolve(ctx, sess, action, at)
 	if err != nil {
 		return err
 	}
@@ -412,7 +414,7 @@ func (s *Service) scan(ctx context.Context) time.Duration {
 			wg.Add(1)
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				if err := s.resolve(ctx, p, sess, action); err != nil && !sandbox.IsCode(err, sandbox.CodeConflict) {
+				if err := s.resolve(ctx, p, sess, action, sess.DueAt); err != nil && !sandbox.IsCode(err, sandbox.CodeConflict) {
 					s.o.Logger.Error("resolve_failed", "session", sess.ID, "merchant", m.MchID, "error", err)
 				}
 			}()

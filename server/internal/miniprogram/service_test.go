@@ -63,7 +63,7 @@ func (fakeProduct) Launch(_ context.Context, call *sandbox.Call, s *sandbox.Sess
 	return nil, nil
 }
 
-func (fakeProduct) Resolve(_ context.Context, s *sandbox.Session, action string) (*sandbox.Batch, error) {
+func (fakeProduct) Resolve(_ context.Context, s *sandbox.Session, action string, _ time.Time) (*sandbox.Batch, error) {
 	s.State, s.Action = sandbox.SessionReturned, action
 	s.Return, _ = json.Marshal(map[string]any{"scene": 1038, "referrerInfo": map[string]any{
 		"appId": "wxfake0000000000", "extraData": map[string]any{"action": action}}})

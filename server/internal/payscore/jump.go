@@ -255,7 +255,7 @@ type referrer struct {
 // button returns query_id, the back icon returns nothing (seed 003 §1.3).
 // A user who acts after the package expired, or on an order no longer
 // CREATED, meets the expired page instead.
-func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string) (*sandbox.Batch, error) {
+func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string, _ time.Time) (*sandbox.Batch, error) {
 	switch action {
 	case ActionConfirm, ActionConfirmBackIcon, ActionCancel, ActionExpired, sandbox.ActionTimeout:
 	default:

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
@@ -306,7 +307,7 @@ func appErrCode(action string) int {
 // manual session's timeout change nothing. The return is the same in every
 // case for a mini-program caller — no data — and the App SDK's errCode for
 // an App. Partial repayment is not offered: see docs/products/repayment.md.
-func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string) (*sandbox.Batch, error) {
+func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string, at time.Time) (*sandbox.Batch, error) {
 	if action != sandbox.ActionTimeout && !slices.Contains(p.Actions(s), action) {
 		return nil, sandbox.Invalid("unknown action", sandbox.Violation{Path: "/action", Message: fmt.Sprintf(
 			"%q is not an action of this repayment session; choose one of: %s", action, strings.Join(p.Actions(s), ", "))})
@@ -330,11 +331,6 @@ func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string
 	}
 	if u == nil {
 		return nil, sandbox.Errorf(sandbox.CodeInternal, "session %s: vehicle user %s is gone", s.ID, s.Ref)
-	}
-	// An auto session acts at its DueAt, not when the worker got to it.
-	at := p.d.Clock.Now(s.MchID)
-	if s.Mode == sandbox.ModeAuto && s.DueAt.Before(at) {
-		at = s.DueAt
 	}
 	owed := u.owed()
 	if owed == 0 {

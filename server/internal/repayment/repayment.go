@@ -17,11 +17,9 @@
 package repayment
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -91,9 +89,11 @@ const (
 	schemaTransactionURI = "repayment/transaction.query"
 )
 
-// Product is the repayment simulation. It implements sandbox.Product and
-// sandbox.NotifyBuilder, mounts the v2 and v3 vehicle endpoints (Register)
-// and the vehicle-user admin routes (RegisterAdmin).
+// Product is the repayment simulation: sandbox.Product, the v2 and v3
+// vehicle endpoints (sandbox.Routes) and the vehicle-user admin routes
+// (sandbox.AdminRoutes). It sends no notifications: the repayment
+// mini-program returns nothing and the merchant polls the user state (seed
+// 001); the v2 还款结果通知 (DOMAIN.md §3) is not simulated.
 type Product struct {
 	d   sandbox.Deps
 	v3  *wxpayv3.API
@@ -107,22 +107,14 @@ type Product struct {
 }
 
 var (
-	_ sandbox.Product       = (*Product)(nil)
-	_ sandbox.NotifyBuilder = (*Product)(nil)
+	_ sandbox.Product     = (*Product)(nil)
+	_ sandbox.Routes      = (*Product)(nil)
+	_ sandbox.AdminRoutes = (*Product)(nil)
 )
 
 // New builds the product. Every repayment scenario must script an action
 // this product plays; a bad one stops start-up with its file.
 func New(d sandbox.Deps) (*Product, error) {
-	if d.Store == nil || d.Clock == nil || d.Merchants == nil || d.Scenarios == nil || d.Validator == nil {
-		return nil, fmt.Errorf("repayment: Store, Clock, Merchants, Scenarios and Validator are required")
-	}
-	if d.Journal == nil {
-		d.Journal = discardJournal{}
-	}
-	if d.Logger == nil {
-		d.Logger = slog.New(slog.DiscardHandler)
-	}
 	if d.Scenarios.Default(sandbox.ProductRepayment) == nil {
 		return nil, fmt.Errorf("repayment: the scenario catalogue has no default repayment scenario")
 	}
@@ -139,10 +131,6 @@ func New(d sandbox.Deps) (*Product, error) {
 		seeded: map[string]bool{},
 	}, nil
 }
-
-type discardJournal struct{}
-
-func (discardJournal) Record(*sandbox.Exchange) {}
 
 func isAction(a string) bool {
 	switch a {
@@ -190,23 +178,3 @@ func (p *Product) RegisterAdmin(g gin.IRouter) {
 	g.POST("/vehicle-users", httpapi.Handle(p.handleCreateUser))
 	g.GET("/vehicle-users", httpapi.Handle(p.handleListUsers))
 }
-
-// BuildNotify is never called: the repayment mini-program returns nothing
-// and the merchant polls the user state (seed 001), so this product queues
-// no notification. The v2 还款结果通知 (DOMAIN.md §3) is not simulated.
-func (p *Product) BuildNotify(_ context.Context, _ *sandbox.Merchant, n *sandbox.Notification) (*sandbox.OutboundRequest, error) {
-	return nil, sandbox.Errorf(sandbox.CodeInternal, "repayment sends no notifications; %s is not one of its own", n.ID)
-}
-
-// Acknowledged follows v2's rule for the day notifications exist: an
-// answer with return_code SUCCESS.
-func (p *Product) Acknowledged(status int, body []byte) bool {
-	if status != 200 {
-		return false
-	}
-	params, _ := wxpayv2.ParseXML(body)
-	return params["return_code"] == wxpayv2.Success
-}
-
-// Schedule is v2's retry schedule, unused while nothing is sent.
-func (p *Product) Schedule() []time.Duration { return nil }

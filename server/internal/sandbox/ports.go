@@ -91,18 +91,6 @@ type OutboundRequest struct {
 	Body   []byte
 }
 
-// NotifyBuilder is what a product gives the notification worker.
-type NotifyBuilder interface {
-	// BuildNotify builds and signs the request for one attempt, applying
-	// n.Faults.BadSignature.
-	BuildNotify(ctx context.Context, m *Merchant, n *Notification) (*OutboundRequest, error)
-	// Acknowledged says whether the merchant's answer acknowledges it.
-	Acknowledged(status int, body []byte) bool
-	// Schedule is the delays before the 2nd, 3rd, … attempts on the sandbox
-	// clock; its length + 1 is the number of attempts.
-	Schedule() []time.Duration
-}
-
 // Scenario modes.
 const (
 	ModeAuto   = "auto"
