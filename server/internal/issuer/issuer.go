@@ -26,7 +26,6 @@ import (
 	"log/slog"
 	"time"
 
-
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
