@@ -24,7 +24,7 @@ type fake struct{ d sandbox.Deps }
 func (*fake) Name() string                      { return "fake" }
 func (*fake) Targets() []sandbox.Target         { return nil }
 func (*fake) Actions(*sandbox.Session) []string { return nil }
-func (*fake) Launch(context.Context, *sandbox.Call, *sandbox.Session) (*sandbox.Batch, error) {
+func (*fake) Launch(context.Context, *sandbox.Call) (*sandbox.Launched, error) {
 	return nil, errors.New("no launch")
 }
 func (*fake) Resolve(context.Context, *sandbox.Session, string, time.Time) (*sandbox.Batch, error) {

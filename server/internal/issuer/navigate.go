@@ -13,11 +13,11 @@ import (
 
 // Launch handles a call to one of the product's targets: a navigation to a
 // plugin page, or the payment functional page.
-func (p *Product) Launch(ctx context.Context, call *sandbox.Call, s *sandbox.Session) (*sandbox.Batch, error) {
+func (p *Product) Launch(ctx context.Context, call *sandbox.Call) (*sandbox.Launched, error) {
 	if call.API == sandbox.APIRequestPayment {
-		return nil, p.launchPayment(ctx, call, s)
+		return p.launchPayment(ctx, call)
 	}
-	return nil, p.launchVisit(ctx, call, s)
+	return p.launchVisit(ctx, call)
 }
 
 // launchVisit checks a wx.navigateTo to plugin://issuer-plugin/<page>?… all
@@ -26,27 +26,27 @@ func (p *Product) Launch(ctx context.Context, call *sandbox.Call, s *sandbox.Ses
 // order, the plate's device) — and picks the scenario: the header or
 // caller.scenario, else the one the order was made under, else a magic
 // value, the merchant's active one, the default.
-func (p *Product) launchVisit(ctx context.Context, call *sandbox.Call, s *sandbox.Session) error {
-	vs, err := p.d.Validator.ValidateJSON(SchemaNavigateArgs, call.Args)
+func (p *Product) launchVisit(ctx context.Context, call *sandbox.Call) (*sandbox.Launched, error) {
+	vs, err := p.d.Validator.Validate(SchemaNavigateArgs, call.Doc)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for i := range vs {
 		vs[i].Path = "/args" + vs[i].Path
 	}
 	host, err := p.checkHost(call.Caller, false)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	vs = append(vs, host...)
 	var v visit
 	wellFormed := false
-	if raw := navigateURL(call.Args); raw != "" { // the args schema reports a missing url
+	if raw, _ := call.Doc["url"].(string); raw != "" { // the args schema reports a missing url
 		var urlVs, queryVs []sandbox.Violation
 		v, urlVs = parseURL(raw)
 		if v.page != "" && (v.page != PageLogin || v.variant != "") {
 			if queryVs, err = p.checkQuery(v); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		vs = append(append(vs, urlVs...), queryVs...)
@@ -56,32 +56,23 @@ func (p *Product) launchVisit(ctx context.Context, call *sandbox.Call, s *sandbo
 	if wellFormed {
 		var stateVs []sandbox.Violation
 		if st, stateVs, err = p.lookup(ctx, call.Merchant.MchID, v); err != nil {
-			return err
+			return nil, err
 		}
 		vs = append(vs, stateVs...)
 	}
 	if len(vs) > 0 {
 		sortViolations(vs)
-		return sandbox.Invalid("issuer-plugin cannot open the page", vs...)
+		return nil, sandbox.Invalid("issuer-plugin cannot open the page", vs...)
 	}
-	explicit := call.Scenario
-	if explicit == "" && st.order != nil {
-		if _, ok := p.d.Scenarios.Get(st.order.v.Scenario); ok {
-			explicit = st.order.v.Scenario
-		}
+	l := &sandbox.Launched{Ref: st.ref(v), Magic: make(map[string]string, len(v.query)+1)}
+	if st.order != nil {
+		l.Scenario = st.order.v.Scenario
 	}
-	fields := make(map[string]string, len(v.query)+1)
 	for k, val := range v.query {
-		fields[k] = val
+		l.Magic[k] = val
 	}
-	fields["page"] = v.page
-	sc, err := p.d.Scenarios.Pick(sandbox.ProductIssuer, explicit, fields, call.Merchant)
-	if err != nil {
-		return err
-	}
-	p.schedule(s, sc, v.page, true)
-	s.Ref = st.ref(v)
-	return nil
+	l.Magic["page"] = v.page
+	return l, nil
 }
 
 // state is what a visit's parameters refer to.

@@ -40,9 +40,13 @@ type Caller struct {
 
 // Call is one wx.* (or App SDK) call from a merchant's mini-program.
 type Call struct {
-	API       string
-	Caller    Caller
+	API    string
+	Caller Caller
+	// Args is the call's object as sent; Doc is the same object decoded
+	// once (numbers as json.Number), as the call's schema checked it:
+	// products validate and read Doc, never Args again.
 	Args      json.RawMessage
+	Doc       map[string]any
 	Merchant  *Merchant
 	RequestID string
 	// Scenario is the explicit scenario id (X-Sandbox-Scenario header or
@@ -74,11 +78,11 @@ type Product interface {
 	// Actions lists the user actions a manual session of the product offers,
 	// for the QA page and the admin API.
 	Actions(s *Session) []string
-	// Launch validates a call to one of the product's targets and fills in
-	// the session (Product, Scenario, Mode, Ref, DueAt, …). It returns what
-	// to commit with the session. Bad input is a CodeInvalid *Error whose
-	// Fields name every problem.
-	Launch(ctx context.Context, call *Call, s *Session) (*Batch, error)
+	// Launch validates a call to one of the product's targets — bad input
+	// is a CodeInvalid *Error whose Fields name every problem — and says
+	// what the session acts on. The engine then picks the scenario and
+	// schedules the user (see Launched).
+	Launch(ctx context.Context, call *Call) (*Launched, error)
 	// Resolve applies the user's action to a pending session at the instant
 	// at, which the engine decides: the session's DueAt for a scheduled
 	// action (an auto scenario's user, a manual session's timeout), the
@@ -87,6 +91,58 @@ type Product interface {
 	// The engine passes only an action of Actions(s), of the session's
 	// scenario, or ActionTimeout.
 	Resolve(ctx context.Context, s *Session, action string, at time.Time) (*Batch, error)
+}
+
+// Launched is what a product's Launch found in a valid call. The engine
+// picks the session's scenario from it — the call's explicit one (header or
+// caller.scenario), else Scenario when the catalogue still has it, else a
+// magic value among Magic, the merchant's active scenario, the product's
+// default — and schedules the scenario's user step (UserPlanner may adapt
+// it): an auto session's action is due user.after from the launch, a
+// manual one waits for a person until the manual timeout.
+type Launched struct {
+	// Ref is the record key the session acts on.
+	Ref string
+	// Scenario is the scenario the call's records were made under (a
+	// create's X-Sandbox-Scenario, a magic value then), "" when none.
+	Scenario string
+	// Magic holds the call's fields a scenario's magic values may match.
+	Magic map[string]string
+	// Batch is what to commit with the session (nil: nothing).
+	Batch *Batch
+}
+
+// UserPlanner is implemented by a product whose simulated user does not
+// take the scenario's user step as written on every target: a page's own
+// action, an App-only outcome a mini-program caller cannot have.
+type UserPlanner interface {
+	// UserStep is what the scenario's user does in session s.
+	UserStep(sc *Scenario, s *Session) UserStep
+}
+
+// SceneBackFromMiniProgram is App.onShow's scene when the user comes back
+// from another mini-program
+// (https://developers.weixin.qq.com/miniprogram/dev/reference/scene-list.html).
+const SceneBackFromMiniProgram = 1038
+
+// OnShow is what the caller's App.onShow receives when the user comes back
+// from a simulated mini-program.
+type OnShow struct {
+	Scene        int      `json:"scene"`
+	ReferrerInfo Referrer `json:"referrerInfo"`
+}
+
+// Referrer is OnShow's referrerInfo: the mini-program the user comes back
+// from and what it passes back (nil: no extraData at all).
+type Referrer struct {
+	AppID     string `json:"appId"`
+	ExtraData any    `json:"extraData,omitempty"`
+}
+
+// BackFrom is the OnShow of a return from the mini-program appID: scene
+// 1038, with extraData when it is not nil.
+func BackFrom(appID string, extraData any) OnShow {
+	return OnShow{Scene: SceneBackFromMiniProgram, ReferrerInfo: Referrer{AppID: appID, ExtraData: extraData}}
 }
 
 // Routes is implemented by a product with an upstream API: Register mounts
