@@ -176,16 +176,8 @@ func (p *Product) loadTrade(ctx context.Context, mchid, payOrder string) (*sandb
 	if err != nil {
 		return nil, nil, err
 	}
-	t, err := decodeTrade(rec)
+	t, err := sandbox.Decode[trade](rec)
 	return rec, t, err
-}
-
-func decodeTrade(rec *sandbox.Record) (*trade, error) {
-	var t trade
-	if err := json.Unmarshal(rec.Data, &t); err != nil {
-		return nil, &sandbox.Error{Code: sandbox.CodeInternal, Message: "stored trade " + rec.Key + " does not decode", Err: err}
-	}
-	return &t, nil
 }
 
 // encode stores t in rec (a copy the caller commits).

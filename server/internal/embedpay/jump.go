@@ -139,18 +139,18 @@ func cashierPayID(path string) (string, []sandbox.Violation) {
 // launchable finds the trade of payID and says why the cashier cannot open
 // it: unknown to the caller's merchant, expired, or already paid for.
 func (p *Product) launchable(ctx context.Context, m *sandbox.Merchant, payID string, now time.Time) (*trade, []sandbox.Violation, error) {
-	rec, err := p.d.Store.FindRecord(ctx, KindTrade, payID)
+	rec, err := p.d.Store.FindRecord(ctx, KindTrade, m.MchID, payID)
 	if err != nil && !sandbox.IsCode(err, sandbox.CodeNotFound) {
 		return nil, nil, err
 	}
 	var t *trade
 	if err == nil {
-		if t, err = decodeTrade(rec); err != nil {
+		if t, err = sandbox.Decode[trade](rec); err != nil {
 			return nil, nil, err
 		}
 	}
-	// Another merchant's pay_id reads as unknown, like a pay_serial alias.
-	if t == nil || rec.MchID != m.MchID || t.PayID != payID {
+	// A pay_serial alias is not a pay_id.
+	if t == nil || t.PayID != payID {
 		return nil, []sandbox.Violation{{Path: "/args/path", Message: fmt.Sprintf(
 			"pay_id %s was not prepared by merchant %s (P云 app_id %s): prepare the trade with this merchant's app_id",
 			payID, m.MchID, m.PCloudAppID)}}, nil

@@ -80,7 +80,7 @@ func (p *Product) launchPayment(ctx context.Context, call *sandbox.Call) (*sandb
 		// [I]: WeChat refuses a paid prepay_id; its exact wording is not documented.
 		return nil, sandbox.Invalid("the order is paid", sandbox.Violation{Path: "/args/package", Message: fmt.Sprintf(
 			"该订单已支付: prepay_id %s was paid at %s (session %s); create a new JSAPI order for a new payment",
-			paid.v.PrepayID, paid.v.PaidAt.UTC().Format(time.RFC3339), paid.v.Session)})
+			paid.V.PrepayID, paid.V.PaidAt.UTC().Format(time.RFC3339), paid.V.Session)})
 	}
 	return &sandbox.Launched{Ref: a.prepayID(), Magic: map[string]string{"nonceStr": a.NonceStr, "package": a.Package}}, nil
 }
@@ -127,7 +127,7 @@ func (p *Product) resolvePayment(_ context.Context, s *sandbox.Session, act stri
 	switch act {
 	case ActionSuccess:
 		ret.ErrMsg = errMsgPaid
-		rec, err := newRecord(KindPayment, s.MchID, s.Ref, &payment{PrepayID: s.Ref, Session: s.ID, PaidAt: now})
+		rec, err := sandbox.NewRecord(KindPayment, s.MchID, s.Ref, &payment{PrepayID: s.Ref, Session: s.ID, PaidAt: now})
 		if err != nil {
 			return nil, err
 		}

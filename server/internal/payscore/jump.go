@@ -131,17 +131,14 @@ func (p *Product) packageOrder(ctx context.Context, m *sandbox.Merchant, pkg str
 	if pkg == "" {
 		return nil, nil // the schema said so
 	}
-	rec, err := p.d.Store.FindRecord(ctx, kindOrder, aliasPackage+pkg)
-	if err == nil && rec.MchID != m.MchID {
-		err = sandbox.Errorf(sandbox.CodeNotFound, "another merchant's")
-	}
+	rec, err := p.d.Store.FindRecord(ctx, kindOrder, m.MchID, aliasPackage+pkg)
 	if sandbox.IsCode(err, sandbox.CodeNotFound) {
 		return bad("is not a package that merchant %s's create (POST /v3/payscore/serviceorder) returned", m.MchID)
 	}
 	if err != nil {
 		return bad("cannot be looked up: %v", err)
 	}
-	o, err := decodeOrder(rec)
+	o, err := sandbox.Decode[order](rec)
 	if err != nil {
 		return bad("belongs to an order that cannot be read: %v", err)
 	}
@@ -313,6 +310,6 @@ func (p *Product) loadOrder(ctx context.Context, s *sandbox.Session) (*sandbox.R
 	if err != nil {
 		return nil, nil, err
 	}
-	o, err := decodeOrder(rec)
+	o, err := sandbox.Decode[order](rec)
 	return rec, o, err
 }

@@ -103,7 +103,7 @@ func (p *Product) handleQueryState(c *gin.Context) error {
 	if openid := params["openid"]; openid != "" {
 		_, u, err = p.getUser(ctx, m.MchID, openid)
 	} else {
-		_, u, err = p.findUser(ctx, m.MchID, plateAlias(m.MchID, params["plate_number"]))
+		_, u, err = p.findUser(ctx, m.MchID, plateAlias(params["plate_number"]))
 	}
 	if err != nil {
 		return err

@@ -40,9 +40,8 @@ const (
 )
 
 // KindUser is the record kind of a vehicle owner: key openid; aliases
-// "<mchid>/plate/<plate_number>" for each plate and
-// "<mchid>/trade/<out_trade_no>" for each advance, so that both lookups are
-// one read and stay per merchant (aliases are unique across merchants).
+// "plate/<plate_number>" for each plate and "trade/<out_trade_no>" for each
+// advance, so that both lookups are one read (aliases are per merchant).
 const KindUser = sandbox.ProductRepayment + ".user"
 
 // User states of the v2 query (DOMAIN.md §3: NORMAL/PAUSED/OVERDUE/UNAUTHORIZED).

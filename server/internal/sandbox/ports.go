@@ -31,8 +31,9 @@ type Store interface {
 	ListMerchants(ctx context.Context) ([]*Merchant, error)
 
 	GetRecord(ctx context.Context, kind, mchid, key string) (*Record, error)
-	// FindRecord finds a record of a kind by one of its aliases.
-	FindRecord(ctx context.Context, kind, alias string) (*Record, error)
+	// FindRecord finds the merchant's record of a kind by one of its
+	// aliases.
+	FindRecord(ctx context.Context, kind, mchid, alias string) (*Record, error)
 	ListRecords(ctx context.Context, kind, mchid string, limit int) ([]*Record, error)
 
 	GetSession(ctx context.Context, id string) (*Session, error)
