@@ -82,7 +82,7 @@ func (p *Product) Launch(ctx context.Context, call *sandbox.Call, s *sandbox.Ses
 }
 
 // checkCaller checks the target against the caller's platform, and the base
-// library rules of DOMAIN.md §4 for a WeChat caller.
+// library rules of SOURCES.md §4 for a WeChat caller.
 func checkCaller(c sandbox.Caller, appID string) []sandbox.Violation {
 	var vs []sandbox.Violation
 	alipay := c.Platform == "alipay"
@@ -137,7 +137,7 @@ func listsEmbedded(appJSON json.RawMessage, appID string) bool {
 }
 
 // cashierPayID reads pay_id from "/external/payment/trade/create/index?pay_id=…"
-// (seed 002); the leading slash is optional, as WeChat resolves both.
+// (P云's payment-sapp guide); the leading slash is optional, as WeChat resolves both.
 func cashierPayID(path string) (string, []sandbox.Violation) {
 	if path == "" {
 		return "", nil // the args schema reports it
@@ -187,7 +187,7 @@ func (p *Product) launchable(ctx context.Context, m *sandbox.Merchant, payID str
 	return t, nil, nil
 }
 
-// extraData is what P云's cashier hands back (seed 002 §2.1.2): value in
+// extraData is what P云's cashier hands back (P云's payment-sapp guide §2.1.2): value in
 // fen as a string, status a number, trade_time in milliseconds.
 type extraData struct {
 	PayOrder  string `json:"pay_order"`
@@ -199,7 +199,7 @@ type extraData struct {
 }
 
 // onShow is what the caller's App.onShow receives on the way back: scene
-// 1038 (returned from a mini-program) with referrerInfo (DOMAIN.md §4).
+// 1038 (returned from a mini-program) with referrerInfo (SOURCES.md §4).
 type onShow struct {
 	Scene        int      `json:"scene"`
 	ReferrerInfo referrer `json:"referrerInfo"`
@@ -233,7 +233,7 @@ func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string
 	status, ok := actionStatus(action)
 	if !ok {
 		// A physical back or a half-screen close: extraData is empty
-		// (DOMAIN.md §4, CSDN 141154426).
+		// (SOURCES.md §4, CSDN 141154426).
 		return nil, p.setReturn(s, ret)
 	}
 	now := p.d.Clock.Now(s.MchID)

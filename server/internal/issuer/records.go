@@ -139,7 +139,7 @@ func newRecord(kind, mchid, key string, v any, aliases ...string) (*sandbox.Reco
 func signNoAlias(mchid, signNo string) string { return "wechatSignNo:" + mchid + ":" + signNo }
 
 // newOrderNo returns an order number: "ETC", the merchant's date and 12
-// random digits [I: the seed never shows one].
+// random digits [I: the plugin guide never shows one].
 func newOrderNo(now time.Time) string {
 	n, err := rand.Int(rand.Reader, big.NewInt(1e12))
 	if err != nil {

@@ -1,4 +1,4 @@
-// Package repayment simulates WeChat's 垫资还款 (seed 001, DOMAIN.md §3 and
+// Package repayment simulates WeChat's 垫资还款 (the repayment page, SOURCES.md §3 and
 // §4): when WeChat has advanced (垫资) a vehicle owner's parking or toll
 // payment, the merchant sends the user to the repayment mini-program —
 // wx.navigateToMiniProgram (or <navigator target="miniProgram">) to
@@ -31,7 +31,7 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/wxpayv3"
 )
 
-// The repayment mini-program (seed 001 §1 and §2, fixed values).
+// The repayment mini-program (the repayment page §1 and §2, fixed values).
 const (
 	// AppID is the repayment mini-program's appId.
 	AppID = "wx5e73c65404eee268"
@@ -47,7 +47,7 @@ const (
 // one read and stay per merchant (aliases are unique across merchants).
 const KindUser = sandbox.ProductRepayment + ".user"
 
-// User states of the v2 query (DOMAIN.md §3: NORMAL/PAUSED/OVERDUE/UNAUTHORIZED).
+// User states of the v2 query (SOURCES.md §3: NORMAL/PAUSED/OVERDUE/UNAUTHORIZED).
 const (
 	StateNormal       = "NORMAL"
 	StatePaused       = "PAUSED"
@@ -58,7 +58,7 @@ const (
 // UserStates lists every user_state, in the order fixtures create them.
 var userStates = [...]string{StateNormal, StatePaused, StateOverdue, StateUnauthorized}
 
-// Deduct modes (DOMAIN.md §3: PROACTIVE 免密, AUTOPAY 无感).
+// Deduct modes (SOURCES.md §3: PROACTIVE 免密, AUTOPAY 无感).
 const (
 	DeductProactive = "PROACTIVE"
 	DeductAutopay   = "AUTOPAY"
@@ -155,7 +155,7 @@ func isAction(a string) bool {
 // Name is "repayment".
 func (p *Product) Name() string { return sandbox.ProductRepayment }
 
-// Targets are the two ways into the repayment mini-program (seed 001).
+// Targets are the two ways into the repayment mini-program (the repayment page).
 func (p *Product) Targets() []sandbox.Target {
 	return []sandbox.Target{
 		{API: sandbox.APINavigateToMiniProgram, Key: AppID},
@@ -192,8 +192,8 @@ func (p *Product) RegisterAdmin(g gin.IRouter) {
 }
 
 // BuildNotify is never called: the repayment mini-program returns nothing
-// and the merchant polls the user state (seed 001), so this product queues
-// no notification. The v2 还款结果通知 (DOMAIN.md §3) is not simulated.
+// and the merchant polls the user state (the repayment page), so this product queues
+// no notification. The v2 还款结果通知 (SOURCES.md §3) is not simulated.
 func (p *Product) BuildNotify(_ context.Context, _ *sandbox.Merchant, n *sandbox.Notification) (*sandbox.OutboundRequest, error) {
 	return nil, sandbox.Errorf(sandbox.CodeInternal, "repayment sends no notifications; %s is not one of its own", n.ID)
 }
