@@ -151,33 +151,6 @@ func TestSDKAcceptsSignedAnswers(t *testing.T) {
 	})
 }
 
-func TestWechatpaySerialFollowsTheClient(t *testing.T) {
-	h := newHarness(t)
-	for _, tc := range []struct{ name, asked, want string }{
-		{"public-key mode", testPubKeyID, testPubKeyID},
-		{"nothing asked", "", testPubKeyID},
-		{"certificate mode", testPlatSer, testPlatSer},
-		{"unknown serial", "ABCDEF", testPubKeyID},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			req := h.request(t, http.MethodGet, "/v3/echo", "", time.Now().Unix(), merchantKey)
-			if tc.asked != "" {
-				req.Header.Set(wxsign.HeaderSerial, tc.asked)
-			}
-			w := httptest.NewRecorder()
-			h.h.ServeHTTP(w, req)
-			if got := w.Header().Get(wxsign.HeaderSerial); w.Code != 200 || got != tc.want {
-				t.Errorf("got %d serial %q, want 200 %q", w.Code, got, tc.want)
-			}
-			v := verifiers.NewSHA256WithRSAPubkeyVerifier(tc.want, testKey(t, platformKey).PublicKey)
-			msg := w.Header().Get(wxsign.HeaderTimestamp) + "\n" + w.Header().Get(wxsign.HeaderNonce) + "\n" + w.Body.String() + "\n"
-			if err := v.Verify(context.Background(), tc.want, msg, w.Header().Get(wxsign.HeaderSignature)); err != nil {
-				t.Errorf("signature does not verify with the platform key: %v", err)
-			}
-		})
-	}
-}
-
 func (h *harness) request(tb testing.TB, method, uri, body string, ts int64, key int) *http.Request {
 	tb.Helper()
 	req := httptest.NewRequest(method, uri, strings.NewReader(body))

@@ -509,8 +509,26 @@
     const credentials = section('creds.title', h('p', { class: 'muted', text: t('creds.why') }), h('div', { class: 'creds' }, rows));
     const clockCard = section('clock.title', h('p', { class: 'muted', text: t('clock.why') }), clockBar());
     return h('div', { class: 'grid overview' },
-      h('div', { class: 'col' }, merchants, clockCard, products),
+      h('div', { class: 'col' }, merchants, clockCard, keyModeCard(m), products),
       h('div', { class: 'col wide' }, credentials));
+  }
+  // keyModeCard switches the platform key WeChat Pay signs with: the
+  // certificate, the public key, or the switch between them.
+  const KEY_MODES = ['certificate', 'switching', 'public_key'];
+  function keyModeCard(m) {
+    const change = async (mode) => {
+      try {
+        await api('PATCH', '/sandbox/v1/merchants/' + enc(m.mchid), { platform_key_mode: mode });
+        await loadMerchants();
+        toast(t('keymode.changed', { mode: t('keymode.' + mode) }));
+        render(true);
+      } catch (err) { report(err); }
+    };
+    return section('keymode.title', h('p', { class: 'muted', text: t('keymode.why') }),
+      h('div', { class: 'list', role: 'radiogroup', id: 'keymode' }, KEY_MODES.map((mode) =>
+        h('button', { type: 'button', class: 'small' + (m.platform_key_mode === mode ? ' on' : ''), role: 'radio',
+          'aria-checked': m.platform_key_mode === mode ? 'true' : 'false', data: { keyMode: mode },
+          onclick: () => change(mode), text: t('keymode.' + mode) }))));
   }
   function pemPreview(pem) {
     const lines = pem.trim().split('\n');
