@@ -227,8 +227,11 @@ type Exchange struct {
 	// ResponseBody is the head of the response body (bounded).
 	ResponseBody string      `json:"response_body,omitempty"`
 	Violations   []Violation `json:"violations,omitempty"`
-	Diagnostics  string      `json:"diagnostics,omitempty"`
-	Error        string      `json:"error,omitempty"`
+	// Warnings are what the sandbox noticed and let through: a rule it
+	// only inferred, a deviation the real system tolerates.
+	Warnings    []Violation `json:"warnings,omitempty"`
+	Diagnostics string      `json:"diagnostics,omitempty"`
+	Error       string      `json:"error,omitempty"`
 }
 
 // JournalFilter selects exchanges, newest first.
