@@ -181,7 +181,7 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 	})
 	deps := sandbox.Deps{
 		Store: st, Clock: a.Clock, Merchants: a.Merchants, Scenarios: a.Scenarios, Validator: a.Schemas,
-		Journal: a.Journal, Notifier: a.Worker, Logger: o.Logger,
+		Journal: a.Journal, Logger: o.Logger,
 	}
 	var adminRoutes []func(gin.IRouter)
 	for _, build := range o.Products {
@@ -198,12 +198,19 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 		}
 	}
 	a.Sessions, err = miniprogram.New(miniprogram.Options{
-		Store: st, Clock: a.Clock, Merchants: a.Merchants, Scenarios: a.Scenarios, Notifier: a.Worker, Products: a.Products,
+		Store: st, Clock: a.Clock, Merchants: a.Merchants, Scenarios: a.Scenarios, Products: a.Products,
 		ManualTimeout: o.ManualTimeout, MaxPoll: o.MaxPoll, Shutdown: o.Shutdown, Logger: o.Logger,
 	})
 	if err != nil {
 		return nil, err
 	}
+
+	// One commit path: whatever commits, the store tells the directory,
+	// the notification worker and the sessions, which re-read what they
+	// need from it.
+	st.OnCommit(a.Merchants.Committed)
+	st.OnCommit(a.Worker.Committed)
+	st.OnCommit(a.Sessions.Committed)
 
 	access := o.Access
 	if access.MerchantByToken == nil {

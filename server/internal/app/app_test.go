@@ -47,7 +47,7 @@ func newFake(d sandbox.Deps) (*fake, error) { return &fake{d: d}, nil }
 func TestRegisterMountsEverySurface(t *testing.T) {
 	s := apptest.Start(t, app.Options{Access: httpapi.Access{AdminToken: "tok"}, Products: []app.Constructor{app.Product(newFake)}})
 	f := s.Products[0].(*fake)
-	if f.d.Store != s.Store || f.d.Clock != s.Clock || f.d.Journal == nil || f.d.Notifier == nil || f.d.Validator == nil ||
+	if f.d.Store != s.Store || f.d.Clock != s.Clock || f.d.Journal == nil || f.d.Validator == nil ||
 		f.d.Scenarios == nil || f.d.Merchants == nil || f.d.Logger == nil {
 		t.Fatalf("the product's Deps miss a component: %+v", f.d)
 	}

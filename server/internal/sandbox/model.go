@@ -59,6 +59,9 @@ type Merchant struct {
 	ClockOffset time.Duration `json:"clock_offset_ns"`
 
 	CreatedAt time.Time `json:"created_at"`
+	// Version counts the merchant's commits; a change committed with it is
+	// compare-and-swap on it, so that concurrent changes are never lost.
+	Version int64 `json:"-"`
 }
 
 // ActiveScenario is a merchant's chosen scenario for a product. Once means it
