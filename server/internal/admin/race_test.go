@@ -13,7 +13,11 @@ import (
 
 	"github.com/mpsandbox/mpsandbox/server/internal/app"
 	"github.com/mpsandbox/mpsandbox/server/internal/app/apptest"
+	"github.com/mpsandbox/mpsandbox/server/internal/embedpay"
+	"github.com/mpsandbox/mpsandbox/server/internal/issuer"
 	"github.com/mpsandbox/mpsandbox/server/internal/merchant"
+	"github.com/mpsandbox/mpsandbox/server/internal/payscore"
+	"github.com/mpsandbox/mpsandbox/server/internal/repayment"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 	"github.com/mpsandbox/mpsandbox/server/internal/store/sqlite"
 )
@@ -54,7 +58,8 @@ func send(t *testing.T, base, method, path, body string) {
 // store) and checks that every acknowledged change is there.
 func TestNoMerchantUpdateIsLost(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sandbox.db")
-	s := apptest.Start(t, app.Options{StorePath: path})
+	s := apptest.Start(t, app.Options{StorePath: path, Products: []app.Constructor{
+		app.Product(payscore.New), app.Product(repayment.New), app.Product(embedpay.New), app.Product(issuer.New)}})
 	base := s.Server.URL + "/sandbox/v1"
 	// Two scenarios per product, so that each round's activation differs
 	// from the one before it.
@@ -64,11 +69,12 @@ func TestNoMerchantUpdateIsLost(t *testing.T) {
 		sandbox.ProductEmbedPay:  {"embedpay.failed", "embedpay.paying"},
 		sandbox.ProductIssuer:    {"issuer.failure", "issuer.cancelled"},
 	}
+	products := []string{sandbox.ProductPayScore, sandbox.ProductRepayment, sandbox.ProductEmbedPay, sandbox.ProductIssuer}
 	want := map[string]string{}
 	var lastNames []string
 	for round := range 30 {
-		product := sandbox.Products[round%len(sandbox.Products)]
-		id := ids[product][round/len(sandbox.Products)%2]
+		product := products[round%len(products)]
+		id := ids[product][round/len(products)%2]
 		want[product] = id
 		var wg sync.WaitGroup
 		start := make(chan struct{})

@@ -217,7 +217,7 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 		access.MerchantByToken = a.Merchants.ByToken
 	}
 	a.Admin = &admin.API{
-		Store: st, Merchants: a.Merchants, Scenarios: a.Scenarios, Schemas: a.Schemas, Sessions: a.Sessions,
+		Store: st, Merchants: a.Merchants, Scenarios: a.Scenarios, Schemas: a.Schemas, Sessions: a.Sessions, Products: a.Products,
 		Journal: a.Journal, Notifications: a.Worker, Clock: a.Clock,
 		Access: access, Extra: adminRoutes, Shutdown: o.Shutdown,
 	}

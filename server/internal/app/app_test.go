@@ -35,6 +35,7 @@ func (*fake) BuildNotify(context.Context, *sandbox.Merchant, *sandbox.Notificati
 }
 func (*fake) Acknowledged(int, []byte) bool { return true }
 func (*fake) Schedule() []time.Duration     { return nil }
+func (*fake) Faults() []string              { return nil }
 func (*fake) Register(r gin.IRouter) {
 	r.GET("/fake/ping", func(c *gin.Context) { c.String(http.StatusOK, "pong") })
 }

@@ -14,9 +14,6 @@ const (
 	ProductIssuer    = "issuer"
 )
 
-// Products lists every simulated product.
-var Products = []string{ProductPayScore, ProductRepayment, ProductEmbedPay, ProductIssuer}
-
 // Merchant is a sandbox merchant and its test credentials. The JSON names of
 // the credential fields are public: clients configure themselves from them.
 type Merchant struct {
