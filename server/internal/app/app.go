@@ -168,6 +168,9 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 	if a.Merchants, err = merchant.Load(ctx, st, a.Clock); err != nil {
 		return nil, fmt.Errorf("merchants: %w", err)
 	}
+	// The directory hears of every commit from here on, the merchants
+	// file's own included.
+	st.OnCommit(a.Merchants.Committed)
 	if o.MerchantsFile != "" {
 		if err := loadMerchantsFile(ctx, a.Merchants, o.MerchantsFile); err != nil {
 			return nil, err
@@ -181,7 +184,7 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 	})
 	deps := sandbox.Deps{
 		Store: st, Clock: a.Clock, Merchants: a.Merchants, Scenarios: a.Scenarios, Validator: a.Schemas,
-		Journal: a.Journal, Notifier: a.Worker, Logger: o.Logger,
+		Journal: a.Journal, Logger: o.Logger,
 	}
 	var adminRoutes []func(gin.IRouter)
 	for _, build := range o.Products {
@@ -198,19 +201,25 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 		}
 	}
 	a.Sessions, err = miniprogram.New(miniprogram.Options{
-		Store: st, Clock: a.Clock, Merchants: a.Merchants, Scenarios: a.Scenarios, Notifier: a.Worker, Products: a.Products,
+		Store: st, Clock: a.Clock, Merchants: a.Merchants, Scenarios: a.Scenarios, Products: a.Products,
 		ManualTimeout: o.ManualTimeout, MaxPoll: o.MaxPoll, Shutdown: o.Shutdown, Logger: o.Logger,
 	})
 	if err != nil {
 		return nil, err
 	}
 
+	// One commit path: whatever commits, the store tells the directory
+	// (above), the notification worker and the sessions, which re-read what
+	// they need from it.
+	st.OnCommit(a.Worker.Committed)
+	st.OnCommit(a.Sessions.Committed)
+
 	access := o.Access
 	if access.MerchantByToken == nil {
 		access.MerchantByToken = a.Merchants.ByToken
 	}
 	a.Admin = &admin.API{
-		Store: st, Merchants: a.Merchants, Scenarios: a.Scenarios, Schemas: a.Schemas, Sessions: a.Sessions,
+		Store: st, Merchants: a.Merchants, Scenarios: a.Scenarios, Schemas: a.Schemas, Sessions: a.Sessions, Products: a.Products,
 		Journal: a.Journal, Notifications: a.Worker, Clock: a.Clock,
 		Access: access, Extra: adminRoutes, Shutdown: o.Shutdown,
 	}

@@ -6,7 +6,8 @@
 'use strict';
 (() => {
   const DICT = JSON.parse(document.getElementById('i18n').textContent);
-  const PRODUCTS = ['payscore', 'repayment', 'embedpay', 'issuer'];
+  // The products this server runs, in its order: GET /sandbox/v1/products.
+  let PRODUCTS = [];
   const VIEWS = ['overview', 'scenarios', 'sessions', 'journal', 'notifications'];
   // The journal keeps this many rows: the page may stay open for days.
   const JOURNAL_CAP = 500;
@@ -307,6 +308,7 @@
     main().replaceChildren(h('p', { class: 'empty', text: t('loading') }));
     try {
       await loadMerchants();
+      PRODUCTS = (await api('GET', '/sandbox/v1/products')).products.map((p) => p.name);
       // The stream starts after the newest entry of any kind, so nothing
       // written while the journal loads is missed (what arrives twice is
       // skipped by id).
