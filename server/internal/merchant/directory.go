@@ -21,6 +21,10 @@ type Directory struct {
 	store sandbox.Store
 	clock *sandbox.Clock
 
+	// updating serialises Update's read-modify-write, so that two
+	// changes of one merchant (a PATCH and a fault's use) both land.
+	updating sync.Mutex
+
 	mu       sync.RWMutex
 	byID     map[string]*sandbox.Merchant
 	byApp    map[string]*sandbox.Merchant
@@ -141,6 +145,7 @@ func (d *Directory) Edit(mchid string) (*sandbox.Merchant, error) {
 		c.Active[k] = v
 	}
 	c.NotifyHosts = append([]string(nil), m.NotifyHosts...)
+	c.APIFaults = append([]sandbox.APIFault(nil), m.APIFaults...)
 	return &c, nil
 }
 
@@ -149,6 +154,8 @@ func (d *Directory) Replace(ms ...*sandbox.Merchant) { d.index(ms) }
 
 // Update edits a merchant with f, commits it and makes it visible.
 func (d *Directory) Update(ctx context.Context, mchid string, f func(m *sandbox.Merchant) error) (*sandbox.Merchant, error) {
+	d.updating.Lock()
+	defer d.updating.Unlock()
 	m, err := d.Edit(mchid)
 	if err != nil {
 		return nil, err
