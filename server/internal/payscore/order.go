@@ -169,6 +169,11 @@ type view struct {
 	shown
 	TotalAmount    *int64      `json:"total_amount,omitempty"`
 	Package        string      `json:"package,omitempty"`
+	// MiniprogramAppID is the 支付分 mini-program's appId, which the
+	// merchant's App.onShow compares with referrerInfo.appId when the user
+	// comes back: create (seed 003: "miniprogram_appid 由【创建订单】返回")
+	// and query answer it [S].
+	MiniprogramAppID string `json:"miniprogram_appid,omitempty"`
 	NeedCollection *bool       `json:"need_collection,omitempty"`
 	Collection     *collection `json:"collection,omitempty"`
 }
@@ -182,10 +187,18 @@ func (o *order) full() *view {
 // created is the order as create answers it: with its package, without
 // amounts or collection (DOMAIN.md §2).
 func (o *order) created() *view {
-	v := &view{shown: o.shown}
+	v := &view{shown: o.shown, MiniprogramAppID: AppID}
 	if o.State == stateCreated {
 		v.Package = o.Sandbox.Package
 	}
+	return v
+}
+
+// queried is the order as query answers it: full, with the mini-program
+// appId as create gave it.
+func (o *order) queried() *view {
+	v := o.full()
+	v.MiniprogramAppID = AppID
 	return v
 }
 
