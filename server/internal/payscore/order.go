@@ -167,15 +167,15 @@ type bookkeeping struct {
 // view is what an answer or a notification shows of an order.
 type view struct {
 	shown
-	TotalAmount    *int64      `json:"total_amount,omitempty"`
-	Package        string      `json:"package,omitempty"`
+	TotalAmount *int64 `json:"total_amount,omitempty"`
+	Package     string `json:"package,omitempty"`
 	// MiniprogramAppID is the 支付分 mini-program's appId, which the
 	// merchant's App.onShow compares with referrerInfo.appId when the user
 	// comes back: create (seed 003: "miniprogram_appid 由【创建订单】返回")
 	// and query answer it [S].
-	MiniprogramAppID string `json:"miniprogram_appid,omitempty"`
-	NeedCollection *bool       `json:"need_collection,omitempty"`
-	Collection     *collection `json:"collection,omitempty"`
+	MiniprogramAppID string      `json:"miniprogram_appid,omitempty"`
+	NeedCollection   *bool       `json:"need_collection,omitempty"`
+	Collection       *collection `json:"collection,omitempty"`
 }
 
 // full is the order as query, modify, sync and notifications show it.
