@@ -7,7 +7,7 @@ import (
 
 // TestAnswersCarryTheMiniProgramAppID: create and query answer
 // miniprogram_appid, and it is the appId the user's return shows in
-// referrerInfo — the comparison the merchant's App.onShow makes (seed 003).
+// referrerInfo — the comparison the merchant's App.onShow makes in the 小程序调起支付分 guide's sample.
 func TestAnswersCarryTheMiniProgramAppID(t *testing.T) {
 	w := newWorld(t)
 	const no = "MPAPPID0001"

@@ -171,8 +171,8 @@ type view struct {
 	Package     string `json:"package,omitempty"`
 	// MiniprogramAppID is the 支付分 mini-program's appId, which the
 	// merchant's App.onShow compares with referrerInfo.appId when the user
-	// comes back: create (seed 003: "miniprogram_appid 由【创建订单】返回")
-	// and query answer it [S].
+	// comes back: create answers it (the 小程序调起支付分 guide's onShow
+	// sample: "miniprogram_appid 由【创建订单】返回"), and query [S].
 	MiniprogramAppID string      `json:"miniprogram_appid,omitempty"`
 	NeedCollection   *bool       `json:"need_collection,omitempty"`
 	Collection       *collection `json:"collection,omitempty"`
