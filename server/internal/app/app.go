@@ -168,9 +168,6 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 	if a.Merchants, err = merchant.Load(ctx, st, a.Clock); err != nil {
 		return nil, fmt.Errorf("merchants: %w", err)
 	}
-	// The directory hears of every commit from here on, the merchants
-	// file's own included.
-	st.OnCommit(a.Merchants.Committed)
 	if o.MerchantsFile != "" {
 		if err := loadMerchantsFile(ctx, a.Merchants, o.MerchantsFile); err != nil {
 			return nil, err
@@ -209,8 +206,8 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 	}
 
 	// One commit path: whatever commits, the store tells the directory
-	// (above), the notification worker and the sessions, which re-read what
-	// they need from it.
+	// (merchant.Load registers it), the notification worker and the
+	// sessions, which re-read what they need from it.
 	st.OnCommit(a.Worker.Committed)
 	st.OnCommit(a.Sessions.Committed)
 
