@@ -27,6 +27,7 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/merchant"
 	"github.com/mpsandbox/mpsandbox/server/internal/miniprogram"
 	"github.com/mpsandbox/mpsandbox/server/internal/notify"
+	"github.com/mpsandbox/mpsandbox/server/internal/report"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 	"github.com/mpsandbox/mpsandbox/server/internal/scenario"
 	"github.com/mpsandbox/mpsandbox/server/internal/schema"
@@ -128,6 +129,7 @@ type App struct {
 	Sessions  *miniprogram.Service
 	Products  []Module
 	Admin     *admin.API
+	Report    *report.Builder
 	Page      *web.Page
 
 	cancel  context.CancelFunc
@@ -220,6 +222,13 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	acks := map[string]func(int, []byte) bool{}
+	for name, b := range builders {
+		acks[name] = b.Acknowledged
+	}
+	a.Report = &report.Builder{Store: st, Scenarios: a.Scenarios, Acknowledged: acks, TargetProduct: a.Sessions.TargetProduct}
+	adminRoutes = append(adminRoutes, a.Report.Register)
 
 	access := o.Access
 	if access.MerchantByToken == nil {

@@ -128,6 +128,19 @@ func targetKey(api string, args map[string]any) (key, path string) {
 	}
 }
 
+// TargetProduct names the product that serves the target of a wx.* call's
+// args, "" when none does: what a call refused before it became a session
+// was for.
+func (s *Service) TargetProduct(api string, args json.RawMessage) string {
+	var a map[string]any
+	_ = json.Unmarshal(args, &a)
+	key, _ := targetKey(api, a)
+	if p, ok := s.targets[sandbox.Target{API: api, Key: key}]; ok {
+		return p.Name()
+	}
+	return ""
+}
+
 // Launch handles one wx.* call: it finds the merchant and the product,
 // lets the product validate and fill in the session, and — for an auto
 // scenario whose user acts at once — resolves it in the same commit.
