@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/app"
+	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
 	"github.com/mpsandbox/mpsandbox/server/internal/report"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
@@ -307,3 +308,40 @@ func TestReportCard(t *testing.T) {
 }
 
 func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestReportRequest checks the route's parameters and access: every bad
+// parameter named with its path, and a merchant token sees its own report
+// only.
+func TestReportRequest(t *testing.T) {
+	sb := startSandbox(t, app.Options{Access: httpapi.Access{AdminToken: "admin-secret"}})
+	a := newShop(t, sb, "1230000301", true)
+	b := newShop(t, sb, "1230000302", true)
+	get := func(path, token string) (int, string) {
+		status, raw := a.send(http.MethodGet, path, "", nil, map[string]string{"Authorization": "Bearer " + token})
+		return status, string(raw)
+	}
+	status, body := get("/sandbox/v1/merchants/"+a.m.MchID+"/report?since=yesterday&until=-1h&format=pdf", "admin-secret")
+	if status != http.StatusBadRequest {
+		t.Fatalf("bad parameters: %d %s", status, body)
+	}
+	for _, path := range []string{`"/since"`, `"/until"`, `"/format"`} {
+		if !strings.Contains(body, path) {
+			t.Errorf("bad parameters: the answer does not name %s: %s", path, body)
+		}
+	}
+	if status, body := get("/sandbox/v1/merchants/"+a.m.MchID+"/report?since=2h&until=1h", "admin-secret"); status != http.StatusOK {
+		t.Errorf("durations before now: %d %s", status, body)
+	}
+	if status, body := get("/sandbox/v1/merchants/"+a.m.MchID+"/report?since=1h&until=2h", "admin-secret"); status != http.StatusBadRequest || !strings.Contains(body, "is after until") {
+		t.Errorf("since after until: %d %s", status, body)
+	}
+	if status, body := get("/sandbox/v1/merchants/"+a.m.MchID+"/report", a.m.Token); status != http.StatusOK {
+		t.Errorf("own merchant token: %d %s", status, body)
+	}
+	if status, body := get("/sandbox/v1/merchants/"+b.m.MchID+"/report", a.m.Token); status != http.StatusNotFound {
+		t.Errorf("another merchant's token: %d %s, want 404", status, body)
+	}
+	if status, body := get("/sandbox/v1/merchants/"+a.m.MchID+"/report", ""); status != http.StatusUnauthorized {
+		t.Errorf("no token: %d %s, want 401", status, body)
+	}
+}
