@@ -88,7 +88,7 @@ func evalSigned(f *facts, p string) Check {
 			c.Evidence = append(c.Evidence, evidence(x, false, "signature verified"))
 		}
 	}
-	failed := fmt.Sprintf("%d of %s had its signature refused.", bad, plural(len(xs), "signed request", "signed requests"))
+	failed := fmt.Sprintf("Signature refused: %d of %s.", bad, plural(len(xs), "signed request", "signed requests"))
 	if firstGood > 0 {
 		failed += " The merchant got it right after the refusals; a go-live build signs right the first time."
 	}
@@ -164,7 +164,7 @@ func evalKey(f *facts, p string) Check {
 	judge(&c, seen, bad, says{
 		none:     "No v2-style sign in the window.",
 		exercise: "Run a flow that sends a v2-style sign (the 支付分 jump, querystate, an MD5/HMAC-SHA256 paySign).",
-		failed:   fmt.Sprintf("%s of %d were made with the API v3 key.", plural(bad, "v2 sign", "v2 signs"), seen),
+		failed:   fmt.Sprintf("Made with the API v3 key: %d of %s.", bad, plural(seen, "v2 sign", "v2 signs")),
 		fix:      "Sign v2 parameters with api_v2_key (the 32-character v2 key), never api_v3_key; they are different secrets.",
 		passed:   fmt.Sprintf("None of %s used the API v3 key.", plural(seen, "v2 sign", "v2 signs")),
 	})
@@ -188,7 +188,7 @@ func evalTimestamp(f *facts, p string) Check {
 	judge(&c, len(xs), bad, says{
 		none:     "No v3 request in the window.",
 		exercise: "Run a flow that calls the v3 API.",
-		failed:   fmt.Sprintf("%s of %d carried a timestamp 300 s or more away.", plural(bad, "v3 request", "v3 requests"), len(xs)),
+		failed:   fmt.Sprintf("Timestamp 300 s or more away: %d of %s.", bad, plural(len(xs), "v3 request", "v3 requests")),
 		fix:      "Stamp each request with the current Unix time in seconds (not milliseconds, not a cached value) and keep the host clock in sync.",
 		passed:   fmt.Sprintf("All %s were within the window.", plural(len(xs), "v3 request", "v3 requests")),
 	})
@@ -270,7 +270,7 @@ func evalAcknowledged(f *facts, p string) Check {
 	judge(&c, seen, bad, says{
 		none:     "No valid notification reached the merchant in the window.",
 		exercise: "Run a flow that ends in a notification, with a notify_url the sandbox may reach (notify_hosts).",
-		failed:   fmt.Sprintf("%s of %d was not acknowledged in time.", plural(bad, "valid notification attempt", "valid notification attempts"), seen),
+		failed:   fmt.Sprintf("Not acknowledged in time: %d of %s.", bad, plural(seen, "valid notification attempt", "valid notification attempts")),
 		fix: map[string]string{
 			sandbox.ProductEmbedPay: `Answer 200 with the JSON body {"code":"1001","message":"通知成功","hint":""} — code as a string — within 5 s; process slow work after answering.`,
 			sandbox.ProductPayScore: "Answer 200 or 204 within 5 s once the signature verifies; process slow work after answering.",
@@ -343,7 +343,7 @@ func evalDuplicate(f *facts, p string) Check {
 	judge(&c, seen, bad, says{
 		none:     "No duplicate notification reached the merchant in the window.",
 		exercise: "Run the notify-duplicate scenario (X-Sandbox-Scenario: " + p + ".notify-duplicate).",
-		failed:   fmt.Sprintf("%s of %d was answered differently from the original.", plural(bad, "duplicate", "duplicates"), seen),
+		failed:   fmt.Sprintf("Answered differently from the original: %d of %s.", bad, plural(seen, "duplicate", "duplicates")),
 		fix:      "Make the receiver idempotent: when the notification was already processed, acknowledge it again the same way instead of failing.",
 		passed:   fmt.Sprintf("All %s were answered as the original.", plural(seen, "duplicate", "duplicates")),
 	})
@@ -390,7 +390,7 @@ func evalOutOfOrder(f *facts, p string) Check {
 	judge(&c, seen, bad, says{
 		none:     "No stale notification reached the merchant in the window.",
 		exercise: "Run the notify-out-of-order scenario (X-Sandbox-Scenario: embedpay.notify-out-of-order).",
-		failed:   fmt.Sprintf("%s of %d was not followed by a trade query: the merchant may have let it overwrite the final state.", plural(bad, "stale notification", "stale notifications"), seen),
+		failed:   fmt.Sprintf("Not followed by a trade query, so it may have overwritten the final state: %d of %s.", bad, plural(seen, "stale notification", "stale notifications")),
 		fix:      "Never move a trade back from a final status; on a notification that disagrees with what you hold, query trade/query and keep the final state.",
 		passed:   fmt.Sprintf("After each of %s the merchant queried the trade.", plural(seen, "stale notification", "stale notifications")),
 	})
@@ -435,7 +435,7 @@ func evalLate(f *facts, p string) Check {
 	judge(&c, seen, bad, says{
 		none:     "No late notification in the window.",
 		exercise: "Run the notify-late scenario (X-Sandbox-Scenario: embedpay.notify-late).",
-		failed:   fmt.Sprintf("In %s of %d the merchant waited for the notification instead of querying.", plural(bad, "late case", "late cases"), seen),
+		failed:   fmt.Sprintf("The merchant waited for the notification instead of querying: %d of %s.", bad, plural(seen, "late case", "late cases")),
 		fix:      "When the user is back and no notification has come, query trade/query (with a short back-off) rather than wait.",
 		passed:   fmt.Sprintf("In all %s the merchant queried before the notification came.", plural(seen, "late case", "late cases")),
 	})
@@ -527,7 +527,7 @@ func evalAmbiguous(f *facts, p string) Check {
 			sandbox.ProductPayScore: "Run the confirm-back-icon scenario (X-Sandbox-Scenario: payscore.confirm-back-icon).",
 			sandbox.ProductEmbedPay: "Run the paying or paying-then-paid scenario (X-Sandbox-Scenario: embedpay.paying-then-paid).",
 		}[p],
-		failed: fmt.Sprintf("%s of %d was trusted without a query.", plural(bad, "inconclusive return", "inconclusive returns"), seen),
+		failed: fmt.Sprintf("Trusted without a query: %d of %s.", bad, plural(seen, "inconclusive return", "inconclusive returns")),
 		fix:    "On such a return, query the order/trade and act on its state, not on the return.",
 		passed: fmt.Sprintf("All %s were followed by a query.", plural(seen, "inconclusive return", "inconclusive returns")),
 	})
@@ -564,7 +564,7 @@ func evalQueried(f *facts, p string) Check {
 	judge(&c, len(rs), bad, says{
 		none:     "No user came back in the window.",
 		exercise: "Run a jump and read its return (GET /miniprogram/v1/sessions/{id}/return).",
-		failed:   fmt.Sprintf("%s of %d were not followed by a query before acting.", plural(bad, "return", "returns"), len(rs)),
+		failed:   fmt.Sprintf("Not followed by a query before acting: %d of %s.", bad, plural(len(rs), "return", "returns")),
 		fix:      fix,
 		passed:   fmt.Sprintf("All %s were followed by a query.", plural(len(rs), "return", "returns")),
 	})
@@ -603,7 +603,7 @@ func evalClient(f *facts, p string) Check {
 	judge(&c, seen, bad, says{
 		none:     "No jump from a client below the minimum versions in the window.",
 		exercise: "Call the jump once with an old caller (e.g. caller.sdkVersion \"2.5.0\" or wechatVersion \"7.0.0\") and check your code shows an upgrade prompt.",
-		failed:   fmt.Sprintf("%s of refused calls repeated the same call (%d refused in all).", plural(bad, "run", "runs"), seen),
+		failed:   fmt.Sprintf("Retry loops (%d identical refused calls in a row): %d, among %s.", loop, bad, plural(seen, "refused call", "refused calls")),
 		fix:      "Check the API exists and the versions (wx.canIUse, wx.getSystemInfoSync) before the jump, and on fail ask the user to upgrade WeChat rather than retry.",
 		passed:   fmt.Sprintf("%s refused, none retried in a loop.", plural(seen, "jump from an old client was", "jumps from old clients were")),
 	})
