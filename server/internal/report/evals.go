@@ -3,6 +3,7 @@ package report
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -224,7 +225,7 @@ func (f *facts) attempts(p string) []attempt {
 		switch p {
 		case sandbox.ProductEmbedPay:
 			// The sign is in the form: check it as the merchant should.
-			form := params(x)
+			form := maps.Clone(f.params(x))
 			a.status = form["status"]
 			a.key = form["pay_order"] + "|" + form["status"] + "|" + form["trade_time"]
 			sign := form["sign"]
@@ -353,24 +354,26 @@ func evalDuplicate(f *facts, p string) Check {
 // pcloudFinal is a final trade-notify status: 1 success, -1 failure.
 func pcloudFinal(status string) bool { return status == "1" || status == "-1" }
 
-// tradeQuery reports whether x is a successful P云 trade query for
-// pay_order.
-func tradeQuery(payOrder string) func(*sandbox.Exchange) bool {
-	return func(x *sandbox.Exchange) bool {
-		return isUpstream(x) && ok2xx(x) && pathOf(x) == "/gate/1.0/payment/trade/query" && params(x)["pay_order"] == payOrder
-	}
+// isTradeQuery is a successful P云 trade query.
+func isTradeQuery(x *sandbox.Exchange) bool {
+	return isUpstream(x) && ok2xx(x) && pathOf(x) == "/gate/1.0/payment/trade/query"
+}
+
+// payOrderIs matches a trade query or trade-notify about pay_order.
+func (f *facts) payOrderIs(payOrder string) func(*sandbox.Exchange) bool {
+	return func(x *sandbox.Exchange) bool { return f.params(x)["pay_order"] == payOrder }
 }
 
 func evalOutOfOrder(f *facts, p string) Check {
 	var c Check
 	final := map[string]bool{} // pay_order → a final status was delivered
-	all := f.of(p, func(*sandbox.Exchange) bool { return true })
+	queries := f.sorted(p, isTradeQuery)
 	seen, bad := 0, 0
 	for _, a := range f.attempts(p) {
 		if a.bad {
 			continue
 		}
-		order := params(a.x)["pay_order"]
+		order := f.params(a.x)["pay_order"]
 		if pcloudFinal(a.status) {
 			final[order] = true
 			continue
@@ -379,7 +382,7 @@ func evalOutOfOrder(f *facts, p string) Check {
 			continue
 		}
 		seen++
-		if q := after(all, a.x, tradeQuery(order)); q != nil {
+		if q := after(queries, a.x, f.payOrderIs(order)); q != nil {
 			c.Evidence = append(c.Evidence, evidence(a.x, false, "stale status %s after the final one", a.status),
 				evidence(q, false, "trade/query of %s after the stale notification", order))
 		} else {
@@ -412,7 +415,7 @@ func (f *facts) hasFault(s *sandbox.Session, fault string) bool {
 
 func evalLate(f *facts, p string) Check {
 	var c Check
-	all := f.of(p, func(*sandbox.Exchange) bool { return true })
+	queries, attempts := f.sorted(p, isTradeQuery), f.sorted(p, isAttempt)
 	seen, bad := 0, 0
 	done := map[string]bool{}
 	for _, r := range f.of(p, isReturn) {
@@ -422,8 +425,8 @@ func evalLate(f *facts, p string) Check {
 		}
 		done[s.ID] = true
 		seen++
-		q := after(all, r, tradeQuery(s.Ref))
-		n := after(all, r, func(x *sandbox.Exchange) bool { return isAttempt(x) && params(x)["pay_order"] == s.Ref })
+		q := after(queries, r, f.payOrderIs(s.Ref))
+		n := after(attempts, r, f.payOrderIs(s.Ref))
 		switch {
 		case q != nil && (n == nil || q.Time.Before(n.Time)):
 			c.Evidence = append(c.Evidence, evidence(r, false, "user back, notification late"), evidence(q, false, "queried %s before the notification came", s.Ref))
@@ -442,36 +445,52 @@ func evalLate(f *facts, p string) Check {
 	return c
 }
 
-// queryFor returns the predicate of a successful status query that
-// settles session s after its return r.
-func (f *facts) queryFor(p string, s *sandbox.Session, r *sandbox.Exchange) func(*sandbox.Exchange) bool {
+// statusQuery is a successful query of the product's state: the 支付分
+// order, the vehicle user (querystate, services/find or a transaction),
+// the P云 trade, a plugin getter.
+func statusQuery(p string) func(*sandbox.Exchange) bool {
+	switch p {
+	case sandbox.ProductPayScore:
+		return func(x *sandbox.Exchange) bool {
+			return isUpstream(x) && ok2xx(x) && x.Method == "GET" && pathOf(x) == "/v3/payscore/serviceorder"
+		}
+	case sandbox.ProductEmbedPay:
+		return isTradeQuery
+	case sandbox.ProductRepayment:
+		return func(x *sandbox.Exchange) bool { return isUpstream(x) && ok2xx(x) }
+	default:
+		return func(x *sandbox.Exchange) bool { return isGetter(x) && ok2xx(x) }
+	}
+}
+
+// settles returns whether a status query is about session s, whose return
+// r was read.
+func (f *facts) settles(p string, s *sandbox.Session, r *sandbox.Exchange) func(*sandbox.Exchange) bool {
 	switch p {
 	case sandbox.ProductPayScore:
 		queryID := text(returnData(r)["query_id"])
 		return func(x *sandbox.Exchange) bool {
-			if !isUpstream(x) || !ok2xx(x) || x.Method != "GET" || pathOf(x) != "/v3/payscore/serviceorder" {
-				return false
-			}
-			q := params(x)
+			q := f.params(x)
 			return q["out_order_no"] == s.Ref || (queryID != "" && q["query_id"] == queryID)
 		}
 	case sandbox.ProductEmbedPay:
-		return tradeQuery(s.Ref)
+		return f.payOrderIs(s.Ref)
 	case sandbox.ProductRepayment:
-		// The user state: querystate, services/find or a transaction.
-		return func(x *sandbox.Exchange) bool { return isUpstream(x) && ok2xx(x) }
+		return func(*sandbox.Exchange) bool { return true } // the user's state, by whichever query
 	default:
-		return func(x *sandbox.Exchange) bool { return isGetter(x) && ok2xx(x) && x.SessionID == s.ID }
+		return func(x *sandbox.Exchange) bool { return x.SessionID == s.ID }
 	}
 }
 
-// fulfils reports whether x acts on the session's subject as if the
-// outcome were known: completing a 支付分 order.
-func fulfils(p string, s *sandbox.Session) func(*sandbox.Exchange) bool {
-	return func(x *sandbox.Exchange) bool {
-		return p == sandbox.ProductPayScore && isUpstream(x) && x.Method == "POST" &&
-			pathOf(x) == "/v3/payscore/serviceorder/"+s.Ref+"/complete"
-	}
+// isComplete acts on a 支付分 order as if the outcome were known.
+func isComplete(x *sandbox.Exchange) bool {
+	return isUpstream(x) && x.Method == "POST" && strings.HasSuffix(pathOf(x), "/complete") &&
+		strings.HasPrefix(pathOf(x), "/v3/payscore/serviceorder/")
+}
+
+// completes returns whether a complete is of session s's order.
+func completes(s *sandbox.Session) func(*sandbox.Exchange) bool {
+	return func(x *sandbox.Exchange) bool { return pathOf(x) == "/v3/payscore/serviceorder/"+s.Ref+"/complete" }
 }
 
 // returns lists the first read of each returned session of the product.
@@ -505,7 +524,7 @@ func ambiguous(p string, r *sandbox.Exchange) string {
 
 func evalAmbiguous(f *facts, p string) Check {
 	var c Check
-	all := f.of(p, func(*sandbox.Exchange) bool { return true })
+	queries := f.sorted(p, statusQuery(p))
 	seen, bad := 0, 0
 	for _, r := range f.returns(p) {
 		why := ambiguous(p, r)
@@ -514,7 +533,7 @@ func evalAmbiguous(f *facts, p string) Check {
 		}
 		seen++
 		s := f.sessionOf(r)
-		if q := after(all, r, f.queryFor(p, s, r)); q != nil {
+		if q := after(queries, r, f.settles(p, s, r)); q != nil {
 			c.Evidence = append(c.Evidence, evidence(r, false, "%s", why), evidence(q, false, "queried %s", s.Ref))
 		} else {
 			bad++
@@ -536,13 +555,13 @@ func evalAmbiguous(f *facts, p string) Check {
 
 func evalQueried(f *facts, p string) Check {
 	var c Check
-	all := f.of(p, func(*sandbox.Exchange) bool { return true })
+	queries, completions := f.sorted(p, statusQuery(p)), f.sorted(p, isComplete)
 	rs := f.returns(p)
 	bad := 0
 	for _, r := range rs {
 		s := f.sessionOf(r)
-		q := after(all, r, f.queryFor(p, s, r))
-		done := after(all, r, fulfils(p, s))
+		q := after(queries, r, f.settles(p, s, r))
+		done := after(completions, r, completes(s))
 		switch {
 		case q == nil:
 			bad++

@@ -23,6 +23,18 @@ type facts struct {
 	// product is each exchange's product, including wx.* calls refused
 	// before they became a session.
 	product map[int64]string
+	// parsed caches params: the checks ask again and again.
+	parsed map[int64]map[string]string
+}
+
+// params returns x's parameters, parsed once.
+func (f *facts) params(x *sandbox.Exchange) map[string]string {
+	if p, ok := f.parsed[x.ID]; ok {
+		return p
+	}
+	p := params(x)
+	f.parsed[x.ID] = p
+	return p
 }
 
 // gather reads the journal backwards from until to since, then the
@@ -32,7 +44,7 @@ func (b *Builder) gather(ctx context.Context, m *sandbox.Merchant, since, until 
 	if limit <= 0 {
 		limit = DefaultMaxEntries
 	}
-	f := &facts{b: b, m: m, sessions: map[string]*sandbox.Session{}, notes: map[string]*sandbox.Notification{}, product: map[int64]string{}}
+	f := &facts{b: b, m: m, sessions: map[string]*sandbox.Session{}, notes: map[string]*sandbox.Notification{}, product: map[int64]string{}, parsed: map[int64]map[string]string{}}
 	var before int64
 read:
 	for {
@@ -69,13 +81,11 @@ read:
 				f.product[x.ID] = b.TargetProduct(api, body.Args)
 			}
 		}
-		if x.SessionID != "" {
-			if err := lookup(ctx, f.sessions, x.SessionID, b.Store.GetSession); err != nil {
-				return nil, err
-			}
-		}
-		if x.NotifyID != "" {
-			if err := lookup(ctx, f.notes, x.NotifyID, b.Store.GetNotification); err != nil {
+		for _, err := range []error{
+			lookup(ctx, f, f.sessions, x.SessionID, b.Store.GetSession),
+			lookup(ctx, f, f.notes, x.NotifyID, b.Store.GetNotification),
+		} {
+			if err != nil {
 				return nil, err
 			}
 		}
@@ -83,10 +93,14 @@ read:
 	return f, nil
 }
 
-// lookup reads id into seen once, within maxLookups; one gone since (a
-// pruned row) is left out.
-func lookup[T any](ctx context.Context, seen map[string]*T, id string, get func(context.Context, string) (*T, error)) error {
-	if _, ok := seen[id]; ok || len(seen) >= maxLookups {
+// lookup reads id into seen once; one gone since (a pruned row) is left
+// out. Past maxLookups the report is truncated.
+func lookup[T any](ctx context.Context, f *facts, seen map[string]*T, id string, get func(context.Context, string) (*T, error)) error {
+	if _, ok := seen[id]; ok || id == "" {
+		return nil
+	}
+	if len(seen) >= maxLookups {
+		f.truncated = true
 		return nil
 	}
 	v, err := get(ctx, id)
@@ -140,8 +154,11 @@ func isGetter(x *sandbox.Exchange) bool {
 // isUpstream is a request to a simulated upstream API (not the mini-program
 // contract, not the sandbox's own API).
 func isUpstream(x *sandbox.Exchange) bool {
+	if x.Direction != sandbox.DirectionIn {
+		return false
+	}
 	p := pathOf(x)
-	return x.Direction == sandbox.DirectionIn && !strings.HasPrefix(p, mpPrefix) && !strings.HasPrefix(p, "/sandbox/")
+	return !strings.HasPrefix(p, mpPrefix) && !strings.HasPrefix(p, "/sandbox/")
 }
 
 func isAttempt(x *sandbox.Exchange) bool { return x.Direction == sandbox.DirectionOut }
@@ -206,16 +223,28 @@ func returnData(x *sandbox.Exchange) map[string]any {
 	return out.ReferrerInfo.ExtraData
 }
 
-// after returns the earliest exchange of xs that started after x and
-// matches. Start times, not ids, order them: a notification attempt is
-// journalled once answered, so a query the merchant made on receiving it
-// can have the smaller id.
+// sorted returns the product's exchanges that match, by start time.
+func (f *facts) sorted(product string, match func(*sandbox.Exchange) bool) []*sandbox.Exchange {
+	xs := f.of(product, match)
+	slices.SortStableFunc(xs, func(a, b *sandbox.Exchange) int { return a.Time.Compare(b.Time) })
+	return xs
+}
+
+// after returns the earliest exchange of xs (sorted by start time) that
+// started after x and matches. Start times, not ids, order them: a
+// notification attempt is journalled once answered, so a query the
+// merchant made on receiving it can have the smaller id.
 func after(xs []*sandbox.Exchange, x *sandbox.Exchange, match func(*sandbox.Exchange) bool) *sandbox.Exchange {
-	var first *sandbox.Exchange
-	for _, y := range xs {
-		if y.Time.After(x.Time) && (first == nil || y.Time.Before(first.Time)) && match(y) {
-			first = y
+	i, _ := slices.BinarySearchFunc(xs, x.Time, func(y *sandbox.Exchange, t time.Time) int {
+		if y.Time.After(t) {
+			return 1
+		}
+		return -1
+	})
+	for _, y := range xs[i:] {
+		if match(y) {
+			return y
 		}
 	}
-	return first
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
@@ -213,7 +214,13 @@ func evidence(x *sandbox.Exchange, bad bool, format string, args ...any) Evidenc
 		URL: "/sandbox/v1/journal/" + id, Page: "/#journal/" + id}
 }
 
+// pathOf is the exchange's path. Inbound URLs are a request URI, which is
+// cut without parsing: the checks ask it of every entry, many times.
 func pathOf(x *sandbox.Exchange) string {
+	if strings.HasPrefix(x.URL, "/") {
+		p, _, _ := strings.Cut(x.URL, "?")
+		return p
+	}
 	u, err := url.Parse(x.URL)
 	if err != nil {
 		return x.URL
