@@ -178,6 +178,26 @@ func (s *shop) v3(method, path string, body any) {
 	}
 }
 
+// staleQuery queries an order with an Authorization signed right but
+// stamped 10 minutes ago, as a backend that caches its timestamp does.
+func (s *shop) staleQuery(outOrderNo string) {
+	s.tb.Helper()
+	key, err := wxsign.ParsePrivateKey(s.m.MerchantPrivateKeyPEM)
+	if err != nil {
+		s.tb.Fatal(err)
+	}
+	uri := "/v3/payscore/serviceorder?service_id=" + s.m.ServiceID + "&out_order_no=" + outOrderNo + "&appid=" + s.m.AppID
+	a := wxsign.Authorization{MchID: s.m.MchID, NonceStr: wxsign.NonceStr(32), SerialNo: s.m.MerchantSerialNo,
+		Timestamp: strconv.FormatInt(time.Now().Add(-10*time.Minute).Unix(), 10)}
+	if a.Signature, err = wxsign.RSASign(key, wxsign.V3RequestMessage(http.MethodGet, uri, a.Timestamp, a.NonceStr, "")); err != nil {
+		s.tb.Fatal(err)
+	}
+	status, raw := s.send(http.MethodGet, uri, "", nil, map[string]string{"Authorization": wxsign.FormatAuthorization(a)})
+	if status != http.StatusUnauthorized {
+		s.tb.Fatalf("a query stamped 10 minutes ago: %d %s, want 401", status, raw)
+	}
+}
+
 // createOrder creates a pay-score order (the prefix picks the scenario)
 // and returns its package.
 func (s *shop) createOrder(outOrderNo string) string {

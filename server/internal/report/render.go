@@ -41,7 +41,7 @@ func Markdown(r *Report, base string) []byte {
 	b.WriteString("| product | check | verdict |\n|---|---|---|\n")
 	for _, p := range r.Products {
 		for _, c := range p.Checks {
-			fmt.Fprintf(&b, "| %s | %s | %s |\n", p.Product, mdCell(c.Title), verdictMark(c.Verdict))
+			fmt.Fprintf(&b, "| %s | %s | %s |\n", p.Product, mdText(c.Title), verdictMark(c.Verdict))
 		}
 	}
 	for _, p := range r.Products {
@@ -64,7 +64,7 @@ func Markdown(r *Report, base string) []byte {
 					if e.Bad {
 						mark = "❌ "
 					}
-					fmt.Fprintf(&b, "  - %s[#%d](%s%s) `%s` — %s\n", mark, e.ID, base, e.Page, e.What, e.Note)
+					fmt.Fprintf(&b, "  - %s[#%d](%s%s) `%s` — %s\n", mark, e.ID, base, e.Page, mdText(e.What), mdText(e.Note))
 				}
 			}
 		}
@@ -72,7 +72,10 @@ func Markdown(r *Report, base string) []byte {
 	return b.Bytes()
 }
 
-func mdCell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+// mdText keeps text that quotes what merchants sent (their answers, their
+// URLs) from shaping the Markdown: one line, no markup, no code span, no
+// table cell break.
+var mdText = strings.NewReplacer("\r", " ", "\n", " ", "<", "&lt;", ">", "&gt;", "`", "'", "|", `\|`).Replace
 
 // page is the self-contained HTML export: no script, no external asset.
 var page = template.Must(template.New("report").Funcs(template.FuncMap{

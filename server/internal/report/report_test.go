@@ -27,6 +27,7 @@ func (s *shop) payScoreFlows() {
 			s.tb.Fatalf("a sign made with the v3 key: %d %v", status, out)
 		}
 		s.flowScore(pkg, "PSBADSIGN"+s.m.MchID, key)
+		s.staleQuery("PSBADSIGN" + s.m.MchID)
 	} else {
 		s.flowScore(s.createOrder("PSBADSIGN"+s.m.MchID), "PSBADSIGN"+s.m.MchID, key)
 	}
@@ -199,7 +200,7 @@ func TestReportCard(t *testing.T) {
 	want := map[string][2]report.Verdict{ // check → {bad shop, good shop}
 		"payscore signing.verified":     {F, P},
 		"payscore signing.key":          {F, P},
-		"payscore signing.timestamp":    {P, P},
+		"payscore signing.timestamp":    {F, P},
 		"payscore notify.acknowledged":  {F, P},
 		"payscore notify.bad_signature": {F, P},
 		"payscore notify.duplicate":     {F, P},
