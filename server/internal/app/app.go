@@ -227,7 +227,7 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 	for name, b := range builders {
 		acks[name] = b.Acknowledged
 	}
-	a.Report = &report.Builder{Store: st, Scenarios: a.Scenarios, Acknowledged: acks, TargetProduct: a.Sessions.TargetProduct}
+	a.Report = &report.Builder{Store: st, Scenarios: a.Scenarios, Acknowledged: acks, TargetProduct: a.Sessions.TargetProduct, Flush: a.Journal.Flush}
 	adminRoutes = append(adminRoutes, a.Report.Register)
 
 	access := o.Access

@@ -140,6 +140,10 @@ type Builder struct {
 	// TargetProduct names the product a wx.* call was for, when the journal
 	// entry does not (a call refused before it became a session).
 	TargetProduct func(api string, args json.RawMessage) string
+	// Flush waits until every exchange recorded so far is in the store
+	// (the journal's Flush), so that a report asked for right after a
+	// suite's last request sees it. Nil skips it.
+	Flush func(context.Context) error
 	// MaxEntries bounds the journal entries read (default
 	// DefaultMaxEntries).
 	MaxEntries int
@@ -151,6 +155,11 @@ func (b *Builder) Build(ctx context.Context, mchid string, since, until time.Tim
 	m, err := b.Store.GetMerchant(ctx, mchid)
 	if err != nil {
 		return nil, err
+	}
+	if b.Flush != nil {
+		if err := b.Flush(ctx); err != nil {
+			return nil, err
+		}
 	}
 	f, err := b.gather(ctx, m, since, until)
 	if err != nil {
