@@ -27,6 +27,7 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/merchant"
 	"github.com/mpsandbox/mpsandbox/server/internal/miniprogram"
 	"github.com/mpsandbox/mpsandbox/server/internal/notify"
+	"github.com/mpsandbox/mpsandbox/server/internal/report"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 	"github.com/mpsandbox/mpsandbox/server/internal/scenario"
 	"github.com/mpsandbox/mpsandbox/server/internal/schema"
@@ -112,6 +113,7 @@ type App struct {
 	Sessions  *miniprogram.Service
 	Products  []sandbox.Product
 	Admin     *admin.API
+	Report    *report.Builder
 	Page      *web.Page
 
 	cancel  context.CancelFunc
@@ -210,6 +212,17 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 	// sessions, which re-read what they need from it.
 	st.OnCommit(a.Worker.Committed)
 	st.OnCommit(a.Sessions.Committed)
+
+	acks := map[string]func(int, []byte) bool{}
+	for name, b := range builders {
+		acks[name] = b.Acknowledged
+	}
+	names := make([]string, len(a.Products))
+	for i, p := range a.Products {
+		names[i] = p.Name()
+	}
+	a.Report = &report.Builder{Store: st, Scenarios: a.Scenarios, Products: names, Acknowledged: acks, TargetProduct: a.Sessions.TargetProduct, Flush: a.Journal.Flush}
+	adminRoutes = append(adminRoutes, a.Report.Register)
 
 	access := o.Access
 	if access.MerchantByToken == nil {

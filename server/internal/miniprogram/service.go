@@ -6,6 +6,7 @@ package miniprogram
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -125,6 +126,19 @@ func targetKey(api string, args map[string]any) (key, path string) {
 	default:
 		return strings.TrimSpace(str("appId")), "/args/appId"
 	}
+}
+
+// TargetProduct names the product that serves the target of a wx.* call's
+// args, "" when none does: what a call refused before it became a session
+// was for.
+func (s *Service) TargetProduct(api string, args json.RawMessage) string {
+	var a map[string]any
+	_ = json.Unmarshal(args, &a)
+	key, _ := targetKey(api, a)
+	if p, ok := s.targets[sandbox.Target{API: api, Key: key}]; ok {
+		return p.Name()
+	}
+	return ""
 }
 
 // Launch handles one wx.* call: it finds the merchant's product for the

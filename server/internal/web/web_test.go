@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/mpsandbox/mpsandbox/schemas"
+	"github.com/mpsandbox/mpsandbox/server/internal/report"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
@@ -244,6 +245,13 @@ func TestEveryWordIsInBothLanguages(t *testing.T) {
 	}
 	for _, op := range []string{"redeliver", "hold", "release", "fail-next"} {
 		used["notify.done."+op] = "notification operations"
+	}
+	for _, v := range []report.Verdict{report.Passed, report.Failed, report.NotExercised} {
+		used["verdict."+string(v)] = "report.Verdict"
+	}
+	used["report.window.all"] = "REPORT_WINDOWS ''"
+	for _, w := range jsList(t, js, "REPORT_WINDOWS") {
+		used["report.window."+w] = "REPORT_WINDOWS"
 	}
 
 	for k, where := range used {
