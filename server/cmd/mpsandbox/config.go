@@ -28,6 +28,9 @@ type Config struct {
 	ManualTimeout     time.Duration
 	MaxBody           int64
 	ShutdownTimeout   time.Duration
+
+	// Staging: reproducible credentials (CI only).
+	CredentialsSeed string
 }
 
 // parseConfig reads flags (args, without the program name) over the
@@ -90,7 +93,8 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&c.DataDir, "data-dir", env("DATA_DIR", "./data"), "directory of the SQLite database (MPSANDBOX_DATA_DIR)")
 	fs.BoolVar(&c.InMemory, "in-memory", envBool("IN_MEMORY", false), "keep everything in memory and lose it at exit, for throwaway runs (MPSANDBOX_IN_MEMORY)")
 	fs.StringVar(&c.ScenariosDir, "scenarios-dir", env("SCENARIOS_DIR", ""), "load scenarios from this directory instead of the embedded set (MPSANDBOX_SCENARIOS_DIR)")
-	fs.StringVar(&c.MerchantsFile, "merchants-file", env("MERCHANTS_FILE", ""), "YAML file of merchants to create at start if missing (MPSANDBOX_MERCHANTS_FILE)")
+	fs.StringVar(&c.MerchantsFile, "merchants-file", env("MERCHANTS_FILE", ""), "YAML file of merchants, with any of their credentials, to create at start if missing; GET /sandbox/v1/merchants/{mchid}/export writes one (MPSANDBOX_MERCHANTS_FILE)")
+	fs.StringVar(&c.CredentialsSeed, "credentials-seed", env("CREDENTIALS_SEED", ""), "make every generated credential (keys, secrets, ids, tokens) a function of this seed and the mchid, for throwaway CI runs; never on a shared server: the seed gives every key away (MPSANDBOX_CREDENTIALS_SEED)")
 	fs.Float64Var(&c.ClockScale, "clock-scale", envFloat("CLOCK_SCALE", 1), "sandbox seconds per real second; CI uses a large one (MPSANDBOX_CLOCK_SCALE)")
 	fs.StringVar(&c.AdminToken, "admin-token", env("ADMIN_TOKEN", ""), "bearer token of the admin API; bound to a non-loopback address without one, one is generated, logged once and kept in <data-dir>/admin-token (MPSANDBOX_ADMIN_TOKEN)")
 	fs.StringVar(&c.LogFormat, "log-format", env("LOG_FORMAT", "text"), "text or json (MPSANDBOX_LOG_FORMAT)")

@@ -13,11 +13,13 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/mpsandbox/mpsandbox/fixtures"
 	"github.com/mpsandbox/mpsandbox/scenarios"
 	"github.com/mpsandbox/mpsandbox/schemas"
 	"github.com/mpsandbox/mpsandbox/sdk"
@@ -93,6 +95,9 @@ type Options struct {
 	// MerchantsFile is a YAML file of merchants created at start when
 	// missing (--merchants-file).
 	MerchantsFile string
+	// CredentialsSeed makes generated credentials a function of it and the
+	// mchid (--credentials-seed); empty draws them from crypto/rand.
+	CredentialsSeed string
 
 	// JournalMaxEntries and JournalMaxAge bound the journal's history
 	// (default: the journal's).
@@ -181,13 +186,18 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 		}
 	}
 	a.Clock = sandbox.NewClock(o.ClockScale, o.Now)
-	if a.Merchants, err = merchant.Load(ctx, st, a.Clock); err != nil {
-		return nil, fmt.Errorf("merchants: %w", err)
-	}
+	var fileMerchants []merchant.FileEntry
 	if o.MerchantsFile != "" {
-		if err := loadMerchantsFile(ctx, a.Merchants, o.MerchantsFile); err != nil {
+		if fileMerchants, err = readMerchantsFile(o.MerchantsFile); err != nil {
 			return nil, err
 		}
+	}
+	listsDemo := slices.ContainsFunc(fileMerchants, func(e merchant.FileEntry) bool { return e.MchID == fixtures.DemoMchID })
+	if a.Merchants, err = merchant.Load(ctx, st, a.Clock, merchant.WithCredentialsSeed(o.CredentialsSeed), merchant.WithoutDemo(listsDemo)); err != nil {
+		return nil, fmt.Errorf("merchants: %w", err)
+	}
+	if err := importMerchants(ctx, a.Merchants, o.MerchantsFile, fileMerchants); err != nil {
+		return nil, err
 	}
 
 	a.Journal = journal.New(st, journal.Options{MaxEntries: o.JournalMaxEntries, MaxAge: o.JournalMaxAge, Logger: o.Logger})
