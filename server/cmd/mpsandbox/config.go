@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -29,8 +30,35 @@ type Config struct {
 	MaxBody           int64
 	ShutdownTimeout   time.Duration
 
-	// Staging: reproducible credentials (CI only).
+	// Staging: reproducible credentials (CI only); HTTPS from certificate
+	// files or from a local CA kept in the data dir.
 	CredentialsSeed string
+	TLSCert         string
+	TLSKey          string
+	TLSSelfSigned   bool
+	PublicNames     []string
+}
+
+// TLS reports whether the server speaks HTTPS.
+func (c Config) TLS() bool { return c.TLSSelfSigned || c.TLSCert != "" }
+
+// nameList is a repeatable flag of comma-separated names.
+type nameList struct{ names *[]string }
+
+func (l nameList) String() string {
+	if l.names == nil {
+		return ""
+	}
+	return strings.Join(*l.names, ",")
+}
+
+func (l nameList) Set(v string) error {
+	for _, n := range strings.Split(v, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			*l.names = append(*l.names, n)
+		}
+	}
+	return nil
 }
 
 // parseConfig reads flags (args, without the program name) over the
@@ -105,6 +133,10 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.DurationVar(&c.ManualTimeout, "manual-timeout", envDur("MANUAL_TIMEOUT", 30*time.Minute), "how long a manual session waits for a person, on the sandbox clock (MPSANDBOX_MANUAL_TIMEOUT)")
 	fs.Int64Var(&c.MaxBody, "max-body", int64(envInt("MAX_BODY", 1<<20)), "largest request body in bytes (MPSANDBOX_MAX_BODY)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDur("SHUTDOWN_TIMEOUT", 10*time.Second), "how long in-flight requests may take to finish at SIGTERM (MPSANDBOX_SHUTDOWN_TIMEOUT)")
+	fs.StringVar(&c.TLSCert, "tls-cert", env("TLS_CERT", ""), "serve HTTPS with this PEM certificate (chain); with --tls-key (MPSANDBOX_TLS_CERT)")
+	fs.StringVar(&c.TLSKey, "tls-key", env("TLS_KEY", ""), "the PEM private key of --tls-cert (MPSANDBOX_TLS_KEY)")
+	fs.BoolVar(&c.TLSSelfSigned, "tls-self-signed", envBool("TLS_SELF_SIGNED", false), "serve HTTPS with a certificate from a local CA kept in <data-dir>/tls; clients trust GET /sandbox/v1/ca.pem (MPSANDBOX_TLS_SELF_SIGNED)")
+	fs.Var(nameList{&c.PublicNames}, "public-name", "a host name or IP the sandbox is reached by, for --tls-self-signed's certificate (localhost and 127.0.0.1 always); repeat or comma-separate (MPSANDBOX_PUBLIC_NAME)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -122,6 +154,20 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	if c.MaxBody < 1024 {
 		errs = append(errs, "--max-body must be at least 1024 bytes")
+	}
+	if len(c.PublicNames) == 0 {
+		_ = nameList{&c.PublicNames}.Set(env("PUBLIC_NAME", ""))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, "--tls-cert and --tls-key go together")
+	}
+	if c.TLSSelfSigned && c.TLSCert != "" {
+		errs = append(errs, "--tls-self-signed or --tls-cert, not both")
+	}
+	for _, n := range c.PublicNames {
+		if strings.ContainsAny(n, "/: ") && net.ParseIP(n) == nil {
+			errs = append(errs, fmt.Sprintf("--public-name %q: a host name or an IP address, without scheme, port or path", n))
+		}
 	}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("%s", strings.Join(errs, "; "))

@@ -63,22 +63,9 @@ func TestExportedMerchantsComeBack(t *testing.T) {
 	}
 
 	cred := want["1900000077"]
-	key, err := utils.LoadPrivateKey(cred["merchant_private_key_pem"].(string))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := utils.LoadPublicKey(cred["platform_public_key_pem"].(string))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	client, err := core.NewClient(ctx,
-		option.WithWechatPayPublicKeyAuthCipher("1900000077", cred["merchant_serial_no"].(string), key, cred["platform_public_key_id"].(string), pub),
-		option.WithHTTPClient(hostRewriteClient(t, b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = client.Get(ctx, "https://api.mch.weixin.qq.com/v3/payscore/serviceorder?service_id="+cred["service_id"].(string)+
+	client := sdkClient(t, cred, b, http.DefaultTransport)
+	_, err := client.Get(ctx, "https://api.mch.weixin.qq.com/v3/payscore/serviceorder?service_id="+cred["service_id"].(string)+
 		"&appid="+cred["appid"].(string)+"&out_order_no=NOSUCHORDER")
 	if !core.IsAPIError(err, "ORDER_NOT_EXIST") {
 		t.Errorf("the SDK with the exported credentials: got %v, want APIError ORDER_NOT_EXIST", err)
@@ -117,18 +104,36 @@ func TestCredentialsSeed(t *testing.T) {
 
 func equalJSON(a, b any) bool { return fmt.Sprint(a) == fmt.Sprint(b) }
 
-// hostRewriteClient sends the SDK's requests for api.mch.weixin.qq.com to
-// base: the host is not part of a v3 signature.
-func hostRewriteClient(t testing.TB, base string) *http.Client {
+// sdkClient is wechatpay-go in public-key mode for the merchant whose
+// /credentials are cred, unchanged but for the host: its requests for
+// api.mch.weixin.qq.com go to base over rt (the host is not part of a v3
+// signature).
+func sdkClient(t testing.TB, cred map[string]any, base string, rt http.RoundTripper) *core.Client {
+	t.Helper()
 	u, err := url.Parse(base)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &http.Client{Timeout: 10 * time.Second, Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
-		r2 := r.Clone(r.Context())
-		r2.URL.Scheme, r2.URL.Host, r2.Host = u.Scheme, u.Host, u.Host
-		return http.DefaultTransport.RoundTrip(r2)
-	})}
+	key, err := utils.LoadPrivateKey(cred["merchant_private_key_pem"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := utils.LoadPublicKey(cred["platform_public_key_pem"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := core.NewClient(context.Background(),
+		option.WithWechatPayPublicKeyAuthCipher(cred["mchid"].(string), cred["merchant_serial_no"].(string), key,
+			cred["platform_public_key_id"].(string), pub),
+		option.WithHTTPClient(&http.Client{Timeout: 10 * time.Second, Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			r2 := r.Clone(r.Context())
+			r2.URL.Scheme, r2.URL.Host, r2.Host = u.Scheme, u.Host, u.Host
+			return rt.RoundTrip(r2)
+		})}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)

@@ -74,8 +74,16 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}
 
+	ln, caPEM, err := m.listenTLS(ln, cfg)
+	if err != nil {
+		m.listener.Close()
+		return err
+	}
+	m.listener = ln
+
 	gin.SetMode(gin.ReleaseMode)
 	engine := app.NewEngine(app.EngineOptions{Logger: m.Logger, AccessLog: cfg.AccessLog, MaxBody: cfg.MaxBody})
+	registerCA(engine, caPEM)
 	engine.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	engine.GET("/readyz", func(c *gin.Context) {
 		if !m.ready.Load() {
@@ -99,7 +107,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}()
 	m.ready.Store(true)
 	m.Logger.Info("ready", "addr", m.Addr, "version", version, "startup_ms", time.Since(start).Milliseconds(),
-		"data_dir", dataDescription(cfg), "clock_scale", cfg.ClockScale, "admin_open", open)
+		"data_dir", dataDescription(cfg), "clock_scale", cfg.ClockScale, "admin_open", open, "tls", cfg.TLS())
 	return nil
 }
 
