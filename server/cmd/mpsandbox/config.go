@@ -31,12 +31,13 @@ type Config struct {
 	ShutdownTimeout   time.Duration
 
 	// Staging: reproducible credentials (CI only); HTTPS from certificate
-	// files or from a local CA kept in the data dir.
+	// files or from a local CA kept in the data dir; who reads /metrics.
 	CredentialsSeed string
 	TLSCert         string
 	TLSKey          string
 	TLSSelfSigned   bool
 	PublicNames     []string
+	MetricsToken    string
 }
 
 // TLS reports whether the server speaks HTTPS.
@@ -137,6 +138,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&c.TLSKey, "tls-key", env("TLS_KEY", ""), "the PEM private key of --tls-cert (MPSANDBOX_TLS_KEY)")
 	fs.BoolVar(&c.TLSSelfSigned, "tls-self-signed", envBool("TLS_SELF_SIGNED", false), "serve HTTPS with a certificate from a local CA kept in <data-dir>/tls; clients trust GET /sandbox/v1/ca.pem (MPSANDBOX_TLS_SELF_SIGNED)")
 	fs.Var(nameList{&c.PublicNames}, "public-name", "a host name or IP the sandbox is reached by, for --tls-self-signed's certificate (localhost and 127.0.0.1 always); repeat or comma-separate (MPSANDBOX_PUBLIC_NAME)")
+	fs.StringVar(&c.MetricsToken, "metrics-token", env("METRICS_TOKEN", ""), "bound to a non-loopback address, GET /metrics wants this bearer token or the admin token; it opens nothing else (MPSANDBOX_METRICS_TOKEN)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
 	"github.com/mpsandbox/mpsandbox/server/internal/journal"
 	"github.com/mpsandbox/mpsandbox/server/internal/merchant"
+	"github.com/mpsandbox/mpsandbox/server/internal/metrics"
 	"github.com/mpsandbox/mpsandbox/server/internal/miniprogram"
 	"github.com/mpsandbox/mpsandbox/server/internal/notify"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
@@ -119,6 +120,10 @@ type Options struct {
 
 	// Products builds the simulated products, in this order.
 	Products []Constructor
+
+	// Metrics, when set, times the store's commits, counts notification
+	// attempts and reads the queues and sizes at each scrape.
+	Metrics *metrics.Metrics
 }
 
 // App is the wired sandbox.
@@ -135,6 +140,7 @@ type App struct {
 	Admin     *admin.API
 	Page      *web.Page
 
+	raw     sandbox.Store // the store unwrapped, for its own probes
 	cancel  context.CancelFunc
 	workers sync.WaitGroup
 	closing sync.Once
@@ -154,11 +160,17 @@ func New(ctx context.Context, o Options) (*App, error) {
 			return nil, err
 		}
 	}
+	raw := st
+	if o.Metrics != nil {
+		st = o.Metrics.Store(st)
+	}
 	a, err := build(ctx, o, st)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
+	a.raw = raw
+	a.observe(o.Metrics, o.Logger)
 	return a, nil
 }
 
@@ -204,6 +216,7 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 	builders := map[string]sandbox.NotifyBuilder{}
 	a.Worker = notify.New(notify.Options{
 		Store: st, Clock: a.Clock, Journal: a.Journal, Logger: o.Logger, Builders: builders, MaxPoll: o.MaxPoll,
+		Attempted: attempted(o.Metrics),
 	})
 	deps := sandbox.Deps{
 		Store: st, Clock: a.Clock, Merchants: a.Merchants, Scenarios: a.Scenarios, Validator: a.Schemas,

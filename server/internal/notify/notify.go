@@ -63,6 +63,9 @@ type Options struct {
 	MaxPoll time.Duration
 	// Logger receives store failures and dropped outcomes; nil discards.
 	Logger *slog.Logger
+	// Attempted sees each notification after an attempt, in the state the
+	// attempt left it (the metrics count it); nil ignores.
+	Attempted func(*sandbox.Notification)
 }
 
 // Worker delivers due notifications. It implements sandbox.Notifier.
@@ -79,6 +82,7 @@ type Worker struct {
 	perMerchant int
 	maxPoll     time.Duration
 	log         *slog.Logger
+	attempted   func(*sandbox.Notification)
 
 	kick    chan struct{}
 	refresh atomic.Bool
@@ -129,6 +133,7 @@ func New(o Options) *Worker {
 		perMerchant: max(1, o.Workers/2),
 		maxPoll:     o.MaxPoll,
 		log:         o.Logger,
+		attempted:   o.Attempted,
 		kick:        make(chan struct{}, 1),
 		inflight:    map[string]struct{}{},
 		released:    map[string]struct{}{},
@@ -170,7 +175,7 @@ func (w *Worker) Run(ctx context.Context) {
 		if w.refresh.Swap(false) || time.Since(listed) > merchantRefresh {
 			ms, err := w.st.ListMerchants(ctx)
 			if err != nil {
-				w.log.Error("notify_list_merchants_failed", "err", err)
+				w.log.Error("notify_list_merchants_failed", "error", err)
 			} else {
 				merchants, listed = ms, time.Now()
 			}
@@ -204,7 +209,7 @@ func (w *Worker) scan(ctx context.Context, merchants []*sandbox.Merchant) time.D
 			// so that the ones behind them are reached.
 			due, err := w.st.DueNotifications(ctx, m.MchID, now, busy+room)
 			if err != nil {
-				w.log.Error("notify_due_failed", "merchant", m.MchID, "err", err)
+				w.log.Error("notify_due_failed", "mchid", m.MchID, "error", err)
 			}
 			for _, n := range due {
 				if room > 0 && w.claim(n) {
@@ -215,7 +220,7 @@ func (w *Worker) scan(ctx context.Context, merchants []*sandbox.Merchant) time.D
 		}
 		next, err := w.st.NextDue(ctx, m.MchID)
 		if err != nil {
-			w.log.Error("notify_next_due_failed", "merchant", m.MchID, "err", err)
+			w.log.Error("notify_next_due_failed", "mchid", m.MchID, "error", err)
 			continue
 		}
 		// A time already past belongs to a row in flight (its completion
@@ -312,6 +317,9 @@ func (w *Worker) attempt(ctx context.Context, m *sandbox.Merchant, n *sandbox.No
 	}
 	w.commit(ctx, n)
 	w.journal.Record(x)
+	if w.attempted != nil {
+		w.attempted(n)
+	}
 }
 
 // try makes the attempt unless FailNext, the allow-list or a missing
@@ -392,9 +400,9 @@ func (w *Worker) commit(ctx context.Context, n *sandbox.Notification) {
 		if cur, err := w.st.GetNotification(ctx, n.ID); err == nil {
 			state = cur.State
 		}
-		w.log.Info("notify_outcome_dropped", "merchant", n.MchID, "notify_id", n.ID, "attempt", n.Attempts, "state", state)
+		w.log.Info("notify_outcome_dropped", "mchid", n.MchID, "notify_id", n.ID, "attempt", n.Attempts, "state", state)
 	default:
-		w.log.Error("notify_commit_failed", "merchant", n.MchID, "notify_id", n.ID, "attempt", n.Attempts, "err", err)
+		w.log.Error("notify_commit_failed", "mchid", n.MchID, "notify_id", n.ID, "attempt", n.Attempts, "error", err)
 	}
 }
 
