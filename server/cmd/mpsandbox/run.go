@@ -22,6 +22,7 @@ import (
 
 	"github.com/mpsandbox/mpsandbox/server/internal/app"
 	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
+	"github.com/mpsandbox/mpsandbox/server/internal/metrics"
 )
 
 // Main is the running server: Run wires everything and starts serving,
@@ -37,6 +38,8 @@ type Main struct {
 	listener net.Listener
 	server   *http.Server
 	app      *app.App
+	metrics  *metrics.Metrics
+	writable *writable
 	// shutdown closes when Close begins, ending event streams and long polls.
 	shutdown chan struct{}
 	closing  sync.Once
@@ -74,12 +77,27 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}
 
+	ln, caPEM, err := m.listenTLS(ln, cfg)
+	if err != nil {
+		m.listener.Close()
+		return err
+	}
+	m.listener = ln
+
 	gin.SetMode(gin.ReleaseMode)
 	engine := app.NewEngine(app.EngineOptions{Logger: m.Logger, AccessLog: cfg.AccessLog, MaxBody: cfg.MaxBody})
+	registerCA(engine, caPEM)
+	m.metrics = metrics.New()
+	engine.Use(m.metrics.Middleware())
+	engine.GET("/metrics", m.metrics.Handler(open, cfg.AdminToken, cfg.MetricsToken))
 	engine.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	engine.GET("/readyz", func(c *gin.Context) {
 		if !m.ready.Load() {
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "starting"})
+			return
+		}
+		if err := m.writable.check(); err != nil {
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "not_ready", "reason": "the store cannot write: " + err.Error()})
 			return
 		}
 		c.JSON(http.StatusOK, gin.H{"status": "ready"})
@@ -99,7 +117,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}()
 	m.ready.Store(true)
 	m.Logger.Info("ready", "addr", m.Addr, "version", version, "startup_ms", time.Since(start).Milliseconds(),
-		"data_dir", dataDescription(cfg), "clock_scale", cfg.ClockScale, "admin_open", open)
+		"data_dir", dataDescription(cfg), "clock_scale", cfg.ClockScale, "admin_open", open, "tls", cfg.TLS())
 	return nil
 }
 
@@ -129,11 +147,13 @@ func (m *Main) wire(ctx context.Context, cfg Config, engine *gin.Engine, open bo
 		MerchantsFile: cfg.MerchantsFile, JournalMaxEntries: cfg.JournalMaxEntries, JournalMaxAge: cfg.JournalMaxAge,
 		ManualTimeout: cfg.ManualTimeout, Access: httpapi.Access{Open: open, AdminToken: cfg.AdminToken},
 		Shutdown: m.shutdown, Products: products,
+		CredentialsSeed: cfg.CredentialsSeed, Metrics: m.metrics,
 	})
 	if err != nil {
 		return err
 	}
 	m.app = a
+	m.writable = &writable{probe: a.ProbeWrite, log: m.Logger}
 	a.Register(engine)
 	a.Start()
 	return nil
