@@ -13,13 +13,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/mpsandbox/mpsandbox/server/embedded"
 	"github.com/mpsandbox/mpsandbox/server/internal/app"
 	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
 )
@@ -76,17 +76,7 @@ func (m *Main) Run(ctx context.Context) error {
 
 	gin.SetMode(gin.ReleaseMode)
 	engine := app.NewEngine(app.EngineOptions{Logger: m.Logger, AccessLog: cfg.AccessLog, MaxBody: cfg.MaxBody})
-	engine.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
-	engine.GET("/readyz", func(c *gin.Context) {
-		if !m.ready.Load() {
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "starting"})
-			return
-		}
-		c.JSON(http.StatusOK, gin.H{"status": "ready"})
-	})
-	engine.GET("/version", func(c *gin.Context) {
-		c.JSON(http.StatusOK, gin.H{"version": version, "go": runtime.Version()})
-	})
+	embedded.RegisterProbes(engine, m.ready.Load, version)
 	if err := m.wire(ctx, cfg, engine, open); err != nil {
 		ln.Close()
 		return err
@@ -128,7 +118,7 @@ func (m *Main) wire(ctx context.Context, cfg Config, engine *gin.Engine, open bo
 		StorePath: path, Logger: m.Logger, ClockScale: cfg.ClockScale, Scenarios: scenarioFS,
 		MerchantsFile: cfg.MerchantsFile, JournalMaxEntries: cfg.JournalMaxEntries, JournalMaxAge: cfg.JournalMaxAge,
 		ManualTimeout: cfg.ManualTimeout, Access: httpapi.Access{Open: open, AdminToken: cfg.AdminToken},
-		Shutdown: m.shutdown, Products: products,
+		Shutdown: m.shutdown, Products: embedded.Products,
 	})
 	if err != nil {
 		return err
