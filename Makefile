@@ -29,7 +29,7 @@ export GOFLAGS := -tags=nomsgpack $(GOFLAGS)
 # Every package but the black-box suite, which needs docker and runs in `e2e`.
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/e2e$$')
 
-.PHONY: help build run test sdk-test e2e image bench soak lint fuzz clean
+.PHONY: help build run test sdk-test e2e examples image bench soak lint fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -40,10 +40,11 @@ build: ## build bin/mpsandbox (static)
 run: build ## build and start on 127.0.0.1:8080 with ./data
 	./$(BIN) --data-dir ./data $(ARGS)
 
-test: lint ## vet, unit tests with -race, the wx.* shim's node tests, e2e, then each Fuzz target briefly
+test: lint ## vet, unit tests with -race, the wx.* shim's node tests, e2e, the examples module, then each Fuzz target briefly
 	$(GO) test -race $(UNIT_PKGS)
 	$(MAKE) --no-print-directory sdk-test
 	$(MAKE) --no-print-directory e2e
+	$(MAKE) --no-print-directory examples
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
 
 sdk-test: build ## the wx.* shim's node tests (sdk/test) against bin/mpsandbox
@@ -52,6 +53,13 @@ sdk-test: build ## the wx.* shim's node tests (sdk/test) against bin/mpsandbox
 
 e2e: ## the testcontainers suite (builds its own image, mpsandbox:e2e)
 	$(GO) test -count=1 -timeout 10m ./e2e/...
+
+# examples/ is a module of its own that imports the testkit as a merchant's
+# does; its container half starts $(IMAGE), built here when docker answers
+# (without docker it skips, except under CI).
+examples: ## the examples module: a Pay Score flow with wechatpay-go, in process and in the image
+	if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image; fi
+	cd examples && MPSANDBOX_IMAGE=$(IMAGE) $(GO) test -count=1 ./...
 
 image: ## prepare build/image and docker build mpsandbox:dev
 	rm -rf $(CONTEXT)
@@ -77,6 +85,7 @@ lint: ## gofmt and go vet
 	@unformatted=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go'))
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	cd examples && $(GO) vet ./...
 
 # Finds the Fuzz targets by grepping the test files first, so only packages
 # that have one are compiled for -list; -fuzz takes one target at a time.

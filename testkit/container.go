@@ -32,13 +32,12 @@ const DefaultImage = "mpsandbox:dev"
 // it exactly as from a binary run by hand, and testcontainers needs no
 // port-forwarding helper image. Ryuk, testcontainers' reaper, is an image to
 // pull too: unless TESTCONTAINERS_RYUK_DISABLED is set already, RunContainer
-// sets it to true (before testcontainers first reads its configuration), and
+// and DockerReachable set it to true (testcontainers reads it at its first
+// call: a suite that calls testcontainers itself first must set it), and
 // Close removes what RunContainer made.
 func RunContainer(ctx context.Context, opts ...Option) (*Sandbox, error) {
 	c := configure(opts)
-	if os.Getenv("TESTCONTAINERS_RYUK_DISABLED") == "" {
-		os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
-	}
+	noReaper()
 	if c.image == "" {
 		c.image = DefaultImage
 	}
@@ -97,6 +96,31 @@ func RunContainer(ctx context.Context, opts ...Option) (*Sandbox, error) {
 		return nil, errors.Join(fmt.Errorf("testkit: start %s: %w", c.image, err), s.terminate())
 	}
 	return s, nil
+}
+
+// noReaper turns Ryuk off unless TESTCONTAINERS_RYUK_DISABLED says
+// otherwise; testcontainers reads it once, at its first call, so every
+// testkit entry into testcontainers comes here first.
+func noReaper() {
+	if os.Getenv("TESTCONTAINERS_RYUK_DISABLED") == "" {
+		os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
+	}
+}
+
+// DockerReachable reports why RunContainer cannot start a container here
+// (no docker engine, or one that does not answer); nil when it can. A suite
+// that runs both ways skips the container half on its error.
+func DockerReachable(ctx context.Context) error {
+	noReaper()
+	p, err := testcontainers.NewDockerProvider()
+	if err != nil {
+		return fmt.Errorf("docker is not reachable: %w", err)
+	}
+	defer p.Close()
+	if err := p.Health(ctx); err != nil {
+		return fmt.Errorf("docker is not reachable: %w", err)
+	}
+	return nil
 }
 
 func (s *Sandbox) terminate() error {
