@@ -153,11 +153,7 @@ func (m *Merchant) Jump(ctx context.Context, call Call, from ...Caller) (*Launch
 		return nil, err
 	}
 	if status != http.StatusOK {
-		e := &CallError{Status: status, Body: raw}
-		if json.Unmarshal(raw, e) != nil || e.ErrMsg == "" {
-			return nil, apiError(http.MethodPost, path, status, raw)
-		}
-		return nil, e
+		return nil, callError(http.MethodPost, path, status, raw)
 	}
 	var l Launch
 	if err := json.Unmarshal(raw, &l); err != nil {
@@ -210,9 +206,30 @@ func (s *Sandbox) Return(ctx context.Context, sessionID string, wait time.Durati
 		}
 		return r, nil
 	}
+	return nil, callError(http.MethodGet, path, status, raw)
+}
+
+// callError is a refusal on /miniprogram/v1: a *CallError in the errMsg
+// dialect, or an *APIError for an answer that is not one.
+func callError(method, path string, status int, raw []byte) error {
 	e := &CallError{Status: status, Body: raw}
 	if json.Unmarshal(raw, e) != nil || e.ErrMsg == "" {
-		return nil, apiError(http.MethodGet, path, status, raw)
+		return apiError(method, path, status, raw)
 	}
-	return nil, e
+	return e
+}
+
+// PluginResult reads what requirePlugin('issuer-plugin').<getter>() gives
+// the host after session id (getActiveResult, getSignProResult,
+// getSignCarServiceResule — the plugin's own spelling) into out.
+func (s *Sandbox) PluginResult(ctx context.Context, sessionID, getter string, out any) error {
+	path := "/miniprogram/v1/sessions/" + url.PathEscape(sessionID) + "/plugin/" + url.PathEscape(getter)
+	status, raw, err := s.send(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return err
+	}
+	if status != http.StatusOK {
+		return callError(http.MethodGet, path, status, raw)
+	}
+	return json.Unmarshal(raw, out)
 }
