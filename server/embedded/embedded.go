@@ -35,13 +35,9 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/schema"
 )
 
-// APIVersion is the semantic version of the sandbox's HTTP surface (the
-// simulated upstream routes, /miniprogram/v1 and /sandbox/v1) and of the Go
-// testkit that drives it: a major for a change that breaks a caller, a
-// minor for an addition, a patch for a fix. GET /version reports it, the
-// image carries it as org.opencontainers.image.version, and CHANGELOG.md
-// says what each one changed.
-const APIVersion = "1.0.0"
+// APIVersion is the semantic version of the sandbox's HTTP surface and of
+// the testkit (see CHANGELOG.md).
+const APIVersion = sandbox.APIVersion
 
 // Products builds every simulated product, in this order. The binary and an
 // embedded sandbox both serve exactly this list.
@@ -105,6 +101,7 @@ type Server struct {
 	URL string
 
 	app      *app.App
+	engine   *gin.Engine
 	server   *http.Server
 	shutdown chan struct{}
 }
@@ -153,11 +150,11 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		return nil, err
 	}
 	gin.SetMode(gin.ReleaseMode)
-	engine := app.NewEngine(app.EngineOptions{Logger: o.Logger})
-	RegisterProbes(engine, func() bool { return true }, "embedded")
-	s.app.Register(engine)
+	s.engine = app.NewEngine(app.EngineOptions{Logger: o.Logger})
+	RegisterProbes(s.engine, func() bool { return true }, "embedded")
+	s.app.Register(s.engine)
 	s.app.Start()
-	s.server = &http.Server{Handler: engine, ReadHeaderTimeout: 10 * time.Second}
+	s.server = &http.Server{Handler: s.engine, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := s.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			o.Logger.Error("serve_failed", "error", err)
