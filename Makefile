@@ -9,6 +9,8 @@ SHELL := bash
 GO       ?= go
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
+# The HTTP surface's semantic version, from its one definition.
+API_VERSION := $(shell sed -n 's/^const APIVersion = "\(.*\)"$$/\1/p' server/internal/sandbox/version.go)
 BIN      := bin/mpsandbox
 IMAGE    ?= mpsandbox:dev
 # The image's build context; see Dockerfile.
@@ -68,7 +70,7 @@ image: ## prepare build/image and docker build mpsandbox:dev
 	cp Dockerfile $(CONTEXT)/
 	cp $(CA_CERTS) $(CONTEXT)/ca-certificates.crt
 	cp "$$($(GO) env GOROOT)/lib/time/zoneinfo.zip" $(CONTEXT)/
-	docker build -t $(IMAGE) $(CONTEXT)
+	docker build --build-arg API_VERSION=$(API_VERSION) --build-arg REVISION=$(VERSION) -t $(IMAGE) $(CONTEXT)
 
 bench: build ## load figures into docs/PERFORMANCE.md: jump, v3, notify, start-up, image, RSS vs a net/http reference
 	command -v wrk >/dev/null || apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/testcontainers/testcontainers-go"
 
 	"github.com/mpsandbox/mpsandbox/testkit"
 )
@@ -120,6 +123,23 @@ func TestStartAndDemoCredentials(t *testing.T) {
 	}
 	if got, want := m.MerchantSerialNo, fmt.Sprintf("%X", m.MerchantCertificate.SerialNumber); got != want {
 		t.Errorf("merchant_serial_no got %v, want the certificate's serial %s", got, want)
+	}
+}
+
+// The image says which version of the HTTP surface it serves.
+func TestImageLabel(t *testing.T) {
+	t.Parallel()
+	provider, err := testcontainers.NewDockerProvider()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer provider.Close()
+	img, err := provider.Client().ImageInspect(context.Background(), testImage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := img.Config.Labels["org.opencontainers.image.version"]; got != testkit.Version {
+		t.Errorf("org.opencontainers.image.version got %q, want %q", got, testkit.Version)
 	}
 }
 
