@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/wechatpay-apiv3/wechatpay-go/core"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/option"
+	"github.com/wechatpay-apiv3/wechatpay-go/services/wexinpayscoreparking"
 
 	"github.com/mpsandbox/mpsandbox/testkit"
 )
@@ -171,4 +173,14 @@ func nextNotification(ctx context.Context, recv *testkit.Receiver) (string, erro
 		return "", err
 	}
 	return fmt.Sprintf("notified %s: %s", n.EventType, o), nil
+}
+
+// parkingTransactions is wechatpay-go's typed 支付分停车 transactions
+// client for the merchant, through the sandbox's Transport.
+func parkingTransactions(ctx context.Context, sb *testkit.Sandbox, m *testkit.Merchant) wexinpayscoreparking.TransactionsApiService {
+	client, err := payScoreClient(ctx, sb, m)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return wexinpayscoreparking.TransactionsApiService{Client: client}
 }
