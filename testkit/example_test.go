@@ -94,15 +94,8 @@ func Example_embedPay() {
 // Transport.
 func Example_repayment() {
 	ctx := context.Background()
-	sb, err := testkit.Run(ctx)
-	if err != nil {
-		log.Fatal(err)
-	}
+	sb, m := exampleSandbox(ctx) // testkit.Run and the demo merchant, as in Example_payScore
 	defer sb.Close()
-	m, err := sb.Merchant(ctx, testkit.DemoMchID)
-	if err != nil {
-		log.Fatal(err)
-	}
 	// A vehicle owner who owes one advance of 1500 fen (the sandbox's own
 	// admin route; the real system has none).
 	var user struct {
@@ -153,15 +146,8 @@ func Example_repayment() {
 // getters after each.
 func Example_issuer() {
 	ctx := context.Background()
-	sb, err := testkit.Run(ctx)
-	if err != nil {
-		log.Fatal(err)
-	}
+	sb, m := exampleSandbox(ctx) // testkit.Run and the demo merchant, as in Example_payScore
 	defer sb.Close()
-	m, err := sb.Merchant(ctx, testkit.DemoMchID)
-	if err != nil {
-		log.Fatal(err)
-	}
 	// The host's app.json declares the plugin.
 	host := testkit.Caller{AppID: m.AppID, Platform: "android", SDKVersion: "3.4.0", AppJSON: map[string]any{
 		"plugins": map[string]any{"issuer-plugin": map[string]any{"version": "1.0.0", "provider": "wx06bc6021dc900553"}}}}
@@ -218,4 +204,19 @@ func Example_issuer() {
 	// getSignProResult: state 0
 	// getSignCarServiceResule: state 0
 	// getActiveResult: state 0 obu of 16 digits, card of 20 digits
+}
+
+// exampleSandbox runs an in-process sandbox and returns it with its demo
+// merchant, as Example_payScore spells out.
+func exampleSandbox(ctx context.Context) (*testkit.Sandbox, *testkit.Merchant) {
+	sb, err := testkit.Run(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	m, err := sb.Merchant(ctx, testkit.DemoMchID)
+	if err != nil {
+		sb.Close()
+		log.Fatal(err)
+	}
+	return sb, m
 }
