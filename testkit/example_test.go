@@ -57,15 +57,8 @@ func Example_payScore() {
 // through a Receiver that checks its MD5 sign.
 func Example_embedPay() {
 	ctx := context.Background()
-	sb, err := testkit.Run(ctx)
-	if err != nil {
-		log.Fatal(err)
-	}
+	sb, m := exampleSandbox(ctx) // testkit.Run and the demo merchant, as in Example_payScore
 	defer sb.Close()
-	m, err := sb.Merchant(ctx, testkit.DemoMchID)
-	if err != nil {
-		log.Fatal(err)
-	}
 	recv, err := m.NewReceiver(ctx)
 	if err != nil {
 		log.Fatal(err)
