@@ -224,10 +224,13 @@ func TestTransport(t *testing.T) {
 	}
 }
 
-// BenchmarkStartReady measures Start until the sandbox answers its first
-// request (GET /readyz 200), and closing it.
+// BenchmarkStartReady measures testkit.Run until the sandbox answers its
+// first request (GET /readyz 200); closing is not timed. The first start in
+// a process also generates the demo merchant's RSA keys: it is reported
+// apart, as first-ms, and ns/op is every later start.
 func BenchmarkStartReady(b *testing.B) {
-	for b.Loop() {
+	startReady := func() time.Duration {
+		began := time.Now()
 		sb, err := testkit.Run(context.Background())
 		if err != nil {
 			b.Fatal(err)
@@ -237,42 +240,17 @@ func BenchmarkStartReady(b *testing.B) {
 			b.Fatalf("readyz: %v %v", resp, err)
 		}
 		resp.Body.Close()
+		took := time.Since(began)
 		b.StopTimer()
 		if err := sb.Close(); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
+		return took
 	}
-}
-
-// P云's bad-signature scenario spoils the first attempt only: Next reports
-// it, and the retry the refusal causes verifies.
-func TestReceiverPCloudBadSignatureThenGenuine(t *testing.T) {
-	ctx, sb, m, recv := demo(t)
-	prep, err := pcloudForm(ctx, sb, m, "/gate/1.0/payment/trade/prepare", map[string]string{
-		"pay_order": "TK-SIGN", "subject": "停车支付", "value": "115", "trade_scene": "GENERIC",
-		"notify_url": recv.URL + "/n", "timestamp": "1700000000000", "sign_type": "MD5",
-	})
-	if err != nil {
-		t.Fatal(err)
+	first := startReady()
+	for b.Loop() {
+		startReady()
 	}
-	launch, err := m.Jump(ctx, testkit.OpenEmbeddedMiniProgram{
-		AppID: "wxa204074068ad40ef", Path: "/external/payment/trade/create/index?pay_id=" + prep["pay_id"].(string)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	userActs(ctx, t, sb, m, launch)
-	_, err = recv.Next(ctx)
-	var verr *testkit.VerifyError
-	if !errors.As(err, &verr) || verr.Notification.Kind != testkit.KindPCloud || verr.Notification.Params["pay_order"] != "TK-SIGN" {
-		t.Fatalf("first attempt: got %v, want a P云 VerifyError", err)
-	}
-	waitJournal(t, sb, m.MchID, 1)
-	if err := m.AdvanceClock(ctx, 15*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	n, err := recv.Next(ctx)
-	if err != nil || n.Params["status"] != "1" {
-		t.Fatalf("retry: got %v, %v, want a verified status 1", n, err)
-	}
+	b.ReportMetric(float64(first)/float64(time.Millisecond), "first-ms")
 }
