@@ -24,10 +24,10 @@ type fake struct{ d sandbox.Deps }
 func (*fake) Name() string                      { return "fake" }
 func (*fake) Targets() []sandbox.Target         { return nil }
 func (*fake) Actions(*sandbox.Session) []string { return nil }
-func (*fake) Launch(context.Context, *sandbox.Call, *sandbox.Session) (*sandbox.Batch, error) {
+func (*fake) Launch(context.Context, *sandbox.Call) (*sandbox.Launched, error) {
 	return nil, errors.New("no launch")
 }
-func (*fake) Resolve(context.Context, *sandbox.Session, string) (*sandbox.Batch, error) {
+func (*fake) Resolve(context.Context, *sandbox.Session, string, time.Time) (*sandbox.Batch, error) {
 	return nil, errors.New("no resolve")
 }
 func (*fake) BuildNotify(context.Context, *sandbox.Merchant, *sandbox.Notification) (*sandbox.OutboundRequest, error) {
@@ -108,7 +108,7 @@ func TestNewClosesTheStoreWhenAProductFails(t *testing.T) {
 	}
 	boom := errors.New("boom")
 	_, err = app.New(context.Background(), app.Options{Store: st, Products: []app.Constructor{
-		func(sandbox.Deps) (app.Module, error) { return nil, boom },
+		func(sandbox.Deps) (sandbox.Product, error) { return nil, boom },
 	}})
 	if !errors.Is(err, boom) {
 		t.Fatalf("New: got %v, want the product's error", err)

@@ -241,3 +241,15 @@ func TestIsLoopbackAddr(t *testing.T) {
 		}
 	}
 }
+
+func TestErrorsAreNotHTMLEscaped(t *testing.T) {
+	e := gin.New()
+	e.GET("/x", UseRenderer(RenderAdmin), Handle(func(*gin.Context) error {
+		return &sandbox.Error{Code: sandbox.CodeInvalid, Message: "a<b", Diagnostics: "k=v&app_secret=***"}
+	}))
+	w := httptest.NewRecorder()
+	e.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/x", nil))
+	if body := w.Body.String(); !strings.Contains(body, `"diagnostics":"k=v&app_secret=***"`) || !strings.Contains(body, `"a<b"`) {
+		t.Errorf("got %s, want & and < as they are", body)
+	}
+}

@@ -164,8 +164,8 @@ type ActiveScenario struct {
 
 // Record is a product's persistent object — a pay-score order, a P云 trade,
 // a vehicle user, an issuer order — stored as JSON. Kind is
-// "<product>.<type>"; Key is unique per kind and merchant; Aliases are
-// unique per kind across merchants (pay_id, query_id, package, orderNo).
+// "<product>.<type>"; Key and each of Aliases (pay_id, query_id, package, a
+// plate) are unique per kind and merchant.
 type Record struct {
 	Kind    string          `json:"kind"`
 	MchID   string          `json:"mchid"`

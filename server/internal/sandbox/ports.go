@@ -31,8 +31,9 @@ type Store interface {
 	ListMerchants(ctx context.Context) ([]*Merchant, error)
 
 	GetRecord(ctx context.Context, kind, mchid, key string) (*Record, error)
-	// FindRecord finds a record of a kind by one of its aliases.
-	FindRecord(ctx context.Context, kind, alias string) (*Record, error)
+	// FindRecord finds the merchant's record of a kind by one of its
+	// aliases.
+	FindRecord(ctx context.Context, kind, mchid, alias string) (*Record, error)
 	ListRecords(ctx context.Context, kind, mchid string, limit int) ([]*Record, error)
 
 	GetSession(ctx context.Context, id string) (*Session, error)
@@ -89,18 +90,6 @@ type OutboundRequest struct {
 	URL    string
 	Header http.Header
 	Body   []byte
-}
-
-// NotifyBuilder is what a product gives the notification worker.
-type NotifyBuilder interface {
-	// BuildNotify builds and signs the request for one attempt, applying
-	// n.Faults.BadSignature.
-	BuildNotify(ctx context.Context, m *Merchant, n *Notification) (*OutboundRequest, error)
-	// Acknowledged says whether the merchant's answer acknowledges it.
-	Acknowledged(status int, body []byte) bool
-	// Schedule is the delays before the 2nd, 3rd, … attempts on the sandbox
-	// clock; its length + 1 is the number of attempts.
-	Schedule() []time.Duration
 }
 
 // Scenario modes.

@@ -14,11 +14,11 @@ import (
 )
 
 // TimestampWindow is how far a request's timestamp may be from now: the
-// SDKs apply the same 5 minutes to answers (DOMAIN.md §1).
+// SDKs apply the same 5 minutes to answers (SOURCES.md §1).
 const TimestampWindow = 300 * time.Second
 
 // Authenticate verifies the request's "Authorization: WECHATPAY2-SHA256-RSA2048
-// mchid=…,nonce_str=…,timestamp=…,serial_no=…,signature=…" (DOMAIN.md §1)
+// mchid=…,nonce_str=…,timestamp=…,serial_no=…,signature=…" (SOURCES.md §1)
 // and makes its merchant the request's (Merchant, httpapi.Exchange). An
 // unknown mchid, a serial_no that is not the merchant's certificate serial,
 // a timestamp 300 s or more away, or a signature that the merchant's
@@ -138,7 +138,7 @@ func abs(x int64) int64 {
 }
 
 // requestURI is the path and query as the client sent them, which is what
-// it signed (the host is not signed, DOMAIN.md §1).
+// it signed (the host is not signed, SOURCES.md §1).
 func requestURI(c *gin.Context) string {
 	if c.Request.RequestURI != "" {
 		return c.Request.RequestURI

@@ -58,7 +58,7 @@ func pad7(n int64) string {
 	return string(b)
 }
 
-// Envelope is the body of a v3 notification (DOMAIN.md §1).
+// Envelope is the body of a v3 notification (SOURCES.md §1).
 type Envelope struct {
 	ID           string            `json:"id"`
 	CreateTime   string            `json:"create_time"`
@@ -132,13 +132,13 @@ func (a *API) notifySigner(m *sandbox.Merchant) (signer, error) {
 }
 
 // Acknowledged reports whether the merchant acknowledged a notification:
-// 200 or 204; anything else is a failure (DOMAIN.md §1).
+// 200 or 204; anything else is a failure (SOURCES.md §1).
 func Acknowledged(status int, _ []byte) bool {
 	return status == http.StatusOK || status == http.StatusNoContent
 }
 
 // Schedule is v3's retry schedule: the delays before the 2nd, 3rd, …
-// attempts, 15/15/30/180/1800/1800/1800/1800/3600 s (DOMAIN.md §1).
+// attempts, 15/15/30/180/1800/1800/1800/1800/3600 s (SOURCES.md §1).
 func Schedule() []time.Duration {
 	secs := [...]int{15, 15, 30, 180, 1800, 1800, 1800, 1800, 3600}
 	out := make([]time.Duration, len(secs))

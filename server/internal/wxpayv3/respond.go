@@ -32,7 +32,7 @@ func (a *API) JSON(c *gin.Context, status int, v any) error {
 }
 
 // NoContent answers 204, signed: the SDKs verify a 204 too, over
-// "TS\nNONCE\n\n" (DOMAIN.md §1).
+// "TS\nNONCE\n\n" (SOURCES.md §1).
 func (a *API) NoContent(c *gin.Context) error { return a.Write(c, http.StatusNoContent, nil) }
 
 // Write answers status with body (JSON text; empty for 204) and the

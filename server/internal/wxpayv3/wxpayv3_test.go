@@ -67,7 +67,7 @@ func newHarness(tb testing.TB) *harness {
 }
 
 // hostRewrite sends the SDK's requests for api.mch.weixin.qq.com to the
-// test server, as DOMAIN.md §6's verified snippet does.
+// test server, as SOURCES.md §6's verified snippet does.
 type hostRewrite struct{ u *url.URL }
 
 func (t hostRewrite) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -217,15 +217,18 @@ func TestAuthenticationFailures(t *testing.T) {
 func TestSignatureMismatchShowsTheStringToSign(t *testing.T) {
 	h := newHarness(t)
 	ts := time.Now().Unix()
-	req := h.request(t, http.MethodPost, "/v3/echo", `{"a":1}`, ts, strangerKey)
+	req := h.request(t, http.MethodPost, "/v3/echo", `{"a":"x&y<z>"}`, ts, strangerKey)
 	w := httptest.NewRecorder()
 	h.h.ServeHTTP(w, req)
 	var got ErrorBody
 	_ = json.Unmarshal(w.Body.Bytes(), &got)
 	a, _ := wxsign.ParseAuthorization(req.Header.Get("Authorization"))
-	want := "POST\n/v3/echo\n" + strconv.FormatInt(ts, 10) + "\n" + a.NonceStr + "\n{\"a\":1}\n"
+	want := "POST\n/v3/echo\n" + strconv.FormatInt(ts, 10) + "\n" + a.NonceStr + "\n{\"a\":\"x&y<z>\"}\n"
 	if got.Diagnostics != want {
 		t.Errorf("diagnostics: got %q, want %q", got.Diagnostics, want)
+	}
+	if !strings.Contains(w.Body.String(), `x&y<z>`) {
+		t.Errorf("the answer is HTML-escaped: %s", w.Body)
 	}
 	if x := h.j.last(t); x.Diagnostics != want || x.MchID != testMchID {
 		t.Errorf("journal: got diagnostics %q mchid %q, want the string-to-sign and the merchant", x.Diagnostics, x.MchID)

@@ -56,7 +56,7 @@ var writeSQL = [numWriteStmts]string{
 	wRecordSetAliases: `UPDATE records SET aliases = ? WHERE kind = ? AND mchid = ? AND key = ?`,
 	wAliasInsert: `INSERT INTO record_aliases (kind, alias, mchid, key) VALUES (?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`,
-	wAliasOwner: `SELECT mchid, key FROM record_aliases WHERE kind = ? AND alias = ?`,
+	wAliasOwner: `SELECT key FROM record_aliases WHERE kind = ? AND mchid = ? AND alias = ?`,
 	wSessionInsert: `INSERT INTO sessions (id, mchid, product, state, due_at, created, updated, version, json)
 		VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?) ON CONFLICT DO NOTHING`,
 	wSessionUpdate: `UPDATE sessions SET mchid = ?, product = ?, state = ?, due_at = ?, updated = ?,
@@ -392,14 +392,14 @@ func (w *wtx) addAlias(r *sandbox.Record, alias string) error {
 	if ok {
 		return nil
 	}
-	var mchid, key string
-	if err := w.stmt(wAliasOwner).QueryRow(r.Kind, alias).Scan(&mchid, &key); err != nil {
+	var key string
+	if err := w.stmt(wAliasOwner).QueryRow(r.Kind, r.MchID, alias).Scan(&key); err != nil {
 		return w.s.fail("find alias", err)
 	}
-	if mchid == r.MchID && key == r.Key {
+	if key == r.Key {
 		return nil
 	}
-	return sandbox.Errorf(sandbox.CodeConflict, "alias %q of %s is already taken by another record", alias, r.Kind)
+	return sandbox.Errorf(sandbox.CodeConflict, "alias %q of %s is already taken by another record of merchant %q", alias, r.Kind, r.MchID)
 }
 
 // updateRecord updates r if its version is current and adds its new

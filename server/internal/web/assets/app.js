@@ -1009,7 +1009,7 @@
 
   // The 支付分 confirm page: confirm or cancel; after confirming, the user
   // leaves by the in-page button (query_id comes back) or by the top-left
-  // back icon (no extraData, seed 003 §1.3).
+  // back icon (no extraData, the 支付分 jump page §1.3).
   function standPayScore(ui) {
     const root = h('div', { class: 'phone-wrap' });
     const confirmPage = () => {
