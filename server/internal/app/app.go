@@ -27,6 +27,7 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/merchant"
 	"github.com/mpsandbox/mpsandbox/server/internal/miniprogram"
 	"github.com/mpsandbox/mpsandbox/server/internal/notify"
+	"github.com/mpsandbox/mpsandbox/server/internal/report"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 	"github.com/mpsandbox/mpsandbox/server/internal/scenario"
 	"github.com/mpsandbox/mpsandbox/server/internal/schema"
@@ -112,6 +113,7 @@ type App struct {
 	Sessions  *miniprogram.Service
 	Products  []sandbox.Product
 	Admin     *admin.API
+	Report    *report.Builder
 	Page      *web.Page
 
 	cancel  context.CancelFunc
@@ -181,7 +183,7 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 	})
 	deps := sandbox.Deps{
 		Store: st, Clock: a.Clock, Merchants: a.Merchants, Scenarios: a.Scenarios, Validator: a.Schemas,
-		Journal: a.Journal, Notifier: a.Worker, Logger: o.Logger,
+		Journal: a.Journal, Logger: o.Logger,
 	}
 	var adminRoutes []func(gin.IRouter)
 	for _, build := range o.Products {
@@ -198,19 +200,36 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 		}
 	}
 	a.Sessions, err = miniprogram.New(miniprogram.Options{
-		Store: st, Clock: a.Clock, Merchants: a.Merchants, Scenarios: a.Scenarios, Notifier: a.Worker, Products: a.Products,
+		Store: st, Clock: a.Clock, Merchants: a.Merchants, Scenarios: a.Scenarios, Products: a.Products,
 		ManualTimeout: o.ManualTimeout, MaxPoll: o.MaxPoll, Shutdown: o.Shutdown, Logger: o.Logger,
 	})
 	if err != nil {
 		return nil, err
 	}
 
+	// One commit path: whatever commits, the store tells the directory
+	// (merchant.Load registers it), the notification worker and the
+	// sessions, which re-read what they need from it.
+	st.OnCommit(a.Worker.Committed)
+	st.OnCommit(a.Sessions.Committed)
+
+	acks := map[string]func(int, []byte) bool{}
+	for name, b := range builders {
+		acks[name] = b.Acknowledged
+	}
+	names := make([]string, len(a.Products))
+	for i, p := range a.Products {
+		names[i] = p.Name()
+	}
+	a.Report = &report.Builder{Store: st, Scenarios: a.Scenarios, Products: names, Acknowledged: acks, TargetProduct: a.Sessions.TargetProduct, Flush: a.Journal.Flush}
+	adminRoutes = append(adminRoutes, a.Report.Register)
+
 	access := o.Access
 	if access.MerchantByToken == nil {
 		access.MerchantByToken = a.Merchants.ByToken
 	}
 	a.Admin = &admin.API{
-		Store: st, Merchants: a.Merchants, Scenarios: a.Scenarios, Schemas: a.Schemas, Sessions: a.Sessions,
+		Store: st, Merchants: a.Merchants, Scenarios: a.Scenarios, Schemas: a.Schemas, Sessions: a.Sessions, Products: a.Products,
 		Journal: a.Journal, Notifications: a.Worker, Clock: a.Clock,
 		Access: access, Extra: adminRoutes, Shutdown: o.Shutdown,
 	}

@@ -35,6 +35,7 @@ func (*fake) BuildNotify(context.Context, *sandbox.Merchant, *sandbox.Notificati
 }
 func (*fake) Acknowledged(int, []byte) bool { return true }
 func (*fake) Schedule() []time.Duration     { return nil }
+func (*fake) Faults() []string              { return nil }
 func (*fake) Register(r gin.IRouter) {
 	r.GET("/fake/ping", func(c *gin.Context) { c.String(http.StatusOK, "pong") })
 }
@@ -47,7 +48,7 @@ func newFake(d sandbox.Deps) (*fake, error) { return &fake{d: d}, nil }
 func TestRegisterMountsEverySurface(t *testing.T) {
 	s := apptest.Start(t, app.Options{Access: httpapi.Access{AdminToken: "tok"}, Products: []app.Constructor{app.Product(newFake)}})
 	f := s.Products[0].(*fake)
-	if f.d.Store != s.Store || f.d.Clock != s.Clock || f.d.Journal == nil || f.d.Notifier == nil || f.d.Validator == nil ||
+	if f.d.Store != s.Store || f.d.Clock != s.Clock || f.d.Journal == nil || f.d.Validator == nil ||
 		f.d.Scenarios == nil || f.d.Merchants == nil || f.d.Logger == nil {
 		t.Fatalf("the product's Deps miss a component: %+v", f.d)
 	}

@@ -195,3 +195,8 @@ func (p *Product) Acknowledged(status int, body []byte) bool {
 
 // Schedule returns P云's retry delays on the sandbox clock.
 func (p *Product) Schedule() []time.Duration { return p.schedule }
+
+// Faults are every notify fault: P云's notifications play them all.
+func (p *Product) Faults() []string {
+	return []string{FaultDuplicate, FaultOutOfOrder, FaultBadSignature, FaultDrop, FaultLate}
+}

@@ -162,7 +162,10 @@ func (p *Product) Targets() []sandbox.Target {
 // Actions are what a person can make the user do on the session's page:
 // sign or not on the signing pages, succeed, fail or cancel elsewhere.
 func (p *Product) Actions(s *sandbox.Session) []string {
-	if s != nil && s.API == sandbox.APIPluginNavigate && signingPage(s) {
+	switch {
+	case s == nil:
+		return []string{ActionSuccess, ActionFailure, ActionCancel, ActionSign, ActionNoSign}
+	case s.API == sandbox.APIPluginNavigate && signingPage(s):
 		return []string{ActionSign, ActionNoSign, ActionCancel}
 	}
 	return []string{ActionSuccess, ActionFailure, ActionCancel}

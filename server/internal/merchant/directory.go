@@ -21,10 +21,6 @@ type Directory struct {
 	store sandbox.Store
 	clock *sandbox.Clock
 
-	// updating serialises Update's read-modify-write, so that two
-	// changes of one merchant (a PATCH and a fault's use) both land.
-	updating sync.Mutex
-
 	mu       sync.RWMutex
 	byID     map[string]*sandbox.Merchant
 	byApp    map[string]*sandbox.Merchant
@@ -33,7 +29,9 @@ type Directory struct {
 }
 
 // Load reads every merchant from the store, creating the demo merchant on
-// first start, and restores each merchant's clock offset.
+// first start, and restores each merchant's clock offset. From then on the
+// directory hears of every commit through the store's after-commit hooks
+// (Committed), its own changes included.
 func Load(ctx context.Context, st sandbox.Store, clock *sandbox.Clock) (*Directory, error) {
 	d := &Directory{store: st, clock: clock}
 	ms, err := st.ListMerchants(ctx)
@@ -56,6 +54,7 @@ func Load(ctx context.Context, st sandbox.Store, clock *sandbox.Clock) (*Directo
 	for _, m := range ms {
 		clock.SetOffset(m.MchID, m.ClockOffset)
 	}
+	st.OnCommit(d.Committed)
 	return d, nil
 }
 
@@ -67,6 +66,9 @@ func (d *Directory) index(ms []*sandbox.Merchant) {
 	}
 	for _, m := range ms {
 		if old, ok := d.byID[m.MchID]; ok {
+			if old.Version > m.Version {
+				continue // a read that lost a race with a newer commit's
+			}
 			delete(d.byApp, old.AppID)
 			delete(d.byPCloud, old.PCloudAppID)
 			delete(d.byToken, old.Token)
@@ -133,7 +135,8 @@ func (d *Directory) Require(mchid string) (*sandbox.Merchant, error) {
 }
 
 // Edit returns a copy of the merchant that the caller may change and then
-// commit (in its own batch) before handing it to Replace.
+// commit: compare-and-swap on the version it was read at. Lookups see it
+// once committed (Committed).
 func (d *Directory) Edit(mchid string) (*sandbox.Merchant, error) {
 	m, err := d.Require(mchid)
 	if err != nil {
@@ -149,25 +152,58 @@ func (d *Directory) Edit(mchid string) (*sandbox.Merchant, error) {
 	return &c, nil
 }
 
-// Replace makes committed merchants visible to lookups.
-func (d *Directory) Replace(ms ...*sandbox.Merchant) { d.index(ms) }
+// merchantTries bounds the compare-and-swap retries of one Update: each
+// round of racing changes lets one through, so it is enough for as many
+// concurrent changes of one merchant.
+const merchantTries = 100
 
-// Update edits a merchant with f, commits it and makes it visible.
+// Update edits a merchant with f and commits it, with compare-and-swap:
+// when another change to the merchant commits first, it reads the merchant
+// again and applies f again, so that no change is lost.
 func (d *Directory) Update(ctx context.Context, mchid string, f func(m *sandbox.Merchant) error) (*sandbox.Merchant, error) {
-	d.updating.Lock()
-	defer d.updating.Unlock()
-	m, err := d.Edit(mchid)
+	for try := 1; ; try++ {
+		m, err := d.Edit(mchid)
+		if err != nil {
+			return nil, err
+		}
+		if err := f(m); err != nil {
+			return nil, err
+		}
+		err = d.store.Commit(ctx, &sandbox.Batch{Merchants: []*sandbox.Merchant{m}})
+		if err == nil {
+			return m, nil
+		}
+		if !sandbox.IsCode(err, sandbox.CodeConflict) || try == merchantTries {
+			return nil, err
+		}
+		if _, err := d.Refresh(ctx, mchid); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// Refresh reads the merchant from the store and makes it visible to
+// lookups, and its clock offset the clock's, unless a newer version is
+// there already. It returns the merchant as lookups now see it.
+func (d *Directory) Refresh(ctx context.Context, mchid string) (*sandbox.Merchant, error) {
+	m, err := d.store.GetMerchant(ctx, mchid)
 	if err != nil {
 		return nil, err
 	}
-	if err := f(m); err != nil {
-		return nil, err
+	d.index([]*sandbox.Merchant{m})
+	cur, _ := d.Get(mchid)
+	d.clock.SetOffset(mchid, cur.ClockOffset)
+	return cur, nil
+}
+
+// Committed is the store's after-commit hook: each merchant a commit wrote
+// (in this process or, with a shared store, another) is read again, so that
+// lookups and clocks follow every commit. A failed read leaves the old
+// version until the merchant's next commit.
+func (d *Directory) Committed(c sandbox.Committed) {
+	for _, mchid := range c.Merchants {
+		_, _ = d.Refresh(context.Background(), mchid)
 	}
-	if err := d.store.Commit(ctx, &sandbox.Batch{Merchants: []*sandbox.Merchant{m}}); err != nil {
-		return nil, err
-	}
-	d.Replace(m)
-	return m, nil
 }
 
 // CreateRequest is the body of POST /sandbox/v1/merchants.
@@ -223,17 +259,14 @@ func (d *Directory) Create(ctx context.Context, req CreateRequest) (*sandbox.Mer
 	if err := d.store.Commit(ctx, &sandbox.Batch{Merchants: []*sandbox.Merchant{m}}); err != nil {
 		return nil, err
 	}
-	d.Replace(m)
 	return m, nil
 }
 
-// AdvanceClock moves the merchant's clock and persists the new offset.
+// AdvanceClock moves the merchant's clock: the offset is committed, then
+// the clock follows it (Committed).
 func (d *Directory) AdvanceClock(ctx context.Context, mchid string, by time.Duration) (*sandbox.Merchant, error) {
-	if _, err := d.Require(mchid); err != nil {
-		return nil, err
-	}
 	return d.Update(ctx, mchid, func(m *sandbox.Merchant) error {
-		m.ClockOffset = d.clock.Advance(mchid, by)
+		m.ClockOffset += by
 		return nil
 	})
 }

@@ -6,6 +6,7 @@ package miniprogram
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -24,7 +25,6 @@ type Options struct {
 	Clock     *sandbox.Clock
 	Merchants *merchant.Directory
 	Scenarios sandbox.Scenarios
-	Notifier  sandbox.Notifier
 	Products  []sandbox.Product
 	// ManualTimeout is how long a manual session waits for a person, on the
 	// merchant clock, before it resolves as the user leaving (default 30m).
@@ -128,11 +128,38 @@ func targetKey(api string, args map[string]any) (key, path string) {
 	}
 }
 
+// TargetProduct names the product that serves the target of a wx.* call's
+// args, "" when none does: what a call refused before it became a session
+// was for.
+func (s *Service) TargetProduct(api string, args json.RawMessage) string {
+	var a map[string]any
+	_ = json.Unmarshal(args, &a)
+	key, _ := targetKey(api, a)
+	if p, ok := s.targets[sandbox.Target{API: api, Key: key}]; ok {
+		return p.Name()
+	}
+	return ""
+}
+
 // Launch handles one wx.* call: it finds the merchant's product for the
 // target, lets it validate the call, picks the scenario and schedules the
 // user, and — for an auto scenario whose user acts at once — resolves the
-// session in the same commit.
+// session in the same commit. When a concurrent commit wins a
+// compare-and-swap of the launch's (the merchant using up a once scenario,
+// the record the user acts on), it launches again on what that commit left.
 func (s *Service) Launch(ctx context.Context, call *sandbox.Call) (*sandbox.Session, error) {
+	for try := 1; ; try++ {
+		sess, err := s.launch(ctx, call)
+		if err == nil || !sandbox.IsCode(err, sandbox.CodeConflict) || try == sandbox.UpdateTries {
+			return sess, err
+		}
+		if call.Merchant, err = s.o.Merchants.Refresh(ctx, call.Merchant.MchID); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (s *Service) launch(ctx context.Context, call *sandbox.Call) (*sandbox.Session, error) {
 	known, ok := s.known[call.API]
 	if !ok {
 		return nil, sandbox.Errorf(sandbox.CodeNotFound, "%s is not simulated by this sandbox; it simulates %s", call.API, strings.Join(sandbox.APIs, ", "))
@@ -190,7 +217,7 @@ func (s *Service) Launch(ctx context.Context, call *sandbox.Call) (*sandbox.Sess
 		merge(batch, more)
 	}
 	batch.Sessions = append(batch.Sessions, sess)
-	if err := s.commit(ctx, batch); err != nil {
+	if err := s.o.Store.Commit(ctx, batch); err != nil {
 		return nil, err
 	}
 	return sess, nil
@@ -245,31 +272,24 @@ func (s *Service) resolve(ctx context.Context, p sandbox.Product, sess *sandbox.
 		batch = &sandbox.Batch{}
 	}
 	batch.Sessions = append(batch.Sessions, sess)
-	return s.commit(ctx, batch)
+	return s.o.Store.Commit(ctx, batch)
 }
 
-func (s *Service) commit(ctx context.Context, b *sandbox.Batch) error {
-	if err := s.o.Store.Commit(ctx, b); err != nil {
-		return err
-	}
-	if len(b.Merchants) > 0 {
-		s.o.Merchants.Replace(b.Merchants...)
-	}
-	for _, sess := range b.Sessions {
+// Committed is the store's after-commit hook: a session that is no longer
+// pending releases its long polls; a pending one due before Run would look
+// again wakes it.
+func (s *Service) Committed(c sandbox.Committed) {
+	for _, sess := range c.Sessions {
 		if sess.State != sandbox.SessionPending {
 			s.release(sess.ID)
 		}
 	}
-	if len(b.Notifications) > 0 && s.o.Notifier != nil {
-		s.o.Notifier.Wake()
-	}
-	s.wakeFor(b.Sessions)
-	return nil
+	s.wakeFor(c.Sessions)
 }
 
 // wakeFor wakes Run when one of the sessions is pending and due before Run
 // would look again on its own.
-func (s *Service) wakeFor(sessions []*sandbox.Session) {
+func (s *Service) wakeFor(sessions []sandbox.CommittedSession) {
 	var due time.Time
 	now := time.Now()
 	for _, sess := range sessions {

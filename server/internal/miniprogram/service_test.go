@@ -168,6 +168,8 @@ func newHarnessWith(t testing.TB, o harnessOptions) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As app wires them.
+	st.OnCommit(h.svc.Committed)
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { h.svc.Run(runCtx); close(done) }()

@@ -273,7 +273,6 @@ func (p *Product) mutate(c *gin.Context, key orderKey, f change) (*order, error)
 		}
 		return nil, notFound(err, "/out_order_no", fmt.Sprintf("merchant %s has no order %q", m.MchID, no))
 	}
-	p.d.Notifier.Wake()
 	return o, nil
 }
 

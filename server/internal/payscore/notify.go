@@ -58,6 +58,9 @@ func (p *Product) Acknowledged(status int, body []byte) bool {
 // Schedule is v3's retry schedule (SOURCES.md §1).
 func (p *Product) Schedule() []time.Duration { return wxpayv3.Schedule() }
 
+// Faults are those a pay-score notification plays.
+func (p *Product) Faults() []string { return []string{faultBadSignature, faultDuplicate, faultDrop} }
+
 // notification returns the notification of event about the order as v
 // shows it at at, shaped by the scenario: delay, faults, failures.
 func (p *Product) notification(o *order, v *view, event string, at time.Time, sc *sandbox.Scenario) (*sandbox.Notification, error) {

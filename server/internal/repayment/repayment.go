@@ -157,7 +157,7 @@ func (p *Product) Targets() []sandbox.Target {
 // Actions are what a person may make the user do. deny and unsupported are
 // answers of the App SDK only: a mini-program caller has no such outcome.
 func (p *Product) Actions(s *sandbox.Session) []string {
-	if s != nil && s.API == sandbox.APIAppLaunchMiniProgram {
+	if s == nil || s.API == sandbox.APIAppLaunchMiniProgram {
 		return []string{ActionRepay, ActionCancel, ActionFail, ActionDeny, ActionUnsupported}
 	}
 	return []string{ActionRepay, ActionCancel, ActionFail}

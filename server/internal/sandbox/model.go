@@ -15,9 +15,6 @@ const (
 	ProductIssuer    = "issuer"
 )
 
-// Products lists every simulated product.
-var Products = []string{ProductPayScore, ProductRepayment, ProductEmbedPay, ProductIssuer}
-
 // Merchant is a sandbox merchant and its test credentials. The JSON names of
 // the credential fields are public: clients configure themselves from them.
 type Merchant struct {
@@ -70,6 +67,9 @@ type Merchant struct {
 	APIFaults []APIFault `json:"api_faults,omitempty"`
 
 	CreatedAt time.Time `json:"created_at"`
+	// Version counts the merchant's commits; a change committed with it is
+	// compare-and-swap on it, so that concurrent changes are never lost.
+	Version int64 `json:"-"`
 }
 
 // Platform key modes: which key WeChat Pay signs answers and notifications

@@ -75,8 +75,9 @@ type Product interface {
 	Name() string
 	// Targets are the jump destinations the product serves.
 	Targets() []Target
-	// Actions lists the user actions a manual session of the product offers,
-	// for the QA page and the admin API.
+	// Actions lists the user actions session s offers a person, for the QA
+	// page and the admin API; Actions(nil) lists every action of the
+	// product, which scenarios may name.
 	Actions(s *Session) []string
 	// Launch validates a call to one of the product's targets — bad input
 	// is a CodeInvalid *Error whose Fields name every problem — and says
@@ -169,6 +170,9 @@ type NotifyBuilder interface {
 	// Schedule is the delays before the 2nd, 3rd, … attempts on the sandbox
 	// clock; its length + 1 is the number of attempts.
 	Schedule() []time.Duration
+	// Faults are the notify faults (scenario notify.faults) its
+	// notifications play.
+	Faults() []string
 }
 
 // CallResult is implemented by a product whose call answers with the

@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/mpsandbox/mpsandbox/schemas"
+	"github.com/mpsandbox/mpsandbox/server/internal/report"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
@@ -204,12 +205,12 @@ func TestEveryWordIsInBothLanguages(t *testing.T) {
 	}
 
 	// Keys made from data.
-	for _, p := range sandbox.Products {
-		used["product."+p] = "sandbox.Products"
-		used["product."+p+".what"] = "sandbox.Products"
+	sc := scenarioSchema(t)
+	for _, p := range sc.products {
+		used["product."+p] = "scenario.schema.json product"
+		used["product."+p+".what"] = "scenario.schema.json product"
 		used["action."+p+"."+sandbox.ActionTimeout] = "sandbox.ActionTimeout"
 	}
-	sc := scenarioSchema(t)
 	for product, actions := range sc.actions {
 		for _, a := range actions {
 			used["action."+product+"."+a] = "scenario.schema.json user.action"
@@ -245,6 +246,13 @@ func TestEveryWordIsInBothLanguages(t *testing.T) {
 	for _, op := range []string{"redeliver", "hold", "release", "fail-next"} {
 		used["notify.done."+op] = "notification operations"
 	}
+	for _, v := range []report.Verdict{report.Passed, report.Failed, report.NotExercised} {
+		used["verdict."+string(v)] = "report.Verdict"
+	}
+	used["report.window.all"] = "REPORT_WINDOWS ''"
+	for _, w := range jsList(t, js, "REPORT_WINDOWS") {
+		used["report.window."+w] = "REPORT_WINDOWS"
+	}
 
 	for k, where := range used {
 		if strings.HasSuffix(k, ".") {
@@ -257,9 +265,10 @@ func TestEveryWordIsInBothLanguages(t *testing.T) {
 }
 
 type scenarioEnums struct {
-	actions map[string][]string
-	faults  []string
-	modes   []string
+	products []string
+	actions  map[string][]string
+	faults   []string
+	modes    []string
 }
 
 // scenarioSchema reads the enums the page shows words for from
@@ -276,8 +285,9 @@ func scenarioSchema(t *testing.T) scenarioEnums {
 	}
 	var s struct {
 		Properties struct {
-			Mode   enum `json:"mode"`
-			Notify struct {
+			Product enum `json:"product"`
+			Mode    enum `json:"mode"`
+			Notify  struct {
 				Properties struct {
 					Faults struct {
 						Items enum `json:"items"`
@@ -305,13 +315,13 @@ func scenarioSchema(t *testing.T) scenarioEnums {
 	if err := json.Unmarshal(b, &s); err != nil {
 		t.Fatal(err)
 	}
-	out := scenarioEnums{actions: map[string][]string{}, faults: s.Properties.Notify.Properties.Faults.Items.Enum, modes: s.Properties.Mode.Enum}
+	out := scenarioEnums{products: s.Properties.Product.Enum, actions: map[string][]string{}, faults: s.Properties.Notify.Properties.Faults.Items.Enum, modes: s.Properties.Mode.Enum}
 	for _, a := range s.AllOf {
 		if p := a.If.Properties.Product.Const; p != "" {
 			out.actions[p] = a.Then.Properties.User.Properties.Action.Enum
 		}
 	}
-	if len(out.actions) != len(sandbox.Products) || len(out.faults) == 0 || len(out.modes) == 0 {
+	if len(out.products) == 0 || len(out.actions) != len(out.products) || len(out.faults) == 0 || len(out.modes) == 0 {
 		t.Fatalf("scenario.schema.json has changed shape: actions %v, faults %v, modes %v", out.actions, out.faults, out.modes)
 	}
 	return out

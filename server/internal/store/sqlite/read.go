@@ -30,7 +30,7 @@ const (
 )
 
 const (
-	merchantCols = `created, platform_private_key_pem, token, json`
+	merchantCols = `created, version, platform_private_key_pem, token, json`
 	recordCols   = `r.kind, r.mchid, r.key, r.aliases, r.version, r.data, r.created, r.updated`
 	docCols      = `version, created, updated, json`
 )
@@ -162,17 +162,17 @@ func (q *filterQuery) end(orderBy string, limit int) *filterQuery {
 }
 
 func scanMerchant(r scanner) (*sandbox.Merchant, error) {
-	var created int64
+	var created, version int64
 	var key, token string
 	var doc []byte
-	if err := r.Scan(&created, &key, &token, &doc); err != nil {
+	if err := r.Scan(&created, &version, &key, &token, &doc); err != nil {
 		return nil, err
 	}
 	m := &sandbox.Merchant{}
 	if err := json.Unmarshal(doc, m); err != nil {
 		return nil, err
 	}
-	m.CreatedAt, m.PlatformPrivateKeyPEM, m.Token = fromNanos(created), key, token
+	m.CreatedAt, m.Version, m.PlatformPrivateKeyPEM, m.Token = fromNanos(created), version, key, token
 	return m, nil
 }
 

@@ -116,6 +116,12 @@ UPDATE records SET aliases = (
 	WHERE a.kind = records.kind AND a.mchid = records.mchid AND a.key = records.key)
 	WHERE kind IN ('repayment.user', 'issuer.order');
 `,
+	// 3: merchants carry a version for compare-and-swap, so that two
+	// concurrent changes to one merchant (a scenario, a PATCH, a clock
+	// advance) are never lost.
+	`
+ALTER TABLE merchants ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+`,
 }
 
 // migrate applies the migrations the database has not run, in one

@@ -6,8 +6,11 @@
 'use strict';
 (() => {
   const DICT = JSON.parse(document.getElementById('i18n').textContent);
-  const PRODUCTS = ['payscore', 'repayment', 'embedpay', 'issuer'];
-  const VIEWS = ['overview', 'scenarios', 'sessions', 'journal', 'notifications'];
+  // The products this server runs, in its order: GET /sandbox/v1/products.
+  let PRODUCTS = [];
+  const VIEWS = ['overview', 'scenarios', 'sessions', 'journal', 'notifications', 'report'];
+  // The report's windows: a duration before now, or the whole journal.
+  const REPORT_WINDOWS = ['1h', '24h', '168h', ''];
   // The journal keeps this many rows: the page may stay open for days.
   const JOURNAL_CAP = 500;
   const ADVANCES = ['1m', '5m', '15m', '1h', '24h'];
@@ -169,6 +172,7 @@
     expanded: new Set(),
     refreshTimer: 0,
     locked: false,
+    reportSince: '24h',
   };
   const merchant = () => S.merchants.find((m) => m.mchid === S.mchid);
   const enc = encodeURIComponent;
@@ -307,6 +311,7 @@
     main().replaceChildren(h('p', { class: 'empty', text: t('loading') }));
     try {
       await loadMerchants();
+      PRODUCTS = (await api('GET', '/sandbox/v1/products')).products.map((p) => p.name);
       // The stream starts after the newest entry of any kind, so nothing
       // written while the journal loads is missed (what arrives twice is
       // skipped by id).
@@ -347,6 +352,8 @@
     for (const a of $$('#tabs a')) a.classList.toggle('on', a.dataset.view === S.view);
     document.body.dataset.view = S.view;
     render(false);
+    // #journal/{id} opens that exchange: the report's evidence links.
+    if (S.view === 'journal' && /^\d+$/.test(S.sub)) openExchange(S.sub);
   }
 
   // render draws the current view; quiet is a refresh after live events,
@@ -354,7 +361,7 @@
   function render(quiet) {
     if (S.locked) return;
     const gen = ++S.gen;
-    const views = { overview: viewOverview, scenarios: viewScenarios, sessions: viewSessions, journal: viewJournal, notifications: viewNotifications };
+    const views = { overview: viewOverview, scenarios: viewScenarios, sessions: viewSessions, journal: viewJournal, notifications: viewNotifications, report: viewReport };
     if (!quiet) main().replaceChildren(h('p', { class: 'empty', text: t('loading') }));
     const y = window.scrollY;
     views[S.view](gen).then((nodes) => {
@@ -817,6 +824,84 @@
       codeBlock('x.error', x.error),
       codeBlock('x.request', pretty(x.request_body)),
       codeBlock('x.response', pretty(x.response_body)));
+  }
+
+  // openExchange shows one journal entry in the detail panel.
+  async function openExchange(id) {
+    try {
+      showExchange(await api('GET', '/sandbox/v1/journal/' + enc(id)));
+    } catch (err) { report(err); }
+  }
+
+  // ---- report: the merchant's integration report card
+  const verdictKind = { passed: 'ok', failed: 'bad', not_exercised: '' };
+  async function viewReport(gen) {
+    const m = merchant();
+    if (!m) return h('p', { class: 'empty', text: t('merchants.none') });
+    const path = '/sandbox/v1/merchants/' + enc(m.mchid) + '/report?since=' + enc(S.reportSince);
+    const r = await api('GET', path);
+    if (!current(gen)) return null;
+    const windowSelect = h('select', { name: 'since', 'aria-label': t('report.window'), onchange: (ev) => { S.reportSince = ev.target.value; render(false); } },
+      REPORT_WINDOWS.map((w) => h('option', { value: w, text: t('report.window.' + (w || 'all')), selected: S.reportSince === w })));
+    const totals = h('div', { class: 'report-totals' },
+      badge(t('report.passed-n', { n: r.counts.passed }), 'ok'),
+      badge(t('report.failed-n', { n: r.counts.failed }), r.counts.failed ? 'bad' : ''),
+      badge(t('report.not-exercised-n', { n: r.counts.not_exercised }), ''),
+      h('span', { class: 'muted', text: t('report.entries', { n: r.entries }) }),
+      r.truncated ? badge(t('report.truncated'), 'warn') : null);
+    const products = r.products.map((p) => h('section', { class: 'card report-product', data: { product: p.product } },
+      h('header', {}, h('h2', { text: productName(p.product) }),
+        h('div', { class: 'badges' },
+          badge(t('report.passed-n', { n: p.counts.passed }), 'ok'),
+          p.counts.failed ? badge(t('report.failed-n', { n: p.counts.failed }), 'bad') : null,
+          badge(t('report.not-exercised-n', { n: p.counts.not_exercised }), ''))),
+      p.checks.map(checkCard)));
+    const failed = r.products.flatMap((p) => p.checks.filter((c) => c.verdict === 'failed').map((c) =>
+      h('li', {}, badge(productName(p.product), 'tag'), ' ',
+        h('a', { href: '#report', onclick: (ev) => { ev.preventDefault(); $(`.report-product[data-product="${p.product}"] .check[data-check="${c.id}"]`)?.scrollIntoView(); }, text: c.title }),
+        ' — ', h('span', { class: 'muted', text: c.summary }))));
+    return [
+      h('div', { class: 'bar' },
+        h('label', { class: 'inline' }, h('span', { class: 'muted', text: t('report.window') + ' ' }), windowSelect),
+        h('button', { type: 'button', class: 'small', data: { op: 'export-html' }, onclick: () => download(path + '&format=html', 'mpsandbox-report-' + m.mchid + '.html'), text: t('report.export-html') }),
+        h('button', { type: 'button', class: 'small', data: { op: 'export-md' }, onclick: () => download(path + '&format=md', 'mpsandbox-report-' + m.mchid + '.md'), text: t('report.export-md') })),
+      h('p', { class: 'muted explain', text: t('report.why') }),
+      totals,
+      failed.length ? h('section', { class: 'card report-failed' }, h('h2', { text: t('report.failed-title') }), h('ul', {}, failed)) : null,
+      products,
+    ];
+  }
+
+  function checkCard(c) {
+    const evidence = c.evidence.map((e) => h('li', { class: e.bad ? 'bad' : '' },
+      h('button', { type: 'button', class: 'link mono', data: { exchange: e.id }, onclick: () => openExchange(e.id), text: '#' + e.id }),
+      ' ', h('span', { class: 'mono', text: e.what }), ' — ', h('span', { text: e.note })));
+    return h('article', { class: 'check ' + c.verdict, data: { check: c.id, verdict: c.verdict } },
+      h('header', {},
+        badge(t('verdict.' + c.verdict), verdictKind[c.verdict]),
+        h('h3', { text: c.title }),
+        h('span', { class: 'mono muted', text: c.id })),
+      h('p', { text: c.summary }),
+      h('dl', { class: 'facts' },
+        c.fix ? [h('dt', { text: t('report.fix') }), h('dd', { text: c.fix })] : null,
+        h('dt', { text: t('report.rule') }), h('dd', { text: c.rule + (c.inferred ? ' ' + t('report.inferred') : '') }),
+        h('dt', { text: t('report.source') }), h('dd', { text: c.source })),
+      evidence.length ? h('details', { open: c.verdict === 'failed' },
+        h('summary', { text: t('report.evidence', { n: c.evidence_total }) }), h('ul', { class: 'evidence' }, evidence)) : null);
+  }
+
+  // download saves an export; a plain link would not carry the token.
+  async function download(path, name) {
+    try {
+      const headers = token ? { Authorization: 'Bearer ' + token } : {};
+      const res = await fetch(path, { headers, cache: 'no-store' });
+      if (!res.ok) throw new APIError(res.status, null, await res.text());
+      const a = h('a', { href: URL.createObjectURL(await res.blob()), download: name });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+    } catch (err) { report(err); }
   }
 
   // ---- notifications, per order
