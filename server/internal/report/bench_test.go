@@ -74,7 +74,7 @@ func BenchmarkBuildFullWindow(b *testing.B) {
 	if err := st.AppendExchanges(ctx, xs); err != nil {
 		b.Fatal(err)
 	}
-	builder := &report.Builder{Store: st, Scenarios: cat, Acknowledged: map[string]func(int, []byte) bool{
+	builder := &report.Builder{Store: st, Scenarios: cat, Products: []string{sandbox.ProductEmbedPay}, Acknowledged: map[string]func(int, []byte) bool{
 		sandbox.ProductEmbedPay: func(status int, _ []byte) bool { return status == 200 },
 	}}
 	b.ResetTimer()

@@ -134,6 +134,9 @@ func (r *Report) Failed() []Check {
 type Builder struct {
 	Store     sandbox.Store
 	Scenarios sandbox.Scenarios
+	// Products are the registered products, in the report's order; the
+	// checks know payscore, repayment, embedpay and issuer.
+	Products []string
 	// Acknowledged is each product's rule for an answer that acknowledges
 	// a notification (its sandbox.NotifyBuilder's).
 	Acknowledged map[string]func(status int, body []byte) bool
@@ -166,7 +169,7 @@ func (b *Builder) Build(ctx context.Context, mchid string, since, until time.Tim
 		return nil, err
 	}
 	r := &Report{MchID: mchid, Since: since, Until: until, GeneratedAt: time.Now().UTC(), Entries: len(f.xs), Truncated: f.truncated}
-	for _, p := range sandbox.Products {
+	for _, p := range b.Products {
 		pr := ProductReport{Product: p}
 		for _, def := range checks {
 			if !slices.Contains(def.products, p) {
