@@ -11,7 +11,8 @@ import (
 // (per product where they differ), and how it is evaluated.
 type checkDef struct {
 	id, title string
-	products  []string
+	// products are those the check applies to; nil is every product.
+	products []string
 	// inferred marks a rule the sandbox derived rather than read.
 	inferred bool
 	rule     func(product string) string
@@ -146,7 +147,6 @@ var checks = []checkDef{
 	},
 	{
 		id: "coverage.scenarios", title: "Scenarios and faults the suite exercised",
-		products: []string{ps, rp, ep, is},
 		rule:     same("Before going live, a suite runs every outcome the real system can produce: failure, cancel, paying → paid, timeout, and each notification fault."),
 		source:   same(srcScenarios),
 		eval:     evalCoverage,
