@@ -170,9 +170,6 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 	if a.Merchants, err = merchant.Load(ctx, st, a.Clock); err != nil {
 		return nil, fmt.Errorf("merchants: %w", err)
 	}
-	// The directory hears of every commit from here on, the merchants
-	// file's own included.
-	st.OnCommit(a.Merchants.Committed)
 	if o.MerchantsFile != "" {
 		if err := loadMerchantsFile(ctx, a.Merchants, o.MerchantsFile); err != nil {
 			return nil, err
@@ -211,21 +208,20 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 	}
 
 	// One commit path: whatever commits, the store tells the directory
-	// (above), the notification worker and the sessions, which re-read what
-	// they need from it.
+	// (merchant.Load registers it), the notification worker and the
+	// sessions, which re-read what they need from it.
 	st.OnCommit(a.Worker.Committed)
 	st.OnCommit(a.Sessions.Committed)
 
 	acks := map[string]func(int, []byte) bool{}
-	var names []string
-	for _, p := range a.Products {
-		names = append(names, p.Name())
-	}
 	for name, b := range builders {
 		acks[name] = b.Acknowledged
 	}
-	a.Report = &report.Builder{Store: st, Scenarios: a.Scenarios, Products: names, Acknowledged: acks,
-		TargetProduct: a.Sessions.TargetProduct, Flush: a.Journal.Flush}
+	names := make([]string, len(a.Products))
+	for i, p := range a.Products {
+		names[i] = p.Name()
+	}
+	a.Report = &report.Builder{Store: st, Scenarios: a.Scenarios, Products: names, Acknowledged: acks, TargetProduct: a.Sessions.TargetProduct, Flush: a.Journal.Flush}
 	adminRoutes = append(adminRoutes, a.Report.Register)
 
 	access := o.Access

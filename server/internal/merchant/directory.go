@@ -29,7 +29,9 @@ type Directory struct {
 }
 
 // Load reads every merchant from the store, creating the demo merchant on
-// first start, and restores each merchant's clock offset.
+// first start, and restores each merchant's clock offset. From then on the
+// directory hears of every commit through the store's after-commit hooks
+// (Committed), its own changes included.
 func Load(ctx context.Context, st sandbox.Store, clock *sandbox.Clock) (*Directory, error) {
 	d := &Directory{store: st, clock: clock}
 	ms, err := st.ListMerchants(ctx)
@@ -52,6 +54,7 @@ func Load(ctx context.Context, st sandbox.Store, clock *sandbox.Clock) (*Directo
 	for _, m := range ms {
 		clock.SetOffset(m.MchID, m.ClockOffset)
 	}
+	st.OnCommit(d.Committed)
 	return d, nil
 }
 
@@ -145,6 +148,7 @@ func (d *Directory) Edit(mchid string) (*sandbox.Merchant, error) {
 		c.Active[k] = v
 	}
 	c.NotifyHosts = append([]string(nil), m.NotifyHosts...)
+	c.APIFaults = append([]sandbox.APIFault(nil), m.APIFaults...)
 	return &c, nil
 }
 

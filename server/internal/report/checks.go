@@ -104,16 +104,19 @@ var checks = []checkDef{
 	},
 	{
 		id: "notify.out_of_order", title: "A stale notification does not overwrite the final state",
-		products: []string{ep}, inferred: true,
-		rule:   same("A status-0 (paying) trade-notify that arrives after the final one must not undo it: acknowledge it and query the trade (trade/query) for the truth."),
-		source: same(srcPCloudNote),
+		products: withNotify, inferred: true,
+		rule: each(map[string]string{
+			ps: "A PAYSCORE.USER_CONFIRM that arrives again after PAYSCORE.USER_PAID (a late retry) must not move the DONE order back: acknowledge it and query the order for the truth.",
+			ep: "A status-0 (paying) trade-notify that arrives after the final one must not undo it: acknowledge it and query the trade (trade/query) for the truth.",
+		}),
+		source: each(map[string]string{ps: srcV3Notify, ep: srcPCloudNote}),
 		eval:   evalOutOfOrder,
 	},
 	{
 		id: "notify.late", title: "No waiting for a late notification",
-		products: []string{ep}, inferred: true,
-		rule:   same("When the notification has not come by the time the user is back, query the trade instead of waiting for it."),
-		source: same(srcPCloudNote + "; " + srcPCloudBack),
+		products: withNotify, inferred: true,
+		rule:   same("When the notification has not come by the time the user is back, query the order or trade instead of waiting for it."),
+		source: each(map[string]string{ps: srcV3Notify + "; " + srcScoreReturn, ep: srcPCloudNote + "; " + srcPCloudBack}),
 		eval:   evalLate,
 	},
 	{
@@ -147,9 +150,9 @@ var checks = []checkDef{
 	},
 	{
 		id: "coverage.scenarios", title: "Scenarios and faults the suite exercised",
-		rule:     same("Before going live, a suite runs every outcome the real system can produce: failure, cancel, paying → paid, timeout, and each notification fault."),
-		source:   same(srcScenarios),
-		eval:     evalCoverage,
+		rule:   same("Before going live, a suite runs every outcome the real system can produce: failure, cancel, paying → paid, timeout, and each notification fault."),
+		source: same(srcScenarios),
+		eval:   evalCoverage,
 	},
 }
 

@@ -206,8 +206,9 @@ type attempt struct {
 	// key identifies the notification's content: a resend of the same
 	// content is a duplicate.
 	key string
-	// status is a P云 trade-notify's status ("" for v3).
-	status string
+	// ref is the order or trade it is about; state what it says of it: a
+	// P云 trade-notify's status, a v3 notification's event_type.
+	ref, state string
 }
 
 // attempts returns the product's notification attempts that reached the
@@ -226,7 +227,7 @@ func (f *facts) attempts(p string) []attempt {
 		case sandbox.ProductEmbedPay:
 			// The sign is in the form: check it as the merchant should.
 			form := maps.Clone(f.params(x))
-			a.status = form["status"]
+			a.ref, a.state = form["pay_order"], form["status"]
 			a.key = form["pay_order"] + "|" + form["status"] + "|" + form["trade_time"]
 			sign := form["sign"]
 			delete(form, "sign")
@@ -235,10 +236,14 @@ func (f *facts) attempts(p string) []attempt {
 			// v3 signs in headers, which the journal does not keep: the
 			// notification row's fault says the attempt was signed wrong.
 			var env struct {
-				ID string `json:"id"`
+				ID        string `json:"id"`
+				EventType string `json:"event_type"`
 			}
 			_ = json.Unmarshal([]byte(x.RequestBody), &env)
-			a.key = env.ID
+			a.key, a.state = env.ID, env.EventType
+			if n != nil {
+				a.ref = n.Ref
+			}
 			a.bad = n != nil && n.Faults.BadSignature
 		}
 		out = append(out, a)
@@ -351,8 +356,22 @@ func evalDuplicate(f *facts, p string) Check {
 	return c
 }
 
-// pcloudFinal is a final trade-notify status: 1 success, -1 failure.
-func pcloudFinal(status string) bool { return status == "1" || status == "-1" }
+// final reports whether a notification's state is final: a P云 status 1
+// (success) or -1 (failure), PAYSCORE.USER_PAID.
+func final(p, state string) bool {
+	if p == sandbox.ProductPayScore {
+		return state == "PAYSCORE.USER_PAID"
+	}
+	return state == "1" || state == "-1"
+}
+
+// refIs matches a status query of the order or trade ref.
+func (f *facts) refIs(p, ref string) func(*sandbox.Exchange) bool {
+	if p == sandbox.ProductPayScore {
+		return func(x *sandbox.Exchange) bool { return f.params(x)["out_order_no"] == ref }
+	}
+	return f.payOrderIs(ref)
+}
 
 // isTradeQuery is a successful P云 trade query.
 func isTradeQuery(x *sandbox.Exchange) bool {
@@ -366,36 +385,38 @@ func (f *facts) payOrderIs(payOrder string) func(*sandbox.Exchange) bool {
 
 func evalOutOfOrder(f *facts, p string) Check {
 	var c Check
-	final := map[string]bool{} // pay_order → a final status was delivered
-	queries := f.sorted(p, isTradeQuery)
+	done := map[string]bool{} // ref → a final state was delivered
+	queries := f.sorted(p, statusQuery(p))
 	seen, bad := 0, 0
 	for _, a := range f.attempts(p) {
 		if a.bad {
 			continue
 		}
-		order := f.params(a.x)["pay_order"]
-		if pcloudFinal(a.status) {
-			final[order] = true
+		if final(p, a.state) {
+			done[a.ref] = true
 			continue
 		}
-		if !final[order] {
+		if !done[a.ref] {
 			continue
 		}
 		seen++
-		if q := after(queries, a.x, f.payOrderIs(order)); q != nil {
-			c.Evidence = append(c.Evidence, evidence(a.x, false, "stale status %s after the final one", a.status),
-				evidence(q, false, "trade/query of %s after the stale notification", order))
+		if q := after(queries, a.x, f.refIs(p, a.ref)); q != nil {
+			c.Evidence = append(c.Evidence, evidence(a.x, false, "stale %s after the final one", a.state),
+				evidence(q, false, "query of %s after the stale notification", a.ref))
 		} else {
 			bad++
-			c.Evidence = append(c.Evidence, evidence(a.x, true, "stale status %s after the final one, and no trade/query of %s followed", a.status, order))
+			c.Evidence = append(c.Evidence, evidence(a.x, true, "stale %s after the final one, and no query of %s followed", a.state, a.ref))
 		}
 	}
 	judge(&c, seen, bad, says{
 		none:     "No stale notification reached the merchant in the window.",
-		exercise: "Run the notify-out-of-order scenario (X-Sandbox-Scenario: embedpay.notify-out-of-order).",
-		failed:   fmt.Sprintf("Not followed by a trade query, so it may have overwritten the final state: %d of %s.", bad, plural(seen, "stale notification", "stale notifications")),
-		fix:      "Never move a trade back from a final status; on a notification that disagrees with what you hold, query trade/query and keep the final state.",
-		passed:   fmt.Sprintf("After each of %s the merchant queried the trade.", plural(seen, "stale notification", "stale notifications")),
+		exercise: "Run the notify-out-of-order scenario (X-Sandbox-Scenario: " + p + ".notify-out-of-order).",
+		failed:   fmt.Sprintf("Not followed by a query, so it may have overwritten the final state: %d of %s.", bad, plural(seen, "stale notification", "stale notifications")),
+		fix: map[string]string{
+			sandbox.ProductEmbedPay: "Never move a trade back from a final status; on a notification that disagrees with what you hold, query trade/query and keep the final state.",
+			sandbox.ProductPayScore: "Never move a DONE order back; on a notification that disagrees with what you hold, query the order (GET /v3/payscore/serviceorder) and keep its state.",
+		}[p],
+		passed: fmt.Sprintf("After each of %s the merchant queried.", plural(seen, "stale notification", "stale notifications")),
 	})
 	return c
 }
@@ -415,31 +436,36 @@ func (f *facts) hasFault(s *sandbox.Session, fault string) bool {
 
 func evalLate(f *facts, p string) Check {
 	var c Check
-	queries, attempts := f.sorted(p, isTradeQuery), f.sorted(p, isAttempt)
+	queries := f.sorted(p, statusQuery(p))
+	var attempts []*sandbox.Exchange
+	refOf := map[int64]string{}
+	for _, a := range f.attempts(p) {
+		attempts = append(attempts, a.x)
+		refOf[a.x.ID] = a.ref
+	}
+	slices.SortStableFunc(attempts, func(a, b *sandbox.Exchange) int { return a.Time.Compare(b.Time) })
 	seen, bad := 0, 0
-	done := map[string]bool{}
-	for _, r := range f.of(p, isReturn) {
+	for _, r := range f.returns(p) {
 		s := f.sessionOf(r)
-		if s == nil || done[s.ID] || !f.hasFault(s, "late") {
+		if !f.hasFault(s, "late") {
 			continue
 		}
-		done[s.ID] = true
 		seen++
-		q := after(queries, r, f.payOrderIs(s.Ref))
-		n := after(attempts, r, f.payOrderIs(s.Ref))
+		q := after(queries, r, f.refIs(p, s.Ref))
+		n := after(attempts, r, func(x *sandbox.Exchange) bool { return refOf[x.ID] == s.Ref })
 		switch {
 		case q != nil && (n == nil || q.Time.Before(n.Time)):
 			c.Evidence = append(c.Evidence, evidence(r, false, "user back, notification late"), evidence(q, false, "queried %s before the notification came", s.Ref))
 		default:
 			bad++
-			c.Evidence = append(c.Evidence, evidence(r, true, "user back with the notification late, and no trade/query of %s before it came", s.Ref))
+			c.Evidence = append(c.Evidence, evidence(r, true, "user back with the notification late, and no query of %s before it came", s.Ref))
 		}
 	}
 	judge(&c, seen, bad, says{
 		none:     "No late notification in the window.",
-		exercise: "Run the notify-late scenario (X-Sandbox-Scenario: embedpay.notify-late).",
+		exercise: "Run the notify-late scenario (X-Sandbox-Scenario: " + p + ".notify-late).",
 		failed:   fmt.Sprintf("The merchant waited for the notification instead of querying: %d of %s.", bad, plural(seen, "late case", "late cases")),
-		fix:      "When the user is back and no notification has come, query trade/query (with a short back-off) rather than wait.",
+		fix:      "When the user is back and no notification has come, query the order/trade (with a short back-off) rather than wait.",
 		passed:   fmt.Sprintf("In all %s the merchant queried before the notification came.", plural(seen, "late case", "late cases")),
 	})
 	return c

@@ -134,8 +134,8 @@ func (r *Report) Failed() []Check {
 type Builder struct {
 	Store     sandbox.Store
 	Scenarios sandbox.Scenarios
-	// Products are the registered products, in the report's order; the
-	// checks know payscore, repayment, embedpay and issuer.
+	// Products names the registered products, in the server's order: the
+	// report has a part for each.
 	Products []string
 	// Acknowledged is each product's rule for an answer that acknowledges
 	// a notification (its sandbox.NotifyBuilder's).

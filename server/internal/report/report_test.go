@@ -34,6 +34,34 @@ func (s *shop) payScoreFlows() {
 	s.flowScore(s.createOrder("PSDUP"+s.m.MchID), "PSDUP"+s.m.MchID, key)
 	s.flowScore(s.createOrder("PSBACK"+s.m.MchID), "PSBACK"+s.m.MchID, key)
 
+	// The stale USER_CONFIRM after USER_PAID: a careful shop queries the
+	// order again; both complete it (the careless one without querying
+	// after the return first).
+	no := "PSOUTOFORDER" + s.m.MchID
+	s.flowScore(s.createOrder(no), no, key)
+	s.v3(http.MethodPost, "/v3/payscore/serviceorder/"+no+"/complete", map[string]any{
+		"appid": s.m.AppID, "service_id": s.m.ServiceID, "total_amount": 3000,
+		"post_payments": []any{map[string]any{"name": "停车费", "amount": 3000, "count": 1}},
+		"time_range":    map[string]any{"end_time": "20250301120000"},
+	})
+	s.advance(time.Second)
+	s.expect("PAYSCORE.USER_PAID")
+	s.expect("PAYSCORE.USER_CONFIRM")
+	if s.good {
+		s.queryOrder(no)
+	}
+
+	// Notifications a minute late: a careful shop queries on the return.
+	no = "PSLATE" + s.m.MchID
+	id := s.launch(sandbox.APIOpenBusinessView, s.caller(), scoreArgs(s.extraData(s.createOrder(no), key)), nil)
+	s.advance(2 * time.Second)
+	s.back(id)
+	if s.good {
+		s.queryOrder(no)
+	}
+	s.advance(time.Minute)
+	s.expect("PAYSCORE.USER_CONFIRM")
+
 	old := s.caller()
 	old["sdkVersion"] = "2.5.0"
 	tries := 1
@@ -204,6 +232,8 @@ func TestReportCard(t *testing.T) {
 		"payscore notify.acknowledged":  {F, P},
 		"payscore notify.bad_signature": {F, P},
 		"payscore notify.duplicate":     {F, P},
+		"payscore notify.out_of_order":  {F, P},
+		"payscore notify.late":          {F, P},
 		"payscore return.ambiguous":     {F, P},
 		"payscore return.queried":       {F, P},
 		"payscore client.min_version":   {F, P},

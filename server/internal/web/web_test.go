@@ -237,6 +237,9 @@ func TestEveryWordIsInBothLanguages(t *testing.T) {
 	for _, f := range credentialFields(t, js) {
 		used["cred."+f] = "CREDS"
 	}
+	for _, k := range sandbox.APIFaultKinds {
+		used["apifault.kind."+k] = "sandbox.APIFaultKinds"
+	}
 	for _, m := range sandbox.PlatformKeyModes {
 		used["keymode."+m] = "sandbox.PlatformKeyModes"
 	}
@@ -353,7 +356,7 @@ func credentialFields(t *testing.T, js string) []string {
 	}
 	// Not credentials: shown elsewhere on the page, or not strings.
 	notCredentials := map[string]bool{"name": true, "notify_hosts": true, "active_scenarios": true, "clock_offset_ns": true, "created_at": true,
-		"platform_key_mode": true}
+		"platform_key_mode": true, "api_faults": true}
 	want := []string{"merchant_token"}
 	typ := reflect.TypeFor[sandbox.Merchant]()
 	for i := range typ.NumField() {

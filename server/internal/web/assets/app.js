@@ -516,7 +516,7 @@
     const credentials = section('creds.title', h('p', { class: 'muted', text: t('creds.why') }), h('div', { class: 'creds' }, rows));
     const clockCard = section('clock.title', h('p', { class: 'muted', text: t('clock.why') }), clockBar());
     return h('div', { class: 'grid overview' },
-      h('div', { class: 'col' }, merchants, clockCard, keyModeCard(m), products),
+      h('div', { class: 'col' }, merchants, clockCard, keyModeCard(m), apiFaultsCard(m), products),
       h('div', { class: 'col wide' }, credentials));
   }
   // keyModeCard switches the platform key WeChat Pay signs with: the
@@ -536,6 +536,45 @@
         h('button', { type: 'button', class: 'small' + (m.platform_key_mode === mode ? ' on' : ''), role: 'radio',
           'aria-checked': m.platform_key_mode === mode ? 'true' : 'false', data: { keyMode: mode },
           onclick: () => change(mode), text: t('keymode.' + mode) }))));
+  }
+  // apiFaultsCard scripts what an upstream API does instead of answering
+  // the merchant's next calls to an endpoint.
+  const FAULT_KINDS = ['rate_limited', 'system_error', 'service_unavailable', 'timeout', 'bad_signature'];
+  function apiFaultsCard(m) {
+    const base = '/sandbox/v1/merchants/' + enc(m.mchid) + '/api-faults';
+    const done = async (call, key) => {
+      try {
+        await call();
+        await loadMerchants();
+        toast(t(key));
+        render(true);
+      } catch (err) { report(err); }
+    };
+    const method = h('select', { name: 'method', 'aria-label': t('apifault.method') },
+      h('option', { value: '', text: t('apifault.any') }), ['GET', 'POST'].map((x) => h('option', { value: x, text: x })));
+    const path = h('input', { name: 'path', required: true, value: '/v3/payscore/serviceorder', placeholder: '/v3/payscore/serviceorder/*/complete', 'aria-label': t('apifault.path') });
+    const kind = h('select', { name: 'kind', 'aria-label': t('apifault.kind') }, FAULT_KINDS.map((k) => h('option', { value: k, text: t('apifault.kind.' + k) })));
+    const times = h('input', { name: 'times', type: 'number', min: '1', max: '100', value: '1', class: 'tiny', 'aria-label': t('apifault.times') });
+    const hold = h('input', { name: 'hold', class: 'short', placeholder: '30s', 'aria-label': t('apifault.hold'), pattern: '([0-9]+(\\.[0-9]+)?(ms|s|m))+' });
+    const add = (ev) => {
+      ev.preventDefault();
+      const body = { path: path.value.trim(), kind: kind.value, times: Number(times.value) || 1 };
+      if (method.value) body.method = method.value;
+      if (kind.value === 'timeout' && hold.value.trim()) body.hold = hold.value.trim();
+      done(() => api('POST', base, body), 'apifault.added');
+    };
+    const faults = m.api_faults || [];
+    return section('apifault.title', h('p', { class: 'muted', text: t('apifault.why') }),
+      h('div', { class: 'list', id: 'api-faults' }, faults.length ? faults.map((f) =>
+        h('div', { class: 'api-fault', data: { fault: f.id, kind: f.kind } },
+          badge(t('apifault.kind.' + f.kind), 'warn'), ' ',
+          h('span', { class: 'mono', text: (f.method || '*') + ' ' + f.path }), ' ',
+          h('span', { class: 'muted', text: t('apifault.remaining', { n: f.remaining }) + (f.hold ? ' · ' + f.hold : '') }), ' ',
+          h('button', { type: 'button', class: 'small', data: { op: 'delete' }, text: t('apifault.delete'),
+            onclick: () => done(() => api('DELETE', base + '/' + enc(f.id)), 'apifault.deleted') })))
+        : h('p', { class: 'muted', text: t('apifault.none') })),
+      h('form', { class: 'inline fault-form', id: 'api-fault-form', onsubmit: add }, method, path, kind, times, hold,
+        h('button', { type: 'submit', class: 'small', text: t('apifault.add') })));
   }
   function pemPreview(pem) {
     const lines = pem.trim().split('\n');
