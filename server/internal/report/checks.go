@@ -45,6 +45,7 @@ const (
 	srcIssuerBack  = "issuer-plugin README, 回调通知 (getActiveResult, getSignProResult, getSignCarServiceResule after the plugin returns); plugin wx06bc6021dc900553, not public"
 	srcScoreClient = "wx.openBusinessView from base library 2.6.0 and WeChat 7.0.3: https://pay.weixin.qq.com/doc/v3/partner/4012090600; wx.navigateToMiniProgram from 1.3.0: https://developers.weixin.qq.com/miniprogram/dev/api/navigate/wx.navigateToMiniProgram.html"
 	srcEmbedClient = "wx.openEmbeddedMiniProgram from base library 2.20.1: https://developers.weixin.qq.com/miniprogram/dev/framework/open-ability/openEmbeddedMiniProgram.html"
+	srcV3Errors    = "WeChat Pay v3 HTTP status codes: https://pay.weixin.qq.com/wiki/doc/apiv3_partner/wechatpay/wechatpay2_1.shtml; wechatpay-apiv3/wechatpay-go: core/error.go"
 	srcScenarios   = "the sandbox's scenario catalogue (GET /sandbox/v1/scenarios?product=…)"
 )
 
@@ -147,6 +148,13 @@ var checks = []checkDef{
 		rule:   same("A jump from a base library or WeChat version below the minimum fails; the code must check (if (wx.openBusinessView) …) and ask the user to upgrade, not retry. A run of 3 or more identical refused calls is read as a retry loop [inferred]."),
 		source: each(map[string]string{ps: srcScoreClient, ep: srcEmbedClient}),
 		eval:   evalClient,
+	},
+	{
+		id: "api.retried", title: "A request that failed with a 5xx, a 429 or no answer is sent again",
+		products: apiFaultProducts,
+		rule:     same("5xx answers (SYSTEM_ERROR, SERVICE_UNAVAILABLE) are to be retried with the same parameters; a 429 (RATELIMIT_EXCEEDED, FREQUENCY_LIMITED) was not processed and is retried later; a request with no answer has an unknown outcome and is sent again."),
+		source:   same(srcV3Errors),
+		eval:     evalRetried,
 	},
 	{
 		id: "coverage.scenarios", title: "Scenarios and faults the suite exercised",

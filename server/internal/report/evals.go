@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -691,17 +692,41 @@ func evalCoverage(f *facts, p string) Check {
 			}
 		}
 	}
-	fix := ""
-	if len(never) > 0 {
-		fix = "Run each missing scenario once, e.g. with the header X-Sandbox-Scenario: " + never[0] + "."
+	// API faults: the kinds the merchant scripted on the product's
+	// upstream APIs and met.
+	var apiNever []string
+	if slices.Contains(apiFaultProducts, p) {
+		met := map[string]bool{}
+		for _, x := range f.of(p, isUpstream) {
+			if kind, ok := apiFault(x); ok && !met[kind] {
+				met[kind] = true
+				c.Evidence = append(c.Evidence, evidence(x, false, "API fault %s", kind))
+			}
+		}
+		for _, kind := range sandbox.APIFaultKinds {
+			if !met[kind] {
+				apiNever = append(apiNever, kind)
+			}
+		}
 	}
-	judge(&c, len(used), len(never), says{
+	fix := ""
+	switch {
+	case len(never) > 0:
+		fix = "Run each missing scenario once, e.g. with the header X-Sandbox-Scenario: " + never[0] + "."
+	case len(apiNever) > 0:
+		fix = "Script each missing API fault once: POST /sandbox/v1/merchants/{mchid}/api-faults {\"path\": …, \"kind\": \"" + apiNever[0] + "\"}."
+	}
+	apiLine := ""
+	if slices.Contains(apiFaultProducts, p) {
+		apiLine = " API faults never exercised: " + quoteList(apiNever) + "."
+	}
+	judge(&c, len(used), len(never)+len(apiNever), says{
 		none:     fmt.Sprintf("None of the %d scenarios was exercised.", len(all)),
 		exercise: "Run the product's scenarios (GET /sandbox/v1/scenarios?product=" + p + " lists them).",
 		failed: fmt.Sprintf("%d of %d scenarios exercised; never: %s. Notification faults never exercised: %s.",
-			len(all)-len(never), len(all), quoteList(never), quoteList(faultsNever)),
+			len(all)-len(never), len(all), quoteList(never), quoteList(faultsNever)) + apiLine,
 		fix:    fix,
-		passed: fmt.Sprintf("All %d scenarios exercised.", len(all)),
+		passed: fmt.Sprintf("All %d scenarios exercised.", len(all)) + apiLine,
 	})
 	return c
 }
@@ -713,4 +738,60 @@ func cut(s string, n int) string {
 		return s
 	}
 	return string(r[:n]) + "…"
+}
+
+// apiFaultProducts are the products whose upstream APIs play the API
+// faults a merchant scripts (POST /sandbox/v1/merchants/{mchid}/api-faults):
+// the v3 APIs and querystate.
+var apiFaultProducts = []string{sandbox.ProductPayScore, sandbox.ProductRepayment}
+
+// faultNote is how the fault player notes a fault it played in the journal
+// entry's diagnostics or error: "API fault <id> (<kind> on <method> <path>) …".
+var faultNote = regexp.MustCompile(`^API fault \S+ \((\w+) on `)
+
+// apiFault returns the kind of API fault x met, if any.
+func apiFault(x *sandbox.Exchange) (string, bool) {
+	for _, s := range []string{x.Diagnostics, x.Error} {
+		if m := faultNote.FindStringSubmatch(s); m != nil {
+			return m[1], true
+		}
+	}
+	return "", false
+}
+
+// retryKinds are the API faults after which the same request is to be sent
+// again: a 5xx, a 429 (not processed), no answer.
+var retryKinds = []string{sandbox.FaultSystemError, sandbox.FaultServiceUnavailable, sandbox.FaultRateLimited, sandbox.FaultTimeout}
+
+func evalRetried(f *facts, p string) Check {
+	var c Check
+	upstream := f.sorted(p, isUpstream)
+	seen, bad := 0, 0
+	for _, x := range upstream {
+		kind, ok := apiFault(x)
+		if !ok || !slices.Contains(retryKinds, kind) {
+			continue
+		}
+		seen++
+		again := after(upstream, x, func(y *sandbox.Exchange) bool {
+			if _, faulted := apiFault(y); faulted {
+				return false
+			}
+			return y.Method == x.Method && y.URL == x.URL
+		})
+		if again != nil {
+			c.Evidence = append(c.Evidence, evidence(x, false, "%s", kind), evidence(again, false, "the same request again, answered %d", again.Status))
+		} else {
+			bad++
+			c.Evidence = append(c.Evidence, evidence(x, true, "%s, and the same request was never sent again", kind))
+		}
+	}
+	judge(&c, seen, bad, says{
+		none:     "No request met a 5xx, a 429 or no answer in the window.",
+		exercise: "Script an API fault (POST /sandbox/v1/merchants/{mchid}/api-faults with kind system_error, service_unavailable, rate_limited or timeout) and run the flow.",
+		failed:   fmt.Sprintf("Never sent again: %d of %s.", bad, plural(seen, "failed request", "failed requests")),
+		fix:      "Retry a 5xx, a 429 (after a pause) or a timeout with the same parameters — the APIs are idempotent for them — and give up only after a bounded number of tries.",
+		passed:   fmt.Sprintf("Each of %s was sent again.", plural(seen, "failed request", "failed requests")),
+	})
+	return c
 }

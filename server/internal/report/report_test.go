@@ -62,6 +62,16 @@ func (s *shop) payScoreFlows() {
 	s.advance(time.Minute)
 	s.expect("PAYSCORE.USER_CONFIRM")
 
+	// A create that meets a 500: the careful shop sends it again with the
+	// same parameters, the careless one gives up.
+	s.apiFault(http.MethodPost, "/v3/payscore/serviceorder", "system_error")
+	if _, err := s.create("PSFAULT" + s.m.MchID); err == nil {
+		s.tb.Fatal("a create with a system_error fault scripted succeeded")
+	}
+	if s.good {
+		s.createOrder("PSFAULT" + s.m.MchID)
+	}
+
 	old := s.caller()
 	old["sdkVersion"] = "2.5.0"
 	tries := 1
@@ -237,6 +247,8 @@ func TestReportCard(t *testing.T) {
 		"payscore return.ambiguous":     {F, P},
 		"payscore return.queried":       {F, P},
 		"payscore client.min_version":   {F, P},
+		"payscore api.retried":          {F, P},
+		"repayment api.retried":         {N, N},
 		"payscore coverage.scenarios":   {F, F},
 
 		"repayment signing.verified":   {F, P},
@@ -284,6 +296,18 @@ func TestReportCard(t *testing.T) {
 	if n := len(reports[0].Failed()); n != reports[0].Counts.Failed || n == 0 {
 		t.Errorf("bad shop: Failed() lists %d, counts say %d", n, reports[0].Counts.Failed)
 	}
+
+	t.Run("coverage names what was never exercised", func(t *testing.T) {
+		got := verdicts(reports[1])["payscore coverage.scenarios"].Summary
+		for _, want := range []string{"never: payscore.cancel", "API faults never exercised: rate_limited, service_unavailable, timeout, bad_signature."} {
+			if !strings.Contains(got, want) {
+				t.Errorf("payscore coverage says %q, want it to contain %q", got, want)
+			}
+		}
+		if strings.Contains(got, "payscore.notify-bad-signature,") || strings.Contains(got, "notify-duplicate") {
+			t.Errorf("payscore coverage lists an exercised scenario as never run: %q", got)
+		}
+	})
 
 	t.Run("a failed verdict links the entries it failed on", func(t *testing.T) {
 		c := verdicts(reports[0])["payscore notify.bad_signature"]
