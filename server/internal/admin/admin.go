@@ -70,6 +70,7 @@ func (a *API) Register(r gin.IRouter) {
 	g.GET("/merchants/:mchid", h(a.getMerchant))
 	g.PATCH("/merchants/:mchid", h(a.updateMerchant))
 	g.GET("/merchants/:mchid/credentials", h(a.getCredentials))
+	g.GET("/merchants/:mchid/export", h(a.exportMerchant))
 	g.GET("/merchants/:mchid/scenarios", h(a.getActive))
 	g.PUT("/merchants/:mchid/scenarios/:product", h(a.setActive))
 	g.DELETE("/merchants/:mchid/scenarios/:product", h(a.clearActive))

@@ -438,7 +438,7 @@ func (s *Service) scan(ctx context.Context) time.Duration {
 		due, err := s.o.Store.DueSessions(ctx, m.MchID, now, 100)
 		if err != nil {
 			if ctx.Err() == nil {
-				s.o.Logger.Error("due_sessions_failed", "merchant", m.MchID, "error", err)
+				s.o.Logger.Error("due_sessions_failed", "mchid", m.MchID, "error", err)
 			}
 			return sleep
 		}
@@ -461,7 +461,7 @@ func (s *Service) scan(ctx context.Context) time.Duration {
 			go func() {
 				defer func() { <-sem; wg.Done() }()
 				if err := s.resolve(ctx, p, sess, action, sess.DueAt); err != nil && !sandbox.IsCode(err, sandbox.CodeConflict) {
-					s.o.Logger.Error("resolve_failed", "session", sess.ID, "merchant", m.MchID, "error", err)
+					s.o.Logger.Error("resolve_failed", "session_id", sess.ID, "mchid", m.MchID, "error", err)
 				}
 			}()
 		}
