@@ -168,6 +168,10 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 	if a.Merchants, err = merchant.Load(ctx, st, a.Clock); err != nil {
 		return nil, fmt.Errorf("merchants: %w", err)
 	}
+	// One commit path: whatever commits, the store tells the directory,
+	// the notification worker and the sessions (below), which re-read
+	// what they need from it.
+	st.OnCommit(a.Merchants.Committed)
 	if o.MerchantsFile != "" {
 		if err := loadMerchantsFile(ctx, a.Merchants, o.MerchantsFile); err != nil {
 			return nil, err
@@ -205,10 +209,6 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 		return nil, err
 	}
 
-	// One commit path: whatever commits, the store tells the directory,
-	// the notification worker and the sessions, which re-read what they
-	// need from it.
-	st.OnCommit(a.Merchants.Committed)
 	st.OnCommit(a.Worker.Committed)
 	st.OnCommit(a.Sessions.Committed)
 
