@@ -110,6 +110,7 @@ type merchantView struct {
 	ServiceID   string                            `json:"service_id"`
 	PCloudAppID string                            `json:"pcloud_app_id"`
 	NotifyHosts []string                          `json:"notify_hosts"`
+	KeyMode     string                            `json:"platform_key_mode"`
 	Active      map[string]sandbox.ActiveScenario `json:"active_scenarios"`
 	Clock       clockView                         `json:"clock"`
 	CreatedAt   time.Time                         `json:"created_at"`
@@ -138,7 +139,7 @@ func (a *API) view(m *sandbox.Merchant) merchantView {
 		active = map[string]sandbox.ActiveScenario{}
 	}
 	return merchantView{MchID: m.MchID, Name: m.Name, AppID: m.AppID, ServiceID: m.ServiceID, PCloudAppID: m.PCloudAppID,
-		NotifyHosts: hosts, Active: active, Clock: a.clockOf(m.MchID), CreatedAt: m.CreatedAt}
+		NotifyHosts: hosts, KeyMode: m.KeyMode(), Active: active, Clock: a.clockOf(m.MchID), CreatedAt: m.CreatedAt}
 }
 
 // merchant returns the merchant named in the path if the caller may see it;

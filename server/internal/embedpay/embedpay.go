@@ -1,5 +1,5 @@
-// Package embedpay simulates P云 (4pyun.com) half-screen payment, seed 002
-// and DOMAIN.md §8: the merchant's backend prepares a trade
+// Package embedpay simulates P云 (4pyun.com) half-screen payment, P云's payment-sapp guide
+// and SOURCES.md §8: the merchant's backend prepares a trade
 // (POST /gate/1.0/payment/trade/prepare) and gets a pay_id; its mini-program
 // opens P云's cashier with wx.openEmbeddedMiniProgram (or Alipay's
 // my.openEmbeddedMiniProgram); the simulated user pays, fails, leaves the
@@ -22,7 +22,7 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
-// The simulated mini-programs (seed 002, DOMAIN.md §0 and §8).
+// The simulated mini-programs (P云's payment-sapp guide, SOURCES.md §0 and §8).
 const (
 	// WeChatAppID is P云's WeChat mini-program ("PP停车"), opened in a half
 	// screen with wx.openEmbeddedMiniProgram.
@@ -52,7 +52,7 @@ const (
 	ActionClose  = "close"  // closed the half screen: no extraData, the trade is untouched
 )
 
-// Trade statuses (trade-notify.md, seed 002: "1支付成功、-1失败、0支付中").
+// Trade statuses (trade-notify.md, P云's payment-sapp guide: "1支付成功、-1失败、0支付中").
 const (
 	StatusPaid   = 1
 	StatusFailed = -1
@@ -67,14 +67,14 @@ const (
 	ChannelAlipay      = "100102"
 )
 
-// Base library thresholds of wx.openEmbeddedMiniProgram (DOMAIN.md §4).
+// Base library thresholds of wx.openEmbeddedMiniProgram (SOURCES.md §4).
 var (
 	minEmbeddedSDK = [3]int{2, 20, 1} // the API exists from here
 	listFreeSDK    = [3]int{2, 23, 1} // below this, app.json must list the target in embeddedAppIdList
 )
 
 // defaultExpiry is how long a pay_id is valid when expire_time is not given:
-// "未设置默认3分钟失效" (trade-prepare.md, DOMAIN.md §8).
+// "未设置默认3分钟失效" (trade-prepare.md, SOURCES.md §8).
 const defaultExpiry = 3 * time.Minute
 
 // Product is the P云 simulation. It implements sandbox.Product and

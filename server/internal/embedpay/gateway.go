@@ -33,7 +33,7 @@ const (
 // (trade-prepare.md "pay_url"); the sandbox does not serve it.
 const payURLPrefix = "https://app.4pyun.com/payment/trade/create?pay_id="
 
-// prepareResponse is trade/prepare's success (DOMAIN.md §8), in P云's order.
+// prepareResponse is trade/prepare's success (SOURCES.md §8), in P云's order.
 type prepareResponse struct {
 	Code     string `json:"code"`
 	Seqno    string `json:"seqno"`

@@ -63,7 +63,7 @@ func (p *Product) Launch(ctx context.Context, call *sandbox.Call) (*sandbox.Laun
 }
 
 // checkCaller checks the target against the caller's platform, and the base
-// library rules of DOMAIN.md §4 for a WeChat caller.
+// library rules of SOURCES.md §4 for a WeChat caller.
 func checkCaller(c sandbox.Caller, appID string) []sandbox.Violation {
 	var vs []sandbox.Violation
 	alipay := c.Platform == "alipay"
@@ -118,7 +118,7 @@ func listsEmbedded(appJSON json.RawMessage, appID string) bool {
 }
 
 // cashierPayID reads pay_id from "/external/payment/trade/create/index?pay_id=…"
-// (seed 002); the leading slash is optional, as WeChat resolves both.
+// (P云's payment-sapp guide); the leading slash is optional, as WeChat resolves both.
 func cashierPayID(path string) (string, []sandbox.Violation) {
 	if path == "" {
 		return "", nil // the args schema reports it
@@ -168,7 +168,7 @@ func (p *Product) launchable(ctx context.Context, m *sandbox.Merchant, payID str
 	return t, nil, nil
 }
 
-// extraData is what P云's cashier hands back (seed 002 §2.1.2): value in
+// extraData is what P云's cashier hands back (P云's payment-sapp guide §2.1.2): value in
 // fen as a string, status a number, trade_time in milliseconds.
 type extraData struct {
 	PayOrder  string `json:"pay_order"`
@@ -195,7 +195,7 @@ func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string
 	status, ok := actionStatus(action)
 	if !ok {
 		// A physical back or a half-screen close: extraData is empty
-		// (DOMAIN.md §4, CSDN 141154426).
+		// (SOURCES.md §4, CSDN 141154426).
 		return nil, p.setReturn(s, ret)
 	}
 	var batch sandbox.Batch

@@ -1,5 +1,5 @@
-// Package issuer simulates the ETC issuer's mini-program plugin of seed 000
-// (DOMAIN.md §5 and §9): a host mini-program declares the plugin
+// Package issuer simulates the ETC issuer's mini-program plugin of the plugin guide
+// (SOURCES.md §5 and §9): a host mini-program declares the plugin
 // (provider wx06bc6021dc900553) under the alias issuer-plugin, opens its
 // pages with wx.navigateTo("plugin://issuer-plugin/<page>?<query>") to apply
 // for, continue, reactivate, re-sign and service an ETC device, reads the
@@ -8,7 +8,7 @@
 // its payment functional page (functional-pages/request-payment.js,
 // beforeRequestPayment) so that WeChat can take the payment.
 //
-// Nothing public adds to the seed, so everything beyond its text — what each
+// Nothing public adds to the plugin guide, so everything beyond its text — what each
 // page does to the order and the device, the shape of the way back, the
 // order number format — is inferred and marked [I] where it is decided.
 //
@@ -29,16 +29,16 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
-// The plugin as the host's app.json declares it (seed 000 插件接入).
+// The plugin as the host's app.json declares it (the plugin guide 插件接入).
 const (
-	// Alias is the name the seed gives the plugin in app.json and in
+	// Alias is the name the plugin guide gives the plugin in app.json and in
 	// plugin:// URLs.
 	Alias = "issuer-plugin"
 	// Provider is the plugin's appid.
 	Provider = "wx06bc6021dc900553"
 )
 
-// The plugin's pages (seed 000 APP跳转方式 and 小程序跳转方式).
+// The plugin's pages (the plugin guide APP跳转方式 and 小程序跳转方式).
 const (
 	PageLogin         = "login"
 	PageSignGetAuth   = "signGetAuth"   // 车主服务签约
@@ -50,12 +50,12 @@ const (
 	PagePayment = "requestPayment"
 )
 
-// The plugin's getters (seed 000 回调通知).
+// The plugin's getters (the plugin guide 回调通知).
 const (
 	GetterActive  = "getActiveResult"
 	GetterSignPro = "getSignProResult"
 	// GetterSignCarService keeps the plugin's typo ("Resule"): hosts call it
-	// by that name (seed 000 回调通知 3, DOMAIN.md §0).
+	// by that name (the plugin guide 回调通知 3, SOURCES.md §0).
 	GetterSignCarService = "getSignCarServiceResule"
 )
 
@@ -81,14 +81,14 @@ const (
 	KindPayment = sandbox.ProductIssuer + ".payment"
 )
 
-// getActiveResult states (seed 000: "0 成功 1 失败 2取消").
+// getActiveResult states (the plugin guide: "0 成功 1 失败 2取消").
 const (
 	ActiveSuccess   = 0
 	ActiveFailure   = 1
 	ActiveCancelled = 2
 )
 
-// getSignProResult and getSignCarServiceResule states (seed 000: "0 已签约
+// getSignProResult and getSignCarServiceResule states (the plugin guide: "0 已签约
 // 1未签约").
 const (
 	Signed    = 0
@@ -114,7 +114,7 @@ const (
 
 // Product is the issuer plugin: sandbox.Product, sandbox.PluginGetter and
 // sandbox.CallResult. It has no upstream routes and sends no notifications:
-// seed 000 gives the plugin no server-side API, only the mini-program side
+// the plugin guide gives it no server-side API, only the mini-program side
 // served under /miniprogram/v1.
 type Product struct {
 	d   sandbox.Deps

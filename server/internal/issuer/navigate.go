@@ -184,7 +184,7 @@ type visitReturn struct {
 	Query    map[string]string `json:"query,omitempty"`
 }
 
-// How the user leaves a page [I]: the seed names redirectUrl "小程序重定向地址",
+// How the user leaves a page [I]: the plugin guide names redirectUrl "小程序重定向地址",
 // so a completed login redirects there; every other page goes back.
 const (
 	openRedirect = "redirectTo"

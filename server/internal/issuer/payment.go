@@ -12,7 +12,7 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/wxsign"
 )
 
-// The payment's errMsg values (DOMAIN.md §5; 支付功能页 回调结果).
+// The payment's errMsg values (SOURCES.md §5; 支付功能页 回调结果).
 const (
 	errMsgPaid      = "requestPayment:ok"
 	errMsgCancelled = "requestPayment:fail cancel"
@@ -22,7 +22,7 @@ const (
 // paySignRSA is the signType of an API v3 (RSA) paySign.
 const paySignRSA = "RSA"
 
-// paymentArgs is what beforeRequestPayment hands back (seed 000 支付接入).
+// paymentArgs is what beforeRequestPayment hands back (the plugin guide 支付接入).
 type paymentArgs struct {
 	TimeStamp, NonceStr, Package, SignType, PaySign string
 }
@@ -85,7 +85,7 @@ func (p *Product) launchPayment(ctx context.Context, call *sandbox.Call) (*sandb
 	return &sandbox.Launched{Ref: a.prepayID(), Magic: map[string]string{"nonceStr": a.NonceStr, "package": a.Package}}, nil
 }
 
-// verifyPaySign checks paySign as WeChat does (DOMAIN.md §5): RSA is
+// verifyPaySign checks paySign as WeChat does (SOURCES.md §5): RSA is
 // SHA256withRSA over "appId\ntimeStamp\nnonceStr\npackage\n" with the
 // merchant's key; MD5 and HMAC-SHA256 are the API v2 rule over appId,
 // nonceStr, package, signType and timeStamp with the API v2 key. The appId

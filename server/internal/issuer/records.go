@@ -99,7 +99,7 @@ func optional[T any](s *stored[T], err error) (*stored[T], error) {
 func signNoAlias(signNo string) string { return "wechatSignNo:" + signNo }
 
 // newOrderNo returns an order number: "ETC", the merchant's date and 12
-// random digits [I: the seed never shows one].
+// random digits [I: the plugin guide never shows one].
 func newOrderNo(now time.Time) string {
 	n, err := rand.Int(rand.Reader, big.NewInt(1e12))
 	if err != nil {

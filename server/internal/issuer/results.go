@@ -10,7 +10,7 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
-// activeResult is what getActiveResult() returns (seed 000 回调通知 1).
+// activeResult is what getActiveResult() returns (the plugin guide 回调通知 1).
 type activeResult struct {
 	State int    `json:"state"`
 	OBU   string `json:"obu"`
@@ -18,13 +18,13 @@ type activeResult struct {
 }
 
 // signResult is what getSignProResult() and getSignCarServiceResule()
-// return (seed 000 回调通知 2 and 3).
+// return (the plugin guide 回调通知 2 and 3).
 type signResult struct {
 	State int `json:"state"`
 }
 
 // getterDefault is what a getter returns when the session's page did not
-// set it: the values the seed prints in its examples, read as the plugin's
+// set it: the values the plugin guide prints in its examples, read as the plugin's
 // initial state [I] — no activation ({state: 2}), nothing signed
 // ({state: 1}).
 func getterDefault(name string) (json.RawMessage, bool) {
@@ -46,7 +46,7 @@ func (p *Product) Getter(_ context.Context, s *sandbox.Session, name string) (js
 	if !ok {
 		msg := fmt.Sprintf("%q is not a getter of %s; it exports %s, %s and %s", name, Alias, GetterActive, GetterSignPro, GetterSignCarService)
 		if strings.EqualFold(name, "getSignCarServiceResult") {
-			msg = fmt.Sprintf("%q is not a getter of %s: the plugin spells it %s (sic, seed 000)", name, Alias, GetterSignCarService)
+			msg = fmt.Sprintf("%q is not a getter of %s: the plugin spells it %s (sic, the plugin guide)", name, Alias, GetterSignCarService)
 		}
 		return nil, sandbox.Errorf(sandbox.CodeNotFound, "%s", msg)
 	}
@@ -84,7 +84,7 @@ func signedState(at *time.Time) int {
 // credential and, when the login concerns an order, its orderNo and plate;
 // a new application (and an App-launched or continued one that has no order
 // yet) creates the order and its device; a reactivation, a resumed signing
-// or an after-sale acts on the plate's order and device [I: the seed lists
+// or an after-sale acts on the plate's order and device [I: the plugin guide lists
 // the URLs only].
 func (r *resolution) login() error {
 	switch {

@@ -35,7 +35,7 @@ func checkScenario(v sandbox.Validator, sc *sandbox.Scenario) (params, error) {
 		return bad("an issuer scenario has no timeline: the plugin's results are fixed when the user acts (user.action, params.pages)")
 	}
 	if sc.Notify.Delay != 0 || len(sc.Notify.Faults) > 0 || sc.Notify.FailNext > 0 {
-		return bad("notify: the issuer plugin sends no server-side notifications (seed 000)")
+		return bad("notify: the issuer plugin sends no server-side notifications (the plugin guide)")
 	}
 	var pr params
 	if sc.Params == nil {

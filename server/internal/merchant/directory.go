@@ -209,6 +209,7 @@ type CreateRequest struct {
 	AppID                string   `json:"appid"`
 	NotifyHosts          []string `json:"notify_hosts"`
 	MerchantPublicKeyPEM string   `json:"merchant_public_key_pem"`
+	PlatformKeyMode      string   `json:"platform_key_mode"`
 }
 
 var mchidPattern = regexp.MustCompile(`^[0-9]{8,12}$`)
@@ -249,6 +250,7 @@ func (d *Directory) Create(ctx context.Context, req CreateRequest) (*sandbox.Mer
 	if req.MerchantPublicKeyPEM != "" {
 		m.MerchantPublicKeyPEM = req.MerchantPublicKeyPEM
 	}
+	m.PlatformKeyMode = req.PlatformKeyMode
 	m.CreatedAt = time.Now().UTC()
 	if err := d.store.Commit(ctx, &sandbox.Batch{Merchants: []*sandbox.Merchant{m}}); err != nil {
 		return nil, err
@@ -301,6 +303,7 @@ type UpdateRequest struct {
 	Name                 *string   `json:"name"`
 	NotifyHosts          *[]string `json:"notify_hosts"`
 	MerchantPublicKeyPEM *string   `json:"merchant_public_key_pem"`
+	PlatformKeyMode      *string   `json:"platform_key_mode"`
 }
 
 // Change applies an UpdateRequest.
@@ -319,6 +322,9 @@ func (d *Directory) Change(ctx context.Context, mchid string, req UpdateRequest)
 		}
 		if req.MerchantPublicKeyPEM != nil {
 			m.MerchantPublicKeyPEM = *req.MerchantPublicKeyPEM
+		}
+		if req.PlatformKeyMode != nil {
+			m.PlatformKeyMode = *req.PlatformKeyMode
 		}
 		return nil
 	})

@@ -198,7 +198,7 @@ func RenderErrMsg(c *gin.Context, e *sandbox.Error) {
 	if e.Diagnostics != "" {
 		body["diagnostics"] = e.Diagnostics
 	}
-	c.JSON(httpapi.Status(e), body)
+	c.PureJSON(httpapi.Status(e), body)
 }
 
 // newSessionID returns "ses_" and 24 hex digits: the real time at in

@@ -25,7 +25,7 @@ import (
 
 const (
 	// attemptTimeout is how long a merchant has to answer: WeChat Pay gives
-	// 5 s (DOMAIN.md §1, notifications).
+	// 5 s (SOURCES.md §1, notifications).
 	attemptTimeout = 5 * time.Second
 	// responseHead is how much of an answer is read, journalled and given to
 	// Acknowledged: receivers answer a few bytes, and a hostile one must not

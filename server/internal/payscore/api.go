@@ -19,15 +19,15 @@ import (
 
 // Real messages of the pay-score errors the sandbox copies.
 const (
-	// msgInvalidOrderState is "单据状态错误" (DOMAIN.md §1, acquiring-bank
+	// msgInvalidOrderState is "单据状态错误" (SOURCES.md §1, acquiring-bank
 	// modify page), code INVALID_ORDER_STATE.
 	msgInvalidOrderState  = "单据状态错误"
 	codeInvalidOrderState = "INVALID_ORDER_STATE"
 	// msgCompleteState is the answer to complete on a CREATED or REVOKED
-	// order: INVALID_REQUEST "当前订单状态不合法" (DOMAIN.md §1, community thread).
+	// order: INVALID_REQUEST "当前订单状态不合法" (SOURCES.md §1, community thread).
 	msgCompleteState = "当前订单状态不合法"
 	// msgEndTimeRequired is PARAM_ERROR's message when neither create nor
-	// complete gave an end time (DOMAIN.md §1, CSDN 103347208).
+	// complete gave an end time (SOURCES.md §1, CSDN 103347208).
 	msgEndTimeRequired = "创建订单未填写服务结束时间,则结束时间必填"
 	msgOrderNotExist   = "订单不存在"
 	// msgOrderConflict answers a re-create with other parameters [I]: the
@@ -87,7 +87,7 @@ func (p *Product) handleCreate(c *gin.Context) error {
 					Fields: []sandbox.Violation{{Path: "/out_order_no", Message: fmt.Sprintf(
 						"order %s exists with other parameters; an identical request returns it again (原参重入), a different one needs a new out_order_no", req.OutOrderNo)}}}
 			}
-			// 原参重入: the same answer again (DOMAIN.md §2).
+			// 原参重入: the same answer again (SOURCES.md §2).
 			o.advance(now)
 			return p.v3.JSON(c, http.StatusOK, o.created())
 		}
@@ -163,7 +163,7 @@ func newOrder(m *sandbox.Merchant, req *createRequest, canonical json.RawMessage
 		Sandbox: bookkeeping{QueryID: newQueryID(), Created: now, Request: canonical, Scenario: scenario},
 	}
 	if req.NeedUserConfirm != nil && !*req.NeedUserConfirm {
-		// 免确认模式: no user step, no package (DOMAIN.md §2) [I: the
+		// 免确认模式: no user step, no package (SOURCES.md §2) [I: the
 		// permission it needs is not simulated].
 		o.State, o.StateDescription, o.OpenID = stateDoing, descUserConfirm, req.OpenID
 		return o
@@ -287,7 +287,7 @@ func (p *Product) decodeChange(c *gin.Context, schema string, out any) error {
 	return httpapi.DecodeJSON(p.d.Validator, schema, httpapi.Body(c), out)
 }
 
-// invalidState is INVALID_ORDER_STATE "单据状态错误" (DOMAIN.md §1) with
+// invalidState is INVALID_ORDER_STATE "单据状态错误" (SOURCES.md §1) with
 // what the operation needs.
 func invalidState(o *order, op, needs string) *sandbox.Error {
 	return &sandbox.Error{Code: sandbox.CodeState, Upstream: codeInvalidOrderState, Message: msgInvalidOrderState,
@@ -312,7 +312,7 @@ type cancelRequest struct {
 }
 
 // handleCancel handles "POST /v3/payscore/serviceorder/{out_order_no}/cancel":
-// allowed while CREATED, DOING/USER_CONFIRM, or USER_PAYING (DOMAIN.md §2).
+// allowed while CREATED, DOING/USER_CONFIRM, or USER_PAYING (SOURCES.md §2).
 func (p *Product) handleCancel(c *gin.Context) error {
 	var req cancelRequest
 	if err := p.decodeChange(c, schemaCancel, &req); err != nil {
@@ -339,7 +339,7 @@ type amounts struct {
 }
 
 // check applies total_amount = Σ post_payments.amount − Σ
-// post_discounts.amount (DOMAIN.md §2).
+// post_discounts.amount (SOURCES.md §2).
 func (a *amounts) check() []sandbox.Violation {
 	pay := sum(a.PostPayments, func(p payment) *int64 { return p.Amount })
 	off := sum(a.PostDiscounts, func(d discount) *int64 { return d.Amount })
@@ -357,7 +357,7 @@ type modifyRequest struct {
 }
 
 // handleModify handles "POST /v3/payscore/serviceorder/{out_order_no}/modify":
-// only while the user pays, and only downwards (DOMAIN.md §2).
+// only while the user pays, and only downwards (SOURCES.md §2).
 func (p *Product) handleModify(c *gin.Context) error {
 	var req modifyRequest
 	if err := p.decodeChange(c, schemaModify, &req); err != nil {
@@ -422,7 +422,7 @@ func (p *Product) handleComplete(c *gin.Context) error {
 		switch {
 		case o.State == stateCreated || o.State == stateRevoked:
 			// The real answer to completing an order the user never
-			// confirmed, or one cancelled (DOMAIN.md §1, community).
+			// confirmed, or one cancelled (SOURCES.md §1, community).
 			return &sandbox.Error{Code: sandbox.CodeState, Upstream: wxpayv3.CodeInvalidRequest, Message: msgCompleteState,
 				Fields: []sandbox.Violation{{Path: "", Message: fmt.Sprintf("order %s is %s; complete needs DOING/USER_CONFIRM (the user confirmed)", o.OutOrderNo, o.describe())}}}
 		case o.State != stateDoing || o.StateDescription != descUserConfirm:
@@ -517,7 +517,7 @@ type syncRequest struct {
 }
 
 // handleSync handles "POST /v3/payscore/serviceorder/{out_order_no}/sync":
-// Order_Paid while the user pays → DONE, paid_type MCH (DOMAIN.md §2). No
+// Order_Paid while the user pays → DONE, paid_type MCH (SOURCES.md §2). No
 // PAYSCORE.USER_PAID follows: the merchant told WeChat, not the reverse [I].
 func (p *Product) handleSync(c *gin.Context) error {
 	var req syncRequest

@@ -35,7 +35,7 @@ import (
 var base = time.Date(2025, 3, 1, 2, 0, 0, 0, time.UTC)
 
 // apiHost is what the SDK is told to call; the transport sends it to the
-// test server (DOMAIN.md §6).
+// test server (SOURCES.md §6).
 const apiHost = "https://api.mch.weixin.qq.com"
 
 // world is the product wired as the server wires it (app.New, served by
@@ -71,7 +71,7 @@ func newWorldWith(tb testing.TB, o app.Options) *world {
 }
 
 // hostRewrite sends the SDK's requests for api.mch.weixin.qq.com to the
-// test server, as DOMAIN.md §6's verified snippet does.
+// test server, as SOURCES.md §6's verified snippet does.
 type hostRewrite struct{ u *url.URL }
 
 func (t hostRewrite) RoundTrip(r *http.Request) (*http.Response, error) {

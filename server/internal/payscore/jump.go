@@ -14,8 +14,8 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/wxsign"
 )
 
-// Client requirements of the seed (003 §1.1) and of wx.navigateToMiniProgram
-// (DOMAIN.md §4).
+// Client requirements of the 支付分 jump page (§1.1) and of wx.navigateToMiniProgram
+// (SOURCES.md §4).
 var (
 	minOpenBusinessViewSDK = version{2, 6, 0}
 	minNavigateSDK         = version{1, 3, 0}
@@ -23,7 +23,7 @@ var (
 )
 
 // maxNavigateTargets is the old limit on navigateToMiniProgramAppIdList
-// that seed 003 §1.2 still quotes.
+// that the 支付分 jump page §1.2 still quotes.
 const maxNavigateTargets = 10
 
 // extraData is what the merchant passes to the 支付分 mini-program.
@@ -108,7 +108,7 @@ func readExtraData(v any) (extraData, bool) {
 }
 
 // checkSign verifies sign: upper-case hex HMAC-SHA256 under the API v2 key
-// of the five other fields sorted, with "&key=" (DOMAIN.md §2).
+// of the five other fields sorted, with "&key=" (SOURCES.md §2).
 func checkSign(ed *extraData, key string) (*sandbox.Violation, string) {
 	params := map[string]string{
 		"mch_id": ed.MchID, "package": ed.Package, "timestamp": ed.Timestamp,
@@ -154,7 +154,7 @@ func (p *Product) packageOrder(ctx context.Context, m *sandbox.Merchant, pkg str
 	return o, nil
 }
 
-// clientViolations applies the seed's client rules: openBusinessView exists
+// clientViolations applies the 支付分 jump page's client rules: openBusinessView exists
 // from base library 2.6.0, and reaches 支付分 from WeChat 7.0.3, failing below
 // it as each platform does; navigateToMiniProgram exists from 1.3.0 and,
 // when app.json lists navigateToMiniProgramAppIdList, needs the target in it.
@@ -165,7 +165,7 @@ func clientViolations(call *sandbox.Call) []sandbox.Violation {
 	if call.API == sandbox.APIOpenBusinessView {
 		if sdkOK && sdk.less(minOpenBusinessViewSDK) {
 			vs = append(vs, sandbox.Violation{Path: "/caller/sdkVersion", Message: fmt.Sprintf(
-				"wx.openBusinessView is not a function below base library %s (this caller runs %s): check `if (wx.openBusinessView)` and ask the user to upgrade WeChat, as seed 003 says",
+				"wx.openBusinessView is not a function below base library %s (this caller runs %s): check `if (wx.openBusinessView)` and ask the user to upgrade WeChat, as the 支付分 jump page says",
 				minOpenBusinessViewSDK, c.SDKVersion)})
 		}
 		if wx, ok := parseVersion(c.WechatVersion); ok && wx.less(minWechat) {
@@ -197,7 +197,7 @@ func clientViolations(call *sandbox.Call) []sandbox.Violation {
 				"appId \"%s\" is not in navigateToMiniProgramAppIdList", AppID)})
 		case len(list) > maxNavigateTargets:
 			vs = append(vs, sandbox.Violation{Path: "/caller/appJson/navigateToMiniProgramAppIdList", Message: fmt.Sprintf(
-				"lists %d mini-programs; seed 003 allows at most %d (wx.openBusinessView does not count against it)", len(list), maxNavigateTargets)})
+				"lists %d mini-programs; the 支付分 jump page allows at most %d (wx.openBusinessView does not count against it)", len(list), maxNavigateTargets)})
 		}
 	}
 	return vs
@@ -237,7 +237,7 @@ func (v version) String() string { return fmt.Sprintf("%d.%d.%d", v[0], v[1], v[
 
 // Resolve applies the user's action. Confirming moves the order to
 // DOING/USER_CONFIRM and queues PAYSCORE.USER_CONFIRM; the in-page back
-// button returns query_id, the back icon returns nothing (seed 003 §1.3).
+// button returns query_id, the back icon returns nothing (the 支付分 jump page §1.3).
 // A user who acts after the package expired, or on an order no longer
 // CREATED, meets the expired page instead.
 func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string, now time.Time) (*sandbox.Batch, error) {
@@ -254,7 +254,7 @@ func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string
 	ret := sandbox.BackFrom(AppID, nil)
 	if action == ActionConfirm || action == ActionCancel {
 		// The in-page back button: the query id, whatever the user chose
-		// (the seed's sample queries it to learn the outcome) [I for cancel].
+		// (the 支付分 jump page's sample queries it to learn the outcome) [I for cancel].
 		ret.ReferrerInfo.ExtraData = map[string]any{"query_id": o.Sandbox.QueryID}
 	}
 	if s.Return, err = json.Marshal(ret); err != nil {

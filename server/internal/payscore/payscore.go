@@ -1,11 +1,11 @@
-// Package payscore simulates WeChat Pay Score (微信支付分, seed 003) for a
+// Package payscore simulates WeChat Pay Score (微信支付分, the 支付分 jump page) for a
 // merchant in 需确认 mode: the v3 service-order API at its real paths, the
 // jump to the 支付分 mini-program (wx.openBusinessView with businessType
 // wxpayScoreUse, or wx.navigateToMiniProgram to wxd8f3793ea3b935b8
 // pages/use/use), the user's confirmation and return, and the
 // PAYSCORE.USER_CONFIRM and PAYSCORE.USER_PAID notifications.
 //
-// The order follows DOMAIN.md §2: CREATED → DOING/USER_CONFIRM (the user
+// The order follows SOURCES.md §2: CREATED → DOING/USER_CONFIRM (the user
 // confirms) → DOING/MCH_COMPLETE with collection USER_PAYING (the merchant
 // completes) → DONE with USER_PAID (the deduction succeeds); REVOKED when
 // cancelled; EXPIRED when left CREATED for 30 days. Time-driven changes (the
@@ -26,17 +26,17 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/wxpayv3"
 )
 
-// The 支付分 mini-program the merchant jumps to (seed 003 §1).
+// The 支付分 mini-program the merchant jumps to (the 支付分 jump page §1).
 const (
-	// AppID is the 支付分 mini-program's appId, fixed by the seed.
+	// AppID is the 支付分 mini-program's appId, fixed by the 支付分 jump page.
 	AppID = "wxd8f3793ea3b935b8"
-	// Path is its confirm page, fixed by the seed.
+	// Path is its confirm page, fixed by the 支付分 jump page.
 	Path = "pages/use/use"
 	// BusinessType is openBusinessView's businessType for it.
 	BusinessType = "wxpayScoreUse"
 )
 
-// Notification event types (DOMAIN.md §1).
+// Notification event types (SOURCES.md §1).
 const (
 	EventUserConfirm = "PAYSCORE.USER_CONFIRM"
 	EventUserPaid    = "PAYSCORE.USER_PAID"
@@ -48,7 +48,7 @@ const (
 	// the caller gets referrerInfo.extraData.query_id (the default).
 	ActionConfirm = "confirm"
 	// ActionConfirmBackIcon: confirm, then leave by the top-left back
-	// icon — no extraData (seed 003 §1.3).
+	// icon — no extraData (the 支付分 jump page §1.3).
 	ActionConfirmBackIcon = "confirm_back_icon"
 	// ActionCancel: decline, then leave by the in-page back button.
 	ActionCancel = "cancel"
@@ -169,7 +169,7 @@ func parseParams(v sandbox.Validator, sc *sandbox.Scenario) (params, error) {
 // Name is "payscore".
 func (p *Product) Name() string { return sandbox.ProductPayScore }
 
-// Targets are the two ways into the 支付分 mini-program (seed 003 §1).
+// Targets are the two ways into the 支付分 mini-program (the 支付分 jump page §1).
 func (p *Product) Targets() []sandbox.Target {
 	return []sandbox.Target{
 		{API: sandbox.APIOpenBusinessView, Key: BusinessType},

@@ -12,7 +12,7 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
-// jumpParams are the four parameters both ways in carry (seed 001): in
+// jumpParams are the four parameters both ways in carry (the repayment page): in
 // extraData from a mini-program, in the path's query string from an App.
 type jumpParams struct {
 	AppID    string // appid
@@ -87,7 +87,7 @@ func (p *Product) navigateArgs(a map[string]any) (jumpParams, []sandbox.Violatio
 	path := str(a, "path")
 	if page := pageOf(path); path != "" && page != Page {
 		vs = append(vs, sandbox.Violation{Path: "/args/path", Message: fmt.Sprintf(
-			"%q is not the repayment page: the path is fixed, %q (seed 001)", path, Page)})
+			"%q is not the repayment page: the path is fixed, %q (the repayment page)", path, Page)})
 	}
 	if extra, ok := a["extraData"]; ok {
 		more, err := p.validate(schemaExtraData, extra, "/args/extraData")
@@ -139,7 +139,7 @@ func (p *Product) appArgs(a map[string]any) (jumpParams, []sandbox.Violation, er
 	}
 	if strings.TrimPrefix(page, "/") != Page {
 		vs = append(vs, sandbox.Violation{Path: "/args/path", Message: fmt.Sprintf(
-			"page %q is not the repayment page; launch %s?mchid=…&appid=…&nonce_str=…&openid=… (seed 001)", page, Page)})
+			"page %q is not the repayment page; launch %s?mchid=…&appid=…&nonce_str=…&openid=… (the repayment page)", page, Page)})
 	}
 	q, err := url.ParseQuery(rawQuery)
 	if err != nil {
@@ -172,19 +172,19 @@ func (p *Product) checkParams(ctx context.Context, call *sandbox.Call, params ju
 	case params.AppID == "":
 		// missing: the schema reports it
 	case !app && params.AppID != AppID:
-		// The seed's field table fixes appid to the repayment
+		// The repayment page's field table fixes appid to the repayment
 		// mini-program's own; its sample code passes the merchant's
 		// appid instead, which the table contradicts.
 		vs = append(vs, sandbox.Violation{Path: base + "/appid", Message: fmt.Sprintf(
-			"is %q; from a mini-program it is the fixed %s, the repayment mini-program's own appid (seed 001's table; its sample's %q is the merchant's)",
+			"is %q; from a mini-program it is the fixed %s, the repayment mini-program's own appid (the repayment page's table; its sample's %q is the merchant's)",
 			params.AppID, AppID, "wxcbda96de0b165486")})
 	case app && params.AppID != m.AppID:
 		vs = append(vs, sandbox.Violation{Path: base + "/appid", Message: fmt.Sprintf(
 			"is %q; from an App it is the merchant's appid (公众账号ID), %s for merchant %s", params.AppID, m.AppID, m.MchID)})
 	}
-	// The real page reads the merchant id under either name: seed 001's
+	// The real page reads the merchant id under either name: the repayment page's
 	// table and Android sample say mchid, its iOS sample says mch_id
-	// (DOMAIN.md §0: the official page mixes them). Both are accepted;
+	// (SOURCES.md §0: the official page mixes them). Both are accepted;
 	// given both, they must agree.
 	mchid, at := params.MchID, base+"/mchid"
 	if mchid == "" {
@@ -209,7 +209,7 @@ func (p *Product) checkParams(ctx context.Context, call *sandbox.Call, params ju
 		msg := fmt.Sprintf("%q is not a vehicle user of merchant %s: GET /sandbox/v1/vehicle-users?mchid=%s lists them, POST creates one",
 			params.OpenID, m.MchID, m.MchID)
 		if strings.HasSuffix(params.OpenID, "=weixin") {
-			msg += `; seed 001's sample ends the openid with "=weixin", a slip of WeChat's page: send the openid alone`
+			msg += `; the repayment page's sample ends the openid with "=weixin", a slip of WeChat's page: send the openid alone`
 		}
 		vs = append(vs, sandbox.Violation{Path: base + "/openid", Message: msg})
 	}
@@ -244,7 +244,7 @@ type appResp struct {
 	Type int `json:"type"`
 }
 
-// App SDK error codes (seed 001's onResp sample, BaseResp.ErrCode).
+// App SDK error codes (the repayment page's onResp sample, BaseResp.ErrCode).
 const (
 	errOK          = 0
 	errUserCancel  = -2
@@ -275,7 +275,7 @@ func appErrCode(action string) int {
 // an App. Partial repayment is not offered: see docs/products/repayment.md.
 func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string, at time.Time) (*sandbox.Batch, error) {
 	s.State, s.Action = sandbox.SessionReturned, action
-	// The mini-program returns nothing: no extraData (seed 001: "小程序返回参数 无数据").
+	// The mini-program returns nothing: no extraData (the repayment page: "小程序返回参数 无数据").
 	var ret any = sandbox.BackFrom(AppID, nil)
 	if s.API == sandbox.APIAppLaunchMiniProgram {
 		ret = appResp{ErrCode: appErrCode(action), Type: typeLaunchMini}

@@ -1,4 +1,4 @@
-// Package repayment simulates WeChat's 垫资还款 (seed 001, DOMAIN.md §3 and
+// Package repayment simulates WeChat's 垫资还款 (the repayment page, SOURCES.md §3 and
 // §4): when WeChat has advanced (垫资) a vehicle owner's parking or toll
 // payment, the merchant sends the user to the repayment mini-program —
 // wx.navigateToMiniProgram (or <navigator target="miniProgram">) to
@@ -29,7 +29,7 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/wxpayv3"
 )
 
-// The repayment mini-program (seed 001 §1 and §2, fixed values).
+// The repayment mini-program (the repayment page §1 and §2, fixed values).
 const (
 	// AppID is the repayment mini-program's appId.
 	AppID = "wx5e73c65404eee268"
@@ -44,7 +44,7 @@ const (
 // advance, so that both lookups are one read (aliases are per merchant).
 const KindUser = sandbox.ProductRepayment + ".user"
 
-// User states of the v2 query (DOMAIN.md §3: NORMAL/PAUSED/OVERDUE/UNAUTHORIZED).
+// User states of the v2 query (SOURCES.md §3: NORMAL/PAUSED/OVERDUE/UNAUTHORIZED).
 const (
 	StateNormal       = "NORMAL"
 	StatePaused       = "PAUSED"
@@ -55,7 +55,7 @@ const (
 // UserStates lists every user_state, in the order fixtures create them.
 var userStates = [...]string{StateNormal, StatePaused, StateOverdue, StateUnauthorized}
 
-// Deduct modes (DOMAIN.md §3: PROACTIVE 免密, AUTOPAY 无感).
+// Deduct modes (SOURCES.md §3: PROACTIVE 免密, AUTOPAY 无感).
 const (
 	DeductProactive = "PROACTIVE"
 	DeductAutopay   = "AUTOPAY"
@@ -91,8 +91,8 @@ const (
 // Product is the repayment simulation: sandbox.Product, the v2 and v3
 // vehicle endpoints (sandbox.Routes) and the vehicle-user admin routes
 // (sandbox.AdminRoutes). It sends no notifications: the repayment
-// mini-program returns nothing and the merchant polls the user state (seed
-// 001); the v2 还款结果通知 (DOMAIN.md §3) is not simulated.
+// mini-program returns nothing and the merchant polls the user state (the
+// repayment page); the v2 还款结果通知 (SOURCES.md §3) is not simulated.
 type Product struct {
 	d   sandbox.Deps
 	v3  *wxpayv3.API
@@ -142,7 +142,7 @@ func isAction(a string) bool {
 // Name is "repayment".
 func (p *Product) Name() string { return sandbox.ProductRepayment }
 
-// Targets are the two ways into the repayment mini-program (seed 001).
+// Targets are the two ways into the repayment mini-program (the repayment page).
 func (p *Product) Targets() []sandbox.Target {
 	return []sandbox.Target{
 		{API: sandbox.APINavigateToMiniProgram, Key: AppID},

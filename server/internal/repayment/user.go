@@ -18,7 +18,7 @@ type plate struct {
 
 // advance is a parking payment WeChat advanced (垫资) for the user: an
 // advanced transaction of the merchant's, which the v3 transaction query
-// answers with bank_type BPA (DOMAIN.md §3). RepaidAt is set once the user
+// answers with bank_type BPA (SOURCES.md §3). RepaidAt is set once the user
 // repaid it.
 type advance struct {
 	OutTradeNo    string    `json:"out_trade_no"`

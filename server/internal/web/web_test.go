@@ -236,6 +236,9 @@ func TestEveryWordIsInBothLanguages(t *testing.T) {
 	for _, f := range credentialFields(t, js) {
 		used["cred."+f] = "CREDS"
 	}
+	for _, m := range sandbox.PlatformKeyModes {
+		used["keymode."+m] = "sandbox.PlatformKeyModes"
+	}
 	for _, op := range []string{"redeliver", "hold", "release", "fail-next"} {
 		used["notify.done."+op] = "notification operations"
 	}
@@ -341,7 +344,8 @@ func credentialFields(t *testing.T, js string) []string {
 		listed = append(listed, q[1])
 	}
 	// Not credentials: shown elsewhere on the page, or not strings.
-	notCredentials := map[string]bool{"name": true, "notify_hosts": true, "active_scenarios": true, "clock_offset_ns": true, "created_at": true}
+	notCredentials := map[string]bool{"name": true, "notify_hosts": true, "active_scenarios": true, "clock_offset_ns": true, "created_at": true,
+		"platform_key_mode": true}
 	want := []string{"merchant_token"}
 	typ := reflect.TypeFor[sandbox.Merchant]()
 	for i := range typ.NumField() {
