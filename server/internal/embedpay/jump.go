@@ -33,12 +33,9 @@ func asString(v any) string {
 // the header or caller.scenario, else the one named at prepare, else a magic
 // value, the merchant's active one, the default.
 func (p *Product) Launch(ctx context.Context, call *sandbox.Call) (*sandbox.Launched, error) {
-	vs, err := p.d.Validator.Validate(SchemaOpenArgs, call.Doc)
+	vs, err := sandbox.ValidateAt(p.d.Validator, SchemaOpenArgs, call.Doc, "/args")
 	if err != nil {
 		return nil, err
-	}
-	for i := range vs {
-		vs[i].Path = "/args" + vs[i].Path
 	}
 	// Keys are matched exactly, as JavaScript does: encoding/json would let
 	// a stray "appid" stand in for "appId".
