@@ -183,17 +183,17 @@ type extraData struct {
 // opened again. An auto session acts at its DueAt, not when the worker got
 // to it, so timelines do not drift with scan latency.
 func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string, at time.Time) (*sandbox.Batch, error) {
-	rec, t, err := p.loadTrade(ctx, s.MchID, s.Ref)
-	if err != nil {
-		return nil, err
-	}
 	s.State, s.Action = sandbox.SessionReturned, action
 	ret := sandbox.BackFrom(s.Target, nil)
 	status, ok := actionStatus(action)
 	if !ok {
 		// A physical back or a half-screen close: extraData is empty
-		// (SOURCES.md §4, CSDN 141154426).
+		// (SOURCES.md §4, CSDN 141154426), and the trade is not read.
 		return nil, p.setReturn(s, ret)
+	}
+	rec, t, err := p.loadTrade(ctx, s.MchID, s.Ref)
+	if err != nil {
+		return nil, err
 	}
 	var batch sandbox.Batch
 	if len(t.Points) == 0 {
