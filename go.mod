@@ -4,6 +4,8 @@ go 1.26.0
 
 require github.com/gin-gonic/gin v1.12.0
 
+require golang.org/x/sync v0.24.0 // indirect
+
 require (
 	dario.cat/mergo v1.0.2 // indirect
 	github.com/Azure/go-ansiterm v0.0.0-20261006220739-8c912ac31dd4 // indirect

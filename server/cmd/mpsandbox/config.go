@@ -25,6 +25,7 @@ type Config struct {
 
 	JournalMaxEntries int
 	JournalMaxAge     time.Duration
+	JournalMaxBytes   int64
 	ManualTimeout     time.Duration
 	MaxBody           int64
 	ShutdownTimeout   time.Duration
@@ -98,6 +99,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.BoolVar(&c.AccessLog, "access-log", envBool("ACCESS_LOG", true), "one log line per request (MPSANDBOX_ACCESS_LOG)")
 	fs.IntVar(&c.JournalMaxEntries, "journal-max-entries", envInt("JOURNAL_MAX_ENTRIES", 100000), "journal history kept, by count (MPSANDBOX_JOURNAL_MAX_ENTRIES)")
 	fs.DurationVar(&c.JournalMaxAge, "journal-max-age", envDur("JOURNAL_MAX_AGE", 24*time.Hour), "journal history kept, by age (MPSANDBOX_JOURNAL_MAX_AGE)")
+	fs.Int64Var(&c.JournalMaxBytes, "journal-max-bytes", int64(envInt("JOURNAL_MAX_BYTES", 256<<20)), "journal history kept, by the bytes of its stored entries; pruned in the background (MPSANDBOX_JOURNAL_MAX_BYTES)")
 	fs.DurationVar(&c.ManualTimeout, "manual-timeout", envDur("MANUAL_TIMEOUT", 30*time.Minute), "how long a manual session waits for a person, on the sandbox clock (MPSANDBOX_MANUAL_TIMEOUT)")
 	fs.Int64Var(&c.MaxBody, "max-body", int64(envInt("MAX_BODY", 1<<20)), "largest request body in bytes (MPSANDBOX_MAX_BODY)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDur("SHUTDOWN_TIMEOUT", 10*time.Second), "how long in-flight requests may take to finish at SIGTERM (MPSANDBOX_SHUTDOWN_TIMEOUT)")
@@ -115,6 +117,9 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	if c.JournalMaxEntries < 1 {
 		errs = append(errs, "--journal-max-entries must be at least 1")
+	}
+	if c.JournalMaxBytes < 1<<20 {
+		errs = append(errs, "--journal-max-bytes must be at least 1048576 (1 MiB)")
 	}
 	if c.MaxBody < 1024 {
 		errs = append(errs, "--max-body must be at least 1024 bytes")

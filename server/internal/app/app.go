@@ -98,6 +98,8 @@ type Options struct {
 	// (default: the journal's).
 	JournalMaxEntries int
 	JournalMaxAge     time.Duration
+	// JournalMaxBytes bounds the journal's history by its stored bytes.
+	JournalMaxBytes int64
 	// ManualTimeout is how long a manual session waits for a person
 	// (default: the mini-program service's).
 	ManualTimeout time.Duration
@@ -190,7 +192,7 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 		}
 	}
 
-	a.Journal = journal.New(st, journal.Options{MaxEntries: o.JournalMaxEntries, MaxAge: o.JournalMaxAge, Logger: o.Logger})
+	a.Journal = journal.New(st, journal.Options{MaxEntries: o.JournalMaxEntries, MaxAge: o.JournalMaxAge, MaxBytes: o.JournalMaxBytes, Logger: o.Logger})
 	builders := map[string]sandbox.NotifyBuilder{}
 	a.Worker = notify.New(notify.Options{
 		Store: st, Clock: a.Clock, Journal: a.Journal, Logger: o.Logger, Builders: builders, MaxPoll: o.MaxPoll,

@@ -150,6 +150,7 @@ func Journaled(j sandbox.Journal, product string) gin.HandlerFunc {
 			RequestID: RequestID(c),
 			Method:    c.Request.Method,
 			URL:       c.Request.URL.RequestURI(),
+			Source:    c.RemoteIP(),
 		}
 		c.Set(keyExchange, x)
 		w := &captureWriter{ResponseWriter: c.Writer, max: journalBodyMax}

@@ -54,9 +54,11 @@ type Store interface {
 	AppendExchanges(ctx context.Context, xs []*Exchange) error
 	QueryJournal(ctx context.Context, f JournalFilter) ([]*Exchange, error)
 	GetExchange(ctx context.Context, id int64) (*Exchange, error)
-	// PruneJournal deletes all but the newest keep entries and every entry
-	// older than before, returning how many it deleted.
-	PruneJournal(ctx context.Context, keep int, before time.Time) (int, error)
+	// PruneJournal deletes all but the newest keep entries, every entry
+	// older than before, and the oldest entries while the stored entries
+	// hold more than maxBytes (the bytes of their stored documents),
+	// returning how many it deleted. A zero bound is no bound.
+	PruneJournal(ctx context.Context, keep int, before time.Time, maxBytes int64) (int, error)
 
 	Close() error
 }

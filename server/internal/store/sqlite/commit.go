@@ -2,7 +2,9 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strconv"
 	"time"
@@ -187,18 +189,27 @@ func (s *Store) AppendExchanges(ctx context.Context, xs []*sandbox.Exchange) err
 const pruneChunk = 500
 
 // PruneJournal deletes all but the newest keep exchanges (keep <= 0: no
-// limit on the count) and every exchange older than before (zero: no limit
-// on the age), returning how many it deleted. It deletes pruneChunk at a
-// time, each in its own transaction, so that commits are not held up
-// behind one long delete.
-func (s *Store) PruneJournal(ctx context.Context, keep int, before time.Time) (int, error) {
-	if keep <= 0 && before.IsZero() {
+// limit on the count), every exchange older than before (zero: no limit
+// on the age) and the oldest exchanges while the stored documents hold more
+// than maxBytes (<= 0: no limit on the bytes), returning how many it
+// deleted. It deletes pruneChunk at a time, each in its own transaction, so
+// that commits are not held up behind one long delete; the byte bound's
+// cut-off is found first, on a reader.
+func (s *Store) PruneJournal(ctx context.Context, keep int, before time.Time, maxBytes int64) (int, error) {
+	if keep <= 0 && before.IsZero() && maxBytes <= 0 {
 		return 0, nil
+	}
+	var upTo int64
+	if maxBytes > 0 {
+		var err error
+		if upTo, err = s.byteCutoff(ctx, maxBytes); err != nil {
+			return 0, err
+		}
 	}
 	total := 0
 	for {
 		o := newOp()
-		o.prune, o.keep, o.before = true, keep, nanos(before)
+		o.prune, o.keep, o.before, o.upTo = true, keep, nanos(before), upTo
 		if err := s.submit(ctx, o); err != nil {
 			return total, err
 		}
@@ -207,4 +218,23 @@ func (s *Store) PruneJournal(ctx context.Context, keep int, before time.Time) (i
 			return total, nil
 		}
 	}
+}
+
+// byteCutoff returns the newest id whose deletion, with every older one,
+// brings the journal's stored documents within maxBytes; 0 when they are.
+func (s *Store) byteCutoff(ctx context.Context, maxBytes int64) (int64, error) {
+	if s.closed.Load() {
+		return 0, errClosed()
+	}
+	var id int64
+	err := s.rdb.QueryRowContext(ctx, `SELECT id FROM (
+		SELECT id, sum(length(json)) OVER (ORDER BY id DESC ROWS UNBOUNDED PRECEDING) AS held FROM journal)
+		WHERE held > ? ORDER BY id DESC LIMIT 1`, maxBytes).Scan(&id)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, nil
+	case err != nil:
+		return 0, s.fail("read", err)
+	}
+	return id, nil
 }

@@ -34,6 +34,7 @@ const (
 	wJournalInsert
 	wPruneKeep
 	wPruneBefore
+	wPruneUpTo
 	numWriteStmts
 )
 
@@ -76,6 +77,7 @@ var writeSQL = [numWriteStmts]string{
 	wPruneKeep: `DELETE FROM journal WHERE id IN (
 		SELECT id FROM journal WHERE id <= (SELECT max(id) FROM journal) - ?1 ORDER BY id LIMIT ?2)`,
 	wPruneBefore: `DELETE FROM journal WHERE id IN (SELECT id FROM journal WHERE time < ?1 LIMIT ?2)`,
+	wPruneUpTo:   `DELETE FROM journal WHERE id IN (SELECT id FROM journal WHERE id <= ?1 ORDER BY id LIMIT ?2)`,
 }
 
 // op states: the caller and the writer race to move an op out of queued, so
@@ -118,6 +120,7 @@ type op struct {
 	prune  bool
 	keep   int
 	before int64
+	upTo   int64 // delete ids at or below, for the byte bound
 	pruned int
 
 	err error
@@ -523,7 +526,7 @@ func (w *wtx) applyPrune(o *op) error {
 		on   bool
 		stmt int
 		arg  int64
-	}{{o.keep > 0, wPruneKeep, int64(o.keep)}, {o.before != 0, wPruneBefore, o.before}} {
+	}{{o.keep > 0, wPruneKeep, int64(o.keep)}, {o.before != 0, wPruneBefore, o.before}, {o.upTo > 0, wPruneUpTo, o.upTo}} {
 		if !p.on {
 			continue
 		}

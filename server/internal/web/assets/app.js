@@ -727,6 +727,12 @@
   }
 
   function showExchange(x) {
+    // Listings and the live stream carry summaries (bodies cut to a
+    // preview): the detail shows the whole entry.
+    if (x.summary) {
+      api('GET', '/sandbox/v1/journal/' + x.id).then(showExchange).catch(report);
+      return;
+    }
     S.detail = x.id;
     for (const r of $$('.xrow')) r.classList.toggle('on', r.dataset.id === String(x.id));
     const filterBy = (k, v) => h('button', { type: 'button', class: 'link mono', text: v, onclick: () => {

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mpsandbox/mpsandbox/server/internal/testproc"
+)
+
+// unsignedV3 sends a v3 request whose Authorization names a real merchant
+// but whose signature is wrong: anyone who can reach the port can.
+func unsignedV3(base string, body []byte) (int, error) {
+	h := http.Header{"Authorization": {`WECHATPAY2-SHA256-RSA2048 mchid="` + demoMchID +
+		`",nonce_str="n",signature="bm90IGEgc2lnbmF0dXJl",timestamp="` + strconv.FormatInt(time.Now().Unix(), 10) + `",serial_no="X"`}}
+	status, _, err := call("POST", base+"/v3/payscore/serviceorder", h, body)
+	return status, err
+}
+
+type journalPage struct {
+	Exchanges []struct {
+		ID         int64  `json:"id"`
+		MchID      string `json:"mchid"`
+		Unverified bool   `json:"unverified"`
+		Summary    bool   `json:"summary"`
+		Request    string `json:"request_body"`
+	} `json:"exchanges"`
+	NextBefore int64 `json:"next_before"`
+}
+
+// TestUnsignedFloodIsBoundedInTheJournal: oversized requests that name a
+// real merchant but do not prove it are journalled small, marked
+// unverified, rate-limited per source, and listing the journal returns
+// summaries whatever the entries hold (issue 13, items 1 and 2).
+func TestUnsignedFloodIsBoundedInTheJournal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	data := t.TempDir()
+	p := testproc.Start(t, testproc.Options{DataDir: data})
+	body := []byte(`{"out_order_no":"` + strings.Repeat("A", 1000*1000) + `"}`)
+	if status, err := unsignedV3(p.URL, body); err != nil || status != 401 {
+		t.Fatalf("unsigned request: %d %v; want 401", status, err)
+	}
+	var page journalPage
+	mustJSON(t, "GET", p.URL+"/sandbox/v1/journal?mchid="+demoMchID+"&limit=1", nil, 200, &page)
+	if len(page.Exchanges) != 1 || !page.Exchanges[0].Unverified || !page.Exchanges[0].Summary || len(page.Exchanges[0].Request) > 1024 {
+		t.Fatalf("journal listing %+v; want one unverified summary", page)
+	}
+	status, raw, err := call("GET", p.URL+"/sandbox/v1/journal/"+strconv.FormatInt(page.Exchanges[0].ID, 10), nil, nil)
+	if err != nil || status != 200 || len(raw) > 16<<10 {
+		t.Fatalf("the whole unverified entry: %d %v, %d bytes; want 200 and under 16 KiB", status, err, len(raw))
+	}
+
+	start := time.Now()
+	var wg sync.WaitGroup
+	const clients, each = 4, 25
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				if _, err := unsignedV3(p.URL, body); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	secs := int(time.Since(start).Seconds()) + 2
+	mustJSON(t, "GET", p.URL+"/sandbox/v1/journal?limit=1000", nil, 200, &page)
+	stored := 0
+	for _, x := range page.Exchanges {
+		if x.Unverified {
+			stored++
+		}
+	}
+	// One source (loopback), 20 a second.
+	if stored > 20*secs || stored == 0 {
+		t.Errorf("%d of %d unverified requests in %d s were journalled; want some and at most 20 a second", stored, clients*each, secs)
+	}
+	var size int64
+	for _, f := range []string{"mpsandbox.db", "mpsandbox.db-wal"} {
+		if fi, err := os.Stat(filepath.Join(data, f)); err == nil {
+			size += fi.Size()
+		}
+	}
+	if size > 32<<20 {
+		t.Errorf("database and WAL hold %d bytes after %d MB of unsigned requests; want under 32 MiB", size, clients*each)
+	}
+}
