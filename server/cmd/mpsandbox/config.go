@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mpsandbox/mpsandbox/server/internal/notify"
 )
 
 // Config is everything the server can be told at start. Each flag has an
@@ -29,6 +31,8 @@ type Config struct {
 	ManualTimeout     time.Duration
 	MaxBody           int64
 	ShutdownTimeout   time.Duration
+	// NotifyAllow is the operator's allow-list of notification targets.
+	NotifyAllow *notify.Policy
 }
 
 // parseConfig reads flags (args, without the program name) over the
@@ -103,6 +107,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.DurationVar(&c.ManualTimeout, "manual-timeout", envDur("MANUAL_TIMEOUT", 30*time.Minute), "how long a manual session waits for a person, on the sandbox clock (MPSANDBOX_MANUAL_TIMEOUT)")
 	fs.Int64Var(&c.MaxBody, "max-body", int64(envInt("MAX_BODY", 1<<20)), "largest request body in bytes (MPSANDBOX_MAX_BODY)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDur("SHUTDOWN_TIMEOUT", 10*time.Second), "how long in-flight requests may take to finish at SIGTERM (MPSANDBOX_SHUTDOWN_TIMEOUT)")
+	notifyAllow := fs.String("notify-allow", env("NOTIFY_ALLOW", notify.DefaultAllow), "where notifications may go, comma-separated: host names (exact or *.suffix), addresses and CIDR prefixes, each optionally :port; a merchant's notify_hosts can only narrow it; link-local and cloud-metadata addresses are always refused (MPSANDBOX_NOTIFY_ALLOW)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -120,6 +125,11 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	if c.JournalMaxBytes < 1<<20 {
 		errs = append(errs, "--journal-max-bytes must be at least 1048576 (1 MiB)")
+	}
+	if p, err := notify.ParsePolicy(*notifyAllow); err != nil {
+		errs = append(errs, err.Error())
+	} else {
+		c.NotifyAllow = p
 	}
 	if c.MaxBody < 1024 {
 		errs = append(errs, "--max-body must be at least 1024 bytes")

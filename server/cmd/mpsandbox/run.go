@@ -127,8 +127,8 @@ func (m *Main) wire(ctx context.Context, cfg Config, engine *gin.Engine, open bo
 	a, err := app.New(ctx, app.Options{
 		StorePath: path, Logger: m.Logger, ClockScale: cfg.ClockScale, Scenarios: scenarioFS,
 		MerchantsFile: cfg.MerchantsFile, JournalMaxEntries: cfg.JournalMaxEntries, JournalMaxAge: cfg.JournalMaxAge,
-		JournalMaxBytes: cfg.JournalMaxBytes,
-		ManualTimeout:   cfg.ManualTimeout, Access: httpapi.Access{Open: open, AdminToken: cfg.AdminToken},
+		JournalMaxBytes: cfg.JournalMaxBytes, NotifyAllow: cfg.NotifyAllow,
+		ManualTimeout: cfg.ManualTimeout, Access: httpapi.Access{Open: open, AdminToken: cfg.AdminToken},
 		Shutdown: m.shutdown, Products: products,
 	})
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -93,5 +94,44 @@ func TestUnsignedFloodIsBoundedInTheJournal(t *testing.T) {
 	}
 	if size > 32<<20 {
 		t.Errorf("database and WAL hold %d bytes after %d MB of unsigned requests; want under 32 MiB", size, clients*each)
+	}
+}
+
+// TestNotifyTargetsAreTheOperatorsDecision: a merchant cannot widen the
+// operator's --notify-allow (nor ever reach a metadata address), and a
+// create call whose notify_url is not allowed fails at once, in the
+// upstream's format, naming the reason (issue 13, item 3).
+func TestNotifyTargetsAreTheOperatorsDecision(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	p := testproc.Start(t, testproc.Options{Flags: []string{"--notify-allow", "127.0.0.1, receiver.example.com:8443"}})
+	for _, hosts := range [][]string{{"169.254.169.254"}, {"10.0.0.1"}, {"metadata.google.internal"}, {"receiver.example.com:9000"}} {
+		status, raw, err := call("PATCH", p.URL+"/sandbox/v1/merchants/"+demoMchID, nil, map[string]any{"notify_hosts": hosts})
+		if err != nil || status != 400 || !strings.Contains(string(raw), `"path":"/notify_hosts/0"`) {
+			t.Errorf("PATCH notify_hosts %v: %d %v %s; want 400 at /notify_hosts/0", hosts, status, err, raw)
+		}
+	}
+	mustJSON(t, "PATCH", p.URL+"/sandbox/v1/merchants/"+demoMchID, map[string]any{"notify_hosts": []string{"receiver.example.com"}}, 200, nil)
+	mustJSON(t, "PATCH", p.URL+"/sandbox/v1/merchants/"+demoMchID, map[string]any{"notify_hosts": []string{}}, 200, nil)
+
+	c := credsOf(t, p.URL, demoMchID)
+	for url, reason := range map[string]string{
+		"http://169.254.169.254/latest/meta-data/": "never allowed",
+		"http://10.0.0.1:8080/notify":              "--notify-allow",
+	} {
+		out, err := pcloudForm(p.URL, "/gate/1.0/payment/trade/prepare", c, map[string]string{
+			"pay_order": "SSRF" + strconv.Itoa(len(url)), "subject": "停车支付", "value": "1", "notify_url": url, "trade_scene": "GENERIC",
+			"expire_time": "2099-01-01T00:00:00.000Z", "sign_type": "MD5",
+		})
+		if err != nil {
+			t.Fatalf("prepare with notify_url %s: %v", url, err)
+		}
+		if out["code"] == "1001" || !strings.Contains(fmt.Sprint(out), "notify_url") || !strings.Contains(fmt.Sprint(out), reason) {
+			t.Errorf("prepare with notify_url %s answered %v; want a P云 error naming notify_url and %q", url, out, reason)
+		}
+	}
+	if _, err := prepare(p.URL, c, "SSRF-OK", "1", "http://127.0.0.1:9/notify"); err != nil {
+		t.Errorf("prepare with an allowed notify_url: %v", err)
 	}
 }

@@ -41,6 +41,8 @@ type Notifications interface {
 	FailNext(ctx context.Context, mchid, id string, n int) (*sandbox.Notification, error)
 	Hold(ctx context.Context, mchid, id string) (*sandbox.Notification, error)
 	Release(ctx context.Context, mchid, id string) (*sandbox.Notification, error)
+	// HostViolations checks notify_hosts against the operator's allow-list.
+	HostViolations(path string, hosts []string) []sandbox.Violation
 }
 
 // API serves /sandbox/v1.
@@ -171,6 +173,9 @@ func (a *API) createMerchant(c *gin.Context) error {
 	if err := httpapi.DecodeJSON(a.Schemas, "admin/merchant-create", httpapi.Body(c), &req); err != nil {
 		return err
 	}
+	if vs := a.Notifications.HostViolations("/notify_hosts", req.NotifyHosts); len(vs) > 0 {
+		return sandbox.Invalid("notify_hosts can only narrow what this sandbox allows", vs...)
+	}
 	m, err := a.Merchants.Create(c.Request.Context(), req)
 	if err != nil {
 		return err
@@ -208,6 +213,11 @@ func (a *API) updateMerchant(c *gin.Context) error {
 	var req merchant.UpdateRequest
 	if err := httpapi.DecodeJSON(a.Schemas, "admin/merchant-update", httpapi.Body(c), &req); err != nil {
 		return err
+	}
+	if req.NotifyHosts != nil {
+		if vs := a.Notifications.HostViolations("/notify_hosts", *req.NotifyHosts); len(vs) > 0 {
+			return sandbox.Invalid("notify_hosts can only narrow what this sandbox allows", vs...)
+		}
 	}
 	m, err := a.Merchants.Change(c.Request.Context(), c.Param("mchid"), req)
 	if err != nil {

@@ -107,6 +107,10 @@ type Options struct {
 	// the session scheduler between their scans (default: theirs).
 	MaxPoll time.Duration
 
+	// NotifyAllow is where notifications may go (default
+	// notify.DefaultAllow: loopback only).
+	NotifyAllow *notify.Policy
+
 	// Access guards the admin API; a nil MerchantByToken is the
 	// directory's.
 	Access httpapi.Access
@@ -196,6 +200,7 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 	builders := map[string]sandbox.NotifyBuilder{}
 	a.Worker = notify.New(notify.Options{
 		Store: st, Clock: a.Clock, Journal: a.Journal, Logger: o.Logger, Builders: builders, MaxPoll: o.MaxPoll,
+		Allow: o.NotifyAllow,
 	})
 	deps := sandbox.Deps{
 		Store: st, Clock: a.Clock, Merchants: a.Merchants, Scenarios: a.Scenarios, Validator: a.Schemas,

@@ -75,6 +75,9 @@ func (p *Product) handlePrepare(c *gin.Context) error {
 			expire = at
 		}
 	}
+	if u := params["notify_url"]; u != "" && !hasPath(vs, "/notify_url") {
+		vs = append(vs, p.d.Notifier.NotifyURLViolations(m, "/notify_url", u)...)
+	}
 	explicit := c.GetHeader("X-Sandbox-Scenario")
 	if explicit != "" {
 		if sc, ok := p.d.Scenarios.Get(explicit); !ok || sc.Product != sandbox.ProductEmbedPay {

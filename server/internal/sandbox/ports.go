@@ -83,6 +83,11 @@ type Journal interface {
 // that it looks for due work at once.
 type Notifier interface {
 	Wake()
+	// NotifyURLViolations says why notifications to rawURL cannot be sent
+	// for m (the operator's --notify-allow, the merchant's notify_hosts,
+	// addresses never allowed), as violations at path; none when they can.
+	// A create call that takes a notify_url refuses it at once with them.
+	NotifyURLViolations(m *Merchant, path, rawURL string) []Violation
 }
 
 // OutboundRequest is a notification attempt a product built and signed.
