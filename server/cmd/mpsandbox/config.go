@@ -30,9 +30,15 @@ type Config struct {
 	JournalMaxBytes   int64
 	ManualTimeout     time.Duration
 	MaxBody           int64
+	BodyTimeout       time.Duration
+	BodyMinRate       int64
+	MaxConnsPerSource int
 	ShutdownTimeout   time.Duration
 	// NotifyAllow is the operator's allow-list of notification targets.
 	NotifyAllow *notify.Policy
+	// PublicHosts are the names clients reach the server by, besides
+	// localhost and the bound address; the admin API refuses other Hosts.
+	PublicHosts []string
 }
 
 // parseConfig reads flags (args, without the program name) over the
@@ -106,8 +112,12 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.Int64Var(&c.JournalMaxBytes, "journal-max-bytes", int64(envInt("JOURNAL_MAX_BYTES", 256<<20)), "journal history kept, by the bytes of its stored entries; pruned in the background (MPSANDBOX_JOURNAL_MAX_BYTES)")
 	fs.DurationVar(&c.ManualTimeout, "manual-timeout", envDur("MANUAL_TIMEOUT", 30*time.Minute), "how long a manual session waits for a person, on the sandbox clock (MPSANDBOX_MANUAL_TIMEOUT)")
 	fs.Int64Var(&c.MaxBody, "max-body", int64(envInt("MAX_BODY", 1<<20)), "largest request body in bytes (MPSANDBOX_MAX_BODY)")
+	fs.DurationVar(&c.BodyTimeout, "body-timeout", envDur("BODY_TIMEOUT", 30*time.Second), "longest time a request body may take to arrive (MPSANDBOX_BODY_TIMEOUT)")
+	fs.Int64Var(&c.BodyMinRate, "body-min-rate", int64(envInt("BODY_MIN_RATE", 1024)), "bytes a second a request body must keep up after its first 5 s (MPSANDBOX_BODY_MIN_RATE)")
+	fs.IntVar(&c.MaxConnsPerSource, "max-conns-per-source", envInt("MAX_CONNS_PER_SOURCE", 128), "connections open at once from one client address; more are closed at once (MPSANDBOX_MAX_CONNS_PER_SOURCE)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDur("SHUTDOWN_TIMEOUT", 10*time.Second), "how long in-flight requests may take to finish at SIGTERM (MPSANDBOX_SHUTDOWN_TIMEOUT)")
 	notifyAllow := fs.String("notify-allow", env("NOTIFY_ALLOW", notify.DefaultAllow), "where notifications may go, comma-separated: host names (exact or *.suffix), addresses and CIDR prefixes, each optionally :port; a merchant's notify_hosts can only narrow it; link-local and cloud-metadata addresses are always refused (MPSANDBOX_NOTIFY_ALLOW)")
+	publicHosts := fs.String("public-host", env("PUBLIC_HOST", ""), "comma-separated names clients reach this server by (sandbox.staging.example); the admin API refuses any other Host besides localhost and the bound address, against DNS rebinding (MPSANDBOX_PUBLIC_HOST)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -126,10 +136,18 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	if c.JournalMaxBytes < 1<<20 {
 		errs = append(errs, "--journal-max-bytes must be at least 1048576 (1 MiB)")
 	}
+	for _, h := range strings.Split(*publicHosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			c.PublicHosts = append(c.PublicHosts, h)
+		}
+	}
 	if p, err := notify.ParsePolicy(*notifyAllow); err != nil {
 		errs = append(errs, err.Error())
 	} else {
 		c.NotifyAllow = p
+	}
+	if c.BodyTimeout < time.Second || c.BodyMinRate < 1 || c.MaxConnsPerSource < 1 {
+		errs = append(errs, "--body-timeout must be at least 1s, --body-min-rate and --max-conns-per-source at least 1")
 	}
 	if c.MaxBody < 1024 {
 		errs = append(errs, "--max-body must be at least 1024 bytes")

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -134,4 +136,125 @@ func TestNotifyTargetsAreTheOperatorsDecision(t *testing.T) {
 	if _, err := prepare(p.URL, c, "SSRF-OK", "1", "http://127.0.0.1:9/notify"); err != nil {
 		t.Errorf("prepare with an allowed notify_url: %v", err)
 	}
+}
+
+// TestNoCSRFOrRebindingOnLoopback: bound to loopback, the admin API gives
+// nothing to a rebound DNS name, a page of another origin, a no-cors form
+// post or a client behind a proxy (issue 13, item 5).
+func TestNoCSRFOrRebindingOnLoopback(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	p := testproc.Start(t, testproc.Options{})
+	before := clockNow(t, p.URL, demoMchID)
+	for _, tc := range []struct {
+		name, method, path, host, ctype, body string
+		header                                map[string]string
+		want                                  int
+	}{
+		{"rebound name reads credentials", "GET", "/sandbox/v1/merchants/" + demoMchID + "/credentials", "rebind.attacker.example", "", "", nil, 421},
+		{"no-cors clock advance", "POST", "/sandbox/v1/clock/advance", "", "text/plain", `{"mchid":"` + demoMchID + `","by":"1h"}`, nil, 415},
+		{"form-encoded merchant create", "POST", "/sandbox/v1/merchants", "", "application/x-www-form-urlencoded", `mchid=1900000999`, nil, 415},
+		{"a page elsewhere", "POST", "/sandbox/v1/merchants", "", "application/json", `{"mchid":"1900000999"}`, map[string]string{"Origin": "http://evil.example"}, 403},
+		{"through a proxy on loopback", "GET", "/sandbox/v1/merchants/" + demoMchID + "/credentials", "", "", "", map[string]string{"X-Forwarded-For": "203.0.113.9"}, 401},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, p.URL+tc.path, strings.NewReader(tc.body))
+			if tc.host != "" {
+				req.Host = tc.host
+			}
+			if tc.ctype != "" {
+				req.Header.Set("Content-Type", tc.ctype)
+			}
+			for k, v := range tc.header {
+				req.Header.Set(k, v)
+			}
+			resp, err := faultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			raw := make([]byte, 4096)
+			n, _ := resp.Body.Read(raw)
+			if resp.StatusCode != tc.want || strings.Contains(string(raw[:n]), "merchant_token") {
+				t.Fatalf("got %d %s; want %d and no credentials", resp.StatusCode, raw[:n], tc.want)
+			}
+		})
+	}
+	if after := clockNow(t, p.URL, demoMchID); after.Sub(before) > 30*time.Minute {
+		t.Errorf("the clock moved from %v to %v", before, after)
+	}
+	status, _, _ := call("GET", p.URL+"/sandbox/v1/merchants/1900000999", nil, nil)
+	if status != 404 {
+		t.Errorf("the forged merchant exists: GET answered %d", status)
+	}
+}
+
+// TestSlowClientsCannotHoldTheServer: a body trickling in is cut with 408
+// once it falls behind, and one source cannot hold more than its share of
+// connections (issue 13, item 4).
+func TestSlowClientsCannotHoldTheServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	p := testproc.Start(t, testproc.Options{Flags: []string{"--body-timeout", "2s", "--max-conns-per-source", "4"}})
+	addr := strings.TrimPrefix(p.URL, "http://")
+
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v3/payscore/serviceorder HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n", addr)
+	start := time.Now()
+	answered := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(conn).ReadString('\n')
+		answered <- line
+	}()
+	var line string
+trickle:
+	for {
+		select {
+		case line = <-answered:
+			break trickle
+		case <-time.After(time.Second):
+			if time.Since(start) > 15*time.Second {
+				t.Fatal("a body sent at a byte a second held its connection for 15 s")
+			}
+			_, _ = conn.Write([]byte("{"))
+		}
+	}
+	if !strings.Contains(line, " 408 ") || time.Since(start) > 6*time.Second {
+		t.Fatalf("after %v the server answered %q; want 408 within the 2 s body timeout", time.Since(start), line)
+	}
+
+	var held []net.Conn
+	for range 4 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		held = append(held, c)
+	}
+	extra, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	_ = extra.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := extra.Read(make([]byte, 1)); err == nil || isTimeoutErr(err) {
+		t.Fatalf("a fifth connection from one source: read %v; want it closed at once", err)
+	}
+	held[0].Close()
+	eventually(t, 5*time.Second, "a connection once one is freed", func() bool {
+		status, _, err := call("GET", p.URL+"/healthz", nil, nil)
+		return err == nil && status == 200
+	})
+}
+
+func isTimeoutErr(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
 }

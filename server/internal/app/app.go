@@ -295,6 +295,8 @@ type EngineOptions struct {
 	AccessLog bool
 	// MaxBody is the largest request body (default httpapi.DefaultMaxBody).
 	MaxBody int64
+	// BodyTime bounds how long a request body may take (default: httpapi's).
+	BodyTime httpapi.BodyTime
 }
 
 // NewEngine returns the server's gin engine: request ids, panic recovery,
@@ -314,7 +316,7 @@ func NewEngine(o EngineOptions) *gin.Engine {
 	if o.AccessLog {
 		mw = append(mw, httpapi.AccessLog(o.Logger))
 	}
-	engine.Use(append(mw, httpapi.ReadBody(o.MaxBody))...)
+	engine.Use(append(mw, httpapi.ReadBody(o.MaxBody, o.BodyTime))...)
 	engine.NoRoute(httpapi.Handle(func(c *gin.Context) error {
 		return sandbox.Errorf(sandbox.CodeNotFound, "no route %s %s; the surfaces are /v3/…, /gate/1.0/…, /miniprogram/v1/…, /sandbox/v1/… (see the README)", c.Request.Method, c.Request.URL.Path)
 	}))

@@ -123,7 +123,9 @@
   }
 
   async function api(method, path, body) {
-    const headers = { Accept: 'application/json' };
+    // X-Requested-With: the admin API refuses a state-changing call
+    // without it or a JSON body (a page of another site cannot send either).
+    const headers = { Accept: 'application/json', 'X-Requested-With': 'mpsandbox-qa' };
     if (token) headers.Authorization = 'Bearer ' + token;
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     let res;
