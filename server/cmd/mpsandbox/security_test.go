@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -257,4 +259,104 @@ trickle:
 func isTimeoutErr(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
+}
+
+// TestSmallHoles: clock advances are bounded, a merchant-less journal
+// entry is the admin's alone, /validate refuses invalid UTF-8, ?token=
+// works only on the event stream and never reaches the log, a merchant
+// token can be rotated, and credential answers are not cached (issue 13,
+// item 7).
+func TestSmallHoles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	p := testproc.Start(t, testproc.Options{})
+	base := p.URL
+	year := clockNow(t, base, demoMchID).Year()
+	for _, body := range []map[string]any{
+		{"mchid": demoMchID, "by": "2562047h"},
+		{"mchid": demoMchID, "by": "87601h"},
+		{"mchid": demoMchID, "seconds": 1e300},
+	} {
+		status, raw, err := call("POST", base+"/sandbox/v1/clock/advance", nil, body)
+		if err != nil || status != 400 || !strings.Contains(string(raw), "at most") {
+			t.Errorf("advance %v: %d %v %s; want 400 naming the limit", body, status, err, raw)
+		}
+	}
+	if got := clockNow(t, base, demoMchID).Year(); got != year {
+		t.Errorf("the clock reads year %d after refused advances; want %d", got, year)
+	}
+
+	creds := credsOf(t, base, demoMchID)
+	var full struct {
+		Token string `json:"merchant_token"`
+	}
+	status, raw, _ := call("GET", base+"/sandbox/v1/merchants/"+demoMchID+"/credentials", nil, nil)
+	_ = json.Unmarshal(raw, &full)
+	resp, err := faultClient.Get(base + "/sandbox/v1/merchants/" + demoMchID + "/credentials")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Cache-Control") != "no-store" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("credentials answered with Cache-Control %q, X-Content-Type-Options %q; want no-store, nosniff", resp.Header.Get("Cache-Control"), resp.Header.Get("X-Content-Type-Options"))
+	}
+	asMerchant := func(token string) http.Header { return http.Header{"Authorization": {"Bearer " + token}} }
+
+	// A P云 call with a mistyped app_id is journalled with no merchant.
+	bad := *creds
+	bad.PCloudAppID = "op_mistyped"
+	_, _ = pcloudForm(base, "/gate/1.0/payment/trade/query", &bad, map[string]string{"pay_order": "X"})
+	var page journalPage
+	mustJSON(t, "GET", base+"/sandbox/v1/journal?limit=1", nil, 200, &page)
+	if len(page.Exchanges) != 1 || page.Exchanges[0].MchID != "" {
+		t.Fatalf("newest entry %+v; want the merchant-less P云 call", page.Exchanges)
+	}
+	entry := base + "/sandbox/v1/journal/" + strconv.FormatInt(page.Exchanges[0].ID, 10)
+	if status, raw, _ := call("GET", entry, asMerchant(full.Token), nil); status != 404 {
+		t.Errorf("a merchant token read a merchant-less entry: %d %s", status, raw)
+	}
+	if status, _, _ := call("GET", entry, nil, nil); status != 200 {
+		t.Errorf("the admin could not read it: %d", status)
+	}
+
+	status, raw, _ = call("POST", base+"/sandbox/v1/validate/admin/clock-advance", nil, []byte("{\"mchid\":\"\xff\xfe\",\"by\":\"1h\"}"))
+	if status != 200 || !strings.Contains(string(raw), `"valid":false`) {
+		t.Errorf("validate invalid UTF-8: %d %s; want valid false", status, raw)
+	}
+
+	// ?token= only on the event stream, and never in the log.
+	proxied := http.Header{"X-Forwarded-For": {"203.0.113.9"}}
+	if status, _, _ := call("GET", base+"/sandbox/v1/merchants?token="+full.Token, proxied, nil); status != 401 {
+		t.Errorf("?token= on an ordinary call: %d; want 401", status)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/sandbox/v1/journal/stream?token="+full.Token, nil)
+	req.Header.Set("X-Forwarded-For", "203.0.113.9")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("?token= on the stream: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	cancel()
+
+	// Rotation: the old token stops working, the new one works.
+	var rotated struct {
+		Token string `json:"merchant_token"`
+	}
+	status, raw, _ = call("POST", base+"/sandbox/v1/merchants/"+demoMchID+"/token", asMerchant(full.Token), "{}")
+	if err := json.Unmarshal(raw, &rotated); status != 200 || err != nil || rotated.Token == "" || rotated.Token == full.Token {
+		t.Fatalf("rotate: %d %s", status, raw)
+	}
+	if status, _, _ := call("GET", base+"/sandbox/v1/merchants/"+demoMchID, asMerchant(full.Token), nil); status != 401 {
+		t.Errorf("the old token still works: %d", status)
+	}
+	if status, _, _ := call("GET", base+"/sandbox/v1/merchants/"+demoMchID, asMerchant(rotated.Token), nil); status != 200 {
+		t.Errorf("the new token does not work: %d", status)
+	}
+	p.Stop()
+	if strings.Contains(p.Log(), full.Token) || strings.Contains(p.Log(), rotated.Token) {
+		t.Error("a merchant token reached the log")
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -66,13 +67,14 @@ type API struct {
 
 // Register mounts the admin API.
 func (a *API) Register(r gin.IRouter) {
-	g := r.Group("/sandbox/v1", httpapi.UseRenderer(httpapi.RenderAdmin), a.Access.Require())
+	g := r.Group("/sandbox/v1", httpapi.UseRenderer(httpapi.RenderAdmin), noStore, a.Access.Require())
 	h := httpapi.Handle
 	g.GET("/merchants", h(a.listMerchants))
 	g.POST("/merchants", h(a.createMerchant))
 	g.GET("/merchants/:mchid", h(a.getMerchant))
 	g.PATCH("/merchants/:mchid", h(a.updateMerchant))
 	g.GET("/merchants/:mchid/credentials", h(a.getCredentials))
+	g.POST("/merchants/:mchid/token", h(a.rotateToken))
 	g.GET("/merchants/:mchid/scenarios", h(a.getActive))
 	g.PUT("/merchants/:mchid/scenarios/:product", h(a.setActive))
 	g.DELETE("/merchants/:mchid/scenarios/:product", h(a.clearActive))
@@ -101,6 +103,14 @@ func (a *API) Register(r gin.IRouter) {
 	for _, mount := range a.Extra {
 		mount(g)
 	}
+}
+
+// noStore keeps every answer of the admin API — credentials, tokens, the
+// journal — out of caches, and its type from being sniffed.
+func noStore(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
+	c.Header("X-Content-Type-Options", "nosniff")
+	c.Next()
 }
 
 // merchantView is a merchant without its secrets.
@@ -230,6 +240,24 @@ func (a *API) updateMerchant(c *gin.Context) error {
 // getCredentials handles "GET /sandbox/v1/merchants/{mchid}/credentials".
 func (a *API) getCredentials(c *gin.Context) error {
 	m, err := a.merchant(c, c.Param("mchid"))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, credentials(m))
+	return nil
+}
+
+// rotateToken handles "POST /sandbox/v1/merchants/{mchid}/token": a new
+// merchant token replaces the old one, which stops working at once. The
+// admin or the merchant itself may rotate it.
+func (a *API) rotateToken(c *gin.Context) error {
+	if _, err := a.merchant(c, c.Param("mchid")); err != nil {
+		return err
+	}
+	m, err := a.Merchants.Update(c.Request.Context(), c.Param("mchid"), func(m *sandbox.Merchant) error {
+		m.Token = httpapi.NewID("mps_")
+		return nil
+	})
 	if err != nil {
 		return err
 	}
@@ -662,6 +690,16 @@ func (a *API) getClock(c *gin.Context) error {
 	return nil
 }
 
+// The bounds of clock advances: far enough for any expiry or retry
+// schedule, and far from time.Duration's 292 years, past which a clock
+// would wrap into the past.
+const (
+	maxAdvance     = 10 * 365 * 24 * time.Hour
+	maxAdvanceText = "87600h (10 years)"
+	maxOffset      = 50 * 365 * 24 * time.Hour
+	maxOffsetText  = "438000h (50 years)"
+)
+
 // advanceClock handles "POST /sandbox/v1/clock/advance".
 func (a *API) advanceClock(c *gin.Context) error {
 	var req struct {
@@ -675,13 +713,20 @@ func (a *API) advanceClock(c *gin.Context) error {
 	if _, err := a.merchant(c, req.MchID); err != nil {
 		return err
 	}
+	if req.Seconds > maxAdvance.Seconds() {
+		return sandbox.Invalid("clock advance too large", sandbox.Violation{Path: "/seconds", Message: fmt.Sprintf("must be at most %.0f (%s)", maxAdvance.Seconds(), maxAdvanceText)})
+	}
 	by := time.Duration(req.Seconds * float64(time.Second))
 	if req.By != "" {
 		d, err := time.ParseDuration(req.By)
-		if err != nil || d <= 0 {
-			return sandbox.Invalid("bad duration", sandbox.Violation{Path: "/by", Message: "must be a positive Go duration like 90s or 1h"})
+		if err != nil || d <= 0 || d > maxAdvance {
+			return sandbox.Invalid("bad duration", sandbox.Violation{Path: "/by", Message: "must be a positive Go duration like 90s or 1h, at most " + maxAdvanceText})
 		}
 		by = d
+	}
+	if off := a.Clock.Offset(req.MchID); off+by > maxOffset {
+		return sandbox.Invalid("clock advance too large", sandbox.Violation{Path: "/by", Message: fmt.Sprintf(
+			"merchant %s's clock is already %s ahead; advances may add up to %s in all", req.MchID, off, maxOffsetText)})
 	}
 	if _, err := a.Merchants.AdvanceClock(c.Request.Context(), req.MchID, by); err != nil {
 		return err
@@ -716,7 +761,14 @@ func (a *API) validate(c *gin.Context) error {
 	if _, ok := a.Schemas.Source(name); !ok {
 		return sandbox.Errorf(sandbox.CodeNotFound, "schema %q does not exist (GET /sandbox/v1/schemas lists them)", name)
 	}
-	violations, err := a.Schemas.ValidateJSON(name, httpapi.Body(c))
+	body := httpapi.Body(c)
+	if !utf8.Valid(body) {
+		// JSON text is UTF-8 (RFC 8259 §8.1); a decoder would quietly turn
+		// the bad bytes into U+FFFD and call the document valid.
+		c.JSON(http.StatusOK, gin.H{"schema": name, "valid": false, "violations": []sandbox.Violation{{Path: "", Message: "is not valid UTF-8 (JSON text must be, RFC 8259 §8.1)"}}})
+		return nil
+	}
+	violations, err := a.Schemas.ValidateJSON(name, body)
 	if err != nil {
 		return err
 	}

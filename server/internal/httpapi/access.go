@@ -61,8 +61,8 @@ func (s Scope) Sees(mchid string) bool { return s.All || s.MchID == mchid }
 //   - a call that changes state must send Content-Type: application/json
 //     or an X-Requested-With header, which no page of another origin can
 //     send without the sandbox's consent (cross-site request forgery);
-//   - a local client of a loopback-bound server needs no token; anyone
-//     else sends Authorization: Bearer <admin token> (everything) or
+//   - a local client of a loopback-bound server needs no token (one it
+//     sends is honoured); anyone else sends Authorization: Bearer <admin token> (everything) or
 //     <merchant token> (that merchant only). ?token= is accepted only on
 //     the event stream, which EventSource opens without headers.
 func (a Access) Require() gin.HandlerFunc {
@@ -88,14 +88,16 @@ func (a Access) Require() gin.HandlerFunc {
 				c.Request.Method, c.Request.URL.Path))
 			return
 		}
-		if a.Open && isLocalClient(c, host) {
-			c.Set(keyScope, Scope{All: true})
-			c.Next()
-			return
-		}
 		token := bearer(c.GetHeader("Authorization"))
 		if token == "" && c.Request.Method == http.MethodGet && strings.HasSuffix(c.Request.URL.Path, "/stream") {
 			token = c.Query("token") // EventSource cannot set headers
+		}
+		// A token sent is honoured even where none is needed: a merchant
+		// token sees its merchant only, on loopback too.
+		if token == "" && a.Open && isLocalClient(c, host) {
+			c.Set(keyScope, Scope{All: true})
+			c.Next()
+			return
 		}
 		switch {
 		case token == "":
