@@ -60,6 +60,7 @@ func Fail(c *gin.Context, err error) {
 	if e.Code == sandbox.CodeInternal && e.Err != nil {
 		_ = c.Error(e.Err) // the access log shows it
 	}
+	e = e.Bounded() // the journal keeps the whole (within its own budget)
 	r, _ := c.Get(keyRenderer)
 	render, ok := r.(Renderer)
 	if !ok {
