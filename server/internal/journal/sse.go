@@ -65,6 +65,7 @@ func (j *Journal) ServeSSE(w http.ResponseWriter, r *http.Request, f sandbox.Jou
 	h.Set("X-Accel-Buffering", "no") // nginx would otherwise hold events back
 	w.WriteHeader(http.StatusOK)
 	ev := eventWriter{w: w, rc: rc}
+	defer ev.release()
 	if ev.flush() != nil {
 		return
 	}
@@ -163,9 +164,19 @@ func (j *Journal) replay(r *http.Request, ev *eventWriter, f sandbox.JournalFilt
 
 // eventWriter writes server-sent events, flushing each.
 type eventWriter struct {
-	w   http.ResponseWriter
-	rc  *http.ResponseController
-	buf bytes.Buffer
+	w      http.ResponseWriter
+	rc     *http.ResponseController
+	buf    bytes.Buffer
+	failed bool // a write failed or timed out: the connection is done for
+}
+
+// release lifts the write deadline from a connection that may serve
+// another request; one whose write failed keeps it, so that it is closed
+// rather than waited on.
+func (e *eventWriter) release() {
+	if !e.failed {
+		_ = e.rc.SetWriteDeadline(time.Time{})
+	}
 }
 
 func (e *eventWriter) send(x *sandbox.Exchange) error {
@@ -205,7 +216,12 @@ func (e *eventWriter) flush() error {
 	// A stream outlives any server write timeout: each write gets its own.
 	_ = e.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if _, err := e.w.Write(e.buf.Bytes()); err != nil {
+		e.failed = true
 		return err
 	}
-	return e.rc.Flush()
+	if err := e.rc.Flush(); err != nil {
+		e.failed = true
+		return err
+	}
+	return nil
 }
