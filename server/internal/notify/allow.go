@@ -119,10 +119,9 @@ func splitListed(h string) (host, port string) {
 }
 
 // never reports the addresses no allow-list opens: link-local (which holds
-// the cloud metadata services at 169.254.169.254 and fd00:ec2::254's
-// neighbours), the unspecified address, multicast, and the metadata
-// addresses outside link-local (Alibaba Cloud's 100.100.100.200, AWS's
-// fd00:ec2::254).
+// the cloud metadata service at 169.254.169.254), the unspecified address,
+// multicast, and the metadata addresses outside link-local (Alibaba
+// Cloud's 100.100.100.200, AWS's IPv6 fd00:ec2::254).
 func never(ip netip.Addr) bool {
 	ip = ip.Unmap()
 	return ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsInterfaceLocalMulticast() ||
