@@ -2,9 +2,7 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"slices"
 	"strconv"
 	"time"
@@ -193,23 +191,15 @@ const pruneChunk = 500
 // on the age) and the oldest exchanges while the stored documents hold more
 // than maxBytes (<= 0: no limit on the bytes), returning how many it
 // deleted. It deletes pruneChunk at a time, each in its own transaction, so
-// that commits are not held up behind one long delete; the byte bound's
-// cut-off is found first, on a reader.
+// that commits are not held up behind one long delete.
 func (s *Store) PruneJournal(ctx context.Context, keep int, before time.Time, maxBytes int64) (int, error) {
 	if keep <= 0 && before.IsZero() && maxBytes <= 0 {
 		return 0, nil
 	}
-	var upTo int64
-	if maxBytes > 0 {
-		var err error
-		if upTo, err = s.byteCutoff(ctx, maxBytes); err != nil {
-			return 0, err
-		}
-	}
 	total := 0
 	for {
 		o := newOp()
-		o.prune, o.keep, o.before, o.upTo = true, keep, nanos(before), upTo
+		o.prune, o.keep, o.before, o.maxBytes = true, keep, nanos(before), maxBytes
 		if err := s.submit(ctx, o); err != nil {
 			return total, err
 		}
@@ -218,23 +208,4 @@ func (s *Store) PruneJournal(ctx context.Context, keep int, before time.Time, ma
 			return total, nil
 		}
 	}
-}
-
-// byteCutoff returns the newest id whose deletion, with every older one,
-// brings the journal's stored documents within maxBytes; 0 when they are.
-func (s *Store) byteCutoff(ctx context.Context, maxBytes int64) (int64, error) {
-	if s.closed.Load() {
-		return 0, errClosed()
-	}
-	var id int64
-	err := s.rdb.QueryRowContext(ctx, `SELECT id FROM (
-		SELECT id, sum(length(json)) OVER (ORDER BY id DESC ROWS UNBOUNDED PRECEDING) AS held FROM journal)
-		WHERE held > ? ORDER BY id DESC LIMIT 1`, maxBytes).Scan(&id)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return 0, nil
-	case err != nil:
-		return 0, s.fail("read", err)
-	}
-	return id, nil
 }

@@ -70,6 +70,12 @@ type Store struct {
 	// ckpt checkpoints the WAL beside the writer (checkpoint.go); nil in
 	// memory.
 	ckpt *checkpointer
+	// journalBytes is the writer's running total of the journal's stored
+	// bytes (journalbytes.go); only the writer goroutine touches it.
+	journalBytes struct {
+		held  int64
+		known bool
+	}
 
 	// mu orders enqueueing against Close: senders hold it shared, so Close
 	// never closes the queue under a sender.
