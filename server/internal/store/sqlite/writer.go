@@ -119,9 +119,9 @@ type op struct {
 	xjson [][]byte
 	ids   []int64
 
-	prune  bool
-	keep   int
-	before int64
+	prune    bool
+	keep     int
+	before   int64
 	maxBytes int64 // the byte bound of the journal (journalbytes.go)
 	pruned   int
 	// jdelta is what the op changed the journal's stored bytes by.
