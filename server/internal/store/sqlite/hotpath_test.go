@@ -336,11 +336,32 @@ func TestPruneJournalByBytes(t *testing.T) {
 		t.Fatalf("pruned %d, %d left (newest id %d); want about 100 KiB-sized newest entries left, the newest (%d) among them",
 			got, len(left), left[0].ID, xs[n-1].ID)
 	}
-	var held int64
-	if err := s.rdb.QueryRowContext(ctx, `SELECT sum(length(json)) FROM journal`).Scan(&held); err != nil {
+	held := func() int64 {
+		var n int64
+		if err := s.rdb.QueryRowContext(ctx, `SELECT sum(length(json)) FROM journal`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := held(); n > budget {
+		t.Fatalf("after pruning to %d bytes the journal holds %d", budget, n)
+	}
+	// The running total follows appends and the other bounds' deletes: a
+	// second round prunes exactly the excess again.
+	more := make([]*sandbox.Exchange, 60)
+	for i := range more {
+		more[i] = &sandbox.Exchange{Direction: sandbox.DirectionIn, Method: "POST", URL: "/more", Status: 200, RequestBody: body}
+	}
+	if err := s.AppendExchanges(ctx, more); err != nil {
 		t.Fatal(err)
 	}
-	if held > budget {
-		t.Fatalf("after pruning to %d bytes the journal holds %d", budget, held)
+	if _, err := s.PruneJournal(ctx, 150, time.Time{}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PruneJournal(ctx, 0, time.Time{}, budget); err != nil {
+		t.Fatal(err)
+	}
+	if n := held(); n > budget || n < budget-(12<<10) {
+		t.Fatalf("after a second round the journal holds %d bytes; want just under %d", n, budget)
 	}
 }
