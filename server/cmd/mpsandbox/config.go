@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -36,9 +37,37 @@ type Config struct {
 	ShutdownTimeout   time.Duration
 	// NotifyAllow is the operator's allow-list of notification targets.
 	NotifyAllow *notify.Policy
-	// PublicHosts are the names clients reach the server by, besides
-	// localhost and the bound address; the admin API refuses other Hosts.
-	PublicHosts []string
+
+	// Staging: reproducible credentials (CI only); HTTPS from certificate
+	// files or from a local CA kept in the data dir; who reads /metrics.
+	CredentialsSeed string
+	TLSCert         string
+	TLSKey          string
+	TLSSelfSigned   bool
+	PublicNames     []string
+	MetricsToken    string
+}
+
+// TLS reports whether the server speaks HTTPS.
+func (c Config) TLS() bool { return c.TLSSelfSigned || c.TLSCert != "" }
+
+// nameList is a repeatable flag of comma-separated names.
+type nameList struct{ names *[]string }
+
+func (l nameList) String() string {
+	if l.names == nil {
+		return ""
+	}
+	return strings.Join(*l.names, ",")
+}
+
+func (l nameList) Set(v string) error {
+	for _, n := range strings.Split(v, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			*l.names = append(*l.names, n)
+		}
+	}
+	return nil
 }
 
 // parseConfig reads flags (args, without the program name) over the
@@ -101,9 +130,10 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&c.DataDir, "data-dir", env("DATA_DIR", "./data"), "directory of the SQLite database (MPSANDBOX_DATA_DIR)")
 	fs.BoolVar(&c.InMemory, "in-memory", envBool("IN_MEMORY", false), "keep everything in memory and lose it at exit, for throwaway runs (MPSANDBOX_IN_MEMORY)")
 	fs.StringVar(&c.ScenariosDir, "scenarios-dir", env("SCENARIOS_DIR", ""), "load scenarios from this directory instead of the embedded set (MPSANDBOX_SCENARIOS_DIR)")
-	fs.StringVar(&c.MerchantsFile, "merchants-file", env("MERCHANTS_FILE", ""), "YAML file of merchants to create at start if missing (MPSANDBOX_MERCHANTS_FILE)")
+	fs.StringVar(&c.MerchantsFile, "merchants-file", env("MERCHANTS_FILE", ""), "YAML file of merchants, with any of their credentials, to create at start if missing; GET /sandbox/v1/merchants/{mchid}/export writes one (MPSANDBOX_MERCHANTS_FILE)")
+	fs.StringVar(&c.CredentialsSeed, "credentials-seed", env("CREDENTIALS_SEED", ""), "make every generated credential (keys, secrets, ids, tokens) a function of this seed and the mchid, for throwaway CI runs; never on a shared server: the seed gives every key away (MPSANDBOX_CREDENTIALS_SEED)")
 	fs.Float64Var(&c.ClockScale, "clock-scale", envFloat("CLOCK_SCALE", 1), "sandbox seconds per real second; CI uses a large one (MPSANDBOX_CLOCK_SCALE)")
-	fs.StringVar(&c.AdminToken, "admin-token", env("ADMIN_TOKEN", ""), "bearer token of the admin API; generated and logged once when bound to a non-loopback address without one (MPSANDBOX_ADMIN_TOKEN)")
+	fs.StringVar(&c.AdminToken, "admin-token", env("ADMIN_TOKEN", ""), "bearer token of the admin API; bound to a non-loopback address without one, one is generated, logged once and kept in <data-dir>/admin-token (MPSANDBOX_ADMIN_TOKEN)")
 	fs.StringVar(&c.LogFormat, "log-format", env("LOG_FORMAT", "text"), "text or json (MPSANDBOX_LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (MPSANDBOX_LOG_LEVEL)")
 	fs.BoolVar(&c.AccessLog, "access-log", envBool("ACCESS_LOG", true), "one log line per request (MPSANDBOX_ACCESS_LOG)")
@@ -117,7 +147,11 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.IntVar(&c.MaxConnsPerSource, "max-conns-per-source", envInt("MAX_CONNS_PER_SOURCE", 128), "connections open at once from one client address; more are closed at once (MPSANDBOX_MAX_CONNS_PER_SOURCE)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDur("SHUTDOWN_TIMEOUT", 10*time.Second), "how long in-flight requests may take to finish at SIGTERM (MPSANDBOX_SHUTDOWN_TIMEOUT)")
 	notifyAllow := fs.String("notify-allow", env("NOTIFY_ALLOW", notify.DefaultAllow), "where notifications may go, comma-separated: host names (exact or *.suffix), addresses and CIDR prefixes, each optionally :port; a merchant's notify_hosts can only narrow it; link-local and cloud-metadata addresses are always refused (MPSANDBOX_NOTIFY_ALLOW)")
-	publicHosts := fs.String("public-host", env("PUBLIC_HOST", ""), "comma-separated names clients reach this server by (sandbox.staging.example); the admin API refuses any other Host besides localhost and the bound address, against DNS rebinding (MPSANDBOX_PUBLIC_HOST)")
+	fs.StringVar(&c.TLSCert, "tls-cert", env("TLS_CERT", ""), "serve HTTPS with this PEM certificate (chain); with --tls-key (MPSANDBOX_TLS_CERT)")
+	fs.StringVar(&c.TLSKey, "tls-key", env("TLS_KEY", ""), "the PEM private key of --tls-cert (MPSANDBOX_TLS_KEY)")
+	fs.BoolVar(&c.TLSSelfSigned, "tls-self-signed", envBool("TLS_SELF_SIGNED", false), "serve HTTPS with a certificate from a local CA kept in <data-dir>/tls; clients trust GET /sandbox/v1/ca.pem (MPSANDBOX_TLS_SELF_SIGNED)")
+	fs.Var(nameList{&c.PublicNames}, "public-name", "a host name or IP the sandbox is reached by: in --tls-self-signed's certificate (localhost and 127.0.0.1 always), and a Host the admin API answers to besides localhost and the bound address (DNS rebinding); repeat or comma-separate (MPSANDBOX_PUBLIC_NAME)")
+	fs.StringVar(&c.MetricsToken, "metrics-token", env("METRICS_TOKEN", ""), "bound to a non-loopback address, GET /metrics wants this bearer token or the admin token; it opens nothing else (MPSANDBOX_METRICS_TOKEN)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -136,11 +170,6 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	if c.JournalMaxBytes < 1<<20 {
 		errs = append(errs, "--journal-max-bytes must be at least 1048576 (1 MiB)")
 	}
-	for _, h := range strings.Split(*publicHosts, ",") {
-		if h = strings.TrimSpace(h); h != "" {
-			c.PublicHosts = append(c.PublicHosts, h)
-		}
-	}
 	if p, err := notify.ParsePolicy(*notifyAllow); err != nil {
 		errs = append(errs, err.Error())
 	} else {
@@ -151,6 +180,20 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	if c.MaxBody < 1024 {
 		errs = append(errs, "--max-body must be at least 1024 bytes")
+	}
+	if len(c.PublicNames) == 0 {
+		_ = nameList{&c.PublicNames}.Set(env("PUBLIC_NAME", ""))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, "--tls-cert and --tls-key go together")
+	}
+	if c.TLSSelfSigned && c.TLSCert != "" {
+		errs = append(errs, "--tls-self-signed or --tls-cert, not both")
+	}
+	for _, n := range c.PublicNames {
+		if strings.ContainsAny(n, "/: ") && net.ParseIP(n) == nil {
+			errs = append(errs, fmt.Sprintf("--public-name %q: a host name or an IP address, without scheme, port or path", n))
+		}
 	}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("%s", strings.Join(errs, "; "))

@@ -23,6 +23,7 @@ import (
 
 	"github.com/mpsandbox/mpsandbox/server/internal/app"
 	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
+	"github.com/mpsandbox/mpsandbox/server/internal/metrics"
 )
 
 // Main is the running server: Run wires everything and starts serving,
@@ -38,6 +39,8 @@ type Main struct {
 	listener net.Listener
 	server   *http.Server
 	app      *app.App
+	metrics  *metrics.Metrics
+	writable *writable
 	// shutdown closes when Close begins, ending event streams and long polls.
 	shutdown chan struct{}
 	closing  sync.Once
@@ -70,25 +73,43 @@ func (m *Main) Run(ctx context.Context) error {
 	m.listener = ln
 
 	open := httpapi.IsLoopbackAddr(cfg.Addr)
-	if cfg.AdminToken == "" {
+	switch {
+	case cfg.AdminToken != "":
+	case open:
+		// Local clients need none; one through a proxy or by another name
+		// does, so there is always one. Printed once, as Jupyter does.
 		cfg.AdminToken = randomToken()
-		// Printed once, as Jupyter does: a shared sandbox is never open by accident.
-		if open {
-			m.Logger.Info("admin_token_generated", "admin_token", cfg.AdminToken,
-				"hint", "local clients need no token; a client through a proxy or by another name sends Authorization: Bearer <admin_token>")
-		} else {
-			m.Logger.Warn("admin_token_generated", "admin_token", cfg.AdminToken,
-				"hint", "bound to a non-loopback address: the admin API and the QA page require Authorization: Bearer <admin_token>")
+		m.Logger.Info("admin_token_generated", "admin_token", cfg.AdminToken,
+			"hint", "local clients need no token; a client through a proxy or by another name sends Authorization: Bearer <admin_token>")
+	default:
+		if cfg.AdminToken, err = m.generatedAdminToken(cfg); err != nil {
+			ln.Close()
+			return err
 		}
 	}
+
+	ln, caPEM, err := m.listenTLS(ln, cfg)
+	if err != nil {
+		m.listener.Close()
+		return err
+	}
+	m.listener = ln
 
 	gin.SetMode(gin.ReleaseMode)
 	engine := app.NewEngine(app.EngineOptions{Logger: m.Logger, AccessLog: cfg.AccessLog, MaxBody: cfg.MaxBody,
 		BodyTime: httpapi.BodyTime{Max: cfg.BodyTimeout, MinRate: cfg.BodyMinRate}})
+	registerCA(engine, caPEM)
+	m.metrics = metrics.New()
+	engine.Use(m.metrics.Middleware())
+	engine.GET("/metrics", m.metrics.Handler(open, cfg.AdminToken, cfg.MetricsToken))
 	engine.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	engine.GET("/readyz", func(c *gin.Context) {
 		if !m.ready.Load() {
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "starting"})
+			return
+		}
+		if err := m.writable.check(); err != nil {
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "not_ready", "reason": "the store cannot write: " + err.Error()})
 			return
 		}
 		c.JSON(http.StatusOK, gin.H{"status": "ready"})
@@ -111,7 +132,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}()
 	m.ready.Store(true)
 	m.Logger.Info("ready", "addr", m.Addr, "version", version, "startup_ms", time.Since(start).Milliseconds(),
-		"data_dir", dataDescription(cfg), "clock_scale", cfg.ClockScale, "admin_open", open)
+		"data_dir", dataDescription(cfg), "clock_scale", cfg.ClockScale, "admin_open", open, "tls", cfg.TLS())
 	return nil
 }
 
@@ -142,11 +163,13 @@ func (m *Main) wire(ctx context.Context, cfg Config, engine *gin.Engine, open bo
 		JournalMaxBytes: cfg.JournalMaxBytes, NotifyAllow: cfg.NotifyAllow,
 		ManualTimeout: cfg.ManualTimeout, Access: httpapi.Access{Open: open, AdminToken: cfg.AdminToken, Hosts: servedHosts(cfg)},
 		Shutdown: m.shutdown, Products: products,
+		CredentialsSeed: cfg.CredentialsSeed, Metrics: m.metrics,
 	})
 	if err != nil {
 		return err
 	}
 	m.app = a
+	m.writable = &writable{probe: a.ProbeWrite, log: m.Logger}
 	a.Register(engine)
 	a.Start()
 	return nil
@@ -178,9 +201,9 @@ func (m *Main) close() error {
 }
 
 // servedHosts are the Host names the admin API answers to besides the
-// local ones: the bound address (unless a wildcard) and --public-host.
+// local ones: the bound address (unless a wildcard) and --public-name.
 func servedHosts(cfg Config) []string {
-	hosts := append([]string(nil), cfg.PublicHosts...)
+	hosts := append([]string(nil), cfg.PublicNames...)
 	if h, _, err := net.SplitHostPort(cfg.Addr); err == nil && h != "" {
 		if ip, err := netip.ParseAddr(h); err != nil || !ip.IsUnspecified() {
 			hosts = append(hosts, h)

@@ -53,7 +53,11 @@ func TestUnsignedFloodIsBoundedInTheJournal(t *testing.T) {
 		t.Fatalf("unsigned request: %d %v; want 401", status, err)
 	}
 	var page journalPage
-	mustJSON(t, "GET", p.URL+"/sandbox/v1/journal?mchid="+demoMchID+"&limit=1", nil, 200, &page)
+	// The journal writes behind the answer.
+	eventually(t, 10*time.Second, "the unsigned request in the journal", func() bool {
+		mustJSON(t, "GET", p.URL+"/sandbox/v1/journal?mchid="+demoMchID+"&limit=1", nil, 200, &page)
+		return len(page.Exchanges) == 1
+	})
 	if len(page.Exchanges) != 1 || !page.Exchanges[0].Unverified || !page.Exchanges[0].Summary || len(page.Exchanges[0].Request) > 1024 {
 		t.Fatalf("journal listing %+v; want one unverified summary", page)
 	}
@@ -308,7 +312,10 @@ func TestSmallHoles(t *testing.T) {
 	bad.PCloudAppID = "op_mistyped"
 	_, _ = pcloudForm(base, "/gate/1.0/payment/trade/query", &bad, map[string]string{"pay_order": "X"})
 	var page journalPage
-	mustJSON(t, "GET", base+"/sandbox/v1/journal?limit=1", nil, 200, &page)
+	eventually(t, 10*time.Second, "the mistyped call in the journal", func() bool {
+		mustJSON(t, "GET", base+"/sandbox/v1/journal?limit=1", nil, 200, &page)
+		return len(page.Exchanges) == 1 && page.Exchanges[0].MchID == ""
+	})
 	if len(page.Exchanges) != 1 || page.Exchanges[0].MchID != "" {
 		t.Fatalf("newest entry %+v; want the merchant-less P云 call", page.Exchanges)
 	}

@@ -27,7 +27,7 @@ type Access struct {
 	MerchantByToken func(token string) (mchid string, ok bool)
 	// Hosts are the names the server answers to besides the local ones
 	// (localhost, loopback addresses): the bound address and the operator's
-	// --public-host names. A request naming another Host is refused, so that
+	// --public-name names. A request naming another Host is refused, so that
 	// a rebound DNS name cannot reach the admin API. Empty and not Open (a
 	// wildcard bind with no names given): any Host is served.
 	Hosts []string
@@ -74,7 +74,7 @@ func (a Access) Require() gin.HandlerFunc {
 		host := hostName(c.Request.Host)
 		if (a.Open || len(hosts) > 0) && !isLocalName(host) && !hosts[host] {
 			Fail(c, &sandbox.Error{Code: sandbox.CodeForbidden, Status: http.StatusMisdirectedRequest, Message: fmt.Sprintf(
-				"Host %q is not a name of this sandbox; it answers to localhost and loopback addresses%s (an operator adds names with --public-host)",
+				"Host %q is not a name of this sandbox; it answers to localhost and loopback addresses%s (an operator adds names with --public-name)",
 				c.Request.Host, listed(a.Hosts))})
 			return
 		}

@@ -50,6 +50,7 @@ func bound(x *sandbox.Exchange, b budget) {
 		*f = cut(*f, maxShort)
 	}
 	x.Violations = capViolations(x.Violations, b.violations)
+	x.Warnings = capViolations(x.Warnings, b.violations)
 }
 
 // capViolations keeps the first n violations, each cut, and says how many
@@ -81,8 +82,10 @@ func thousands(n int) string {
 // size estimates the bytes an entry takes in the store.
 func size(x *sandbox.Exchange) int64 {
 	n := 256 + len(x.RequestBody) + len(x.ResponseBody) + len(x.Diagnostics) + len(x.URL) + len(x.Error)
-	for _, v := range x.Violations {
-		n += 32 + len(v.Path) + len(v.Message)
+	for _, vs := range [][]sandbox.Violation{x.Violations, x.Warnings} {
+		for _, v := range vs {
+			n += 32 + len(v.Path) + len(v.Message)
+		}
 	}
 	return int64(n)
 }

@@ -33,6 +33,7 @@ func Summary(x *sandbox.Exchange) *sandbox.Exchange {
 	s.ResponseBody = cut(s.ResponseBody, b.body)
 	s.Diagnostics = cut(s.Diagnostics, b.body)
 	s.Violations = capViolations(s.Violations, b.violations)
+	s.Warnings = capViolations(s.Warnings, b.violations)
 	s.Summary = true
 	return &s
 }

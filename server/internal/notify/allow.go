@@ -250,7 +250,7 @@ func (p *Policy) narrows(listed string) string {
 	return fmt.Sprintf("%q is outside what this sandbox allows (its operator's --notify-allow is %s): a merchant's notify_hosts can only narrow that", listed, p)
 }
 
-// NotifyURLViolations implements sandbox.Notifier: the products' create
+// NotifyURLViolations implements sandbox.NotifyTargets: the products' create
 // calls refuse a notify_url the worker would refuse, at once.
 func (w *Worker) NotifyURLViolations(m *sandbox.Merchant, path, rawURL string) []sandbox.Violation {
 	if err := w.policy.Allowed(m, rawURL); err != nil {

@@ -76,6 +76,9 @@ type Store struct {
 		held  int64
 		known bool
 	}
+	// hooks are called after every successful Commit (OnCommit).
+	hooksMu sync.RWMutex
+	hooks   []func(sandbox.Committed)
 
 	// mu orders enqueueing against Close: senders hold it shared, so Close
 	// never closes the queue under a sender.
