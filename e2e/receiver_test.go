@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -40,6 +41,22 @@ func newReceiver(tb testing.TB, respond func(Received) (status int, body []byte)
 	tb.Cleanup(srv.Close)
 	r.URL = srv.URL
 	return r
+}
+
+// newReceiverOn is newReceiver listening on addr ("172.17.0.1:0"), for a
+// sandbox that reaches this host through a bridge rather than loopback.
+func newReceiverOn(tb testing.TB, addr string, respond func(Received) (status int, body []byte)) (*Receiver, int) {
+	tb.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		tb.Fatalf("receiver on %s: %v", addr, err)
+	}
+	r := &Receiver{respond: respond, got: make(chan Received, 256)}
+	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: r}}
+	srv.Start()
+	tb.Cleanup(srv.Close)
+	r.URL = srv.URL
+	return r, ln.Addr().(*net.TCPAddr).Port
 }
 
 // ServeHTTP records the request, then answers it.

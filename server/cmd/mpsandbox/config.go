@@ -38,6 +38,9 @@ type Config struct {
 	TLSSelfSigned   bool
 	PublicNames     []string
 	MetricsToken    string
+	// DefaultNotifyHosts is the notify allow-list of merchants created
+	// without one (docker-compose.yml: host.docker.internal).
+	DefaultNotifyHosts []string
 }
 
 // TLS reports whether the server speaks HTTPS.
@@ -139,6 +142,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.BoolVar(&c.TLSSelfSigned, "tls-self-signed", envBool("TLS_SELF_SIGNED", false), "serve HTTPS with a certificate from a local CA kept in <data-dir>/tls; clients trust GET /sandbox/v1/ca.pem (MPSANDBOX_TLS_SELF_SIGNED)")
 	fs.Var(nameList{&c.PublicNames}, "public-name", "a host name or IP the sandbox is reached by, for --tls-self-signed's certificate (localhost and 127.0.0.1 always); repeat or comma-separate (MPSANDBOX_PUBLIC_NAME)")
 	fs.StringVar(&c.MetricsToken, "metrics-token", env("METRICS_TOKEN", ""), "bound to a non-loopback address, GET /metrics wants this bearer token or the admin token; it opens nothing else (MPSANDBOX_METRICS_TOKEN)")
+	fs.Var(nameList{&c.DefaultNotifyHosts}, "default-notify-hosts", "notify allow-list (host or host:port; repeat or comma-separate) of merchants created without one, instead of loopback only; docker-compose.yml sets host.docker.internal (MPSANDBOX_DEFAULT_NOTIFY_HOSTS)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -156,6 +160,14 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	if c.MaxBody < 1024 {
 		errs = append(errs, "--max-body must be at least 1024 bytes")
+	}
+	if len(c.DefaultNotifyHosts) == 0 {
+		_ = nameList{&c.DefaultNotifyHosts}.Set(env("DEFAULT_NOTIFY_HOSTS", ""))
+	}
+	for _, h := range c.DefaultNotifyHosts {
+		if strings.ContainsAny(h, "/@ ") {
+			errs = append(errs, fmt.Sprintf("--default-notify-hosts %q: a host or host:port, without scheme or path", h))
+		}
 	}
 	if len(c.PublicNames) == 0 {
 		_ = nameList{&c.PublicNames}.Set(env("PUBLIC_NAME", ""))

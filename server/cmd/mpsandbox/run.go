@@ -147,7 +147,7 @@ func (m *Main) wire(ctx context.Context, cfg Config, engine *gin.Engine, open bo
 		MerchantsFile: cfg.MerchantsFile, JournalMaxEntries: cfg.JournalMaxEntries, JournalMaxAge: cfg.JournalMaxAge,
 		ManualTimeout: cfg.ManualTimeout, Access: httpapi.Access{Open: open, AdminToken: cfg.AdminToken},
 		Shutdown: m.shutdown, Products: products,
-		CredentialsSeed: cfg.CredentialsSeed, Metrics: m.metrics,
+		CredentialsSeed: cfg.CredentialsSeed, Metrics: m.metrics, DefaultNotifyHosts: cfg.DefaultNotifyHosts,
 	})
 	if err != nil {
 		return err

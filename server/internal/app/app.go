@@ -99,6 +99,9 @@ type Options struct {
 	// CredentialsSeed makes generated credentials a function of it and the
 	// mchid (--credentials-seed); empty draws them from crypto/rand.
 	CredentialsSeed string
+	// DefaultNotifyHosts is the allow-list of merchants created without
+	// one (--default-notify-hosts); empty means loopback only.
+	DefaultNotifyHosts []string
 
 	// JournalMaxEntries and JournalMaxAge bound the journal's history
 	// (default: the journal's).
@@ -205,7 +208,8 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 		}
 	}
 	listsDemo := slices.ContainsFunc(fileMerchants, func(e merchant.FileEntry) bool { return e.MchID == fixtures.DemoMchID })
-	if a.Merchants, err = merchant.Load(ctx, st, a.Clock, merchant.WithCredentialsSeed(o.CredentialsSeed), merchant.WithoutDemo(listsDemo)); err != nil {
+	if a.Merchants, err = merchant.Load(ctx, st, a.Clock, merchant.WithCredentialsSeed(o.CredentialsSeed), merchant.WithoutDemo(listsDemo),
+		merchant.WithDefaultNotifyHosts(o.DefaultNotifyHosts)); err != nil {
 		return nil, fmt.Errorf("merchants: %w", err)
 	}
 	if err := importMerchants(ctx, a.Merchants, o.MerchantsFile, fileMerchants); err != nil {

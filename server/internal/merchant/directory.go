@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -25,6 +26,9 @@ type Directory struct {
 	generate func(mchid, name string) (*fixtures.Merchant, error)
 	// noDemo leaves the demo merchant out of a first start (WithoutDemo).
 	noDemo bool
+	// notifyHosts is the allow-list of a merchant created without one
+	// (WithDefaultNotifyHosts).
+	notifyHosts []string
 
 	mu       sync.RWMutex
 	byID     map[string]*sandbox.Merchant
@@ -54,6 +58,25 @@ func WithCredentialsSeed(seed string) Option {
 // file that lists it creates it instead, with its credentials.
 func WithoutDemo(without bool) Option { return func(d *Directory) { d.noDemo = without } }
 
+// WithDefaultNotifyHosts gives merchants created without notify_hosts
+// (the demo merchant, a POST without the field, a merchants-file entry
+// without it) this allow-list instead of loopback only: in a container,
+// host.docker.internal is where the team's receivers are
+// (--default-notify-hosts).
+func WithDefaultNotifyHosts(hosts []string) Option {
+	return func(d *Directory) { d.notifyHosts = hosts }
+}
+
+// fresh is a new merchant of generated credentials and the default
+// allow-list.
+func (d *Directory) fresh(f *fixtures.Merchant) *sandbox.Merchant {
+	m := fromFixture(f)
+	if len(d.notifyHosts) > 0 {
+		m.NotifyHosts = slices.Clone(d.notifyHosts)
+	}
+	return m
+}
+
 // Load reads every merchant from the store, creating the demo merchant on
 // first start, and restores each merchant's clock offset.
 func Load(ctx context.Context, st sandbox.Store, clock *sandbox.Clock, opts ...Option) (*Directory, error) {
@@ -70,7 +93,7 @@ func Load(ctx context.Context, st sandbox.Store, clock *sandbox.Clock, opts ...O
 		if err != nil {
 			return nil, fmt.Errorf("generate demo merchant: %w", err)
 		}
-		demo := fromFixture(f)
+		demo := d.fresh(f)
 		demo.CreatedAt = time.Now().UTC()
 		if err := st.Commit(ctx, &sandbox.Batch{Merchants: []*sandbox.Merchant{demo}}); err != nil {
 			return nil, fmt.Errorf("store demo merchant: %w", err)
@@ -226,11 +249,13 @@ func (d *Directory) Create(ctx context.Context, req CreateRequest) (*sandbox.Mer
 	if err != nil {
 		return nil, err
 	}
-	m := fromFixture(f)
+	m := d.fresh(f)
 	if req.AppID != "" {
 		m.AppID = req.AppID
 	}
-	m.NotifyHosts = req.NotifyHosts
+	if req.NotifyHosts != nil {
+		m.NotifyHosts = req.NotifyHosts
+	}
 	if req.MerchantPublicKeyPEM != "" {
 		m.MerchantPublicKeyPEM = req.MerchantPublicKeyPEM
 	}
