@@ -1,16 +1,23 @@
 package e2e
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mpsandbox/mpsandbox/testkit"
 )
 
 // TestComposeDeliversToTheHost runs docker-compose.yml as it is — the
@@ -30,7 +37,7 @@ func TestComposeDeliversToTheHost(t *testing.T) {
 	var suffix [4]byte
 	_, _ = rand.Read(suffix[:])
 	project := "mpsandboxe2e" + hex.EncodeToString(suffix[:])
-	port, token := strconv.Itoa(freePort(t)), "e2e-compose-"+hex.EncodeToString(suffix[:])
+	port, token := strconv.Itoa(composePort(t)), "e2e-compose-"+hex.EncodeToString(suffix[:])
 	compose := func(args ...string) (string, error) {
 		cmd := exec.Command("docker-compose", append([]string{"-f", "../docker-compose.yml", "-p", project}, args...)...)
 		cmd.Env = append(os.Environ(), "MPSANDBOX_IMAGE="+testImage, "MPSANDBOX_PORT="+port, "MPSANDBOX_ADMIN_TOKEN="+token)
@@ -38,14 +45,21 @@ func TestComposeDeliversToTheHost(t *testing.T) {
 		return string(out), err
 	}
 
-	p := &pcloud{}
-	recv, recvPort := newReceiverOn(t, strings.TrimSpace(string(gateway))+":0", func(r Received) (int, []byte) {
-		if n := p.parse(t, r); !n.signedOK {
-			return http.StatusOK, []byte(`{"code":"400","message":"签名错误","hint":"sign"}`)
-		}
-		return http.StatusOK, []byte(`{"code":"1001","message":"通知成功","hint":""}`)
-	})
-	recv.URL = fmt.Sprintf("http://host.docker.internal:%d", recvPort)
+	// The merchant's notify_url, on the bridge's gateway.
+	ln, err := net.Listen("tcp", strings.TrimSpace(string(gateway))+":0")
+	if err != nil {
+		t.Fatalf("a receiver on the bridge's gateway: %v", err)
+	}
+	forms := make(chan url.Values, 8)
+	recv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		form, _ := url.ParseQuery(string(body))
+		forms <- form
+		_, _ = w.Write([]byte(`{"code":"1001","message":"通知成功","hint":""}`))
+	})}
+	go recv.Serve(ln)
+	t.Cleanup(func() { recv.Close() })
+	notifyURL := fmt.Sprintf("http://host.docker.internal:%d/pcloud/notify", ln.Addr().(*net.TCPAddr).Port)
 
 	if out, err := compose("up", "-d"); err != nil {
 		t.Fatalf("docker-compose up: %v\n%s", err, out)
@@ -63,10 +77,28 @@ func TestComposeDeliversToTheHost(t *testing.T) {
 		t.Errorf("published on %q, want 127.0.0.1:%s only", strings.TrimSpace(out), port)
 	}
 
-	s := &Sandbox{URL: "http://127.0.0.1:" + port, Token: token, client: &http.Client{Timeout: 30 * time.Second}}
+	base := "http://127.0.0.1:" + port
+	client := &http.Client{Timeout: 30 * time.Second}
+	call := func(method, path, contentType string, body []byte, out any) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer res.Body.Close()
+		raw, _ := io.ReadAll(res.Body)
+		if res.StatusCode != http.StatusOK || json.Unmarshal(raw, out) != nil {
+			t.Fatalf("%s %s: %d %s", method, path, res.StatusCode, raw)
+		}
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		res, err := s.client.Get(s.URL + "/readyz")
+		res, err := client.Get(base + "/readyz")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
@@ -79,14 +111,48 @@ func TestComposeDeliversToTheHost(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 
-	c := credentials(t, s, demoMchID)
-	if hosts := fmt.Sprint(c["notify_hosts"]); hosts != "[host.docker.internal]" {
-		t.Errorf("the demo merchant's notify_hosts under compose: %s, want [host.docker.internal]", hosts)
+	var c testkit.Credentials
+	call(http.MethodGet, "/sandbox/v1/merchants/"+demoMchID+"/credentials", "", nil, &c)
+	if fmt.Sprint(c.NotifyHosts) != "[host.docker.internal]" {
+		t.Errorf("the demo merchant's notify_hosts under compose: %v, want [host.docker.internal]", c.NotifyHosts)
 	}
-	*p = pcloud{s: s, appID: c["pcloud_app_id"].(string), secret: c["pcloud_app_secret"].(string),
-		merchant: c["pcloud_merchant"].(string), miniAppID: c["appid"].(string), recv: recv}
-	p.jump(t, p.prepare(t, "COMPOSE-1", "101"))
-	if got := p.genuine(t, "COMPOSE-1"); got["status"] != "1" {
-		t.Errorf("trade-notify status %q, want 1 (paid)", got["status"])
+	params := map[string]string{"app_id": c.PCloudAppID, "merchant": c.PCloudMerchant, "pay_order": "COMPOSE-1", "subject": "停车支付",
+		"value": "101", "notify_url": notifyURL, "trade_scene": "GENERIC", "sign_type": "MD5"}
+	params["sign"] = testkit.PCloudSign(params, c.PCloudAppSecret)
+	form := url.Values{}
+	for k, v := range params {
+		form.Set(k, v)
 	}
+	var prepared map[string]any
+	call(http.MethodPost, "/gate/1.0/payment/trade/prepare", "application/x-www-form-urlencoded", []byte(form.Encode()), &prepared)
+	jump, _ := json.Marshal(map[string]any{
+		"caller": map[string]any{"appId": c.AppID, "platform": "android", "sdkVersion": "3.4.0"},
+		"args":   map[string]any{"appId": "wxa204074068ad40ef", "path": fmt.Sprintf("/external/payment/trade/create/index?pay_id=%v", prepared["pay_id"])},
+	})
+	var launched map[string]any
+	call(http.MethodPost, "/miniprogram/v1/openEmbeddedMiniProgram", "application/json", jump, &launched)
+
+	select {
+	case got := <-forms:
+		sent := map[string]string{}
+		for k := range got {
+			sent[k] = got.Get(k)
+		}
+		if sent["pay_order"] != "COMPOSE-1" || sent["status"] != "1" || !strings.EqualFold(testkit.PCloudSign(sent, c.PCloudAppSecret), sent["sign"]) {
+			t.Errorf("trade-notify: %v, want COMPOSE-1 paid, signed with the merchant's secret", sent)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no trade-notify reached the receiver on the host within 30 s")
+	}
+}
+
+// composePort is a free port for compose to publish on 127.0.0.1.
+func composePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

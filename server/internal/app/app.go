@@ -30,6 +30,8 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/metrics"
 	"github.com/mpsandbox/mpsandbox/server/internal/miniprogram"
 	"github.com/mpsandbox/mpsandbox/server/internal/notify"
+	"github.com/mpsandbox/mpsandbox/server/internal/openapi"
+	"github.com/mpsandbox/mpsandbox/server/internal/report"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 	"github.com/mpsandbox/mpsandbox/server/internal/scenario"
 	"github.com/mpsandbox/mpsandbox/server/internal/schema"
@@ -37,33 +39,17 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/web"
 )
 
-// Module is what a product package gives the sandbox: its side of the
-// mini-program contract, its notifications, and its upstream routes.
-type Module interface {
-	sandbox.Product
-	sandbox.NotifyBuilder
-	// Register mounts the product's upstream API (at the real paths) with
-	// its own error dialect and journalling.
-	Register(r gin.IRouter)
-}
-
-// AdminModule is a module with admin routes of its own, mounted under
-// /sandbox/v1 after the admin access check (use httpapi.ScopeOf there).
-type AdminModule interface {
-	RegisterAdmin(g gin.IRouter)
-}
-
 // Constructor builds one product from the shared components.
-type Constructor func(sandbox.Deps) (Module, error)
+type Constructor func(sandbox.Deps) (sandbox.Product, error)
 
 // Product adapts a product package's New to a Constructor.
-func Product[M Module](build func(sandbox.Deps) (M, error)) Constructor {
-	return func(d sandbox.Deps) (Module, error) {
-		m, err := build(d)
+func Product[P sandbox.Product](build func(sandbox.Deps) (P, error)) Constructor {
+	return func(d sandbox.Deps) (sandbox.Product, error) {
+		p, err := build(d)
 		if err != nil {
 			return nil, err
 		}
-		return m, nil
+		return p, nil
 	}
 }
 
@@ -139,8 +125,9 @@ type App struct {
 	Journal   *journal.Journal
 	Worker    *notify.Worker
 	Sessions  *miniprogram.Service
-	Products  []Module
+	Products  []sandbox.Product
 	Admin     *admin.API
+	Report    *report.Builder
 	Page      *web.Page
 
 	raw     sandbox.Store // the store unwrapped, for its own probes
@@ -224,36 +211,53 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 	})
 	deps := sandbox.Deps{
 		Store: st, Clock: a.Clock, Merchants: a.Merchants, Scenarios: a.Scenarios, Validator: a.Schemas,
-		Journal: a.Journal, Notifier: a.Worker, Logger: o.Logger,
+		Journal: a.Journal, Logger: o.Logger,
 	}
-	var products []sandbox.Product
 	var adminRoutes []func(gin.IRouter)
 	for _, build := range o.Products {
-		mod, err := build(deps)
+		p, err := build(deps)
 		if err != nil {
 			return nil, err
 		}
-		a.Products = append(a.Products, mod)
-		products = append(products, mod)
-		builders[mod.Name()] = mod
-		if am, ok := mod.(AdminModule); ok {
-			adminRoutes = append(adminRoutes, am.RegisterAdmin)
+		a.Products = append(a.Products, p)
+		if nb, ok := p.(sandbox.NotifyBuilder); ok {
+			builders[p.Name()] = nb
+		}
+		if ar, ok := p.(sandbox.AdminRoutes); ok {
+			adminRoutes = append(adminRoutes, ar.RegisterAdmin)
 		}
 	}
 	a.Sessions, err = miniprogram.New(miniprogram.Options{
-		Store: st, Clock: a.Clock, Merchants: a.Merchants, Notifier: a.Worker, Products: products,
+		Store: st, Clock: a.Clock, Merchants: a.Merchants, Scenarios: a.Scenarios, Products: a.Products,
 		ManualTimeout: o.ManualTimeout, MaxPoll: o.MaxPoll, Shutdown: o.Shutdown, Logger: o.Logger,
 	})
 	if err != nil {
 		return nil, err
 	}
 
+	// One commit path: whatever commits, the store tells the directory
+	// (merchant.Load registers it), the notification worker and the
+	// sessions, which re-read what they need from it.
+	st.OnCommit(a.Worker.Committed)
+	st.OnCommit(a.Sessions.Committed)
+
+	acks := map[string]func(int, []byte) bool{}
+	for name, b := range builders {
+		acks[name] = b.Acknowledged
+	}
+	names := make([]string, len(a.Products))
+	for i, p := range a.Products {
+		names[i] = p.Name()
+	}
+	a.Report = &report.Builder{Store: st, Scenarios: a.Scenarios, Products: names, Acknowledged: acks, TargetProduct: a.Sessions.TargetProduct, Flush: a.Journal.Flush}
+	adminRoutes = append(adminRoutes, a.Report.Register)
+
 	access := o.Access
 	if access.MerchantByToken == nil {
 		access.MerchantByToken = a.Merchants.ByToken
 	}
 	a.Admin = &admin.API{
-		Store: st, Merchants: a.Merchants, Scenarios: a.Scenarios, Schemas: a.Schemas, Sessions: a.Sessions,
+		Store: st, Merchants: a.Merchants, Scenarios: a.Scenarios, Schemas: a.Schemas, Sessions: a.Sessions, Products: a.Products,
 		Journal: a.Journal, Notifications: a.Worker, Clock: a.Clock,
 		Access: access, Extra: adminRoutes, Shutdown: o.Shutdown,
 	}
@@ -265,13 +269,18 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 
 // Register mounts every route of the sandbox: each product's upstream API,
 // the mini-program contract, the admin API (with the products' own admin
-// routes), the QA page and the wx.* shim.
+// routes), the OpenAPI document, the QA page and the wx.* shim.
 func (a *App) Register(r gin.IRouter) {
-	for _, mod := range a.Products {
-		mod.Register(r)
+	for _, p := range a.Products {
+		if routes, ok := p.(sandbox.Routes); ok {
+			routes.Register(r)
+		}
 	}
 	a.Sessions.Register(r, a.Schemas, a.Journal)
 	a.Admin.Register(r)
+	// The OpenAPI document of /sandbox/v1 and /miniprogram/v1, open like
+	// the schemas it bundles are public: a client generator fetches it.
+	r.GET(openapi.Path, openapi.Handler(schemas.FS, sandbox.APIVersion))
 	a.Page.Register(r)
 	// The wx.* shim a merchant copies into a develop or trial mini-program (sdk/README.md).
 	shim := []byte(sdk.Module())

@@ -16,7 +16,6 @@ package embedpay
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -87,35 +86,23 @@ type Product struct {
 }
 
 var (
-	_ sandbox.Product       = (*Product)(nil)
-	_ sandbox.NotifyBuilder = (*Product)(nil)
+	_ sandbox.Product          = (*Product)(nil)
+	_ sandbox.Routes           = (*Product)(nil)
+	_ sandbox.NotifyBuilder    = (*Product)(nil)
+	_ sandbox.SubjectDescriber = (*Product)(nil)
 )
 
 // New builds the product. Every embedpay scenario in the catalogue is checked
 // here, so that a timeline this product cannot play stops start-up with the
 // file's name rather than failing a session later.
 func New(d sandbox.Deps) (*Product, error) {
-	if d.Store == nil || d.Clock == nil || d.Merchants == nil || d.Scenarios == nil || d.Validator == nil {
-		return nil, fmt.Errorf("embedpay: Store, Clock, Merchants, Scenarios and Validator are required")
-	}
-	if d.Journal == nil {
-		d.Journal = discardJournal{}
-	}
-	log := d.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	for _, sc := range d.Scenarios.List(sandbox.ProductEmbedPay) {
 		if err := CheckScenario(sc); err != nil {
 			return nil, err
 		}
 	}
-	return &Product{d: d, log: log.With("product", sandbox.ProductEmbedPay), schedule: retrySchedule()}, nil
+	return &Product{d: d, log: d.Logger.With("product", sandbox.ProductEmbedPay), schedule: retrySchedule()}, nil
 }
-
-type discardJournal struct{}
-
-func (discardJournal) Record(*sandbox.Exchange) {}
 
 // Name returns "embedpay".
 func (p *Product) Name() string { return sandbox.ProductEmbedPay }
@@ -189,16 +176,8 @@ func (p *Product) loadTrade(ctx context.Context, mchid, payOrder string) (*sandb
 	if err != nil {
 		return nil, nil, err
 	}
-	t, err := decodeTrade(rec)
+	t, err := sandbox.Decode[trade](rec)
 	return rec, t, err
-}
-
-func decodeTrade(rec *sandbox.Record) (*trade, error) {
-	var t trade
-	if err := json.Unmarshal(rec.Data, &t); err != nil {
-		return nil, &sandbox.Error{Code: sandbox.CodeInternal, Message: "stored trade " + rec.Key + " does not decode", Err: err}
-	}
-	return &t, nil
 }
 
 // encode stores t in rec (a copy the caller commits).

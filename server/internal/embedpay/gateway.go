@@ -239,7 +239,7 @@ func (p *Product) find(ctx context.Context, m *sandbox.Merchant, payOrder, paySe
 	if payOrder != "" {
 		rec, err = p.d.Store.GetRecord(ctx, KindTrade, m.MchID, payOrder)
 	} else {
-		rec, err = p.d.Store.FindRecord(ctx, KindTrade, paySerial)
+		rec, err = p.d.Store.FindRecord(ctx, KindTrade, m.MchID, paySerial)
 	}
 	if sandbox.IsCode(err, sandbox.CodeNotFound) {
 		return nil, notFound
@@ -247,12 +247,12 @@ func (p *Product) find(ctx context.Context, m *sandbox.Merchant, payOrder, paySe
 	if err != nil {
 		return nil, err
 	}
-	t, err := decodeTrade(rec)
+	t, err := sandbox.Decode[trade](rec)
 	if err != nil {
 		return nil, err
 	}
 	// pay_id shares the alias space: only the trade's own pay_serial counts.
-	if rec.MchID != m.MchID || paySerial != "" && t.PaySerial != paySerial {
+	if paySerial != "" && t.PaySerial != paySerial {
 		return nil, notFound
 	}
 	return t, nil

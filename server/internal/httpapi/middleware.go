@@ -157,6 +157,9 @@ func Journaled(j sandbox.Journal, product string) gin.HandlerFunc {
 		c.Writer = w
 		c.Next()
 		x.Status = w.Status()
+		if c.GetBool(keyNoAnswer) {
+			x.Status = 0
+		}
 		x.LatencyMS = float64(time.Since(start).Microseconds()) / 1000
 		x.RequestBody = string(Body(c))
 		x.ResponseBody = w.buf.String()

@@ -26,8 +26,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/gin-gonic/gin"
-
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
@@ -114,8 +112,10 @@ const (
 	paymentSignatureFailure = "支付验证签名失败"   // [I]: the payment sheet's wording for a bad paySign, as merchants report it
 )
 
-// Product is the issuer plugin. It implements sandbox.Product,
-// sandbox.PluginGetter and, trivially, sandbox.NotifyBuilder.
+// Product is the issuer plugin: sandbox.Product, sandbox.PluginGetter and
+// sandbox.CallResult. It has no upstream routes and sends no notifications:
+// the plugin guide gives it no server-side API, only the mini-program side
+// served under /miniprogram/v1.
 type Product struct {
 	d   sandbox.Deps
 	log *slog.Logger
@@ -125,23 +125,16 @@ type Product struct {
 }
 
 var (
-	_ sandbox.Product       = (*Product)(nil)
-	_ sandbox.NotifyBuilder = (*Product)(nil)
-	_ sandbox.PluginGetter  = (*Product)(nil)
+	_ sandbox.Product      = (*Product)(nil)
+	_ sandbox.PluginGetter = (*Product)(nil)
+	_ sandbox.CallResult   = (*Product)(nil)
 )
 
 // New builds the product. Every issuer scenario in the catalogue is checked
 // here, so that one this product cannot play stops start-up with its file's
 // name rather than failing a session later.
 func New(d sandbox.Deps) (*Product, error) {
-	if d.Store == nil || d.Clock == nil || d.Merchants == nil || d.Scenarios == nil || d.Validator == nil {
-		return nil, fmt.Errorf("issuer: Store, Clock, Merchants, Scenarios and Validator are required")
-	}
-	log := d.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	p := &Product{d: d, log: log.With("product", sandbox.ProductIssuer), params: map[string]params{}}
+	p := &Product{d: d, log: d.Logger.With("product", sandbox.ProductIssuer), params: map[string]params{}}
 	for _, sc := range d.Scenarios.List(sandbox.ProductIssuer) {
 		pr, err := checkScenario(d.Validator, sc)
 		if err != nil {
@@ -169,45 +162,27 @@ func (p *Product) Targets() []sandbox.Target {
 // Actions are what a person can make the user do on the session's page:
 // sign or not on the signing pages, succeed, fail or cancel elsewhere.
 func (p *Product) Actions(s *sandbox.Session) []string {
-	if s != nil && s.API == sandbox.APIPluginNavigate && signingPage(s) {
+	switch {
+	case s == nil:
+		return []string{ActionSuccess, ActionFailure, ActionCancel, ActionSign, ActionNoSign}
+	case s.API == sandbox.APIPluginNavigate && signingPage(s):
 		return []string{ActionSign, ActionNoSign, ActionCancel}
 	}
 	return []string{ActionSuccess, ActionFailure, ActionCancel}
 }
 
-// Register mounts nothing: the issuer plugin has no server-side API in seed
-// 000, only the mini-program side served under /miniprogram/v1.
-func (p *Product) Register(gin.IRouter) {}
-
-// BuildNotify refuses: the issuer plugin sends no server-side notification
-// (the plugin guide has none), so no issuer notification is ever queued.
-func (p *Product) BuildNotify(context.Context, *sandbox.Merchant, *sandbox.Notification) (*sandbox.OutboundRequest, error) {
-	return nil, sandbox.Errorf(sandbox.CodeInternal, "the issuer plugin sends no server-side notifications (the plugin guide)")
-}
-
-// Acknowledged accepts any 2xx; it is never asked, as nothing is sent.
-func (p *Product) Acknowledged(status int, _ []byte) bool { return status >= 200 && status < 300 }
-
-// Schedule is empty: nothing is sent, so nothing is retried.
-func (p *Product) Schedule() []time.Duration { return nil }
-
 // Resolve applies the user's action on the plugin page or the payment sheet.
-// An auto session acts at its DueAt, not when the worker got to it.
-func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string) (*sandbox.Batch, error) {
+func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string, at time.Time) (*sandbox.Batch, error) {
 	act, ok := normalize(action)
 	if !ok {
 		return nil, sandbox.Invalid("unknown action", sandbox.Violation{Path: "/action", Message: fmt.Sprintf(
 			"%q is not an issuer action; choose one of: success, failure, cancel, sign, no_sign", action)})
 	}
-	now := p.d.Clock.Now(s.MchID)
-	if s.Mode == sandbox.ModeAuto && s.DueAt.Before(now) {
-		now = s.DueAt
-	}
 	s.State, s.Action = sandbox.SessionReturned, action
 	if s.API == sandbox.APIRequestPayment {
-		return p.resolvePayment(ctx, s, act, now)
+		return p.resolvePayment(ctx, s, act, at)
 	}
-	return p.resolveVisit(ctx, s, act, now)
+	return p.resolveVisit(ctx, s, act, at)
 }
 
 // normalize maps an action (or a manual session's timeout, the user leaving)

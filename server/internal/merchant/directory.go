@@ -70,7 +70,7 @@ func WithDefaultNotifyHosts(hosts []string) Option {
 // fresh is a new merchant of generated credentials and the default
 // allow-list.
 func (d *Directory) fresh(f *fixtures.Merchant) *sandbox.Merchant {
-	m := fromFixture(f)
+	m := FromFixture(f)
 	if len(d.notifyHosts) > 0 {
 		m.NotifyHosts = slices.Clone(d.notifyHosts)
 	}
@@ -78,7 +78,9 @@ func (d *Directory) fresh(f *fixtures.Merchant) *sandbox.Merchant {
 }
 
 // Load reads every merchant from the store, creating the demo merchant on
-// first start, and restores each merchant's clock offset.
+// first start, and restores each merchant's clock offset. From then on the
+// directory hears of every commit through the store's after-commit hooks
+// (Committed), its own changes included.
 func Load(ctx context.Context, st sandbox.Store, clock *sandbox.Clock, opts ...Option) (*Directory, error) {
 	d := &Directory{store: st, clock: clock, generate: fixtures.NewMerchant}
 	for _, o := range opts {
@@ -104,6 +106,7 @@ func Load(ctx context.Context, st sandbox.Store, clock *sandbox.Clock, opts ...O
 	for _, m := range ms {
 		clock.SetOffset(m.MchID, m.ClockOffset)
 	}
+	st.OnCommit(d.Committed)
 	return d, nil
 }
 
@@ -115,6 +118,9 @@ func (d *Directory) index(ms []*sandbox.Merchant) {
 	}
 	for _, m := range ms {
 		if old, ok := d.byID[m.MchID]; ok {
+			if old.Version > m.Version {
+				continue // a read that lost a race with a newer commit's
+			}
 			delete(d.byApp, old.AppID)
 			delete(d.byPCloud, old.PCloudAppID)
 			delete(d.byToken, old.Token)
@@ -181,7 +187,8 @@ func (d *Directory) Require(mchid string) (*sandbox.Merchant, error) {
 }
 
 // Edit returns a copy of the merchant that the caller may change and then
-// commit (in its own batch) before handing it to Replace.
+// commit: compare-and-swap on the version it was read at. Lookups see it
+// once committed (Committed).
 func (d *Directory) Edit(mchid string) (*sandbox.Merchant, error) {
 	m, err := d.Require(mchid)
 	if err != nil {
@@ -193,26 +200,62 @@ func (d *Directory) Edit(mchid string) (*sandbox.Merchant, error) {
 		c.Active[k] = v
 	}
 	c.NotifyHosts = append([]string(nil), m.NotifyHosts...)
+	c.APIFaults = append([]sandbox.APIFault(nil), m.APIFaults...)
 	return &c, nil
 }
 
-// Replace makes committed merchants visible to lookups.
-func (d *Directory) Replace(ms ...*sandbox.Merchant) { d.index(ms) }
+// merchantTries bounds the compare-and-swap retries of one Update: each
+// round of racing changes lets one through, so it is enough for as many
+// concurrent changes of one merchant.
+const merchantTries = 100
 
-// Update edits a merchant with f, commits it and makes it visible.
+// Update edits a merchant with f and commits it, with compare-and-swap:
+// when another change to the merchant commits first, it reads the merchant
+// again and applies f again, so that no change is lost.
 func (d *Directory) Update(ctx context.Context, mchid string, f func(m *sandbox.Merchant) error) (*sandbox.Merchant, error) {
-	m, err := d.Edit(mchid)
+	for try := 1; ; try++ {
+		m, err := d.Edit(mchid)
+		if err != nil {
+			return nil, err
+		}
+		if err := f(m); err != nil {
+			return nil, err
+		}
+		err = d.store.Commit(ctx, &sandbox.Batch{Merchants: []*sandbox.Merchant{m}})
+		if err == nil {
+			return m, nil
+		}
+		if !sandbox.IsCode(err, sandbox.CodeConflict) || try == merchantTries {
+			return nil, err
+		}
+		if _, err := d.Refresh(ctx, mchid); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// Refresh reads the merchant from the store and makes it visible to
+// lookups, and its clock offset the clock's, unless a newer version is
+// there already. It returns the merchant as lookups now see it.
+func (d *Directory) Refresh(ctx context.Context, mchid string) (*sandbox.Merchant, error) {
+	m, err := d.store.GetMerchant(ctx, mchid)
 	if err != nil {
 		return nil, err
 	}
-	if err := f(m); err != nil {
-		return nil, err
+	d.index([]*sandbox.Merchant{m})
+	cur, _ := d.Get(mchid)
+	d.clock.SetOffset(mchid, cur.ClockOffset)
+	return cur, nil
+}
+
+// Committed is the store's after-commit hook: each merchant a commit wrote
+// (in this process or, with a shared store, another) is read again, so that
+// lookups and clocks follow every commit. A failed read leaves the old
+// version until the merchant's next commit.
+func (d *Directory) Committed(c sandbox.Committed) {
+	for _, mchid := range c.Merchants {
+		_, _ = d.Refresh(context.Background(), mchid)
 	}
-	if err := d.store.Commit(ctx, &sandbox.Batch{Merchants: []*sandbox.Merchant{m}}); err != nil {
-		return nil, err
-	}
-	d.Replace(m)
-	return m, nil
 }
 
 // CreateRequest is the body of POST /sandbox/v1/merchants.
@@ -222,6 +265,7 @@ type CreateRequest struct {
 	AppID                string   `json:"appid"`
 	NotifyHosts          []string `json:"notify_hosts"`
 	MerchantPublicKeyPEM string   `json:"merchant_public_key_pem"`
+	PlatformKeyMode      string   `json:"platform_key_mode"`
 }
 
 var mchidPattern = regexp.MustCompile(`^[0-9]{8,12}$`)
@@ -259,6 +303,7 @@ func (d *Directory) Create(ctx context.Context, req CreateRequest) (*sandbox.Mer
 	if req.MerchantPublicKeyPEM != "" {
 		m.MerchantPublicKeyPEM = req.MerchantPublicKeyPEM
 	}
+	m.PlatformKeyMode = req.PlatformKeyMode
 	if err := d.add(ctx, m); err != nil {
 		return nil, err
 	}
@@ -287,24 +332,21 @@ func (d *Directory) add(ctx context.Context, m *sandbox.Merchant) error {
 	if err := d.store.Commit(ctx, &sandbox.Batch{Merchants: []*sandbox.Merchant{m}}); err != nil {
 		return err
 	}
-	d.Replace(m)
 	return nil
 }
 
-// AdvanceClock moves the merchant's clock and persists the new offset.
+// AdvanceClock moves the merchant's clock: the offset is committed, then
+// the clock follows it (Committed).
 func (d *Directory) AdvanceClock(ctx context.Context, mchid string, by time.Duration) (*sandbox.Merchant, error) {
-	if _, err := d.Require(mchid); err != nil {
-		return nil, err
-	}
 	return d.Update(ctx, mchid, func(m *sandbox.Merchant) error {
-		m.ClockOffset = d.clock.Advance(mchid, by)
+		m.ClockOffset += by
 		return nil
 	})
 }
 
-// fromFixture copies generated credentials into a domain merchant (fixtures
+// FromFixture copies generated credentials into a domain merchant (fixtures
 // cannot name sandbox types: it lives outside server/).
-func fromFixture(f *fixtures.Merchant) *sandbox.Merchant {
+func FromFixture(f *fixtures.Merchant) *sandbox.Merchant {
 	return &sandbox.Merchant{MchID: f.MchID, Name: f.Name, AppID: f.AppID, ServiceID: f.ServiceID,
 		MerchantSerialNo: f.MerchantSerialNo, MerchantPrivateKeyPEM: f.MerchantPrivateKeyPEM,
 		MerchantCertificatePEM: f.MerchantCertificatePEM, MerchantPublicKeyPEM: f.MerchantPublicKeyPEM,
@@ -338,6 +380,7 @@ type UpdateRequest struct {
 	Name                 *string   `json:"name"`
 	NotifyHosts          *[]string `json:"notify_hosts"`
 	MerchantPublicKeyPEM *string   `json:"merchant_public_key_pem"`
+	PlatformKeyMode      *string   `json:"platform_key_mode"`
 }
 
 // Change applies an UpdateRequest.
@@ -356,6 +399,9 @@ func (d *Directory) Change(ctx context.Context, mchid string, req UpdateRequest)
 		}
 		if req.MerchantPublicKeyPEM != nil {
 			m.MerchantPublicKeyPEM = *req.MerchantPublicKeyPEM
+		}
+		if req.PlatformKeyMode != nil {
+			m.PlatformKeyMode = *req.PlatformKeyMode
 		}
 		return nil
 	})

@@ -53,6 +53,9 @@ type FileEntry struct {
 	PCloudMerchant  string `yaml:"pcloud_merchant,omitempty"`
 }
 
+// errTooShort marks a key below WeChat Pay's 2048 bits.
+var errTooShort = errors.New("key too short")
+
 // maxFileMerchants bounds a merchants file.
 const maxFileMerchants = 1000
 
@@ -192,10 +195,13 @@ func overlayPair(kind, keyPEM, certPEM, serial string, key, cert, serialNo, pub 
 	if given {
 		*key = keyPEM
 	}
-	k, err := wxsign.ParsePrivateKey(*key)
-	if err != nil {
+	// A platform key may be two: the public key's, then the certificate's
+	// (as the sandbox generates them); one key serves as both.
+	keys, err := wxsign.ParsePrivateKeys(*key)
+	if err != nil || len(keys) == 0 {
 		return // a bad key given is reported; the generated one parses
 	}
+	k, ck := keys[0], keys[len(keys)-1]
 	if given {
 		*pub, _ = fixtures.PublicKeyPEM(&k.PublicKey)
 	}
@@ -207,7 +213,7 @@ func overlayPair(kind, keyPEM, certPEM, serial string, key, cert, serialNo, pub 
 		return
 	}
 	if given || serial != "" {
-		c, err := issue(k, *serialNo)
+		c, err := issue(ck, *serialNo)
 		if err != nil {
 			bad(kind+"_serial_no", "%v", err)
 			return
@@ -221,16 +227,21 @@ func overlayPair(kind, keyPEM, certPEM, serial string, key, cert, serialNo, pub 
 // the serial: *serial, when given, must be its serial, and is set from it
 // otherwise; it must be the key's.
 func keyPair(kind, keyPEM, certPEM string, serial *string, bad func(field, format string, args ...any)) bool {
+	// key is the one the certificate holds: the last of the PEM's.
 	var key *rsa.PrivateKey
 	if keyPEM != "" {
-		k, err := wxsign.ParsePrivateKey(keyPEM)
-		switch {
-		case err != nil:
+		ks, err := wxsign.ParsePrivateKeys(keyPEM)
+		if err != nil {
 			bad(kind+"_private_key_pem", "%v", err)
-		case k.N.BitLen() < 2048:
-			bad(kind+"_private_key_pem", "an RSA key of %d bits; WeChat Pay keys are 2048 bits", k.N.BitLen())
-		default:
-			key = k
+		}
+		for _, k := range ks {
+			if k.N.BitLen() < 2048 {
+				bad(kind+"_private_key_pem", "an RSA key of %d bits; WeChat Pay keys are 2048 bits", k.N.BitLen())
+				err = errTooShort
+			}
+		}
+		if err == nil && len(ks) > 0 {
+			key = ks[len(ks)-1]
 		}
 	}
 	if certPEM == "" {

@@ -35,12 +35,15 @@ func TestImportIssuesCertificates(t *testing.T) {
 		{"merchant", keys.MerchantPrivateKeyPEM, m.MerchantCertificatePEM, "1234ABCD", m.MerchantPublicKeyPEM},
 		{"platform", keys.PlatformPrivateKeyPEM, m.PlatformCertificatePEM, "5678EF01", m.PlatformPublicKeyPEM},
 	} {
-		k, _ := wxsign.ParsePrivateKey(p.key)
+		// The platform's PEM holds two keys: the public key's, then the
+		// certificate's.
+		ks, _ := wxsign.ParsePrivateKeys(p.key)
+		k, ck := ks[0], ks[len(ks)-1]
 		c, err := wxsign.ParseCertificate(p.cert)
 		if err != nil {
 			t.Fatalf("%s certificate: %v", p.name, err)
 		}
-		if wxsign.CertificateSerial(c) != p.serial || !c.PublicKey.(*rsa.PublicKey).Equal(&k.PublicKey) {
+		if wxsign.CertificateSerial(c) != p.serial || !c.PublicKey.(*rsa.PublicKey).Equal(&ck.PublicKey) {
 			t.Errorf("%s certificate: serial %s, want %s, of the given key", p.name, wxsign.CertificateSerial(c), p.serial)
 		}
 		if pub, _ := wxsign.ParsePublicKey(p.pub); pub == nil || !pub.Equal(&k.PublicKey) {

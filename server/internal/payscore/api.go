@@ -33,9 +33,6 @@ const (
 	// msgOrderConflict answers a re-create with other parameters [I]: the
 	// real text is not published.
 	msgOrderConflict = "商户订单号重复,且请求参数与原订单不一致"
-	// commitTries bounds the compare-and-swap retries of one change: a
-	// loser re-reads and gets the answer the winner's state gives.
-	commitTries = 4
 )
 
 var outOrderNoPattern = regexp.MustCompile(`^[0-9A-Za-z_\-|*]{1,32}$`)
@@ -81,7 +78,7 @@ func (p *Product) handleCreate(c *gin.Context) error {
 		now := p.d.Clock.Now(m.MchID)
 		rec, err := p.d.Store.GetRecord(ctx, kindOrder, m.MchID, req.OutOrderNo)
 		if err == nil {
-			o, err := decodeOrder(rec)
+			o, err := sandbox.Decode[order](rec)
 			if err != nil {
 				return err
 			}
@@ -112,7 +109,7 @@ func (p *Product) handleCreate(c *gin.Context) error {
 		}
 		// A concurrent create of the same out_order_no won: answer as a
 		// re-create would.
-		if !sandbox.IsCode(err, sandbox.CodeConflict) || try == commitTries {
+		if !sandbox.IsCode(err, sandbox.CodeConflict) || try == sandbox.UpdateTries {
 			return err
 		}
 	}
@@ -202,10 +199,7 @@ func (p *Product) handleQuery(c *gin.Context) error {
 	ctx := c.Request.Context()
 	var rec *sandbox.Record
 	if id := q.Get("query_id"); id != "" {
-		rec, err = p.d.Store.FindRecord(ctx, kindOrder, aliasQueryID+id)
-		if err == nil && rec.MchID != m.MchID {
-			err = sandbox.Errorf(sandbox.CodeNotFound, "not this merchant's")
-		}
+		rec, err = p.d.Store.FindRecord(ctx, kindOrder, m.MchID, aliasQueryID+id)
 		if err != nil {
 			return notFound(err, "/query_id", fmt.Sprintf("no order of merchant %s has query_id %q", m.MchID, id))
 		}
@@ -216,7 +210,7 @@ func (p *Product) handleQuery(c *gin.Context) error {
 			return notFound(err, "/out_order_no", fmt.Sprintf("merchant %s has no order %q", m.MchID, no))
 		}
 	}
-	o, err := decodeOrder(rec)
+	o, err := sandbox.Decode[order](rec)
 	if err != nil {
 		return err
 	}
@@ -224,13 +218,13 @@ func (p *Product) handleQuery(c *gin.Context) error {
 		return err
 	}
 	o.advance(p.d.Clock.Now(m.MchID))
-	return p.v3.JSON(c, http.StatusOK, o.full())
+	return p.v3.JSON(c, http.StatusOK, o.queried())
 }
 
 // notFound is v3's 404 ORDER_NOT_EXIST for a missing order; other store
-// errors pass through.
+// errors, and errors already in v3's words, pass through.
 func notFound(err error, path, why string) error {
-	if !sandbox.IsCode(err, sandbox.CodeNotFound) {
+	if !sandbox.IsCode(err, sandbox.CodeNotFound) || sandbox.AsError(err).Upstream != "" {
 		return err
 	}
 	return &sandbox.Error{Code: sandbox.CodeNotFound, Upstream: wxpayv3.CodeOrderNotExist, Message: msgOrderNotExist,
@@ -253,14 +247,6 @@ func matchKey(o *order, k orderKey) error {
 	return nil
 }
 
-func decodeOrder(rec *sandbox.Record) (*order, error) {
-	var o order
-	if err := json.Unmarshal(rec.Data, &o); err != nil {
-		return nil, &sandbox.Error{Code: sandbox.CodeInternal, Message: "stored order " + rec.Key + " does not decode", Err: err}
-	}
-	return &o, nil
-}
-
 // change checks an order's state and changes it, adding to b whatever
 // else must change with it (notifications).
 type change func(ctx context.Context, o *order, now time.Time, b *sandbox.Batch) error
@@ -273,40 +259,21 @@ func (p *Product) mutate(c *gin.Context, key orderKey, f change) (*order, error)
 	m := wxpayv3.Merchant(c)
 	no := c.Param("out_order_no")
 	ctx := c.Request.Context()
-	for try := 1; ; try++ {
-		rec, err := p.d.Store.GetRecord(ctx, kindOrder, m.MchID, no)
-		if err != nil {
-			wxpayv3.SetLocation(c, wxpayv3.LocationURI)
-			return nil, notFound(err, "/out_order_no", fmt.Sprintf("merchant %s has no order %q", m.MchID, no))
-		}
-		o, err := decodeOrder(rec)
-		if err != nil {
-			return nil, err
-		}
+	o, err := sandbox.Update(ctx, p.d.Store, kindOrder, m.MchID, no, func(o *order, b *sandbox.Batch) error {
 		if err := matchKey(o, key); err != nil {
-			return nil, err
+			return err
 		}
 		now := p.d.Clock.Now(m.MchID)
 		o.advance(now)
-		b := &sandbox.Batch{}
-		if err := f(ctx, o, now, b); err != nil {
-			return nil, err
+		return f(ctx, o, now, b)
+	})
+	if err != nil {
+		if sandbox.IsCode(err, sandbox.CodeNotFound) && sandbox.AsError(err).Upstream == "" {
+			wxpayv3.SetLocation(c, wxpayv3.LocationURI)
 		}
-		if rec.Data, err = json.Marshal(o); err != nil {
-			return nil, err
-		}
-		b.Updates = append(b.Updates, rec)
-		err = p.d.Store.Commit(ctx, b)
-		if err == nil {
-			if len(b.Notifications) > 0 && p.d.Notifier != nil {
-				p.d.Notifier.Wake()
-			}
-			return o, nil
-		}
-		if !sandbox.IsCode(err, sandbox.CodeConflict) || try == commitTries {
-			return nil, err
-		}
+		return nil, notFound(err, "/out_order_no", fmt.Sprintf("merchant %s has no order %q", m.MchID, no))
 	}
+	return o, nil
 }
 
 // decodeChange validates the body of a change and checks the path's

@@ -54,8 +54,15 @@ type world struct {
 
 func newWorld(tb testing.TB) *world {
 	tb.Helper()
+	return newWorldWith(tb, app.Options{Now: apptest.Frozen(base)})
+}
+
+// newWorldWith is newWorld on the options given (the product is added).
+func newWorldWith(tb testing.TB, o app.Options) *world {
+	tb.Helper()
 	// No merchants given: the sandbox creates its demo merchant.
-	s := apptest.Start(tb, app.Options{Now: apptest.Frozen(base), Products: []app.Constructor{app.Product(New)}})
+	o.Products = []app.Constructor{app.Product(New)}
+	s := apptest.Start(tb, o)
 	m, _ := s.Merchants.Get("1230000109")
 	w := &world{tb: tb, Sandbox: s, set: s.Schemas, p: s.Products[0].(*Product), m: m}
 	w.recv = newReceiver(tb, m)

@@ -87,8 +87,10 @@ type Product struct {
 }
 
 var (
-	_ sandbox.Product       = (*Product)(nil)
-	_ sandbox.NotifyBuilder = (*Product)(nil)
+	_ sandbox.Product          = (*Product)(nil)
+	_ sandbox.Routes           = (*Product)(nil)
+	_ sandbox.NotifyBuilder    = (*Product)(nil)
+	_ sandbox.SubjectDescriber = (*Product)(nil)
 )
 
 // deduction outcomes a scenario may script (scenario-params schema).
@@ -111,15 +113,6 @@ type params struct {
 // New builds the product from the shared dependencies. Every payscore
 // scenario's params are checked here, so that a bad one stops start-up.
 func New(d sandbox.Deps) (*Product, error) {
-	if d.Store == nil || d.Clock == nil || d.Merchants == nil || d.Scenarios == nil || d.Validator == nil {
-		return nil, fmt.Errorf("payscore: Store, Clock, Merchants, Scenarios and Validator are required")
-	}
-	if d.Logger == nil {
-		d.Logger = slog.New(slog.DiscardHandler)
-	}
-	if d.Journal == nil {
-		d.Journal = discard{}
-	}
 	p := &Product{
 		d:      d,
 		v3:     wxpayv3.New(wxpayv3.Options{Merchants: d.Merchants, Clock: d.Clock}),
@@ -138,10 +131,6 @@ func New(d sandbox.Deps) (*Product, error) {
 	}
 	return p, nil
 }
-
-type discard struct{}
-
-func (discard) Record(*sandbox.Exchange) {}
 
 func parseParams(v sandbox.Validator, sc *sandbox.Scenario) (params, error) {
 	raw := sc.Params

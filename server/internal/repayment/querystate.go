@@ -86,6 +86,9 @@ func (p *Product) handleQueryState(c *gin.Context) error {
 			"'s API v2 key", Fields: fields, Diagnostics: e.Diagnostics}
 	}
 	wxpayv2.Authenticated(c, wxpayv2.Signer{AppID: params["appid"], MchID: m.MchID, Key: m.APIv2Key, SignType: wxsign.SignTypeHMACSHA256})
+	if err := p.faults.Play(c, m.MchID); err != nil {
+		return err
+	}
 	if len(vs) > 0 {
 		return sandbox.Invalid("the request's parameters are malformed", vs...)
 	}
@@ -103,7 +106,7 @@ func (p *Product) handleQueryState(c *gin.Context) error {
 	if openid := params["openid"]; openid != "" {
 		_, u, err = p.getUser(ctx, m.MchID, openid)
 	} else {
-		_, u, err = p.findUser(ctx, m.MchID, plateAlias(m.MchID, params["plate_number"]))
+		_, u, err = p.findUser(ctx, m.MchID, plateAlias(params["plate_number"]))
 	}
 	if err != nil {
 		return err

@@ -147,7 +147,7 @@ func (p *Product) handleTransaction(c *gin.Context) error {
 	if err := p.ensureFixtures(ctx, m.MchID); err != nil {
 		return err
 	}
-	_, u, err := p.findUser(ctx, m.MchID, tradeAlias(m.MchID, outTradeNo))
+	_, u, err := p.findUser(ctx, m.MchID, tradeAlias(outTradeNo))
 	if err != nil {
 		return err
 	}
