@@ -14,13 +14,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/mpsandbox/mpsandbox/server/embedded"
 	"github.com/mpsandbox/mpsandbox/server/internal/app"
 	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
 	"github.com/mpsandbox/mpsandbox/server/internal/metrics"
@@ -102,21 +102,15 @@ func (m *Main) Run(ctx context.Context) error {
 	m.metrics = metrics.New()
 	engine.Use(m.metrics.Middleware())
 	engine.GET("/metrics", m.metrics.Handler(open, cfg.AdminToken, cfg.MetricsToken))
-	engine.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
-	engine.GET("/readyz", func(c *gin.Context) {
+	embedded.RegisterProbes(engine, func() (bool, error) {
 		if !m.ready.Load() {
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "starting"})
-			return
+			return false, nil
 		}
 		if err := m.writable.check(); err != nil {
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "not_ready", "reason": "the store cannot write: " + err.Error()})
-			return
+			return true, fmt.Errorf("the store cannot write: %w", err)
 		}
-		c.JSON(http.StatusOK, gin.H{"status": "ready"})
-	})
-	engine.GET("/version", func(c *gin.Context) {
-		c.JSON(http.StatusOK, gin.H{"version": version, "go": runtime.Version()})
-	})
+		return true, nil
+	}, version)
 	if err := m.wire(ctx, cfg, engine, open); err != nil {
 		ln.Close()
 		return err
@@ -162,7 +156,7 @@ func (m *Main) wire(ctx context.Context, cfg Config, engine *gin.Engine, open bo
 		MerchantsFile: cfg.MerchantsFile, JournalMaxEntries: cfg.JournalMaxEntries, JournalMaxAge: cfg.JournalMaxAge,
 		JournalMaxBytes: cfg.JournalMaxBytes, NotifyAllow: cfg.NotifyAllow,
 		ManualTimeout: cfg.ManualTimeout, Access: httpapi.Access{Open: open, AdminToken: cfg.AdminToken, Hosts: servedHosts(cfg)},
-		Shutdown: m.shutdown, Products: products,
+		Shutdown: m.shutdown, Products: embedded.Products,
 		CredentialsSeed: cfg.CredentialsSeed, Metrics: m.metrics,
 	})
 	if err != nil {

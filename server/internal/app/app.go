@@ -30,6 +30,7 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/metrics"
 	"github.com/mpsandbox/mpsandbox/server/internal/miniprogram"
 	"github.com/mpsandbox/mpsandbox/server/internal/notify"
+	"github.com/mpsandbox/mpsandbox/server/internal/openapi"
 	"github.com/mpsandbox/mpsandbox/server/internal/report"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 	"github.com/mpsandbox/mpsandbox/server/internal/scenario"
@@ -270,7 +271,7 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 
 // Register mounts every route of the sandbox: each product's upstream API,
 // the mini-program contract, the admin API (with the products' own admin
-// routes), the QA page and the wx.* shim.
+// routes), the OpenAPI document, the QA page and the wx.* shim.
 func (a *App) Register(r gin.IRouter) {
 	for _, p := range a.Products {
 		if routes, ok := p.(sandbox.Routes); ok {
@@ -279,6 +280,9 @@ func (a *App) Register(r gin.IRouter) {
 	}
 	a.Sessions.Register(r, a.Schemas, a.Journal)
 	a.Admin.Register(r)
+	// The OpenAPI document of /sandbox/v1 and /miniprogram/v1, open like
+	// the schemas it bundles are public: a client generator fetches it.
+	r.GET(openapi.Path, openapi.Handler(schemas.FS, sandbox.APIVersion))
 	a.Page.Register(r)
 	// The wx.* shim a merchant copies into a develop or trial mini-program (sdk/README.md).
 	shim := []byte(sdk.Module())

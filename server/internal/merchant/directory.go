@@ -72,7 +72,7 @@ func Load(ctx context.Context, st sandbox.Store, clock *sandbox.Clock, opts ...O
 		if err != nil {
 			return nil, fmt.Errorf("generate demo merchant: %w", err)
 		}
-		demo := fromFixture(f)
+		demo := FromFixture(f)
 		demo.CreatedAt = time.Now().UTC()
 		if err := st.Commit(ctx, &sandbox.Batch{Merchants: []*sandbox.Merchant{demo}}); err != nil {
 			return nil, fmt.Errorf("store demo merchant: %w", err)
@@ -270,7 +270,7 @@ func (d *Directory) Create(ctx context.Context, req CreateRequest) (*sandbox.Mer
 	if err != nil {
 		return nil, err
 	}
-	m := fromFixture(f)
+	m := FromFixture(f)
 	if req.AppID != "" {
 		m.AppID = req.AppID
 	}
@@ -319,9 +319,9 @@ func (d *Directory) AdvanceClock(ctx context.Context, mchid string, by time.Dura
 	})
 }
 
-// fromFixture copies generated credentials into a domain merchant (fixtures
+// FromFixture copies generated credentials into a domain merchant (fixtures
 // cannot name sandbox types: it lives outside server/).
-func fromFixture(f *fixtures.Merchant) *sandbox.Merchant {
+func FromFixture(f *fixtures.Merchant) *sandbox.Merchant {
 	return &sandbox.Merchant{MchID: f.MchID, Name: f.Name, AppID: f.AppID, ServiceID: f.ServiceID,
 		MerchantSerialNo: f.MerchantSerialNo, MerchantPrivateKeyPEM: f.MerchantPrivateKeyPEM,
 		MerchantCertificatePEM: f.MerchantCertificatePEM, MerchantPublicKeyPEM: f.MerchantPublicKeyPEM,

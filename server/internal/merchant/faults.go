@@ -109,6 +109,9 @@ func (d *Directory) TakeAPIFault(ctx context.Context, mchid, method, urlPath str
 	}
 	var taken *sandbox.APIFault
 	_, err := d.Update(ctx, mchid, func(m *sandbox.Merchant) error {
+		// Update may call this again on a fresh copy after losing a race:
+		// only what the last, committed, call took counts.
+		taken = nil
 		i, ok := m.APIFault(method, urlPath) // another call may have used it up
 		if !ok {
 			return nil

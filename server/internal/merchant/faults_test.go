@@ -72,6 +72,40 @@ func TestAPIFaultsAreUsedUpAndPersisted(t *testing.T) {
 	}
 }
 
+// TestAPIFaultIsPlayedAsOftenAsAsked: many calls racing for a fault of 3
+// calls get it exactly 3 times, whatever the compare-and-swap retries.
+func TestAPIFaultIsPlayedAsOftenAsAsked(t *testing.T) {
+	ctx := context.Background()
+	st, d := open(t, t.TempDir()+"/m.db")
+	defer st.Close()
+	const mchid = "1230000109"
+	for round := range 5 {
+		if _, err := d.AddAPIFault(ctx, mchid, APIFaultRequest{Path: "/v3/x", Kind: sandbox.FaultSystemError, Times: 3}); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		got := 0
+		for range 16 {
+			wg.Go(func() {
+				f, err := d.TakeAPIFault(ctx, mchid, "GET", "/v3/x")
+				if err != nil {
+					t.Error(err)
+				}
+				if f != nil {
+					mu.Lock()
+					got++
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if got != 3 {
+			t.Fatalf("round %d: 16 racing calls got the fault %d times, want 3", round, got)
+		}
+	}
+}
+
 func TestAPIFaultRequestsAreChecked(t *testing.T) {
 	ctx := context.Background()
 	st, d := open(t, t.TempDir()+"/m.db")

@@ -108,7 +108,7 @@ func (d *Directory) Import(ctx context.Context, e FileEntry) (*sandbox.Merchant,
 	if err != nil {
 		return nil, err
 	}
-	m := fromFixture(f)
+	m := FromFixture(f)
 	var vs []sandbox.Violation
 	bad := func(field, format string, args ...any) {
 		vs = append(vs, sandbox.Violation{Path: "/" + field, Message: fmt.Sprintf(format, args...)})

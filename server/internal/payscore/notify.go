@@ -59,7 +59,9 @@ func (p *Product) Acknowledged(status int, body []byte) bool {
 func (p *Product) Schedule() []time.Duration { return wxpayv3.Schedule() }
 
 // Faults are those a pay-score notification plays.
-func (p *Product) Faults() []string { return []string{faultBadSignature, faultDuplicate, faultDrop} }
+func (p *Product) Faults() []string {
+	return []string{faultBadSignature, faultDuplicate, faultDrop, faultOutOfOrder, faultLate}
+}
 
 // notification returns the notification of event about the order as v
 // shows it at at, shaped by the scenario: delay, faults, failures.

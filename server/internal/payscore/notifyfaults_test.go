@@ -3,8 +3,11 @@ package payscore
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
 // TestNotifyOutOfOrderAndLate: the two notify faults P云 has, on pay-score
@@ -49,6 +52,25 @@ func TestNotifyOutOfOrderAndLate(t *testing.T) {
 		w.advance(time.Minute)
 		w.next(EventUserConfirm)
 	})
+}
+
+// TestFaultsNameEveryScenarioFault: the registry lists the faults a
+// pay-score notification plays; every fault a pay-score scenario asks for
+// is among them.
+func TestFaultsNameEveryScenarioFault(t *testing.T) {
+	w := newWorld(t)
+	for _, sc := range w.Scenarios.List(sandbox.ProductPayScore) {
+		for _, f := range sc.Notify.Faults {
+			if !slices.Contains(w.p.Faults(), f) {
+				t.Errorf("scenario %s asks for %s, which Faults %v does not name", sc.ID, f, w.p.Faults())
+			}
+		}
+	}
+	for _, f := range []string{faultOutOfOrder, faultLate} {
+		if !slices.Contains(w.p.Faults(), f) {
+			t.Errorf("Faults %v lacks %s", w.p.Faults(), f)
+		}
+	}
 }
 
 func envelopeID(t *testing.T, raw []byte) string {

@@ -11,7 +11,8 @@ import (
 // (per product where they differ), and how it is evaluated.
 type checkDef struct {
 	id, title string
-	products  []string
+	// products are those the check applies to; nil is every product.
+	products []string
 	// inferred marks a rule the sandbox derived rather than read.
 	inferred bool
 	rule     func(product string) string
@@ -44,6 +45,7 @@ const (
 	srcIssuerBack  = "issuer-plugin README, 回调通知 (getActiveResult, getSignProResult, getSignCarServiceResule after the plugin returns); plugin wx06bc6021dc900553, not public"
 	srcScoreClient = "wx.openBusinessView from base library 2.6.0 and WeChat 7.0.3: https://pay.weixin.qq.com/doc/v3/partner/4012090600; wx.navigateToMiniProgram from 1.3.0: https://developers.weixin.qq.com/miniprogram/dev/api/navigate/wx.navigateToMiniProgram.html"
 	srcEmbedClient = "wx.openEmbeddedMiniProgram from base library 2.20.1: https://developers.weixin.qq.com/miniprogram/dev/framework/open-ability/openEmbeddedMiniProgram.html"
+	srcV3Errors    = "WeChat Pay v3 HTTP status codes: https://pay.weixin.qq.com/wiki/doc/apiv3_partner/wechatpay/wechatpay2_1.shtml; wechatpay-apiv3/wechatpay-go: core/error.go"
 	srcScenarios   = "the sandbox's scenario catalogue (GET /sandbox/v1/scenarios?product=…)"
 )
 
@@ -103,16 +105,19 @@ var checks = []checkDef{
 	},
 	{
 		id: "notify.out_of_order", title: "A stale notification does not overwrite the final state",
-		products: []string{ep}, inferred: true,
-		rule:   same("A status-0 (paying) trade-notify that arrives after the final one must not undo it: acknowledge it and query the trade (trade/query) for the truth."),
-		source: same(srcPCloudNote),
+		products: withNotify, inferred: true,
+		rule: each(map[string]string{
+			ps: "A PAYSCORE.USER_CONFIRM that arrives again after PAYSCORE.USER_PAID (a late retry) must not move the DONE order back: acknowledge it and query the order for the truth.",
+			ep: "A status-0 (paying) trade-notify that arrives after the final one must not undo it: acknowledge it and query the trade (trade/query) for the truth.",
+		}),
+		source: each(map[string]string{ps: srcV3Notify, ep: srcPCloudNote}),
 		eval:   evalOutOfOrder,
 	},
 	{
 		id: "notify.late", title: "No waiting for a late notification",
-		products: []string{ep}, inferred: true,
-		rule:   same("When the notification has not come by the time the user is back, query the trade instead of waiting for it."),
-		source: same(srcPCloudNote + "; " + srcPCloudBack),
+		products: withNotify, inferred: true,
+		rule:   same("When the notification has not come by the time the user is back, query the order or trade instead of waiting for it."),
+		source: each(map[string]string{ps: srcV3Notify + "; " + srcScoreReturn, ep: srcPCloudNote + "; " + srcPCloudBack}),
 		eval:   evalLate,
 	},
 	{
@@ -145,11 +150,17 @@ var checks = []checkDef{
 		eval:   evalClient,
 	},
 	{
+		id: "api.retried", title: "A request that failed with a 5xx, a 429 or no answer is sent again",
+		products: apiFaultProducts,
+		rule:     same("5xx answers (SYSTEM_ERROR, SERVICE_UNAVAILABLE) are to be retried with the same parameters; a 429 (RATELIMIT_EXCEEDED, FREQUENCY_LIMITED) was not processed and is retried later; a request with no answer has an unknown outcome and is sent again."),
+		source:   same(srcV3Errors),
+		eval:     evalRetried,
+	},
+	{
 		id: "coverage.scenarios", title: "Scenarios and faults the suite exercised",
-		products: []string{ps, rp, ep, is},
-		rule:     same("Before going live, a suite runs every outcome the real system can produce: failure, cancel, paying → paid, timeout, and each notification fault."),
-		source:   same(srcScenarios),
-		eval:     evalCoverage,
+		rule:   same("Before going live, a suite runs every outcome the real system can produce: failure, cancel, paying → paid, timeout, and each notification fault."),
+		source: same(srcScenarios),
+		eval:   evalCoverage,
 	},
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -206,8 +207,9 @@ type attempt struct {
 	// key identifies the notification's content: a resend of the same
 	// content is a duplicate.
 	key string
-	// status is a P云 trade-notify's status ("" for v3).
-	status string
+	// ref is the order or trade it is about; state what it says of it: a
+	// P云 trade-notify's status, a v3 notification's event_type.
+	ref, state string
 }
 
 // attempts returns the product's notification attempts that reached the
@@ -226,7 +228,7 @@ func (f *facts) attempts(p string) []attempt {
 		case sandbox.ProductEmbedPay:
 			// The sign is in the form: check it as the merchant should.
 			form := maps.Clone(f.params(x))
-			a.status = form["status"]
+			a.ref, a.state = form["pay_order"], form["status"]
 			a.key = form["pay_order"] + "|" + form["status"] + "|" + form["trade_time"]
 			sign := form["sign"]
 			delete(form, "sign")
@@ -235,10 +237,14 @@ func (f *facts) attempts(p string) []attempt {
 			// v3 signs in headers, which the journal does not keep: the
 			// notification row's fault says the attempt was signed wrong.
 			var env struct {
-				ID string `json:"id"`
+				ID        string `json:"id"`
+				EventType string `json:"event_type"`
 			}
 			_ = json.Unmarshal([]byte(x.RequestBody), &env)
-			a.key = env.ID
+			a.key, a.state = env.ID, env.EventType
+			if n != nil {
+				a.ref = n.Ref
+			}
 			a.bad = n != nil && n.Faults.BadSignature
 		}
 		out = append(out, a)
@@ -351,8 +357,22 @@ func evalDuplicate(f *facts, p string) Check {
 	return c
 }
 
-// pcloudFinal is a final trade-notify status: 1 success, -1 failure.
-func pcloudFinal(status string) bool { return status == "1" || status == "-1" }
+// final reports whether a notification's state is final: a P云 status 1
+// (success) or -1 (failure), PAYSCORE.USER_PAID.
+func final(p, state string) bool {
+	if p == sandbox.ProductPayScore {
+		return state == "PAYSCORE.USER_PAID"
+	}
+	return state == "1" || state == "-1"
+}
+
+// refIs matches a status query of the order or trade ref.
+func (f *facts) refIs(p, ref string) func(*sandbox.Exchange) bool {
+	if p == sandbox.ProductPayScore {
+		return func(x *sandbox.Exchange) bool { return f.params(x)["out_order_no"] == ref }
+	}
+	return f.payOrderIs(ref)
+}
 
 // isTradeQuery is a successful P云 trade query.
 func isTradeQuery(x *sandbox.Exchange) bool {
@@ -366,36 +386,38 @@ func (f *facts) payOrderIs(payOrder string) func(*sandbox.Exchange) bool {
 
 func evalOutOfOrder(f *facts, p string) Check {
 	var c Check
-	final := map[string]bool{} // pay_order → a final status was delivered
-	queries := f.sorted(p, isTradeQuery)
+	done := map[string]bool{} // ref → a final state was delivered
+	queries := f.sorted(p, statusQuery(p))
 	seen, bad := 0, 0
 	for _, a := range f.attempts(p) {
 		if a.bad {
 			continue
 		}
-		order := f.params(a.x)["pay_order"]
-		if pcloudFinal(a.status) {
-			final[order] = true
+		if final(p, a.state) {
+			done[a.ref] = true
 			continue
 		}
-		if !final[order] {
+		if !done[a.ref] {
 			continue
 		}
 		seen++
-		if q := after(queries, a.x, f.payOrderIs(order)); q != nil {
-			c.Evidence = append(c.Evidence, evidence(a.x, false, "stale status %s after the final one", a.status),
-				evidence(q, false, "trade/query of %s after the stale notification", order))
+		if q := after(queries, a.x, f.refIs(p, a.ref)); q != nil {
+			c.Evidence = append(c.Evidence, evidence(a.x, false, "stale %s after the final one", a.state),
+				evidence(q, false, "query of %s after the stale notification", a.ref))
 		} else {
 			bad++
-			c.Evidence = append(c.Evidence, evidence(a.x, true, "stale status %s after the final one, and no trade/query of %s followed", a.status, order))
+			c.Evidence = append(c.Evidence, evidence(a.x, true, "stale %s after the final one, and no query of %s followed", a.state, a.ref))
 		}
 	}
 	judge(&c, seen, bad, says{
 		none:     "No stale notification reached the merchant in the window.",
-		exercise: "Run the notify-out-of-order scenario (X-Sandbox-Scenario: embedpay.notify-out-of-order).",
-		failed:   fmt.Sprintf("Not followed by a trade query, so it may have overwritten the final state: %d of %s.", bad, plural(seen, "stale notification", "stale notifications")),
-		fix:      "Never move a trade back from a final status; on a notification that disagrees with what you hold, query trade/query and keep the final state.",
-		passed:   fmt.Sprintf("After each of %s the merchant queried the trade.", plural(seen, "stale notification", "stale notifications")),
+		exercise: "Run the notify-out-of-order scenario (X-Sandbox-Scenario: " + p + ".notify-out-of-order).",
+		failed:   fmt.Sprintf("Not followed by a query, so it may have overwritten the final state: %d of %s.", bad, plural(seen, "stale notification", "stale notifications")),
+		fix: map[string]string{
+			sandbox.ProductEmbedPay: "Never move a trade back from a final status; on a notification that disagrees with what you hold, query trade/query and keep the final state.",
+			sandbox.ProductPayScore: "Never move a DONE order back; on a notification that disagrees with what you hold, query the order (GET /v3/payscore/serviceorder) and keep its state.",
+		}[p],
+		passed: fmt.Sprintf("After each of %s the merchant queried.", plural(seen, "stale notification", "stale notifications")),
 	})
 	return c
 }
@@ -415,31 +437,36 @@ func (f *facts) hasFault(s *sandbox.Session, fault string) bool {
 
 func evalLate(f *facts, p string) Check {
 	var c Check
-	queries, attempts := f.sorted(p, isTradeQuery), f.sorted(p, isAttempt)
+	queries := f.sorted(p, statusQuery(p))
+	var attempts []*sandbox.Exchange
+	refOf := map[int64]string{}
+	for _, a := range f.attempts(p) {
+		attempts = append(attempts, a.x)
+		refOf[a.x.ID] = a.ref
+	}
+	slices.SortStableFunc(attempts, func(a, b *sandbox.Exchange) int { return a.Time.Compare(b.Time) })
 	seen, bad := 0, 0
-	done := map[string]bool{}
-	for _, r := range f.of(p, isReturn) {
+	for _, r := range f.returns(p) {
 		s := f.sessionOf(r)
-		if s == nil || done[s.ID] || !f.hasFault(s, "late") {
+		if !f.hasFault(s, "late") {
 			continue
 		}
-		done[s.ID] = true
 		seen++
-		q := after(queries, r, f.payOrderIs(s.Ref))
-		n := after(attempts, r, f.payOrderIs(s.Ref))
+		q := after(queries, r, f.refIs(p, s.Ref))
+		n := after(attempts, r, func(x *sandbox.Exchange) bool { return refOf[x.ID] == s.Ref })
 		switch {
 		case q != nil && (n == nil || q.Time.Before(n.Time)):
 			c.Evidence = append(c.Evidence, evidence(r, false, "user back, notification late"), evidence(q, false, "queried %s before the notification came", s.Ref))
 		default:
 			bad++
-			c.Evidence = append(c.Evidence, evidence(r, true, "user back with the notification late, and no trade/query of %s before it came", s.Ref))
+			c.Evidence = append(c.Evidence, evidence(r, true, "user back with the notification late, and no query of %s before it came", s.Ref))
 		}
 	}
 	judge(&c, seen, bad, says{
 		none:     "No late notification in the window.",
-		exercise: "Run the notify-late scenario (X-Sandbox-Scenario: embedpay.notify-late).",
+		exercise: "Run the notify-late scenario (X-Sandbox-Scenario: " + p + ".notify-late).",
 		failed:   fmt.Sprintf("The merchant waited for the notification instead of querying: %d of %s.", bad, plural(seen, "late case", "late cases")),
-		fix:      "When the user is back and no notification has come, query trade/query (with a short back-off) rather than wait.",
+		fix:      "When the user is back and no notification has come, query the order/trade (with a short back-off) rather than wait.",
 		passed:   fmt.Sprintf("In all %s the merchant queried before the notification came.", plural(seen, "late case", "late cases")),
 	})
 	return c
@@ -665,17 +692,41 @@ func evalCoverage(f *facts, p string) Check {
 			}
 		}
 	}
-	fix := ""
-	if len(never) > 0 {
-		fix = "Run each missing scenario once, e.g. with the header X-Sandbox-Scenario: " + never[0] + "."
+	// API faults: the kinds the merchant scripted on the product's
+	// upstream APIs and met.
+	var apiNever []string
+	if slices.Contains(apiFaultProducts, p) {
+		met := map[string]bool{}
+		for _, x := range f.of(p, isUpstream) {
+			if kind, ok := apiFault(x); ok && !met[kind] {
+				met[kind] = true
+				c.Evidence = append(c.Evidence, evidence(x, false, "API fault %s", kind))
+			}
+		}
+		for _, kind := range sandbox.APIFaultKinds {
+			if !met[kind] {
+				apiNever = append(apiNever, kind)
+			}
+		}
 	}
-	judge(&c, len(used), len(never), says{
+	fix := ""
+	switch {
+	case len(never) > 0:
+		fix = "Run each missing scenario once, e.g. with the header X-Sandbox-Scenario: " + never[0] + "."
+	case len(apiNever) > 0:
+		fix = "Script each missing API fault once: POST /sandbox/v1/merchants/{mchid}/api-faults {\"path\": …, \"kind\": \"" + apiNever[0] + "\"}."
+	}
+	apiLine := ""
+	if slices.Contains(apiFaultProducts, p) {
+		apiLine = " API faults never exercised: " + quoteList(apiNever) + "."
+	}
+	judge(&c, len(used), len(never)+len(apiNever), says{
 		none:     fmt.Sprintf("None of the %d scenarios was exercised.", len(all)),
 		exercise: "Run the product's scenarios (GET /sandbox/v1/scenarios?product=" + p + " lists them).",
 		failed: fmt.Sprintf("%d of %d scenarios exercised; never: %s. Notification faults never exercised: %s.",
-			len(all)-len(never), len(all), quoteList(never), quoteList(faultsNever)),
+			len(all)-len(never), len(all), quoteList(never), quoteList(faultsNever)) + apiLine,
 		fix:    fix,
-		passed: fmt.Sprintf("All %d scenarios exercised.", len(all)),
+		passed: fmt.Sprintf("All %d scenarios exercised.", len(all)) + apiLine,
 	})
 	return c
 }
@@ -687,4 +738,60 @@ func cut(s string, n int) string {
 		return s
 	}
 	return string(r[:n]) + "…"
+}
+
+// apiFaultProducts are the products whose upstream APIs play the API
+// faults a merchant scripts (POST /sandbox/v1/merchants/{mchid}/api-faults):
+// the v3 APIs and querystate.
+var apiFaultProducts = []string{sandbox.ProductPayScore, sandbox.ProductRepayment}
+
+// faultNote is how the fault player notes a fault it played in the journal
+// entry's diagnostics or error: "API fault <id> (<kind> on <method> <path>) …".
+var faultNote = regexp.MustCompile(`^API fault \S+ \((\w+) on `)
+
+// apiFault returns the kind of API fault x met, if any.
+func apiFault(x *sandbox.Exchange) (string, bool) {
+	for _, s := range []string{x.Diagnostics, x.Error} {
+		if m := faultNote.FindStringSubmatch(s); m != nil {
+			return m[1], true
+		}
+	}
+	return "", false
+}
+
+// retryKinds are the API faults after which the same request is to be sent
+// again: a 5xx, a 429 (not processed), no answer.
+var retryKinds = []string{sandbox.FaultSystemError, sandbox.FaultServiceUnavailable, sandbox.FaultRateLimited, sandbox.FaultTimeout}
+
+func evalRetried(f *facts, p string) Check {
+	var c Check
+	upstream := f.sorted(p, isUpstream)
+	seen, bad := 0, 0
+	for _, x := range upstream {
+		kind, ok := apiFault(x)
+		if !ok || !slices.Contains(retryKinds, kind) {
+			continue
+		}
+		seen++
+		again := after(upstream, x, func(y *sandbox.Exchange) bool {
+			if _, faulted := apiFault(y); faulted {
+				return false
+			}
+			return y.Method == x.Method && y.URL == x.URL
+		})
+		if again != nil {
+			c.Evidence = append(c.Evidence, evidence(x, false, "%s", kind), evidence(again, false, "the same request again, answered %d", again.Status))
+		} else {
+			bad++
+			c.Evidence = append(c.Evidence, evidence(x, true, "%s, and the same request was never sent again", kind))
+		}
+	}
+	judge(&c, seen, bad, says{
+		none:     "No request met a 5xx, a 429 or no answer in the window.",
+		exercise: "Script an API fault (POST /sandbox/v1/merchants/{mchid}/api-faults with kind system_error, service_unavailable, rate_limited or timeout) and run the flow.",
+		failed:   fmt.Sprintf("Never sent again: %d of %s.", bad, plural(seen, "failed request", "failed requests")),
+		fix:      "Retry a 5xx, a 429 (after a pause) or a timeout with the same parameters — the APIs are idempotent for them — and give up only after a bounded number of tries.",
+		passed:   fmt.Sprintf("Each of %s was sent again.", plural(seen, "failed request", "failed requests")),
+	})
+	return c
 }

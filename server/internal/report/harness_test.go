@@ -198,16 +198,30 @@ func (s *shop) staleQuery(outOrderNo string) {
 	}
 }
 
-// createOrder creates a pay-score order (the prefix picks the scenario)
-// and returns its package.
-func (s *shop) createOrder(outOrderNo string) string {
+// apiFault scripts one API fault on the merchant's next call to path.
+func (s *shop) apiFault(method, path, kind string) {
 	s.tb.Helper()
-	res, err := s.sdk.Post(context.Background(), apiHost+"/v3/payscore/serviceorder", map[string]any{
+	body, _ := json.Marshal(map[string]any{"method": method, "path": path, "kind": kind, "times": 1})
+	if status, raw := s.send(http.MethodPost, "/sandbox/v1/merchants/"+s.m.MchID+"/api-faults", "application/json", body, nil); status/100 != 2 {
+		s.tb.Fatalf("script an API fault: %d %s", status, raw)
+	}
+}
+
+// create posts a pay-score create (the prefix of the out_order_no picks
+// the scenario).
+func (s *shop) create(outOrderNo string) (*core.APIResult, error) {
+	return s.sdk.Post(context.Background(), apiHost+"/v3/payscore/serviceorder", map[string]any{
 		"out_order_no": outOrderNo, "appid": s.m.AppID, "service_id": s.m.ServiceID, "service_introduction": "停车服务",
 		"time_range": map[string]any{"start_time": "OnAccept"},
 		"risk_fund":  map[string]any{"name": "ESTIMATE_ORDER_COST", "amount": 5000},
 		"notify_url": s.recv.url + "/payscore",
 	})
+}
+
+// createOrder creates a pay-score order and returns its package.
+func (s *shop) createOrder(outOrderNo string) string {
+	s.tb.Helper()
+	res, err := s.create(outOrderNo)
 	if err != nil {
 		s.tb.Fatalf("create %s: %v", outOrderNo, err)
 	}

@@ -172,7 +172,7 @@ func (b *Builder) Build(ctx context.Context, mchid string, since, until time.Tim
 	for _, p := range b.Products {
 		pr := ProductReport{Product: p}
 		for _, def := range checks {
-			if !slices.Contains(def.products, p) {
+			if def.products != nil && !slices.Contains(def.products, p) {
 				continue
 			}
 			c := def.eval(f, p)

@@ -34,6 +34,44 @@ func (s *shop) payScoreFlows() {
 	s.flowScore(s.createOrder("PSDUP"+s.m.MchID), "PSDUP"+s.m.MchID, key)
 	s.flowScore(s.createOrder("PSBACK"+s.m.MchID), "PSBACK"+s.m.MchID, key)
 
+	// The stale USER_CONFIRM after USER_PAID: a careful shop queries the
+	// order again; both complete it (the careless one without querying
+	// after the return first).
+	no := "PSOUTOFORDER" + s.m.MchID
+	s.flowScore(s.createOrder(no), no, key)
+	s.v3(http.MethodPost, "/v3/payscore/serviceorder/"+no+"/complete", map[string]any{
+		"appid": s.m.AppID, "service_id": s.m.ServiceID, "total_amount": 3000,
+		"post_payments": []any{map[string]any{"name": "停车费", "amount": 3000, "count": 1}},
+		"time_range":    map[string]any{"end_time": "20250301120000"},
+	})
+	s.advance(time.Second)
+	s.expect("PAYSCORE.USER_PAID")
+	s.expect("PAYSCORE.USER_CONFIRM")
+	if s.good {
+		s.queryOrder(no)
+	}
+
+	// Notifications a minute late: a careful shop queries on the return.
+	no = "PSLATE" + s.m.MchID
+	id := s.launch(sandbox.APIOpenBusinessView, s.caller(), scoreArgs(s.extraData(s.createOrder(no), key)), nil)
+	s.advance(2 * time.Second)
+	s.back(id)
+	if s.good {
+		s.queryOrder(no)
+	}
+	s.advance(time.Minute)
+	s.expect("PAYSCORE.USER_CONFIRM")
+
+	// A create that meets a 500: the careful shop sends it again with the
+	// same parameters, the careless one gives up.
+	s.apiFault(http.MethodPost, "/v3/payscore/serviceorder", "system_error")
+	if _, err := s.create("PSFAULT" + s.m.MchID); err == nil {
+		s.tb.Fatal("a create with a system_error fault scripted succeeded")
+	}
+	if s.good {
+		s.createOrder("PSFAULT" + s.m.MchID)
+	}
+
 	old := s.caller()
 	old["sdkVersion"] = "2.5.0"
 	tries := 1
@@ -204,9 +242,13 @@ func TestReportCard(t *testing.T) {
 		"payscore notify.acknowledged":  {F, P},
 		"payscore notify.bad_signature": {F, P},
 		"payscore notify.duplicate":     {F, P},
+		"payscore notify.out_of_order":  {F, P},
+		"payscore notify.late":          {F, P},
 		"payscore return.ambiguous":     {F, P},
 		"payscore return.queried":       {F, P},
 		"payscore client.min_version":   {F, P},
+		"payscore api.retried":          {F, P},
+		"repayment api.retried":         {N, N},
 		"payscore coverage.scenarios":   {F, F},
 
 		"repayment signing.verified":   {F, P},
@@ -254,6 +296,18 @@ func TestReportCard(t *testing.T) {
 	if n := len(reports[0].Failed()); n != reports[0].Counts.Failed || n == 0 {
 		t.Errorf("bad shop: Failed() lists %d, counts say %d", n, reports[0].Counts.Failed)
 	}
+
+	t.Run("coverage names what was never exercised", func(t *testing.T) {
+		got := verdicts(reports[1])["payscore coverage.scenarios"].Summary
+		for _, want := range []string{"never: payscore.cancel", "API faults never exercised: rate_limited, service_unavailable, timeout, bad_signature."} {
+			if !strings.Contains(got, want) {
+				t.Errorf("payscore coverage says %q, want it to contain %q", got, want)
+			}
+		}
+		if strings.Contains(got, "payscore.notify-bad-signature,") || strings.Contains(got, "notify-duplicate") {
+			t.Errorf("payscore coverage lists an exercised scenario as never run: %q", got)
+		}
+	})
 
 	t.Run("a failed verdict links the entries it failed on", func(t *testing.T) {
 		c := verdicts(reports[0])["payscore notify.bad_signature"]

@@ -37,6 +37,7 @@ func TestQAPageSwitchesKeyModeAndScriptsAPIFaults(t *testing.T) {
 	if got := read().KeyMode; got != "certificate" {
 		t.Fatalf("platform_key_mode after the click: %q, want certificate", got)
 	}
+	screenshot(t, qa, "key-mode")
 
 	do(t, qa, "script a fault",
 		chromedp.SetValue(chromedp.CSS(`#api-fault-form [name="method"]`), "POST"),

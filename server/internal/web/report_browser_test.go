@@ -49,7 +49,8 @@ func TestQAPageReportTab(t *testing.T) {
 
 	badSig := `.report-product[data-product="embedpay"] .check[data-check="notify.bad_signature"]`
 	do(t, qa, "open the report",
-		chromedp.Navigate(s.URL+"/#report"),
+		// Chinese whatever an earlier test left in the profile.
+		chromedp.Navigate(s.URL+"/?lang=zh#report"),
 		visible(badSig+`[data-verdict="failed"]`),
 		visible(`.report-product[data-product="embedpay"] .check[data-check="return.queried"][data-verdict="failed"]`),
 		visible(`.report-product[data-product="payscore"] .check[data-check="notify.bad_signature"][data-verdict="not_exercised"]`),
