@@ -45,7 +45,8 @@ type Credentials struct {
 	PCloudAppSecret string `json:"pcloud_app_secret"`
 	PCloudMerchant  string `json:"pcloud_merchant"`
 
-	// NotifyHosts is the notify allow-list; empty means loopback only.
+	// NotifyHosts narrows the sandbox's --notify-allow (loopback by
+	// default); empty means all of it.
 	NotifyHosts []string `json:"notify_hosts"`
 	// Token is the merchant-scoped admin token: it sees only this merchant.
 	Token string `json:"merchant_token"`
