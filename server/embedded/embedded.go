@@ -49,16 +49,22 @@ var Products = []app.Constructor{
 }
 
 // RegisterProbes mounts GET /healthz (the process answers), GET /readyz
-// (200 once ready reports true, 503 before) and GET /version (the build,
-// the HTTP surface's APIVersion and the Go release).
-func RegisterProbes(r gin.IRouter, ready func() bool, build string) {
+// (200 once ready reports true and no error; 503 "starting" before, 503
+// "not_ready" with the error as reason when the sandbox cannot serve, such
+// as a store that cannot write) and GET /version (the build, the HTTP
+// surface's APIVersion and the Go release).
+func RegisterProbes(r gin.IRouter, ready func() (bool, error), build string) {
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", func(c *gin.Context) {
-		if !ready() {
+		ok, err := ready()
+		switch {
+		case !ok:
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "starting"})
-			return
+		case err != nil:
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "not_ready", "reason": err.Error()})
+		default:
+			c.JSON(http.StatusOK, gin.H{"status": "ready"})
 		}
-		c.JSON(http.StatusOK, gin.H{"status": "ready"})
 	})
 	r.GET("/version", func(c *gin.Context) {
 		c.JSON(http.StatusOK, gin.H{"version": build, "api_version": APIVersion, "go": runtime.Version()})
@@ -151,7 +157,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	}
 	gin.SetMode(gin.ReleaseMode)
 	s.engine = app.NewEngine(app.EngineOptions{Logger: o.Logger})
-	RegisterProbes(s.engine, func() bool { return true }, "embedded")
+	RegisterProbes(s.engine, func() (bool, error) { return true, nil }, "embedded")
 	s.app.Register(s.engine)
 	s.app.Start()
 	s.server = &http.Server{Handler: s.engine, ReadHeaderTimeout: 10 * time.Second}

@@ -212,4 +212,9 @@ func TestOpenAPIMatchesRealAnswers(t *testing.T) {
 	check("GET", "/sandbox/v1/clock", "/sandbox/v1/clock?mchid="+demo, nil, 200)
 	check("GET", "/sandbox/v1/schemas", "/sandbox/v1/schemas", nil, 200)
 	check("POST", "/sandbox/v1/validate/{name}", "/sandbox/v1/validate/admin/clock-advance", map[string]any{"by": 3}, 200)
+	report := check("GET", "/sandbox/v1/merchants/{mchid}/report", "/sandbox/v1/merchants/"+demo+"/report?since=1h", nil, 200)
+	if entries, _ := report["entries"].(float64); entries == 0 {
+		t.Errorf("the demo merchant's report read no journal entry: %v", report)
+	}
+	check("GET", "/sandbox/v1/merchants/{mchid}/report", "/sandbox/v1/merchants/"+demo+"/report?since=yesterday", nil, 400)
 }

@@ -13,11 +13,13 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/mpsandbox/mpsandbox/fixtures"
 	"github.com/mpsandbox/mpsandbox/scenarios"
 	"github.com/mpsandbox/mpsandbox/schemas"
 	"github.com/mpsandbox/mpsandbox/sdk"
@@ -25,9 +27,11 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
 	"github.com/mpsandbox/mpsandbox/server/internal/journal"
 	"github.com/mpsandbox/mpsandbox/server/internal/merchant"
+	"github.com/mpsandbox/mpsandbox/server/internal/metrics"
 	"github.com/mpsandbox/mpsandbox/server/internal/miniprogram"
 	"github.com/mpsandbox/mpsandbox/server/internal/notify"
 	"github.com/mpsandbox/mpsandbox/server/internal/openapi"
+	"github.com/mpsandbox/mpsandbox/server/internal/report"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 	"github.com/mpsandbox/mpsandbox/server/internal/scenario"
 	"github.com/mpsandbox/mpsandbox/server/internal/schema"
@@ -35,33 +39,17 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/web"
 )
 
-// Module is what a product package gives the sandbox: its side of the
-// mini-program contract, its notifications, and its upstream routes.
-type Module interface {
-	sandbox.Product
-	sandbox.NotifyBuilder
-	// Register mounts the product's upstream API (at the real paths) with
-	// its own error dialect and journalling.
-	Register(r gin.IRouter)
-}
-
-// AdminModule is a module with admin routes of its own, mounted under
-// /sandbox/v1 after the admin access check (use httpapi.ScopeOf there).
-type AdminModule interface {
-	RegisterAdmin(g gin.IRouter)
-}
-
 // Constructor builds one product from the shared components.
-type Constructor func(sandbox.Deps) (Module, error)
+type Constructor func(sandbox.Deps) (sandbox.Product, error)
 
 // Product adapts a product package's New to a Constructor.
-func Product[M Module](build func(sandbox.Deps) (M, error)) Constructor {
-	return func(d sandbox.Deps) (Module, error) {
-		m, err := build(d)
+func Product[P sandbox.Product](build func(sandbox.Deps) (P, error)) Constructor {
+	return func(d sandbox.Deps) (sandbox.Product, error) {
+		p, err := build(d)
 		if err != nil {
 			return nil, err
 		}
-		return m, nil
+		return p, nil
 	}
 }
 
@@ -94,6 +82,9 @@ type Options struct {
 	// MerchantsFile is a YAML file of merchants created at start when
 	// missing (--merchants-file).
 	MerchantsFile string
+	// CredentialsSeed makes generated credentials a function of it and the
+	// mchid (--credentials-seed); empty draws them from crypto/rand.
+	CredentialsSeed string
 
 	// JournalMaxEntries and JournalMaxAge bound the journal's history
 	// (default: the journal's).
@@ -115,6 +106,10 @@ type Options struct {
 
 	// Products builds the simulated products, in this order.
 	Products []Constructor
+
+	// Metrics, when set, times the store's commits, counts notification
+	// attempts and reads the queues and sizes at each scrape.
+	Metrics *metrics.Metrics
 }
 
 // App is the wired sandbox.
@@ -127,10 +122,12 @@ type App struct {
 	Journal   *journal.Journal
 	Worker    *notify.Worker
 	Sessions  *miniprogram.Service
-	Products  []Module
+	Products  []sandbox.Product
 	Admin     *admin.API
+	Report    *report.Builder
 	Page      *web.Page
 
+	raw     sandbox.Store // the store unwrapped, for its own probes
 	cancel  context.CancelFunc
 	workers sync.WaitGroup
 	closing sync.Once
@@ -150,11 +147,17 @@ func New(ctx context.Context, o Options) (*App, error) {
 			return nil, err
 		}
 	}
+	raw := st
+	if o.Metrics != nil {
+		st = o.Metrics.Store(st)
+	}
 	a, err := build(ctx, o, st)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
+	a.raw = raw
+	a.observe(o.Metrics, o.Logger)
 	return a, nil
 }
 
@@ -182,52 +185,75 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 		}
 	}
 	a.Clock = sandbox.NewClock(o.ClockScale, o.Now)
-	if a.Merchants, err = merchant.Load(ctx, st, a.Clock); err != nil {
-		return nil, fmt.Errorf("merchants: %w", err)
-	}
+	var fileMerchants []merchant.FileEntry
 	if o.MerchantsFile != "" {
-		if err := loadMerchantsFile(ctx, a.Merchants, o.MerchantsFile); err != nil {
+		if fileMerchants, err = readMerchantsFile(o.MerchantsFile); err != nil {
 			return nil, err
 		}
+	}
+	listsDemo := slices.ContainsFunc(fileMerchants, func(e merchant.FileEntry) bool { return e.MchID == fixtures.DemoMchID })
+	if a.Merchants, err = merchant.Load(ctx, st, a.Clock, merchant.WithCredentialsSeed(o.CredentialsSeed), merchant.WithoutDemo(listsDemo)); err != nil {
+		return nil, fmt.Errorf("merchants: %w", err)
+	}
+	if err := importMerchants(ctx, a.Merchants, o.MerchantsFile, fileMerchants); err != nil {
+		return nil, err
 	}
 
 	a.Journal = journal.New(st, journal.Options{MaxEntries: o.JournalMaxEntries, MaxAge: o.JournalMaxAge, Logger: o.Logger})
 	builders := map[string]sandbox.NotifyBuilder{}
 	a.Worker = notify.New(notify.Options{
 		Store: st, Clock: a.Clock, Journal: a.Journal, Logger: o.Logger, Builders: builders, MaxPoll: o.MaxPoll,
+		Attempted: attempted(o.Metrics),
 	})
 	deps := sandbox.Deps{
 		Store: st, Clock: a.Clock, Merchants: a.Merchants, Scenarios: a.Scenarios, Validator: a.Schemas,
-		Journal: a.Journal, Notifier: a.Worker, Logger: o.Logger,
+		Journal: a.Journal, Logger: o.Logger,
 	}
-	var products []sandbox.Product
 	var adminRoutes []func(gin.IRouter)
 	for _, build := range o.Products {
-		mod, err := build(deps)
+		p, err := build(deps)
 		if err != nil {
 			return nil, err
 		}
-		a.Products = append(a.Products, mod)
-		products = append(products, mod)
-		builders[mod.Name()] = mod
-		if am, ok := mod.(AdminModule); ok {
-			adminRoutes = append(adminRoutes, am.RegisterAdmin)
+		a.Products = append(a.Products, p)
+		if nb, ok := p.(sandbox.NotifyBuilder); ok {
+			builders[p.Name()] = nb
+		}
+		if ar, ok := p.(sandbox.AdminRoutes); ok {
+			adminRoutes = append(adminRoutes, ar.RegisterAdmin)
 		}
 	}
 	a.Sessions, err = miniprogram.New(miniprogram.Options{
-		Store: st, Clock: a.Clock, Merchants: a.Merchants, Notifier: a.Worker, Products: products,
+		Store: st, Clock: a.Clock, Merchants: a.Merchants, Scenarios: a.Scenarios, Products: a.Products,
 		ManualTimeout: o.ManualTimeout, MaxPoll: o.MaxPoll, Shutdown: o.Shutdown, Logger: o.Logger,
 	})
 	if err != nil {
 		return nil, err
 	}
 
+	// One commit path: whatever commits, the store tells the directory
+	// (merchant.Load registers it), the notification worker and the
+	// sessions, which re-read what they need from it.
+	st.OnCommit(a.Worker.Committed)
+	st.OnCommit(a.Sessions.Committed)
+
+	acks := map[string]func(int, []byte) bool{}
+	for name, b := range builders {
+		acks[name] = b.Acknowledged
+	}
+	names := make([]string, len(a.Products))
+	for i, p := range a.Products {
+		names[i] = p.Name()
+	}
+	a.Report = &report.Builder{Store: st, Scenarios: a.Scenarios, Products: names, Acknowledged: acks, TargetProduct: a.Sessions.TargetProduct, Flush: a.Journal.Flush}
+	adminRoutes = append(adminRoutes, a.Report.Register)
+
 	access := o.Access
 	if access.MerchantByToken == nil {
 		access.MerchantByToken = a.Merchants.ByToken
 	}
 	a.Admin = &admin.API{
-		Store: st, Merchants: a.Merchants, Scenarios: a.Scenarios, Schemas: a.Schemas, Sessions: a.Sessions,
+		Store: st, Merchants: a.Merchants, Scenarios: a.Scenarios, Schemas: a.Schemas, Sessions: a.Sessions, Products: a.Products,
 		Journal: a.Journal, Notifications: a.Worker, Clock: a.Clock,
 		Access: access, Extra: adminRoutes, Shutdown: o.Shutdown,
 	}
@@ -241,8 +267,10 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 // the mini-program contract, the admin API (with the products' own admin
 // routes), the OpenAPI document, the QA page and the wx.* shim.
 func (a *App) Register(r gin.IRouter) {
-	for _, mod := range a.Products {
-		mod.Register(r)
+	for _, p := range a.Products {
+		if routes, ok := p.(sandbox.Routes); ok {
+			routes.Register(r)
+		}
 	}
 	a.Sessions.Register(r, a.Schemas, a.Journal)
 	a.Admin.Register(r)

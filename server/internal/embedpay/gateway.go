@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -33,7 +34,7 @@ const (
 // (trade-prepare.md "pay_url"); the sandbox does not serve it.
 const payURLPrefix = "https://app.4pyun.com/payment/trade/create?pay_id="
 
-// prepareResponse is trade/prepare's success (DOMAIN.md §8), in P云's order.
+// prepareResponse is trade/prepare's success (SOURCES.md §8), in P云's order.
 type prepareResponse struct {
 	Code     string `json:"code"`
 	Seqno    string `json:"seqno"`
@@ -63,7 +64,7 @@ func (p *Product) handlePrepare(c *gin.Context) error {
 	x.MchID = m.MchID
 	now := p.d.Clock.Now(m.MchID)
 	expire := now.Add(defaultExpiry)
-	if s := params["expire_time"]; s != "" && !hasPath(vs, "/expire_time") {
+	if s := params["expire_time"]; s != "" && !slices.ContainsFunc(vs, func(v sandbox.Violation) bool { return v.Path == "/expire_time" }) {
 		at, err := time.Parse(time.RFC3339Nano, s)
 		switch {
 		case err != nil:
@@ -160,15 +161,6 @@ func (p *Product) checkExtra(params map[string]string) ([]sandbox.Violation, err
 	return vs, nil
 }
 
-func hasPath(vs []sandbox.Violation, path string) bool {
-	for _, v := range vs {
-		if v.Path == path {
-			return true
-		}
-	}
-	return false
-}
-
 // queryResponse is trade/query's success. value and status are JSON numbers
 // and trade_time an ISO UTC time, as trade-query.md's example shows, although
 // its table types them as strings.
@@ -239,7 +231,7 @@ func (p *Product) find(ctx context.Context, m *sandbox.Merchant, payOrder, paySe
 	if payOrder != "" {
 		rec, err = p.d.Store.GetRecord(ctx, KindTrade, m.MchID, payOrder)
 	} else {
-		rec, err = p.d.Store.FindRecord(ctx, KindTrade, paySerial)
+		rec, err = p.d.Store.FindRecord(ctx, KindTrade, m.MchID, paySerial)
 	}
 	if sandbox.IsCode(err, sandbox.CodeNotFound) {
 		return nil, notFound
@@ -247,12 +239,12 @@ func (p *Product) find(ctx context.Context, m *sandbox.Merchant, payOrder, paySe
 	if err != nil {
 		return nil, err
 	}
-	t, err := decodeTrade(rec)
+	t, err := sandbox.Decode[trade](rec)
 	if err != nil {
 		return nil, err
 	}
 	// pay_id shares the alias space: only the trade's own pay_serial counts.
-	if rec.MchID != m.MchID || paySerial != "" && t.PaySerial != paySerial {
+	if paySerial != "" && t.PaySerial != paySerial {
 		return nil, notFound
 	}
 	return t, nil

@@ -89,13 +89,19 @@ func (w *world) post(path, contentType, body string, header map[string]string) (
 func (w *world) do(req *http.Request, want int) (map[string]any, []byte) {
 	w.tb.Helper()
 	raw := apptest.Send(w.tb, req, want)
+	return decode(w.tb, raw), raw
+}
+
+// decode reads a JSON object, numbers as json.Number.
+func decode(tb testing.TB, raw []byte) map[string]any {
+	tb.Helper()
 	var out map[string]any
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	if err := dec.Decode(&out); err != nil {
-		w.tb.Fatalf("%s %s: decode %s: %v", req.Method, req.URL.Path, raw, err)
+		tb.Fatalf("decode %s: %v", raw, err)
 	}
-	return out, raw
+	return out
 }
 
 // form encodes params, signing them with secret unless a sign is given.
@@ -138,6 +144,9 @@ func (w *world) prepareErr(body string, header map[string]string) errorBody {
 func (w *world) pcloudError(raw []byte) errorBody {
 	w.tb.Helper()
 	w.valid("common/pcloud-error", raw)
+	if bytes.Contains(raw, []byte(`\u0026`)) {
+		w.tb.Errorf("the error is HTML-escaped (\\u0026 for &): %s", raw)
+	}
 	var e errorBody
 	if err := json.Unmarshal(raw, &e); err != nil {
 		w.tb.Fatalf("decode error %s: %v", raw, err)
@@ -174,15 +183,7 @@ func cashierArgs(appID, payID string) map[string]any {
 // jump calls openEmbeddedMiniProgram; want is the HTTP status expected.
 func (w *world) jump(caller, args map[string]any, header map[string]string, want int) map[string]any {
 	w.tb.Helper()
-	body, _ := json.Marshal(map[string]any{"caller": caller, "args": args})
-	req, _ := http.NewRequest(http.MethodPost, w.Server.URL+"/miniprogram/v1/openEmbeddedMiniProgram", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	out, raw := w.do(req, want)
-	w.valid("common/errmsg-result", raw)
-	return out
+	return decode(w.tb, w.Call(w.tb, sandbox.APIOpenEmbeddedMiniProgram, caller, args, header, want))
 }
 
 // open prepares nothing: it jumps to payID as the test merchant and returns
@@ -201,18 +202,11 @@ func (w *world) open(payID string, header map[string]string) string {
 // checks them against the schema.
 func (w *world) returned(sessionID string) map[string]any {
 	w.tb.Helper()
-	req, _ := http.NewRequest(http.MethodGet, w.Server.URL+"/miniprogram/v1/sessions/"+sessionID+"/return?wait=5s", nil)
-	out, raw := w.do(req, http.StatusOK)
-	w.valid(SchemaReturn, raw)
-	return out
+	return decode(w.tb, w.Return(w.tb, sessionID, SchemaReturn))
 }
 
 // pending checks that the user has not come back yet.
-func (w *world) pending(sessionID string) {
-	w.tb.Helper()
-	req, _ := http.NewRequest(http.MethodGet, w.Server.URL+"/miniprogram/v1/sessions/"+sessionID+"/return", nil)
-	w.do(req, http.StatusAccepted)
-}
+func (w *world) pending(sessionID string) { w.tb.Helper(); w.Pending(w.tb, sessionID) }
 
 func (w *world) valid(name string, raw []byte) { w.tb.Helper(); apptest.Valid(w.tb, w.set, name, raw) }
 

@@ -6,6 +6,7 @@
 package httpapi
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -46,6 +47,10 @@ func Handle(h func(c *gin.Context) error) gin.HandlerFunc {
 
 // Fail renders err in the group's dialect and stops the chain.
 func Fail(c *gin.Context, err error) {
+	if errors.Is(err, ErrNoAnswer) {
+		c.Abort()
+		return
+	}
 	e := sandbox.AsError(err)
 	if x := exchange(c); x != nil {
 		x.Violations = append(x.Violations, e.Fields...)
@@ -127,5 +132,8 @@ func RenderAdmin(c *gin.Context, e *sandbox.Error) {
 	for _, f := range e.Fields {
 		body.Error.Fields = append(body.Error.Fields, AdminField{Path: f.Path, Issue: f.Message})
 	}
-	c.JSON(Status(e), body)
+	// PureJSON, not JSON: a string-to-sign in diagnostics keeps its & and <
+	// as sent (json.Marshal writes \u0026), so that it can be diffed. Every
+	// error renderer does the same.
+	c.PureJSON(Status(e), body)
 }

@@ -20,6 +20,11 @@ import (
 type Directory struct {
 	store sandbox.Store
 	clock *sandbox.Clock
+	// generate makes a merchant's credentials (fixtures.NewMerchant, or
+	// fixtures.SeededMerchant under WithCredentialsSeed).
+	generate func(mchid, name string) (*fixtures.Merchant, error)
+	// noDemo leaves the demo merchant out of a first start (WithoutDemo).
+	noDemo bool
 
 	mu       sync.RWMutex
 	byID     map[string]*sandbox.Merchant
@@ -28,16 +33,42 @@ type Directory struct {
 	byToken  map[string]*sandbox.Merchant
 }
 
+// Option changes how a Directory makes merchants.
+type Option func(*Directory)
+
+// WithCredentialsSeed makes every generated credential a function of seed
+// and the mchid (--credentials-seed): the same merchants on every fresh
+// start, for throwaway CI runs. Never for a shared server: the seed gives
+// away every key.
+func WithCredentialsSeed(seed string) Option {
+	return func(d *Directory) {
+		if seed != "" {
+			d.generate = func(mchid, name string) (*fixtures.Merchant, error) {
+				return fixtures.SeededMerchant(seed, mchid, name)
+			}
+		}
+	}
+}
+
+// WithoutDemo leaves the demo merchant out of a first start: a merchants
+// file that lists it creates it instead, with its credentials.
+func WithoutDemo(without bool) Option { return func(d *Directory) { d.noDemo = without } }
+
 // Load reads every merchant from the store, creating the demo merchant on
-// first start, and restores each merchant's clock offset.
-func Load(ctx context.Context, st sandbox.Store, clock *sandbox.Clock) (*Directory, error) {
-	d := &Directory{store: st, clock: clock}
+// first start, and restores each merchant's clock offset. From then on the
+// directory hears of every commit through the store's after-commit hooks
+// (Committed), its own changes included.
+func Load(ctx context.Context, st sandbox.Store, clock *sandbox.Clock, opts ...Option) (*Directory, error) {
+	d := &Directory{store: st, clock: clock, generate: fixtures.NewMerchant}
+	for _, o := range opts {
+		o(d)
+	}
 	ms, err := st.ListMerchants(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if len(ms) == 0 {
-		f, err := fixtures.DemoMerchant()
+	if len(ms) == 0 && !d.noDemo {
+		f, err := d.generate(fixtures.DemoMchID, fixtures.DemoName)
 		if err != nil {
 			return nil, fmt.Errorf("generate demo merchant: %w", err)
 		}
@@ -52,6 +83,7 @@ func Load(ctx context.Context, st sandbox.Store, clock *sandbox.Clock) (*Directo
 	for _, m := range ms {
 		clock.SetOffset(m.MchID, m.ClockOffset)
 	}
+	st.OnCommit(d.Committed)
 	return d, nil
 }
 
@@ -63,6 +95,9 @@ func (d *Directory) index(ms []*sandbox.Merchant) {
 	}
 	for _, m := range ms {
 		if old, ok := d.byID[m.MchID]; ok {
+			if old.Version > m.Version {
+				continue // a read that lost a race with a newer commit's
+			}
 			delete(d.byApp, old.AppID)
 			delete(d.byPCloud, old.PCloudAppID)
 			delete(d.byToken, old.Token)
@@ -129,7 +164,8 @@ func (d *Directory) Require(mchid string) (*sandbox.Merchant, error) {
 }
 
 // Edit returns a copy of the merchant that the caller may change and then
-// commit (in its own batch) before handing it to Replace.
+// commit: compare-and-swap on the version it was read at. Lookups see it
+// once committed (Committed).
 func (d *Directory) Edit(mchid string) (*sandbox.Merchant, error) {
 	m, err := d.Require(mchid)
 	if err != nil {
@@ -141,26 +177,62 @@ func (d *Directory) Edit(mchid string) (*sandbox.Merchant, error) {
 		c.Active[k] = v
 	}
 	c.NotifyHosts = append([]string(nil), m.NotifyHosts...)
+	c.APIFaults = append([]sandbox.APIFault(nil), m.APIFaults...)
 	return &c, nil
 }
 
-// Replace makes committed merchants visible to lookups.
-func (d *Directory) Replace(ms ...*sandbox.Merchant) { d.index(ms) }
+// merchantTries bounds the compare-and-swap retries of one Update: each
+// round of racing changes lets one through, so it is enough for as many
+// concurrent changes of one merchant.
+const merchantTries = 100
 
-// Update edits a merchant with f, commits it and makes it visible.
+// Update edits a merchant with f and commits it, with compare-and-swap:
+// when another change to the merchant commits first, it reads the merchant
+// again and applies f again, so that no change is lost.
 func (d *Directory) Update(ctx context.Context, mchid string, f func(m *sandbox.Merchant) error) (*sandbox.Merchant, error) {
-	m, err := d.Edit(mchid)
+	for try := 1; ; try++ {
+		m, err := d.Edit(mchid)
+		if err != nil {
+			return nil, err
+		}
+		if err := f(m); err != nil {
+			return nil, err
+		}
+		err = d.store.Commit(ctx, &sandbox.Batch{Merchants: []*sandbox.Merchant{m}})
+		if err == nil {
+			return m, nil
+		}
+		if !sandbox.IsCode(err, sandbox.CodeConflict) || try == merchantTries {
+			return nil, err
+		}
+		if _, err := d.Refresh(ctx, mchid); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// Refresh reads the merchant from the store and makes it visible to
+// lookups, and its clock offset the clock's, unless a newer version is
+// there already. It returns the merchant as lookups now see it.
+func (d *Directory) Refresh(ctx context.Context, mchid string) (*sandbox.Merchant, error) {
+	m, err := d.store.GetMerchant(ctx, mchid)
 	if err != nil {
 		return nil, err
 	}
-	if err := f(m); err != nil {
-		return nil, err
+	d.index([]*sandbox.Merchant{m})
+	cur, _ := d.Get(mchid)
+	d.clock.SetOffset(mchid, cur.ClockOffset)
+	return cur, nil
+}
+
+// Committed is the store's after-commit hook: each merchant a commit wrote
+// (in this process or, with a shared store, another) is read again, so that
+// lookups and clocks follow every commit. A failed read leaves the old
+// version until the merchant's next commit.
+func (d *Directory) Committed(c sandbox.Committed) {
+	for _, mchid := range c.Merchants {
+		_, _ = d.Refresh(context.Background(), mchid)
 	}
-	if err := d.store.Commit(ctx, &sandbox.Batch{Merchants: []*sandbox.Merchant{m}}); err != nil {
-		return nil, err
-	}
-	d.Replace(m)
-	return m, nil
 }
 
 // CreateRequest is the body of POST /sandbox/v1/merchants.
@@ -170,6 +242,7 @@ type CreateRequest struct {
 	AppID                string   `json:"appid"`
 	NotifyHosts          []string `json:"notify_hosts"`
 	MerchantPublicKeyPEM string   `json:"merchant_public_key_pem"`
+	PlatformKeyMode      string   `json:"platform_key_mode"`
 }
 
 var mchidPattern = regexp.MustCompile(`^[0-9]{8,12}$`)
@@ -183,13 +256,8 @@ func (d *Directory) Create(ctx context.Context, req CreateRequest) (*sandbox.Mer
 	if !mchidPattern.MatchString(mchid) {
 		return nil, sandbox.Invalid("invalid merchant", sandbox.Violation{Path: "/mchid", Message: "must be 8 to 12 digits, like WeChat Pay merchant ids"})
 	}
-	if _, ok := d.Get(mchid); ok {
+	if _, ok := d.Get(mchid); ok { // before the keys are made
 		return nil, sandbox.Errorf(sandbox.CodeConflict, "merchant %q already exists", mchid)
-	}
-	if req.AppID != "" {
-		if _, ok := d.ByAppID(req.AppID); ok {
-			return nil, sandbox.Invalid("invalid merchant", sandbox.Violation{Path: "/appid", Message: fmt.Sprintf("appid %q already belongs to another merchant", req.AppID)})
-		}
 	}
 	if err := checkPublicKey(req.MerchantPublicKeyPEM); err != nil {
 		return nil, err
@@ -198,7 +266,7 @@ func (d *Directory) Create(ctx context.Context, req CreateRequest) (*sandbox.Mer
 	if name == "" {
 		name = "商户 " + mchid
 	}
-	f, err := fixtures.NewMerchant(mchid, name)
+	f, err := d.generate(mchid, name)
 	if err != nil {
 		return nil, err
 	}
@@ -210,21 +278,43 @@ func (d *Directory) Create(ctx context.Context, req CreateRequest) (*sandbox.Mer
 	if req.MerchantPublicKeyPEM != "" {
 		m.MerchantPublicKeyPEM = req.MerchantPublicKeyPEM
 	}
-	m.CreatedAt = time.Now().UTC()
-	if err := d.store.Commit(ctx, &sandbox.Batch{Merchants: []*sandbox.Merchant{m}}); err != nil {
+	m.PlatformKeyMode = req.PlatformKeyMode
+	if err := d.add(ctx, m); err != nil {
 		return nil, err
 	}
-	d.Replace(m)
 	return m, nil
 }
 
-// AdvanceClock moves the merchant's clock and persists the new offset.
-func (d *Directory) AdvanceClock(ctx context.Context, mchid string, by time.Duration) (*sandbox.Merchant, error) {
-	if _, err := d.Require(mchid); err != nil {
-		return nil, err
+// add commits a new merchant and makes it visible, unless its mchid, appid,
+// P云 app_id or token is another merchant's.
+func (d *Directory) add(ctx context.Context, m *sandbox.Merchant) error {
+	if _, ok := d.Get(m.MchID); ok {
+		return sandbox.Errorf(sandbox.CodeConflict, "merchant %q already exists", m.MchID)
 	}
+	var vs []sandbox.Violation
+	for _, k := range []struct {
+		field, value string
+		idx          map[string]*sandbox.Merchant
+	}{{"appid", m.AppID, d.byApp}, {"pcloud_app_id", m.PCloudAppID, d.byPCloud}, {"merchant_token", m.Token, d.byToken}} {
+		if other, ok := d.lookup(k.idx, k.value); ok {
+			vs = append(vs, sandbox.Violation{Path: "/" + k.field, Message: fmt.Sprintf("%q already belongs to merchant %s", k.value, other.MchID)})
+		}
+	}
+	if len(vs) > 0 {
+		return sandbox.Invalid("invalid merchant", vs...)
+	}
+	m.CreatedAt = time.Now().UTC()
+	if err := d.store.Commit(ctx, &sandbox.Batch{Merchants: []*sandbox.Merchant{m}}); err != nil {
+		return err
+	}
+	return nil
+}
+
+// AdvanceClock moves the merchant's clock: the offset is committed, then
+// the clock follows it (Committed).
+func (d *Directory) AdvanceClock(ctx context.Context, mchid string, by time.Duration) (*sandbox.Merchant, error) {
 	return d.Update(ctx, mchid, func(m *sandbox.Merchant) error {
-		m.ClockOffset = d.clock.Advance(mchid, by)
+		m.ClockOffset += by
 		return nil
 	})
 }
@@ -265,6 +355,7 @@ type UpdateRequest struct {
 	Name                 *string   `json:"name"`
 	NotifyHosts          *[]string `json:"notify_hosts"`
 	MerchantPublicKeyPEM *string   `json:"merchant_public_key_pem"`
+	PlatformKeyMode      *string   `json:"platform_key_mode"`
 }
 
 // Change applies an UpdateRequest.
@@ -283,6 +374,9 @@ func (d *Directory) Change(ctx context.Context, mchid string, req UpdateRequest)
 		}
 		if req.MerchantPublicKeyPEM != nil {
 			m.MerchantPublicKeyPEM = *req.MerchantPublicKeyPEM
+		}
+		if req.PlatformKeyMode != nil {
+			m.PlatformKeyMode = *req.PlatformKeyMode
 		}
 		return nil
 	})

@@ -15,8 +15,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
@@ -24,15 +25,12 @@ import (
 
 const (
 	// attemptTimeout is how long a merchant has to answer: WeChat Pay gives
-	// 5 s (DOMAIN.md §1, notifications).
+	// 5 s (SOURCES.md §1, notifications).
 	attemptTimeout = 5 * time.Second
 	// responseHead is how much of an answer is read, journalled and given to
 	// Acknowledged: receivers answer a few bytes, and a hostile one must not
 	// make the sandbox buffer more.
 	responseHead = 4 << 10
-	// merchantRefresh bounds how stale the merchant list (allow-lists, new
-	// merchants) may get when nobody calls Wake.
-	merchantRefresh = 10 * time.Second
 	// adminTries bounds the compare-and-swap retries of an admin operation
 	// racing a delivery.
 	adminTries = 5
@@ -63,9 +61,12 @@ type Options struct {
 	MaxPoll time.Duration
 	// Logger receives store failures and dropped outcomes; nil discards.
 	Logger *slog.Logger
+	// Attempted sees each notification after an attempt, in the state the
+	// attempt left it (the metrics count it); nil ignores.
+	Attempted func(*sandbox.Notification)
 }
 
-// Worker delivers due notifications. It implements sandbox.Notifier.
+// Worker delivers due notifications.
 type Worker struct {
 	st       sandbox.Store
 	clock    *sandbox.Clock
@@ -79,9 +80,14 @@ type Worker struct {
 	perMerchant int
 	maxPoll     time.Duration
 	log         *slog.Logger
+	attempted   func(*sandbox.Notification)
 
-	kick    chan struct{}
-	refresh atomic.Bool
+	kick chan struct{}
+	// stale holds the merchants a commit wrote since Run last read them
+	// (Committed); relist asks Run to read them all.
+	staleMu sync.Mutex
+	stale   map[string]struct{}
+	relist  bool
 
 	mu       sync.Mutex
 	inflight map[string]struct{} // notification IDs
@@ -129,12 +135,14 @@ func New(o Options) *Worker {
 		perMerchant: max(1, o.Workers/2),
 		maxPoll:     o.MaxPoll,
 		log:         o.Logger,
+		attempted:   o.Attempted,
 		kick:        make(chan struct{}, 1),
 		inflight:    map[string]struct{}{},
 		released:    map[string]struct{}{},
 		busy:        map[string]int{},
+		stale:       map[string]struct{}{},
+		relist:      true,
 	}
-	w.refresh.Store(true)
 	o.Clock.OnAdvance(w.Wake)
 	return w
 }
@@ -143,14 +151,26 @@ type discard struct{}
 
 func (discard) Record(*sandbox.Exchange) {}
 
-// Wake makes the worker re-read the merchants and look for due work now. It
-// never blocks.
-func (w *Worker) Wake() {
-	w.refresh.Store(true)
-	w.poke()
+// Wake makes the worker look for due work now. It never blocks.
+func (w *Worker) Wake() { w.poke() }
+
+// Committed is the store's after-commit hook: the merchants a commit wrote
+// are read again before the next scan (their allow-lists, keys, new
+// merchants), and a commit of notifications or merchants wakes the worker.
+func (w *Worker) Committed(c sandbox.Committed) {
+	if len(c.Merchants) > 0 {
+		w.staleMu.Lock()
+		for _, id := range c.Merchants {
+			w.stale[id] = struct{}{}
+		}
+		w.staleMu.Unlock()
+	}
+	if len(c.Merchants)+len(c.NotifyMerchants) > 0 {
+		w.poke()
+	}
 }
 
-// poke makes the worker scan again without re-reading the merchants.
+// poke makes the worker scan again.
 func (w *Worker) poke() {
 	select {
 	case w.kick <- struct{}{}:
@@ -163,18 +183,10 @@ func (w *Worker) poke() {
 func (w *Worker) Run(ctx context.Context) {
 	defer w.wg.Wait()
 	var merchants []*sandbox.Merchant
-	var listed time.Time
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
-		if w.refresh.Swap(false) || time.Since(listed) > merchantRefresh {
-			ms, err := w.st.ListMerchants(ctx)
-			if err != nil {
-				w.log.Error("notify_list_merchants_failed", "err", err)
-			} else {
-				merchants, listed = ms, time.Now()
-			}
-		}
+		merchants = w.merchants(ctx, merchants)
 		timer.Reset(w.scan(ctx, merchants))
 		select {
 		case <-ctx.Done():
@@ -183,6 +195,46 @@ func (w *Worker) Run(ctx context.Context) {
 		case <-timer.C:
 		}
 	}
+}
+
+// merchants returns the merchant list brought up to date: all of them
+// read at the start (and after a failed read), then only those a commit
+// wrote since.
+func (w *Worker) merchants(ctx context.Context, ms []*sandbox.Merchant) []*sandbox.Merchant {
+	w.staleMu.Lock()
+	relist, stale := w.relist, w.stale
+	w.relist, w.stale = false, map[string]struct{}{}
+	w.staleMu.Unlock()
+	if relist {
+		all, err := w.st.ListMerchants(ctx)
+		if err == nil {
+			return all
+		}
+		w.log.Error("notify_list_merchants_failed", "error", err)
+		w.staleMu.Lock()
+		w.relist = true
+		w.staleMu.Unlock()
+		return ms
+	}
+	if len(stale) == 0 {
+		return ms
+	}
+	out := slices.DeleteFunc(slices.Clone(ms), func(m *sandbox.Merchant) bool { _, ok := stale[m.MchID]; return ok })
+	for id := range stale {
+		m, err := w.st.GetMerchant(ctx, id)
+		switch {
+		case err == nil:
+			out = append(out, m)
+		case !sandbox.IsCode(err, sandbox.CodeNotFound):
+			w.log.Error("notify_read_merchant_failed", "mchid", id, "error", err)
+			w.staleMu.Lock()
+			w.relist = true
+			w.staleMu.Unlock()
+			return ms
+		}
+	}
+	slices.SortFunc(out, func(a, b *sandbox.Merchant) int { return strings.Compare(a.MchID, b.MchID) })
+	return out
 }
 
 // scan hands every due notification it has room for to a delivery, and
@@ -204,7 +256,7 @@ func (w *Worker) scan(ctx context.Context, merchants []*sandbox.Merchant) time.D
 			// so that the ones behind them are reached.
 			due, err := w.st.DueNotifications(ctx, m.MchID, now, busy+room)
 			if err != nil {
-				w.log.Error("notify_due_failed", "merchant", m.MchID, "err", err)
+				w.log.Error("notify_due_failed", "mchid", m.MchID, "error", err)
 			}
 			for _, n := range due {
 				if room > 0 && w.claim(n) {
@@ -215,7 +267,7 @@ func (w *Worker) scan(ctx context.Context, merchants []*sandbox.Merchant) time.D
 		}
 		next, err := w.st.NextDue(ctx, m.MchID)
 		if err != nil {
-			w.log.Error("notify_next_due_failed", "merchant", m.MchID, "err", err)
+			w.log.Error("notify_next_due_failed", "mchid", m.MchID, "error", err)
 			continue
 		}
 		// A time already past belongs to a row in flight (its completion
@@ -312,6 +364,9 @@ func (w *Worker) attempt(ctx context.Context, m *sandbox.Merchant, n *sandbox.No
 	}
 	w.commit(ctx, n)
 	w.journal.Record(x)
+	if w.attempted != nil {
+		w.attempted(n)
+	}
 }
 
 // try makes the attempt unless FailNext, the allow-list or a missing
@@ -392,9 +447,9 @@ func (w *Worker) commit(ctx context.Context, n *sandbox.Notification) {
 		if cur, err := w.st.GetNotification(ctx, n.ID); err == nil {
 			state = cur.State
 		}
-		w.log.Info("notify_outcome_dropped", "merchant", n.MchID, "notify_id", n.ID, "attempt", n.Attempts, "state", state)
+		w.log.Info("notify_outcome_dropped", "mchid", n.MchID, "notify_id", n.ID, "attempt", n.Attempts, "state", state)
 	default:
-		w.log.Error("notify_commit_failed", "merchant", n.MchID, "notify_id", n.ID, "attempt", n.Attempts, "err", err)
+		w.log.Error("notify_commit_failed", "mchid", n.MchID, "notify_id", n.ID, "attempt", n.Attempts, "error", err)
 	}
 }
 

@@ -35,7 +35,7 @@ import (
 var base = time.Date(2025, 3, 1, 2, 0, 0, 0, time.UTC)
 
 // apiHost is what the SDK is told to call; the transport sends it to the
-// test server (DOMAIN.md §6).
+// test server (SOURCES.md §6).
 const apiHost = "https://api.mch.weixin.qq.com"
 
 // world is the product wired as the server wires it (app.New, served by
@@ -54,8 +54,15 @@ type world struct {
 
 func newWorld(tb testing.TB) *world {
 	tb.Helper()
+	return newWorldWith(tb, app.Options{Now: apptest.Frozen(base)})
+}
+
+// newWorldWith is newWorld on the options given (the product is added).
+func newWorldWith(tb testing.TB, o app.Options) *world {
+	tb.Helper()
 	// No merchants given: the sandbox creates its demo merchant.
-	s := apptest.Start(tb, app.Options{Now: apptest.Frozen(base), Products: []app.Constructor{app.Product(New)}})
+	o.Products = []app.Constructor{app.Product(New)}
+	s := apptest.Start(tb, o)
 	m, _ := s.Merchants.Get("1230000109")
 	w := &world{tb: tb, Sandbox: s, set: s.Schemas, p: s.Products[0].(*Product), m: m}
 	w.recv = newReceiver(tb, m)
@@ -64,7 +71,7 @@ func newWorld(tb testing.TB) *world {
 }
 
 // hostRewrite sends the SDK's requests for api.mch.weixin.qq.com to the
-// test server, as DOMAIN.md §6's verified snippet does.
+// test server, as SOURCES.md §6's verified snippet does.
 type hostRewrite struct{ u *url.URL }
 
 func (t hostRewrite) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -261,15 +268,7 @@ func businessViewArgs(extraData map[string]any) map[string]any {
 // jump makes a wx.* call; want is the HTTP status expected.
 func (w *world) jump(api string, caller, args map[string]any, header map[string]string, want int) map[string]any {
 	w.tb.Helper()
-	body, _ := json.Marshal(map[string]any{"caller": caller, "args": args})
-	req, _ := http.NewRequest(http.MethodPost, w.Server.URL+"/miniprogram/v1/"+api, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	out, raw := w.do(req, want)
-	w.valid("common/errmsg-result", raw)
-	return out
+	return decode(w.tb, w.Call(w.tb, api, caller, args, header, want))
 }
 
 func (w *world) do(req *http.Request, want int) (map[string]any, []byte) {
@@ -293,10 +292,7 @@ func (w *world) open(pkg string, header map[string]string) string {
 func (w *world) returned(sessionID string) map[string]any {
 	w.tb.Helper()
 	w.advance(2 * time.Second)
-	req, _ := http.NewRequest(http.MethodGet, w.Server.URL+"/miniprogram/v1/sessions/"+sessionID+"/return?wait=5s", nil)
-	out, raw := w.do(req, http.StatusOK)
-	w.valid(schemaReturn, raw)
-	return out
+	return decode(w.tb, w.Return(w.tb, sessionID, schemaReturn))
 }
 
 func queryIDOf(ret map[string]any) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -162,11 +163,11 @@ func (p *Product) taken(ctx context.Context, mchid string, u *user) ([]sandbox.V
 		}
 		return err
 	}
-	if err := check("/plate_number", plateAlias(mchid, u.Plates[0].PlateNumber), "plate "+u.Plates[0].PlateNumber); err != nil {
+	if err := check("/plate_number", plateAlias(u.Plates[0].PlateNumber), "plate "+u.Plates[0].PlateNumber); err != nil {
 		return nil, err
 	}
 	for i, a := range u.Advances {
-		if err := check("/advances/"+strconv.Itoa(i)+"/out_trade_no", tradeAlias(mchid, a.OutTradeNo), "out_trade_no "+a.OutTradeNo); err != nil {
+		if err := check("/advances/"+strconv.Itoa(i)+"/out_trade_no", tradeAlias(a.OutTradeNo), "out_trade_no "+a.OutTradeNo); err != nil {
 			return nil, err
 		}
 	}
@@ -184,7 +185,7 @@ func (p *Product) handleListUsers(c *gin.Context) error {
 	}
 	var vs []sandbox.Violation
 	state := c.Query("user_state")
-	if state != "" && !isUserState(state) {
+	if state != "" && !slices.Contains(userStates[:], state) {
 		vs = append(vs, sandbox.Violation{Path: "/user_state", Message: fmt.Sprintf("%q is not NORMAL, PAUSED, OVERDUE or UNAUTHORIZED", state)})
 	}
 	limit := 100
@@ -222,7 +223,7 @@ func (p *Product) handleListUsers(c *gin.Context) error {
 	}
 	out := make([]userView, 0, len(recs))
 	for _, rec := range recs {
-		u, err := decodeUser(rec)
+		u, err := sandbox.Decode[user](rec)
 		if err != nil {
 			return err
 		}
@@ -236,15 +237,6 @@ func (p *Product) handleListUsers(c *gin.Context) error {
 	}
 	c.JSON(http.StatusOK, gin.H{"users": out})
 	return nil
-}
-
-func isUserState(s string) bool {
-	for _, st := range userStates {
-		if s == st {
-			return true
-		}
-	}
-	return false
 }
 
 // userView is a vehicle user as the admin API shows it

@@ -3,7 +3,7 @@
 // return_code / result_code / err_code answer, and HMAC-SHA256 (or MD5)
 // signatures both ways through wxsign. It knows nothing of any product.
 //
-// v2 has two kinds of failure (DOMAIN.md §3, the v2 common fields):
+// v2 has two kinds of failure (SOURCES.md §3, the v2 common fields):
 // return_code FAIL with a return_msg is a communication failure — the body
 // is not XML, a parameter is malformed, the signature does not verify — and
 // is never signed; return_code SUCCESS with result_code FAIL and an err_code
@@ -43,7 +43,7 @@ const (
 )
 
 // return_msg texts of communication failures. "签名错误" and "参数格式校验错误"
-// are the v2 common-field examples ("签名失败 / 参数格式校验错误", DOMAIN.md §3
+// are the v2 common-field examples ("签名失败 / 参数格式校验错误", SOURCES.md §3
 // via the SDK models); "XML格式错误" is the description of v2's
 // XML_FORMAT_ERROR; "OK" is what a success carries.
 const (
@@ -52,6 +52,15 @@ const (
 	MsgParamError  = "参数格式校验错误"
 	MsgXMLError    = "XML格式错误"
 	MsgSystemError = "系统错误" // [I] v2's SYSTEMERROR description
+)
+
+// CodeFrequencyLimited is v2's err_code for a call refused for its rate
+// (a rate_limited API fault); MsgFrequencyLimited its err_code_des, "频率限制"
+// in v2's common error table as the SDKs copy it [I: not on the querystate
+// page].
+const (
+	CodeFrequencyLimited = "FREQUENCY_LIMITED"
+	MsgFrequencyLimited  = "频率限制"
 )
 
 // CodeXMLFormatError marks an error whose body is not a v2 XML document, so
@@ -220,6 +229,9 @@ func (s Signer) write(c *gin.Context, params map[string]string) error {
 	if err != nil {
 		return err
 	}
+	if httpapi.SignatureSpoiled(c) {
+		sign = wxsign.Spoil(sign)
+	}
 	params["sign"] = sign
 	c.Data(http.StatusOK, contentType, EncodeXML(params))
 	return nil
@@ -240,6 +252,11 @@ func Business(errCode, errCodeDes string, fields ...sandbox.Violation) *sandbox.
 // else malformed is "参数格式校验错误". Every violation and the signature
 // diagnostics go in the sandbox_* elements.
 func Render(c *gin.Context, e *sandbox.Error) {
+	if e.Code == sandbox.CodeRateLimited && e.Upstream == "" {
+		r := *e
+		r.Upstream, r.Message = CodeFrequencyLimited, MsgFrequencyLimited
+		e = &r
+	}
 	params := map[string]string{}
 	if d := detail(e); d != "" {
 		params[FieldDetail] = d

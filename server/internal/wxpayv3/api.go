@@ -1,10 +1,12 @@
 package wxpayv3
 
 import (
+	"math/rand/v2"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
@@ -18,6 +20,10 @@ type Options struct {
 	// stamped with (time.Now when nil): SDKs compare Wechatpay-Timestamp
 	// with their host's time, never with the sandbox's.
 	Wall func() time.Time
+	// Rand draws in [0, 1) which key signs a notification of a switching
+	// merchant (math/rand/v2's Float64 when nil); tests seed it. It must be
+	// safe for concurrent use.
+	Rand func() float64
 }
 
 // API is the v3 protocol layer. It is safe for concurrent use.
@@ -25,7 +31,9 @@ type API struct {
 	merchants sandbox.Merchants
 	clock     *sandbox.Clock
 	wall      func() time.Time
+	rand      func() float64
 	keys      keyCache
+	faults    *httpapi.FaultPlayer
 }
 
 // New returns the v3 protocol layer.
@@ -36,7 +44,11 @@ func New(o Options) *API {
 	if o.Clock == nil {
 		o.Clock = sandbox.NewClock(1, o.Wall)
 	}
-	return &API{merchants: o.Merchants, clock: o.Clock, wall: o.Wall, keys: keyCache{m: map[string]*merchantKeys{}}}
+	if o.Rand == nil {
+		o.Rand = rand.Float64
+	}
+	return &API{merchants: o.Merchants, clock: o.Clock, wall: o.Wall, rand: o.Rand,
+		keys: keyCache{m: map[string]*merchantKeys{}}, faults: httpapi.NewFaultPlayer(o.Merchants)}
 }
 
 const keyMerchant = "mpsandbox.wxpayv3.merchant"

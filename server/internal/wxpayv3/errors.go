@@ -10,7 +10,7 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
-// v3 error codes of the HTTP status table (DOMAIN.md §1).
+// v3 error codes of the HTTP status table (SOURCES.md §1).
 const (
 	CodeParamError         = "PARAM_ERROR"
 	CodeInvalidRequest     = "INVALID_REQUEST"
@@ -22,8 +22,18 @@ const (
 	CodeServiceUnavailable = "SERVICE_UNAVAILABLE"
 )
 
-// SignErrorMessage is the message of the real 401 (DOMAIN.md §1, community).
+// SignErrorMessage is the message of the real 401 (SOURCES.md §1, community).
 const SignErrorMessage = "签名错误,请检查后再试"
+
+// messages are the real messages of the codes an error may carry without
+// one of its own (the API faults): the status table of
+// https://pay.weixin.qq.com/wiki/doc/apiv3_partner/wechatpay/wechatpay2_1.shtml;
+// SERVICE_UNAVAILABLE's text is not published [I].
+var messages = map[string]string{
+	CodeRateLimitExceeded:  "请求未受理,请降低频率后重试",
+	CodeSystemError:        "系统异常,请稍后重试",
+	CodeServiceUnavailable: "服务不可用,请稍后重试",
+}
 
 // Where a problem is, as v3's detail.location names it.
 const (
@@ -70,11 +80,14 @@ func location(c *gin.Context) string {
 }
 
 // Render is the httpapi.Renderer of v3 endpoints: the status and code of
-// DOMAIN.md §1's table, e.Upstream when the product named the real code,
+// SOURCES.md §1's table, e.Upstream when the product named the real code,
 // the first violation as detail and all of them as violations.
 func Render(c *gin.Context, e *sandbox.Error) {
 	status, code := statusCode(e)
 	body := ErrorBody{Code: code, Message: e.Message, Violations: e.Fields, Diagnostics: e.Diagnostics}
+	if body.Message == "" {
+		body.Message = messages[code]
+	}
 	if body.Message == "" {
 		body.Message = http.StatusText(status)
 	}
@@ -82,7 +95,7 @@ func Render(c *gin.Context, e *sandbox.Error) {
 	if code == CodeSignError {
 		loc = LocationAuthorization
 		// Whatever went wrong, the real body keeps its one message
-		// (DOMAIN.md §1); the sandbox's explanation goes in detail.issue.
+		// (SOURCES.md §1); the sandbox's explanation goes in detail.issue.
 		body.Message = SignErrorMessage
 	}
 	if len(e.Fields) > 0 {
@@ -100,7 +113,7 @@ func Render(c *gin.Context, e *sandbox.Error) {
 		body.Detail = &ErrorDetail{Field: "signature", Issue: e.Message, Location: loc}
 	}
 	c.Header("Request-ID", httpapi.RequestID(c))
-	c.JSON(status, body)
+	c.PureJSON(status, body)
 }
 
 // statusCode maps an error to v3's status and code.

@@ -221,7 +221,7 @@ func TestRecords(t *testing.T) {
 			t.Errorf("GetRecord = %+v, want %+v", got, &want)
 		}
 		for _, a := range []string{"q1", "p1"} {
-			got, err := s.FindRecord(ctx, r.Kind, a)
+			got, err := s.FindRecord(ctx, r.Kind, "m1", a)
 			if err != nil || got.Key != "o1" {
 				t.Errorf("FindRecord(%q) = %v, %v; want o1", a, got, err)
 			}
@@ -236,8 +236,8 @@ func TestRecords(t *testing.T) {
 	}{
 		{"duplicate key", &sandbox.Batch{Creates: []*sandbox.Record{newRecord("m1", "o1")}},
 			sandbox.CodeConflict, []string{"payscore.order", `"o1"`, "already exists"}},
-		{"duplicate alias of another merchant", &sandbox.Batch{Creates: []*sandbox.Record{newRecord("m2", "o9", "p1")}},
-			sandbox.CodeConflict, []string{"payscore.order", `"p1"`, "taken"}},
+		{"duplicate alias", &sandbox.Batch{Creates: []*sandbox.Record{newRecord("m1", "o9", "p1")}},
+			sandbox.CodeConflict, []string{"payscore.order", `"p1"`, "taken", `"m1"`}},
 		{"stale version", &sandbox.Batch{Updates: []*sandbox.Record{{Kind: r.Kind, MchID: "m1", Key: "o1", Version: 5, Data: json.RawMessage(`{}`)}}},
 			sandbox.CodeConflict, []string{`"o1"`, "version 5 is stale", "has 1"}},
 		{"update of a missing record", &sandbox.Batch{Updates: []*sandbox.Record{{Kind: r.Kind, MchID: "m1", Key: "nope", Version: 1}}},
@@ -275,7 +275,7 @@ func TestRecords(t *testing.T) {
 		if u.Version != 2 || !u.CreatedAt.Equal(r.CreatedAt) || u.UpdatedAt.Before(u.CreatedAt) {
 			t.Errorf("after update: version %d created %v updated %v; want 2, %v, later", u.Version, u.CreatedAt, u.UpdatedAt, r.CreatedAt)
 		}
-		got, err := s.FindRecord(ctx, r.Kind, "n1")
+		got, err := s.FindRecord(ctx, r.Kind, "m1", "n1")
 		if err != nil {
 			t.Fatalf("FindRecord(new alias): %v", err)
 		}
@@ -286,7 +286,7 @@ func TestRecords(t *testing.T) {
 			t.Errorf("aliases = %q, want %q", got.Aliases, want)
 		}
 		// The x9 alias of the failed case above must not have stuck.
-		if _, err := s.FindRecord(ctx, r.Kind, "x9"); !sandbox.IsCode(err, sandbox.CodeNotFound) {
+		if _, err := s.FindRecord(ctx, r.Kind, "m1", "x9"); !sandbox.IsCode(err, sandbox.CodeNotFound) {
 			t.Errorf("FindRecord(x9) = %v, want not found", err)
 		}
 	})
@@ -309,10 +309,23 @@ func TestRecords(t *testing.T) {
 		}
 	})
 
+	t.Run("an alias is per merchant", func(t *testing.T) {
+		other := newRecord("m2", "o7", "q1")
+		commit(t, s, &sandbox.Batch{Creates: []*sandbox.Record{other}})
+		for mchid, want := range map[string]int64{"m1": r.Version + 1, "m2": 1} {
+			got, err := s.FindRecord(ctx, r.Kind, mchid, "q1")
+			if err != nil || got.MchID != mchid || got.Version != want {
+				t.Errorf("FindRecord(%s, q1) = %+v, %v; want %s's own record", mchid, got, err, mchid)
+			}
+		}
+		_, err := s.FindRecord(ctx, r.Kind, "m3", "q1")
+		wantCode(t, err, sandbox.CodeNotFound, `"m3"`, `"q1"`)
+	})
+
 	t.Run("not found", func(t *testing.T) {
 		_, err := s.GetRecord(ctx, r.Kind, "m2", "o1")
 		wantCode(t, err, sandbox.CodeNotFound, "payscore.order", `"o1"`, `"m2"`)
-		_, err = s.FindRecord(ctx, "embedpay.trade", "q1")
+		_, err = s.FindRecord(ctx, "embedpay.trade", "m1", "q1")
 		wantCode(t, err, sandbox.CodeNotFound, "embedpay.trade", `"q1"`)
 	})
 }
