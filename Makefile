@@ -62,6 +62,8 @@ e2e: ## the testcontainers suite (builds its own image, mpsandbox:e2e)
 # examples/ is a module of its own that imports the testkit as a merchant's
 # does; its container half starts $(IMAGE), built here when docker answers
 # (without docker it skips, except under CI).
+# Its go.mod lists the main module's requirements too: when those change,
+# run `cd examples && go mod tidy` (go test says so otherwise).
 examples: ## the examples module: a Pay Score flow with wechatpay-go, in process and in the image
 	if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image; fi
 	cd examples && MPSANDBOX_IMAGE=$(IMAGE) $(GO) test -count=1 ./...

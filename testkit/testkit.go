@@ -41,6 +41,9 @@ const DemoMchID = "1230000109"
 const (
 	WeChatPayHost = "api.mch.weixin.qq.com"
 	PCloudHost    = "api.4pyun.com"
+	// PCloudAltHost is the other host P云's trade-prepare documentation
+	// names (4pyun-doc openapi/api/trade-prepare.md).
+	PCloudAltHost = "papi.4pyun.com"
 )
 
 // maxAnswer bounds what the client reads of one answer.
@@ -182,7 +185,8 @@ func (s *Sandbox) Close() error {
 }
 
 // Transport returns an http.RoundTripper that sends requests for
-// https://api.mch.weixin.qq.com and https://api.4pyun.com to the sandbox,
+// https://api.mch.weixin.qq.com and https://api.4pyun.com (or
+// papi.4pyun.com) to the sandbox,
 // keeping their paths, queries, headers and bodies: the host is not part of
 // a WeChat Pay v3 or P云 signature, so signatures hold. Requests to other
 // hosts go out unchanged through http.DefaultTransport.
@@ -201,7 +205,7 @@ type hostRewriter struct {
 
 func (t hostRewriter) RoundTrip(r *http.Request) (*http.Response, error) {
 	switch strings.ToLower(r.URL.Hostname()) {
-	case WeChatPayHost, PCloudHost:
+	case WeChatPayHost, PCloudHost, PCloudAltHost:
 	default:
 		return t.base.RoundTrip(r)
 	}

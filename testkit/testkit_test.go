@@ -210,6 +210,7 @@ func TestTransport(t *testing.T) {
 	for _, tt := range []struct{ url, want string }{
 		{"https://api.mch.weixin.qq.com/healthz", `{"status":"ok"}`},
 		{"https://API.4pyun.com/healthz", `{"status":"ok"}`},
+		{"https://papi.4pyun.com/healthz", `{"status":"ok"}`},
 		{other.URL + "/anything", "other"},
 	} {
 		resp, err := client.Get(tt.url)
