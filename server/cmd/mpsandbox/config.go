@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 )
@@ -27,6 +28,44 @@ type Config struct {
 	ManualTimeout     time.Duration
 	MaxBody           int64
 	ShutdownTimeout   time.Duration
+
+	// Staging: reproducible credentials (CI only); HTTPS from certificate
+	// files or from a local CA kept in the data dir; who reads /metrics.
+	CredentialsSeed string
+	TLSCert         string
+	TLSKey          string
+	TLSSelfSigned   bool
+	PublicNames     []string
+	MetricsToken    string
+}
+
+// TLS reports whether the server speaks HTTPS.
+func (c Config) TLS() bool { return c.TLSSelfSigned || c.TLSCert != "" }
+
+// nameList is a repeatable flag of comma-separated names. Names from the
+// environment are replaced, not added to, by the first on the command line.
+type nameList struct {
+	names   *[]string
+	fromEnv *bool
+}
+
+func (l nameList) String() string {
+	if l.names == nil {
+		return ""
+	}
+	return strings.Join(*l.names, ",")
+}
+
+func (l nameList) Set(v string) error {
+	if *l.fromEnv {
+		*l.names, *l.fromEnv = nil, false
+	}
+	for _, n := range strings.Split(v, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			*l.names = append(*l.names, n)
+		}
+	}
+	return nil
 }
 
 // envPrefix is the one rule from a flag to its environment variable:
@@ -47,7 +86,8 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory of the SQLite database")
 	fs.BoolVar(&c.InMemory, "in-memory", false, "keep everything in memory and lose it at exit, for throwaway runs")
 	fs.StringVar(&c.ScenariosDir, "scenarios-dir", "", "load scenarios from this directory instead of the embedded set")
-	fs.StringVar(&c.MerchantsFile, "merchants-file", "", "YAML file of merchants to create at start if missing")
+	fs.StringVar(&c.MerchantsFile, "merchants-file", "", "YAML file of merchants, with any of their credentials, to create at start if missing; GET /sandbox/v1/merchants/{mchid}/export writes one")
+	fs.StringVar(&c.CredentialsSeed, "credentials-seed", "", "make every generated credential (keys, secrets, ids, tokens) a function of this seed and the mchid, for throwaway CI runs; never on a shared server: the seed gives every key away")
 	fs.Float64Var(&c.ClockScale, "clock-scale", 1, "sandbox seconds per real second; CI uses a large one")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token of the admin API; bound to a non-loopback address without one, one is generated, logged once and kept in <data-dir>/admin-token")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
@@ -58,6 +98,12 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.DurationVar(&c.ManualTimeout, "manual-timeout", 30*time.Minute, "how long a manual session waits for a person, on the sandbox clock")
 	fs.Int64Var(&c.MaxBody, "max-body", 1<<20, "largest request body in bytes")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight requests may take to finish at SIGTERM")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain); with --tls-key")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "the PEM private key of --tls-cert")
+	fs.BoolVar(&c.TLSSelfSigned, "tls-self-signed", false, "serve HTTPS with a certificate from a local CA kept in <data-dir>/tls; clients trust GET /sandbox/v1/ca.pem")
+	publicFromEnv := false
+	fs.Var(nameList{&c.PublicNames, &publicFromEnv}, "public-name", "a host name or IP the sandbox is reached by, for --tls-self-signed's certificate (localhost and 127.0.0.1 always); repeat or comma-separate")
+	fs.StringVar(&c.MetricsToken, "metrics-token", "", "bound to a non-loopback address, GET /metrics wants this bearer token or the admin token; it opens nothing else")
 	// Every flag reads its variable first, so that the command line wins.
 	var errs []string
 	fs.VisitAll(func(f *flag.Flag) {
@@ -69,6 +115,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 			}
 		}
 	})
+	publicFromEnv = len(c.PublicNames) > 0
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -86,6 +133,17 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	if c.MaxBody < 1024 {
 		errs = append(errs, "--max-body must be at least 1024 bytes")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, "--tls-cert and --tls-key go together")
+	}
+	if c.TLSSelfSigned && c.TLSCert != "" {
+		errs = append(errs, "--tls-self-signed or --tls-cert, not both")
+	}
+	for _, n := range c.PublicNames {
+		if strings.ContainsAny(n, "/: ") && net.ParseIP(n) == nil {
+			errs = append(errs, fmt.Sprintf("--public-name %q: a host name or an IP address, without scheme, port or path", n))
+		}
 	}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("%s", strings.Join(errs, "; "))

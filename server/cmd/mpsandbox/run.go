@@ -13,15 +13,16 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/mpsandbox/mpsandbox/server/embedded"
 	"github.com/mpsandbox/mpsandbox/server/internal/app"
 	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
+	"github.com/mpsandbox/mpsandbox/server/internal/metrics"
 )
 
 // Main is the running server: Run wires everything and starts serving,
@@ -37,6 +38,8 @@ type Main struct {
 	listener net.Listener
 	server   *http.Server
 	app      *app.App
+	metrics  *metrics.Metrics
+	writable *writable
 	// shutdown closes when Close begins, ending event streams and long polls.
 	shutdown chan struct{}
 	closing  sync.Once
@@ -74,19 +77,28 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}
 
+	ln, caPEM, err := m.listenTLS(ln, cfg)
+	if err != nil {
+		m.listener.Close()
+		return err
+	}
+	m.listener = ln
+
 	gin.SetMode(gin.ReleaseMode)
 	engine := app.NewEngine(app.EngineOptions{Logger: m.Logger, AccessLog: cfg.AccessLog, MaxBody: cfg.MaxBody})
-	engine.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
-	engine.GET("/readyz", func(c *gin.Context) {
+	registerCA(engine, caPEM)
+	m.metrics = metrics.New()
+	engine.Use(m.metrics.Middleware())
+	engine.GET("/metrics", m.metrics.Handler(open, cfg.AdminToken, cfg.MetricsToken))
+	embedded.RegisterProbes(engine, func() (bool, error) {
 		if !m.ready.Load() {
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "starting"})
-			return
+			return false, nil
 		}
-		c.JSON(http.StatusOK, gin.H{"status": "ready"})
-	})
-	engine.GET("/version", func(c *gin.Context) {
-		c.JSON(http.StatusOK, gin.H{"version": version, "go": runtime.Version()})
-	})
+		if err := m.writable.check(); err != nil {
+			return true, fmt.Errorf("the store cannot write: %w", err)
+		}
+		return true, nil
+	}, version)
 	if err := m.wire(ctx, cfg, engine, open); err != nil {
 		ln.Close()
 		return err
@@ -99,7 +111,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}()
 	m.ready.Store(true)
 	m.Logger.Info("ready", "addr", m.Addr, "version", version, "startup_ms", time.Since(start).Milliseconds(),
-		"data_dir", dataDescription(cfg), "clock_scale", cfg.ClockScale, "admin_open", open)
+		"data_dir", dataDescription(cfg), "clock_scale", cfg.ClockScale, "admin_open", open, "tls", cfg.TLS())
 	return nil
 }
 
@@ -128,12 +140,14 @@ func (m *Main) wire(ctx context.Context, cfg Config, engine *gin.Engine, open bo
 		StorePath: path, Logger: m.Logger, ClockScale: cfg.ClockScale, Scenarios: scenarioFS,
 		MerchantsFile: cfg.MerchantsFile, JournalMaxEntries: cfg.JournalMaxEntries, JournalMaxAge: cfg.JournalMaxAge,
 		ManualTimeout: cfg.ManualTimeout, Access: httpapi.Access{Open: open, AdminToken: cfg.AdminToken},
-		Shutdown: m.shutdown, Products: products,
+		Shutdown: m.shutdown, Products: embedded.Products,
+		CredentialsSeed: cfg.CredentialsSeed, Metrics: m.metrics,
 	})
 	if err != nil {
 		return err
 	}
 	m.app = a
+	m.writable = &writable{probe: a.ProbeWrite, log: m.Logger}
 	a.Register(engine)
 	a.Start()
 	return nil

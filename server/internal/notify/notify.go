@@ -61,6 +61,9 @@ type Options struct {
 	MaxPoll time.Duration
 	// Logger receives store failures and dropped outcomes; nil discards.
 	Logger *slog.Logger
+	// Attempted sees each notification after an attempt, in the state the
+	// attempt left it (the metrics count it); nil ignores.
+	Attempted func(*sandbox.Notification)
 }
 
 // Worker delivers due notifications.
@@ -77,6 +80,7 @@ type Worker struct {
 	perMerchant int
 	maxPoll     time.Duration
 	log         *slog.Logger
+	attempted   func(*sandbox.Notification)
 
 	kick chan struct{}
 	// stale holds the merchants a commit wrote since Run last read them
@@ -131,6 +135,7 @@ func New(o Options) *Worker {
 		perMerchant: max(1, o.Workers/2),
 		maxPoll:     o.MaxPoll,
 		log:         o.Logger,
+		attempted:   o.Attempted,
 		kick:        make(chan struct{}, 1),
 		inflight:    map[string]struct{}{},
 		released:    map[string]struct{}{},
@@ -205,7 +210,7 @@ func (w *Worker) merchants(ctx context.Context, ms []*sandbox.Merchant) []*sandb
 		if err == nil {
 			return all
 		}
-		w.log.Error("notify_list_merchants_failed", "err", err)
+		w.log.Error("notify_list_merchants_failed", "error", err)
 		w.staleMu.Lock()
 		w.relist = true
 		w.staleMu.Unlock()
@@ -221,7 +226,7 @@ func (w *Worker) merchants(ctx context.Context, ms []*sandbox.Merchant) []*sandb
 		case err == nil:
 			out = append(out, m)
 		case !sandbox.IsCode(err, sandbox.CodeNotFound):
-			w.log.Error("notify_read_merchant_failed", "merchant", id, "err", err)
+			w.log.Error("notify_read_merchant_failed", "mchid", id, "error", err)
 			w.staleMu.Lock()
 			w.relist = true
 			w.staleMu.Unlock()
@@ -251,7 +256,7 @@ func (w *Worker) scan(ctx context.Context, merchants []*sandbox.Merchant) time.D
 			// so that the ones behind them are reached.
 			due, err := w.st.DueNotifications(ctx, m.MchID, now, busy+room)
 			if err != nil {
-				w.log.Error("notify_due_failed", "merchant", m.MchID, "err", err)
+				w.log.Error("notify_due_failed", "mchid", m.MchID, "error", err)
 			}
 			for _, n := range due {
 				if room > 0 && w.claim(n) {
@@ -262,7 +267,7 @@ func (w *Worker) scan(ctx context.Context, merchants []*sandbox.Merchant) time.D
 		}
 		next, err := w.st.NextDue(ctx, m.MchID)
 		if err != nil {
-			w.log.Error("notify_next_due_failed", "merchant", m.MchID, "err", err)
+			w.log.Error("notify_next_due_failed", "mchid", m.MchID, "error", err)
 			continue
 		}
 		// A time already past belongs to a row in flight (its completion
@@ -359,6 +364,9 @@ func (w *Worker) attempt(ctx context.Context, m *sandbox.Merchant, n *sandbox.No
 	}
 	w.commit(ctx, n)
 	w.journal.Record(x)
+	if w.attempted != nil {
+		w.attempted(n)
+	}
 }
 
 // try makes the attempt unless FailNext, the allow-list or a missing
@@ -439,9 +447,9 @@ func (w *Worker) commit(ctx context.Context, n *sandbox.Notification) {
 		if cur, err := w.st.GetNotification(ctx, n.ID); err == nil {
 			state = cur.State
 		}
-		w.log.Info("notify_outcome_dropped", "merchant", n.MchID, "notify_id", n.ID, "attempt", n.Attempts, "state", state)
+		w.log.Info("notify_outcome_dropped", "mchid", n.MchID, "notify_id", n.ID, "attempt", n.Attempts, "state", state)
 	default:
-		w.log.Error("notify_commit_failed", "merchant", n.MchID, "notify_id", n.ID, "attempt", n.Attempts, "err", err)
+		w.log.Error("notify_commit_failed", "mchid", n.MchID, "notify_id", n.ID, "attempt", n.Attempts, "error", err)
 	}
 }
 
