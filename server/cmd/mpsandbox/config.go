@@ -6,6 +6,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/mpsandbox/mpsandbox/server/internal/notify"
 )
 
 // Config is everything the server can be told at start. Each flag has an
@@ -25,9 +27,15 @@ type Config struct {
 
 	JournalMaxEntries int
 	JournalMaxAge     time.Duration
+	JournalMaxBytes   int64
 	ManualTimeout     time.Duration
 	MaxBody           int64
+	BodyTimeout       time.Duration
+	BodyMinRate       int64
+	MaxConnsPerSource int
 	ShutdownTimeout   time.Duration
+	// NotifyAllow is the operator's allow-list of notification targets.
+	NotifyAllow *notify.Policy
 
 	// Staging: reproducible credentials (CI only); HTTPS from certificate
 	// files or from a local CA kept in the data dir; who reads /metrics.
@@ -42,12 +50,8 @@ type Config struct {
 // TLS reports whether the server speaks HTTPS.
 func (c Config) TLS() bool { return c.TLSSelfSigned || c.TLSCert != "" }
 
-// nameList is a repeatable flag of comma-separated names. Names from the
-// environment are replaced, not added to, by the first on the command line.
-type nameList struct {
-	names   *[]string
-	fromEnv *bool
-}
+// nameList is a repeatable flag of comma-separated names.
+type nameList struct{ names *[]string }
 
 func (l nameList) String() string {
 	if l.names == nil {
@@ -57,9 +61,6 @@ func (l nameList) String() string {
 }
 
 func (l nameList) Set(v string) error {
-	if *l.fromEnv {
-		*l.names, *l.fromEnv = nil, false
-	}
 	for _, n := range strings.Split(v, ",") {
 		if n = strings.TrimSpace(n); n != "" {
 			*l.names = append(*l.names, n)
@@ -87,7 +88,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.BoolVar(&c.InMemory, "in-memory", false, "keep everything in memory and lose it at exit, for throwaway runs")
 	fs.StringVar(&c.ScenariosDir, "scenarios-dir", "", "load scenarios from this directory instead of the embedded set")
 	fs.StringVar(&c.MerchantsFile, "merchants-file", "", "YAML file of merchants, with any of their credentials, to create at start if missing; GET /sandbox/v1/merchants/{mchid}/export writes one")
-	fs.StringVar(&c.CredentialsSeed, "credentials-seed", "", "make every generated credential (keys, secrets, ids, tokens) a function of this seed and the mchid, for throwaway CI runs; never on a shared server: the seed gives every key away")
+	fs.StringVar(&c.CredentialsSeed, "credentials-seed", "", "make every generated credential (keys, secrets, ids, tokens) a function of this seed and the mchid, for throwaway CI runs; never on a shared server")
 	fs.Float64Var(&c.ClockScale, "clock-scale", 1, "sandbox seconds per real second; CI uses a large one")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token of the admin API; bound to a non-loopback address without one, one is generated, logged once and kept in <data-dir>/admin-token")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
@@ -95,27 +96,33 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.BoolVar(&c.AccessLog, "access-log", true, "one log line per request")
 	fs.IntVar(&c.JournalMaxEntries, "journal-max-entries", 100000, "journal history kept, by count")
 	fs.DurationVar(&c.JournalMaxAge, "journal-max-age", 24*time.Hour, "journal history kept, by age")
+	fs.Int64Var(&c.JournalMaxBytes, "journal-max-bytes", 256<<20, "journal history kept, by the bytes of its stored entries; pruned in the background")
 	fs.DurationVar(&c.ManualTimeout, "manual-timeout", 30*time.Minute, "how long a manual session waits for a person, on the sandbox clock")
 	fs.Int64Var(&c.MaxBody, "max-body", 1<<20, "largest request body in bytes")
+	fs.DurationVar(&c.BodyTimeout, "body-timeout", 30*time.Second, "longest time a request body may take to arrive")
+	fs.Int64Var(&c.BodyMinRate, "body-min-rate", 1024, "bytes a second a request body must keep up after its first 5 s")
+	fs.IntVar(&c.MaxConnsPerSource, "max-conns-per-source", 128, "connections open at once from one client address; more are closed at once")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight requests may take to finish at SIGTERM")
+	notifyAllow := fs.String("notify-allow", notify.DefaultAllow, "where notifications may go, comma-separated: host names (exact or *.suffix), addresses and CIDR prefixes, each optionally :port; a merchant's notify_hosts can only narrow it; link-local and cloud-metadata addresses are always refused")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain); with --tls-key")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "the PEM private key of --tls-cert")
 	fs.BoolVar(&c.TLSSelfSigned, "tls-self-signed", false, "serve HTTPS with a certificate from a local CA kept in <data-dir>/tls; clients trust GET /sandbox/v1/ca.pem")
-	publicFromEnv := false
-	fs.Var(nameList{&c.PublicNames, &publicFromEnv}, "public-name", "a host name or IP the sandbox is reached by, for --tls-self-signed's certificate (localhost and 127.0.0.1 always); repeat or comma-separate")
+	fs.Var(nameList{&c.PublicNames}, "public-name", "a host name or IP the sandbox is reached by: in --tls-self-signed's certificate (localhost and 127.0.0.1 always), and a Host the admin API answers to besides localhost and the bound address (DNS rebinding); repeat or comma-separate")
 	fs.StringVar(&c.MetricsToken, "metrics-token", "", "bound to a non-loopback address, GET /metrics wants this bearer token or the admin token; it opens nothing else")
 	// Every flag reads its variable first, so that the command line wins.
 	var errs []string
 	fs.VisitAll(func(f *flag.Flag) {
 		name := envName(f.Name)
 		f.Usage += " (" + name + ")"
+		if _, list := f.Value.(nameList); list {
+			return // a list appends: its variable is read after the command line, when that gave none
+		}
 		if v := getenv(name); v != "" {
 			if err := f.Value.Set(v); err != nil {
 				errs = append(errs, fmt.Sprintf("%s=%q is not a valid --%s (%v; the default is %s)", name, v, f.Name, err, f.DefValue))
 			}
 		}
 	})
-	publicFromEnv = len(c.PublicNames) > 0
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -131,8 +138,22 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	if c.JournalMaxEntries < 1 {
 		errs = append(errs, "--journal-max-entries must be at least 1")
 	}
+	if c.JournalMaxBytes < 1<<20 {
+		errs = append(errs, "--journal-max-bytes must be at least 1048576 (1 MiB)")
+	}
+	if p, err := notify.ParsePolicy(*notifyAllow); err != nil {
+		errs = append(errs, err.Error())
+	} else {
+		c.NotifyAllow = p
+	}
+	if c.BodyTimeout < time.Second || c.BodyMinRate < 1 || c.MaxConnsPerSource < 1 {
+		errs = append(errs, "--body-timeout must be at least 1s, --body-min-rate and --max-conns-per-source at least 1")
+	}
 	if c.MaxBody < 1024 {
 		errs = append(errs, "--max-body must be at least 1024 bytes")
+	}
+	if len(c.PublicNames) == 0 {
+		_ = nameList{&c.PublicNames}.Set(getenv(envName("public-name")))
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, "--tls-cert and --tls-key go together")

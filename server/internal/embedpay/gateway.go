@@ -76,6 +76,9 @@ func (p *Product) handlePrepare(c *gin.Context) error {
 			expire = at
 		}
 	}
+	if u := params["notify_url"]; u != "" && !slices.ContainsFunc(vs, func(v sandbox.Violation) bool { return v.Path == "/notify_url" }) {
+		vs = append(vs, p.d.NotifyTargets.NotifyURLViolations(m, "/notify_url", u)...)
+	}
 	explicit := c.GetHeader("X-Sandbox-Scenario")
 	if explicit != "" {
 		if sc, ok := p.d.Scenarios.Get(explicit); !ok || sc.Product != sandbox.ProductEmbedPay {

@@ -14,6 +14,7 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/app"
 	"github.com/mpsandbox/mpsandbox/server/internal/app/apptest"
 	"github.com/mpsandbox/mpsandbox/server/internal/merchant"
+	"github.com/mpsandbox/mpsandbox/server/internal/notify"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 	"github.com/mpsandbox/mpsandbox/server/internal/schema"
 	"github.com/mpsandbox/mpsandbox/server/internal/wxsign"
@@ -60,6 +61,8 @@ func newWorld(tb testing.TB) *world {
 	other := testMerchant("1900000109", "wxfedcba0987654321", "op1111111111111", "othersecretothersecretothersecre", "70000001")
 	s := apptest.Start(tb, app.Options{
 		Now: apptest.Frozen(base), Merchants: []*sandbox.Merchant{m, other}, Products: []app.Constructor{app.Product(New)},
+		// The doc's example notifies https://a.b.c/notify.
+		NotifyAllow: notify.MustPolicy(notify.DefaultAllow + ",a.b.c"),
 	})
 	w := &world{tb: tb, Sandbox: s, set: s.Schemas, p: s.Products[0].(*Product), m: m, other: other}
 	w.recv = newReceiver(tb, w.Merchants)
