@@ -129,10 +129,19 @@ func TestFaultKill9KeepsAcceptedWork(t *testing.T) {
 				}
 			}()
 		}
+		// The kill comes once a delivery is in flight: on a loaded machine
+		// the worker may take a while to start one.
 		time.Sleep(300 * time.Millisecond)
-		ledger.mu.Lock()
-		inflight := ledger.inflight
-		ledger.mu.Unlock()
+		inflight, deadline := 0, time.Now().Add(10*time.Second)
+		for {
+			ledger.mu.Lock()
+			inflight = ledger.inflight
+			ledger.mu.Unlock()
+			if inflight > 0 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 		p.Kill()
 		wg.Wait()
 		if inflight == 0 {
