@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -343,5 +344,27 @@ func TestMerchantsFileAndUpdates(t *testing.T) {
 	after := send(t, "GET", base+"/sandbox/v1/merchants/1900000042/credentials", "", "")
 	if after.Body["merchant_public_key_pem"] != pemText || after.Body["platform_key_mode"] != "switching" {
 		t.Fatal("a refused update must lose nothing accepted before")
+	}
+}
+
+// TestEveryFlagHasItsVariable: the flags staging added read MPSANDBOX_<NAME>
+// by the one rule, and a repeatable flag given on the command line replaces
+// the variable's values rather than adding to them.
+func TestEveryFlagHasItsVariable(t *testing.T) {
+	env := map[string]string{"MPSANDBOX_PUBLIC_NAME": "a.example, b.example", "MPSANDBOX_METRICS_TOKEN": "m", "MPSANDBOX_TLS_SELF_SIGNED": "true"}
+	getenv := func(k string) string { return env[k] }
+	c, err := parseConfig(nil, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.PublicNames, []string{"a.example", "b.example"}) || c.MetricsToken != "m" || !c.TLSSelfSigned {
+		t.Fatalf("from the environment: names %q, metrics token %q, self-signed %v", c.PublicNames, c.MetricsToken, c.TLSSelfSigned)
+	}
+	c, err = parseConfig([]string{"--public-name", "c.example", "--public-name", "d.example"}, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.PublicNames, []string{"c.example", "d.example"}) {
+		t.Fatalf("the command line's names %q, want c.example and d.example only", c.PublicNames)
 	}
 }
