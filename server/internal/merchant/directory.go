@@ -243,6 +243,8 @@ type CreateRequest struct {
 	NotifyHosts          []string `json:"notify_hosts"`
 	MerchantPublicKeyPEM string   `json:"merchant_public_key_pem"`
 	PlatformKeyMode      string   `json:"platform_key_mode"`
+	// SubMerchants makes the merchant a service provider (服务商).
+	SubMerchants []sandbox.SubMerchant `json:"sub_merchants"`
 }
 
 var mchidPattern = regexp.MustCompile(`^[0-9]{8,12}$`)
@@ -279,6 +281,7 @@ func (d *Directory) Create(ctx context.Context, req CreateRequest) (*sandbox.Mer
 		m.MerchantPublicKeyPEM = req.MerchantPublicKeyPEM
 	}
 	m.PlatformKeyMode = req.PlatformKeyMode
+	m.SubMerchants = req.SubMerchants
 	if err := d.add(ctx, m); err != nil {
 		return nil, err
 	}
@@ -356,6 +359,8 @@ type UpdateRequest struct {
 	NotifyHosts          *[]string `json:"notify_hosts"`
 	MerchantPublicKeyPEM *string   `json:"merchant_public_key_pem"`
 	PlatformKeyMode      *string   `json:"platform_key_mode"`
+	// SubMerchants, when given, replaces the provider's sub-merchants.
+	SubMerchants *[]sandbox.SubMerchant `json:"sub_merchants"`
 }
 
 // Change applies an UpdateRequest.
@@ -377,6 +382,9 @@ func (d *Directory) Change(ctx context.Context, mchid string, req UpdateRequest)
 		}
 		if req.PlatformKeyMode != nil {
 			m.PlatformKeyMode = *req.PlatformKeyMode
+		}
+		if req.SubMerchants != nil {
+			m.SubMerchants = *req.SubMerchants
 		}
 		return nil
 	})
