@@ -26,9 +26,12 @@ type Directory struct {
 	// noDemo leaves the demo merchant out of a first start (WithoutDemo).
 	noDemo bool
 
-	mu       sync.RWMutex
-	byID     map[string]*sandbox.Merchant
-	byApp    map[string]*sandbox.Merchant
+	mu    sync.RWMutex
+	byID  map[string]*sandbox.Merchant
+	byApp map[string]*sandbox.Merchant
+	// bySubApp finds a service provider by a sub-merchant's sub_appid: a
+	// partner-mode jump comes from the sub-merchant's mini-program.
+	bySubApp map[string]*sandbox.Merchant
 	byPCloud map[string]*sandbox.Merchant
 	byToken  map[string]*sandbox.Merchant
 }
@@ -92,6 +95,7 @@ func (d *Directory) index(ms []*sandbox.Merchant) {
 	defer d.mu.Unlock()
 	if d.byID == nil {
 		d.byID, d.byApp, d.byPCloud, d.byToken = map[string]*sandbox.Merchant{}, map[string]*sandbox.Merchant{}, map[string]*sandbox.Merchant{}, map[string]*sandbox.Merchant{}
+		d.bySubApp = map[string]*sandbox.Merchant{}
 	}
 	for _, m := range ms {
 		if old, ok := d.byID[m.MchID]; ok {
@@ -101,6 +105,11 @@ func (d *Directory) index(ms []*sandbox.Merchant) {
 			delete(d.byApp, old.AppID)
 			delete(d.byPCloud, old.PCloudAppID)
 			delete(d.byToken, old.Token)
+			for _, sub := range old.SubMerchants {
+				if d.bySubApp[sub.SubAppID] == old {
+					delete(d.bySubApp, sub.SubAppID)
+				}
+			}
 		}
 		d.byID[m.MchID] = m
 		if m.AppID != "" {
@@ -111,6 +120,11 @@ func (d *Directory) index(ms []*sandbox.Merchant) {
 		}
 		if m.Token != "" {
 			d.byToken[m.Token] = m
+		}
+		for _, sub := range m.SubMerchants {
+			if sub.SubAppID != "" {
+				d.bySubApp[sub.SubAppID] = m
+			}
 		}
 	}
 }
@@ -125,8 +139,14 @@ func (d *Directory) lookup(idx map[string]*sandbox.Merchant, key string) (*sandb
 // Get finds a merchant by mchid.
 func (d *Directory) Get(mchid string) (*sandbox.Merchant, bool) { return d.lookup(d.byID, mchid) }
 
-// ByAppID finds the merchant whose mini-program appId this is.
-func (d *Directory) ByAppID(appid string) (*sandbox.Merchant, bool) { return d.lookup(d.byApp, appid) }
+// ByAppID finds the merchant whose mini-program appId this is, else the
+// service provider of the sub-merchant whose mini-program it is.
+func (d *Directory) ByAppID(appid string) (*sandbox.Merchant, bool) {
+	if m, ok := d.lookup(d.byApp, appid); ok {
+		return m, ok
+	}
+	return d.lookup(d.bySubApp, appid)
+}
 
 // ByPCloudAppID finds the merchant by its P云 app_id.
 func (d *Directory) ByPCloudAppID(appid string) (*sandbox.Merchant, bool) {

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
 // The sub-merchants the partner tests give the demo merchant.
@@ -52,7 +54,7 @@ func (w *world) partnerQuery(sub, key, value string) string {
 
 // TestPartnerFlow is the partner (服务商) flow with the official SDK's
 // core.Client signing as the provider: create for a sub-merchant → jump
-// with the provider's signed extraData → return with query_id →
+// from the sub-merchant's mini-program with the provider's signed extraData → return with query_id →
 // PAYSCORE.USER_CONFIRM parsed by notify.NewRSANotifyHandler, carrying
 // mchid, sub_mchid, sub_appid, openid, sub_openid → query by query_id and
 // sub_mchid → complete → PAYSCORE.USER_PAID → DONE.
@@ -76,7 +78,12 @@ func TestPartnerFlow(t *testing.T) {
 	w.create(no)
 	w.ok(http.MethodPost, "/v3/payscore/partner/serviceorder", w.partnerCreateBody(no, otherSubID), schemaPartnerCreateResponse)
 
-	qid := queryIDOf(w.returned(w.open(pkg, nil)))
+	// The jump comes from the sub-merchant's mini-program: the sandbox
+	// finds the provider by the sub_appid; extraData is the provider's.
+	caller := w.caller()
+	caller["appId"] = subAppID
+	jumped := w.jump(sandbox.APIOpenBusinessView, caller, businessViewArgs(w.extraData(pkg)), nil, http.StatusOK)
+	qid := queryIDOf(w.returned(jumped["session_id"].(string)))
 	if qid == "" {
 		t.Fatal("return: no query_id")
 	}
