@@ -207,6 +207,15 @@ func TestPartnerRefusals(t *testing.T) {
 	if d := out["detail"].(map[string]any); d["field"] != "/sub_mchid" || out["message"] != msgNoRelation {
 		t.Errorf("no sub-merchants: got %v", out)
 	}
+	// The admin API checks the sub-merchants it is given, every problem
+	// with its path.
+	req, _ := http.NewRequest(http.MethodPatch, w.Server.URL+"/sandbox/v1/merchants/"+w.m.MchID,
+		bytes.NewReader([]byte(`{"sub_merchants": [{"sub_appid": "wx00000000000000a1"}, {"sub_mchid": "12", "sp_mchid": "1"}]}`)))
+	req.Header.Set("Content-Type", "application/json")
+	out, _ = w.do(req, http.StatusBadRequest)
+	if vs, _ := out["error"].(map[string]any)["fields"].([]any); !contains(vs, "/sub_merchants/0/sub_mchid") || !contains(vs, "/sub_merchants/1/sub_mchid") || !contains(vs, "/sub_merchants/1/sp_mchid") {
+		t.Errorf("PATCH with bad sub_merchants: got %v", out)
+	}
 	w.makeProvider()
 
 	out = w.fail(http.MethodPost, "/v3/payscore/partner/serviceorder", w.partnerCreateBody("PBAD0001", "1999999999"), http.StatusBadRequest, "PARAM_ERROR")
