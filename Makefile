@@ -31,7 +31,7 @@ export GOFLAGS := -tags=nomsgpack $(GOFLAGS)
 # Every package but the black-box suite, which needs docker and runs in `e2e`.
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/e2e$$')
 
-.PHONY: help build run test sdk-test e2e examples image bench soak lint fuzz clean
+.PHONY: help build run test sdk-test e2e examples image bench soak lint fuzz vuln clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -82,6 +82,9 @@ bench: build ## load figures into docs/PERFORMANCE.md: jump, v3, notify, start-u
 soak: build ## the long fault tests, then 10 min of mixed load; its report goes into docs/PERFORMANCE.md
 	MPSANDBOX_SOAK=1 $(GO) test -count=1 -timeout 30m -run '^TestFault' -v ./server/cmd/mpsandbox
 	$(GO) run ./bench/cmd/soak -bin $(BIN) $(SOAK_ARGS)
+
+vuln: ## govulncheck: known vulnerabilities in the code paths the binary uses (needs vuln.go.dev)
+	$(GO) run golang.org/x/vuln/cmd/govulncheck@latest ./...
 
 lint: ## gofmt and go vet
 	@unformatted=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go'))

@@ -495,7 +495,7 @@ func TestFaultConcurrentChangesToOneOrder(t *testing.T) {
 	if soak() {
 		races = 100
 	}
-	p := testproc.Start(t, testproc.Options{DataDir: t.TempDir()})
+	p := testproc.Start(t, testproc.Options{DataDir: t.TempDir(), Flags: []string{"--notify-allow", "127.0.0.1,merchant.example"}})
 	c := credsOf(t, p.URL, demoMchID)
 	create := func(no string, amount int) map[string]any {
 		return map[string]any{

@@ -73,7 +73,9 @@ func (p *Product) handleCreate(c *gin.Context) error {
 		return err
 	}
 	warnSubAppID(c, m, &req)
-	if vs := checkCreate(m, &req); len(vs) > 0 {
+	vs := checkCreate(m, &req)
+	vs = append(vs, p.d.NotifyTargets.NotifyURLViolations(m, "/notify_url", req.NotifyURL)...)
+	if len(vs) > 0 {
 		return sandbox.Invalid("参数错误", vs...)
 	}
 	sc, err := p.d.Scenarios.Pick(sandbox.ProductPayScore, c.GetHeader(headerSandboxScenario), map[string]string{"out_order_no": req.OutOrderNo}, m)
