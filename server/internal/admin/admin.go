@@ -125,17 +125,18 @@ func noStore(c *gin.Context) {
 
 // merchantView is a merchant without its secrets.
 type merchantView struct {
-	MchID       string                            `json:"mchid"`
-	Name        string                            `json:"name"`
-	AppID       string                            `json:"appid"`
-	ServiceID   string                            `json:"service_id"`
-	PCloudAppID string                            `json:"pcloud_app_id"`
-	NotifyHosts []string                          `json:"notify_hosts"`
-	KeyMode     string                            `json:"platform_key_mode"`
-	APIFaults   []sandbox.APIFault                `json:"api_faults"`
-	Active      map[string]sandbox.ActiveScenario `json:"active_scenarios"`
-	Clock       clockView                         `json:"clock"`
-	CreatedAt   time.Time                         `json:"created_at"`
+	MchID        string                            `json:"mchid"`
+	Name         string                            `json:"name"`
+	AppID        string                            `json:"appid"`
+	ServiceID    string                            `json:"service_id"`
+	PCloudAppID  string                            `json:"pcloud_app_id"`
+	NotifyHosts  []string                          `json:"notify_hosts"`
+	KeyMode      string                            `json:"platform_key_mode"`
+	SubMerchants []sandbox.SubMerchant             `json:"sub_merchants"`
+	APIFaults    []sandbox.APIFault                `json:"api_faults"`
+	Active       map[string]sandbox.ActiveScenario `json:"active_scenarios"`
+	Clock        clockView                         `json:"clock"`
+	CreatedAt    time.Time                         `json:"created_at"`
 }
 
 type clockView struct {
@@ -160,8 +161,12 @@ func (a *API) view(m *sandbox.Merchant) merchantView {
 	if active == nil {
 		active = map[string]sandbox.ActiveScenario{}
 	}
+	subs := m.SubMerchants
+	if subs == nil {
+		subs = []sandbox.SubMerchant{}
+	}
 	return merchantView{MchID: m.MchID, Name: m.Name, AppID: m.AppID, ServiceID: m.ServiceID, PCloudAppID: m.PCloudAppID,
-		NotifyHosts: hosts, KeyMode: m.KeyMode(), APIFaults: apiFaults(m), Active: active, Clock: a.clockOf(m.MchID), CreatedAt: m.CreatedAt}
+		NotifyHosts: hosts, KeyMode: m.KeyMode(), SubMerchants: subs, APIFaults: apiFaults(m), Active: active, Clock: a.clockOf(m.MchID), CreatedAt: m.CreatedAt}
 }
 
 // merchant returns the merchant named in the path if the caller may see it;

@@ -26,9 +26,12 @@ type Directory struct {
 	// noDemo leaves the demo merchant out of a first start (WithoutDemo).
 	noDemo bool
 
-	mu       sync.RWMutex
-	byID     map[string]*sandbox.Merchant
-	byApp    map[string]*sandbox.Merchant
+	mu    sync.RWMutex
+	byID  map[string]*sandbox.Merchant
+	byApp map[string]*sandbox.Merchant
+	// bySubApp finds a service provider by a sub-merchant's sub_appid: a
+	// partner-mode jump comes from the sub-merchant's mini-program.
+	bySubApp map[string]*sandbox.Merchant
 	byPCloud map[string]*sandbox.Merchant
 	byToken  map[string]*sandbox.Merchant
 }
@@ -92,6 +95,7 @@ func (d *Directory) index(ms []*sandbox.Merchant) {
 	defer d.mu.Unlock()
 	if d.byID == nil {
 		d.byID, d.byApp, d.byPCloud, d.byToken = map[string]*sandbox.Merchant{}, map[string]*sandbox.Merchant{}, map[string]*sandbox.Merchant{}, map[string]*sandbox.Merchant{}
+		d.bySubApp = map[string]*sandbox.Merchant{}
 	}
 	for _, m := range ms {
 		if old, ok := d.byID[m.MchID]; ok {
@@ -101,6 +105,11 @@ func (d *Directory) index(ms []*sandbox.Merchant) {
 			delete(d.byApp, old.AppID)
 			delete(d.byPCloud, old.PCloudAppID)
 			delete(d.byToken, old.Token)
+			for _, sub := range old.SubMerchants {
+				if d.bySubApp[sub.SubAppID] == old {
+					delete(d.bySubApp, sub.SubAppID)
+				}
+			}
 		}
 		d.byID[m.MchID] = m
 		if m.AppID != "" {
@@ -111,6 +120,11 @@ func (d *Directory) index(ms []*sandbox.Merchant) {
 		}
 		if m.Token != "" {
 			d.byToken[m.Token] = m
+		}
+		for _, sub := range m.SubMerchants {
+			if sub.SubAppID != "" {
+				d.bySubApp[sub.SubAppID] = m
+			}
 		}
 	}
 }
@@ -125,8 +139,14 @@ func (d *Directory) lookup(idx map[string]*sandbox.Merchant, key string) (*sandb
 // Get finds a merchant by mchid.
 func (d *Directory) Get(mchid string) (*sandbox.Merchant, bool) { return d.lookup(d.byID, mchid) }
 
-// ByAppID finds the merchant whose mini-program appId this is.
-func (d *Directory) ByAppID(appid string) (*sandbox.Merchant, bool) { return d.lookup(d.byApp, appid) }
+// ByAppID finds the merchant whose mini-program appId this is, else the
+// service provider of the sub-merchant whose mini-program it is.
+func (d *Directory) ByAppID(appid string) (*sandbox.Merchant, bool) {
+	if m, ok := d.lookup(d.byApp, appid); ok {
+		return m, ok
+	}
+	return d.lookup(d.bySubApp, appid)
+}
 
 // ByPCloudAppID finds the merchant by its P云 app_id.
 func (d *Directory) ByPCloudAppID(appid string) (*sandbox.Merchant, bool) {
@@ -243,6 +263,8 @@ type CreateRequest struct {
 	NotifyHosts          []string `json:"notify_hosts"`
 	MerchantPublicKeyPEM string   `json:"merchant_public_key_pem"`
 	PlatformKeyMode      string   `json:"platform_key_mode"`
+	// SubMerchants makes the merchant a service provider (服务商).
+	SubMerchants []sandbox.SubMerchant `json:"sub_merchants"`
 }
 
 var mchidPattern = regexp.MustCompile(`^[0-9]{8,12}$`)
@@ -281,6 +303,7 @@ func (d *Directory) Create(ctx context.Context, req CreateRequest) (*sandbox.Mer
 		m.MerchantPublicKeyPEM = req.MerchantPublicKeyPEM
 	}
 	m.PlatformKeyMode = req.PlatformKeyMode
+	m.SubMerchants = req.SubMerchants
 	if err := d.add(ctx, m); err != nil {
 		return nil, err
 	}
@@ -358,6 +381,8 @@ type UpdateRequest struct {
 	NotifyHosts          *[]string `json:"notify_hosts"`
 	MerchantPublicKeyPEM *string   `json:"merchant_public_key_pem"`
 	PlatformKeyMode      *string   `json:"platform_key_mode"`
+	// SubMerchants, when given, replaces the provider's sub-merchants.
+	SubMerchants *[]sandbox.SubMerchant `json:"sub_merchants"`
 }
 
 // Change applies an UpdateRequest.
@@ -379,6 +404,9 @@ func (d *Directory) Change(ctx context.Context, mchid string, req UpdateRequest)
 		}
 		if req.PlatformKeyMode != nil {
 			m.PlatformKeyMode = *req.PlatformKeyMode
+		}
+		if req.SubMerchants != nil {
+			m.SubMerchants = *req.SubMerchants
 		}
 		return nil
 	})

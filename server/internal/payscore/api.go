@@ -37,10 +37,13 @@ const (
 
 var outOrderNoPattern = regexp.MustCompile(`^[0-9A-Za-z_\-|*]{1,32}$`)
 
-// orderKey is what every change names the order by, besides the path.
+// orderKey is what every change names the order by, besides the path:
+// appid and service_id in direct mode; sub_mchid and service_id in partner
+// mode, where appid is not asked for.
 type orderKey struct {
-	AppID     string `json:"appid"`
+	AppID     string `json:"appid,omitempty"`
 	ServiceID string `json:"service_id"`
+	SubMchID  string `json:"sub_mchid,omitempty"`
 }
 
 type createRequest struct {
@@ -48,18 +51,28 @@ type createRequest struct {
 	AppID      string `json:"appid"`
 	ServiceID  string `json:"service_id"`
 	terms
-	OpenID          string  `json:"openid,omitempty"`
-	NeedUserConfirm *bool   `json:"need_user_confirm,omitempty"`
-	Device          *device `json:"device,omitempty"`
+	OpenID          string `json:"openid,omitempty"`
+	NeedUserConfirm *bool  `json:"need_user_confirm,omitempty"`
+	// Partner mode only (the partner create schema): the sub-merchant the
+	// provider acts for, its mini-program, the user under it.
+	SubMchID  string  `json:"sub_mchid,omitempty"`
+	SubAppID  string  `json:"sub_appid,omitempty"`
+	SubOpenID string  `json:"sub_openid,omitempty"`
+	Device    *device `json:"device,omitempty"`
 }
 
-// handleCreate handles "POST /v3/payscore/serviceorder".
+// handleCreate handles "POST /v3/payscore/serviceorder" and, for a service
+// provider, "POST /v3/payscore/partner/serviceorder".
 func (p *Product) handleCreate(c *gin.Context) error {
 	m := wxpayv3.Merchant(c)
 	var req createRequest
-	if err := httpapi.DecodeJSON(p.d.Validator, schemaCreate, httpapi.Body(c), &req); err != nil {
+	if err := httpapi.DecodeJSON(p.d.Validator, bodySchema(c, schemaCreate), httpapi.Body(c), &req); err != nil {
 		return err
 	}
+	if err := checkSub(c, m, req.SubMchID); err != nil {
+		return err
+	}
+	warnSubAppID(c, m, &req)
 	vs := checkCreate(m, &req)
 	vs = append(vs, p.d.NotifyTargets.NotifyURLViolations(m, "/notify_url", req.NotifyURL)...)
 	if len(vs) > 0 {
@@ -78,7 +91,7 @@ func (p *Product) handleCreate(c *gin.Context) error {
 	ctx := c.Request.Context()
 	for try := 1; ; try++ {
 		now := p.d.Clock.Now(m.MchID)
-		rec, err := p.d.Store.GetRecord(ctx, kindOrder, m.MchID, req.OutOrderNo)
+		rec, err := p.d.Store.GetRecord(ctx, kindOrder, m.MchID, recordKey(req.SubMchID, req.OutOrderNo))
 		if err == nil {
 			o, err := sandbox.Decode[order](rec)
 			if err != nil {
@@ -97,7 +110,7 @@ func (p *Product) handleCreate(c *gin.Context) error {
 			return err
 		}
 		o := newOrder(m, &req, canonical, sc.ID, now)
-		rec = &sandbox.Record{Kind: kindOrder, MchID: m.MchID, Key: o.OutOrderNo}
+		rec = &sandbox.Record{Kind: kindOrder, MchID: m.MchID, Key: o.key()}
 		if o.Sandbox.Package != "" {
 			rec.Aliases = append(rec.Aliases, aliasPackage+o.Sandbox.Package)
 		}
@@ -130,8 +143,8 @@ func checkCreate(m *sandbox.Merchant, req *createRequest) []sandbox.Violation {
 	if !start.IsZero() && !end.IsZero() && end.Before(start) {
 		vs = append(vs, sandbox.Violation{Path: "/time_range/end_time", Message: "is before start_time [I]"})
 	}
-	if req.NeedUserConfirm != nil && !*req.NeedUserConfirm && req.OpenID == "" {
-		vs = append(vs, sandbox.Violation{Path: "/openid", Message: "is required when need_user_confirm is false (免确认模式 names the user)"})
+	if req.NeedUserConfirm != nil && !*req.NeedUserConfirm && req.OpenID == "" && req.SubOpenID == "" {
+		vs = append(vs, sandbox.Violation{Path: "/openid", Message: "is required when need_user_confirm is false (免确认模式 names the user; in partner mode openid or sub_openid)"})
 	}
 	return vs
 }
@@ -160,21 +173,26 @@ func parseTime(vs []sandbox.Violation, path, s string) (time.Time, []sandbox.Vio
 
 func newOrder(m *sandbox.Merchant, req *createRequest, canonical json.RawMessage, scenario string, now time.Time) *order {
 	o := &order{
-		shown: shown{AppID: req.AppID, MchID: m.MchID, OutOrderNo: req.OutOrderNo, ServiceID: req.ServiceID,
-			State: stateCreated, terms: req.terms, OrderID: newOrderID(now)},
+		shown: shown{AppID: req.AppID, MchID: m.MchID, SubMchID: req.SubMchID, SubAppID: req.SubAppID,
+			OutOrderNo: req.OutOrderNo, ServiceID: req.ServiceID, State: stateCreated, terms: req.terms,
+			OrderID: newOrderID(now)},
 		Sandbox: bookkeeping{QueryID: newQueryID(), Created: now, Request: canonical, Scenario: scenario},
 	}
 	if req.NeedUserConfirm != nil && !*req.NeedUserConfirm {
 		// 免确认模式: no user step, no package (SOURCES.md §2) [I: the
 		// permission it needs is not simulated].
-		o.State, o.StateDescription, o.OpenID = stateDoing, descUserConfirm, req.OpenID
+		o.State, o.StateDescription, o.OpenID, o.SubOpenID = stateDoing, descUserConfirm, req.OpenID, req.SubOpenID
+		if o.OpenID == "" {
+			o.OpenID = userOpenID(m.MchID) // partner mode named the user by sub_openid only [I]
+		}
 		return o
 	}
 	o.Sandbox.Package, o.Sandbox.PackageExpires = newPackage(), now.Add(packageTTL)
 	return o
 }
 
-// handleQuery handles "GET /v3/payscore/serviceorder?service_id=&appid=&(out_order_no=|query_id=)".
+// handleQuery handles "GET /v3/payscore/serviceorder?service_id=&appid=&(out_order_no=|query_id=)"
+// and "GET /v3/payscore/partner/serviceorder?service_id=&sub_mchid=&(out_order_no=|query_id=)".
 func (p *Product) handleQuery(c *gin.Context) error {
 	m := wxpayv3.Merchant(c)
 	q := c.Request.URL.Query()
@@ -191,12 +209,19 @@ func (p *Product) handleQuery(c *gin.Context) error {
 		}
 		doc[k] = q[k][0]
 	}
-	more, err := p.d.Validator.Validate(schemaQuery, doc)
+	more, err := p.d.Validator.Validate(bodySchema(c, schemaQuery), doc)
 	if err != nil {
 		return err
 	}
 	if vs = append(vs, more...); len(vs) > 0 {
+		if partner(c) {
+			return sandbox.Invalid("查询参数错误: service_id and sub_mchid are required, with exactly one of out_order_no and query_id", vs...)
+		}
 		return sandbox.Invalid("查询参数错误: service_id and appid are required, with exactly one of out_order_no and query_id", vs...)
+	}
+	sub := q.Get("sub_mchid")
+	if err := checkSub(c, m, sub); err != nil {
+		return err
 	}
 	ctx := c.Request.Context()
 	var rec *sandbox.Record
@@ -207,7 +232,7 @@ func (p *Product) handleQuery(c *gin.Context) error {
 		}
 	} else {
 		no := q.Get("out_order_no")
-		rec, err = p.d.Store.GetRecord(ctx, kindOrder, m.MchID, no)
+		rec, err = p.d.Store.GetRecord(ctx, kindOrder, m.MchID, recordKey(sub, no))
 		if err != nil {
 			return notFound(err, "/out_order_no", fmt.Sprintf("merchant %s has no order %q", m.MchID, no))
 		}
@@ -216,7 +241,7 @@ func (p *Product) handleQuery(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := matchKey(o, orderKey{AppID: q.Get("appid"), ServiceID: q.Get("service_id")}); err != nil {
+	if err := matchKey(o, orderKey{AppID: q.Get("appid"), ServiceID: q.Get("service_id"), SubMchID: sub}); err != nil {
 		return err
 	}
 	o.advance(p.d.Clock.Now(m.MchID))
@@ -233,11 +258,15 @@ func notFound(err error, path, why string) error {
 		Fields: []sandbox.Violation{{Path: path, Message: why}}}
 }
 
-// matchKey refuses an appid or service_id other than the order's: the real
-// API finds orders by them, so another pair finds nothing [I].
+// matchKey refuses an appid, service_id or sub_mchid other than the
+// order's: the real API finds orders by them, so another finds nothing [I].
+// Partner mode names no appid.
 func matchKey(o *order, k orderKey) error {
 	var vs []sandbox.Violation
-	if k.AppID != o.AppID {
+	if k.SubMchID != o.SubMchID {
+		vs = append(vs, sandbox.Violation{Path: "/sub_mchid", Message: fmt.Sprintf("order %s is not an order of sub-merchant %q", o.OutOrderNo, k.SubMchID)})
+	}
+	if k.AppID != "" && k.AppID != o.AppID {
 		vs = append(vs, sandbox.Violation{Path: "/appid", Message: fmt.Sprintf("order %s was created with appid %q, not %q", o.OutOrderNo, o.AppID, k.AppID)})
 	}
 	if k.ServiceID != o.ServiceID {
@@ -260,8 +289,11 @@ type change func(ctx context.Context, o *order, now time.Time, b *sandbox.Batch)
 func (p *Product) mutate(c *gin.Context, key orderKey, f change) (*order, error) {
 	m := wxpayv3.Merchant(c)
 	no := c.Param("out_order_no")
+	if err := checkSub(c, m, key.SubMchID); err != nil {
+		return nil, err
+	}
 	ctx := c.Request.Context()
-	o, err := sandbox.Update(ctx, p.d.Store, kindOrder, m.MchID, no, func(o *order, b *sandbox.Batch) error {
+	o, err := sandbox.Update(ctx, p.d.Store, kindOrder, m.MchID, recordKey(key.SubMchID, no), func(o *order, b *sandbox.Batch) error {
 		if err := matchKey(o, key); err != nil {
 			return err
 		}
@@ -286,7 +318,7 @@ func (p *Product) decodeChange(c *gin.Context, schema string, out any) error {
 		return sandbox.Invalid("参数错误", sandbox.Violation{Path: "/out_order_no",
 			Message: fmt.Sprintf("%q is not 1 to 32 of [0-9A-Za-z_-|*]", no)})
 	}
-	return httpapi.DecodeJSON(p.d.Validator, schema, httpapi.Body(c), out)
+	return httpapi.DecodeJSON(p.d.Validator, bodySchema(c, schema), httpapi.Body(c), out)
 }
 
 // invalidState is INVALID_ORDER_STATE "单据状态错误" (SOURCES.md §1) with

@@ -80,7 +80,7 @@ func (p *Product) Launch(ctx context.Context, call *sandbox.Call) (*sandbox.Laun
 	}
 	// The scenario was picked at create (header, magic out_order_no,
 	// active, default); the jump may name another.
-	return &sandbox.Launched{Ref: o.OutOrderNo, Scenario: o.Sandbox.Scenario}, nil
+	return &sandbox.Launched{Ref: o.key(), Scenario: o.Sandbox.Scenario}, nil
 }
 
 // readExtraData reads extraData's six strings by their exact names, as
@@ -266,6 +266,10 @@ func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string
 	o.Sandbox.Scenario = s.Scenario
 	if o.OpenID == "" {
 		o.OpenID = userOpenID(s.MchID)
+	}
+	if o.SubAppID != "" && o.SubOpenID == "" {
+		// The same user under the sub-merchant's mini-program [I].
+		o.SubOpenID = userOpenID(o.SubMchID)
 	}
 	if o.TimeRange.StartTime == "OnAccept" {
 		// The service starts as the user accepts [I: the real order shows a time].

@@ -71,7 +71,7 @@ func (p *Product) notification(o *order, v *view, event string, at time.Time, sc
 		return nil, err
 	}
 	n := &sandbox.Notification{
-		ID: httpapi.NewID("ntf_"), MchID: o.MchID, Product: sandbox.ProductPayScore, Event: event, Ref: o.OutOrderNo,
+		ID: httpapi.NewID("ntf_"), MchID: o.MchID, Product: sandbox.ProductPayScore, Event: event, Ref: o.key(),
 		URL: o.NotifyURL, Payload: payload, State: sandbox.NotifyPending, DueAt: at.Add(notifyDelay(sc)),
 		FailNext: sc.Notify.FailNext,
 		Faults: sandbox.Faults{
@@ -148,7 +148,7 @@ func (p *Product) notifyPaid(ctx context.Context, o *order, b *sandbox.Batch) er
 // of the duplicate fault on n, so that n stays the one row cancel and sync
 // drop.
 func (p *Product) outOfOrder(ctx context.Context, o *order, n *sandbox.Notification) error {
-	ns, err := p.d.Store.ListNotifications(ctx, sandbox.NotificationFilter{MchID: o.MchID, Product: sandbox.ProductPayScore, Ref: o.OutOrderNo})
+	ns, err := p.d.Store.ListNotifications(ctx, sandbox.NotificationFilter{MchID: o.MchID, Product: sandbox.ProductPayScore, Ref: o.key()})
 	if err != nil {
 		return err
 	}

@@ -118,8 +118,12 @@ type terms struct {
 
 // shown is what every view of an order carries.
 type shown struct {
-	AppID            string `json:"appid"`
-	MchID            string `json:"mchid"`
+	AppID string `json:"appid"`
+	MchID string `json:"mchid"`
+	// SubMchID and SubAppID are a partner order's sub-merchant and its
+	// mini-program; a merchant's own orders have neither.
+	SubMchID         string `json:"sub_mchid,omitempty"`
+	SubAppID         string `json:"sub_appid,omitempty"`
 	OutOrderNo       string `json:"out_order_no"`
 	ServiceID        string `json:"service_id"`
 	State            string `json:"state"`
@@ -127,6 +131,9 @@ type shown struct {
 	terms
 	OrderID string `json:"order_id"`
 	OpenID  string `json:"openid,omitempty"`
+	// SubOpenID is the user under the sub-merchant's sub_appid (partner
+	// orders with a sub_appid).
+	SubOpenID string `json:"sub_openid,omitempty"`
 }
 
 // order is the stored service order: what WeChat keeps of it, plus the
@@ -214,14 +221,31 @@ func (o *order) completed() *view {
 type ref struct {
 	AppID      string `json:"appid"`
 	MchID      string `json:"mchid"`
+	SubMchID   string `json:"sub_mchid,omitempty"`
+	SubAppID   string `json:"sub_appid,omitempty"`
 	OutOrderNo string `json:"out_order_no"`
 	ServiceID  string `json:"service_id"`
 	OrderID    string `json:"order_id"`
 }
 
 func (o *order) ref() ref {
-	return ref{AppID: o.AppID, MchID: o.MchID, OutOrderNo: o.OutOrderNo, ServiceID: o.ServiceID, OrderID: o.OrderID}
+	return ref{AppID: o.AppID, MchID: o.MchID, SubMchID: o.SubMchID, SubAppID: o.SubAppID, OutOrderNo: o.OutOrderNo,
+		ServiceID: o.ServiceID, OrderID: o.OrderID}
 }
+
+// recordKey is the key of an order's record: its out_order_no for the
+// merchant's own order; for a partner order, the sub-merchant and the
+// out_order_no, since each sub-merchant numbers its own orders [I] (":" is
+// never in an out_order_no).
+func recordKey(subMchID, outOrderNo string) string {
+	if subMchID == "" {
+		return outOrderNo
+	}
+	return "sub:" + subMchID + ":" + outOrderNo
+}
+
+// key is the order's record key.
+func (o *order) key() string { return recordKey(o.SubMchID, o.OutOrderNo) }
 
 // paying reports whether the order waits for its deduction: DOING,
 // MCH_COMPLETE, collection USER_PAYING.

@@ -182,12 +182,23 @@ func (p *Product) Actions(*sandbox.Session) []string {
 	return []string{ActionConfirm, ActionConfirmBackIcon, ActionCancel, ActionExpired}
 }
 
-// Register mounts the v3 service-order API at its real paths, and
+// Register mounts the v3 service-order API at its real paths, direct
+// and partner (服务商) mode, and
 // GET /v3/certificates, which every v3 merchant's SDK may fetch. Both are
 // authenticated, signed, journalled and answer errors in v3's shape.
 func (p *Product) Register(r gin.IRouter) {
 	h := httpapi.Handle
-	g := r.Group("/v3/payscore/serviceorder", p.v3.Middleware(p.d.Journal, sandbox.ProductPayScore)...)
+	p.mountOrders(r.Group("/v3/payscore/serviceorder", p.v3.Middleware(p.d.Journal, sandbox.ProductPayScore)...))
+	p.registerPartner(r)
+	// Not a pay-score path, but the SDKs' certificate mode needs it and
+	// pay score is the first v3 product: it is mounted here, once.
+	r.Group("/v3", p.v3.Middleware(p.d.Journal, "")...).GET("/certificates", h(p.v3.HandleCertificates))
+}
+
+// mountOrders mounts the service-order operations on g, the direct or the
+// partner path.
+func (p *Product) mountOrders(g gin.IRouter) {
+	h := httpapi.Handle
 	g.POST("", h(p.handleCreate))
 	g.GET("", h(p.handleQuery))
 	g.POST("/:out_order_no/cancel", h(p.handleCancel))
@@ -195,9 +206,6 @@ func (p *Product) Register(r gin.IRouter) {
 	g.POST("/:out_order_no/complete", h(p.handleComplete))
 	g.POST("/:out_order_no/pay", h(p.handlePay))
 	g.POST("/:out_order_no/sync", h(p.handleSync))
-	// Not a pay-score path, but the SDKs' certificate mode needs it and
-	// pay score is the first v3 product: it is mounted here, once.
-	r.Group("/v3", p.v3.Middleware(p.d.Journal, "")...).GET("/certificates", h(p.v3.HandleCertificates))
 }
 
 // scenario returns the scenario by id, or the product's default when it is

@@ -251,6 +251,12 @@ func (w *world) session(id string) *sandbox.Session {
 // (unless params carries a sign) and returns the answer's parameters.
 func (w *world) querystate(params map[string]string) map[string]string {
 	w.tb.Helper()
+	return w.querystateAt("/vehicle/pay/querystate", params)
+}
+
+// querystateAt is querystate at the path given: the direct or the partner one.
+func (w *world) querystateAt(path string, params map[string]string) map[string]string {
+	w.tb.Helper()
 	if _, ok := params["sign"]; !ok {
 		sign, err := wxsign.V2Sign(params, w.m.APIv2Key, wxsign.SignTypeHMACSHA256)
 		if err != nil {
@@ -258,13 +264,18 @@ func (w *world) querystate(params map[string]string) map[string]string {
 		}
 		params["sign"] = sign
 	}
-	return w.postXML(wxpayv2.EncodeXML(params))
+	return w.postXMLTo(path, wxpayv2.EncodeXML(params))
 }
 
 // postXML posts a raw body to the v2 query; v2 answers 200 whatever happens.
 func (w *world) postXML(body []byte) map[string]string {
 	w.tb.Helper()
-	req, _ := http.NewRequest(http.MethodPost, w.Server.URL+"/vehicle/pay/querystate", bytes.NewReader(body))
+	return w.postXMLTo("/vehicle/pay/querystate", body)
+}
+
+func (w *world) postXMLTo(path string, body []byte) map[string]string {
+	w.tb.Helper()
+	req, _ := http.NewRequest(http.MethodPost, w.Server.URL+path, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "text/xml")
 	status, raw := w.do(req)
 	if status != http.StatusOK {

@@ -30,6 +30,12 @@ const (
 	version3   = "3.0"
 	errAppID   = "APPID_MCHID_NOT_MATCH" // [I] v2's err_code for this in the pay APIs
 	errAppIDCN = "appid和mch_id不匹配"
+	// errNoRelation answers a sub_mch_id that is not the provider's [I:
+	// the real err_code and text are not published].
+	errNoRelation   = "PARAM_ERROR"
+	errNoRelationCN = "受理关系不存在"
+	// pathPartnerQueryState is the partner (服务商) path of the query.
+	pathPartnerQueryState = "/vehicle/partnerpay/querystate"
 )
 
 // plateNumberInfo is the JSON text in plate_number_info
@@ -53,12 +59,23 @@ type plateInfo struct {
 // appid that is not the merchant's is a signed result_code FAIL. A user the
 // service does not know — an openid or plate that never authorised — is
 // UNAUTHORIZED [I], as WeChat knows no authorisation of it.
+//
+// At "POST /vehicle/partnerpay/querystate" a service provider (服务商) asks
+// for a sub-merchant: mch_id and appid are the provider's, sub_mch_id one
+// of its sub-merchants (else a signed result_code FAIL [I]), the user by
+// openid, sub_openid (read as the user's openid [I]) or plate_number; the
+// answer echoes sub_mch_id and sub_appid.
 func (p *Product) handleQueryState(c *gin.Context) error {
 	params, err := wxpayv2.Read(c)
 	if err != nil {
 		return err
 	}
-	vs, err := p.d.Validator.Validate(schemaQueryState, wxpayv2.AsDocument(params))
+	partner := c.FullPath() == pathPartnerQueryState
+	schema := schemaQueryState
+	if partner {
+		schema = schemaPartnerQueryState
+	}
+	vs, err := p.d.Validator.Validate(schema, wxpayv2.AsDocument(params))
 	if err != nil {
 		return err
 	}
@@ -96,6 +113,13 @@ func (p *Product) handleQueryState(c *gin.Context) error {
 		return wxpayv2.Business(errAppID, errAppIDCN, sandbox.Violation{Path: "/appid", Message: fmt.Sprintf(
 			"%q is not merchant %s's appid %s", params["appid"], m.MchID, m.AppID)})
 	}
+	if partner && m.SubMerchant(params["sub_mch_id"]) == nil {
+		return wxpayv2.Business(errNoRelation, errNoRelationCN, sandbox.Violation{Path: "/sub_mch_id", Message: fmt.Sprintf(
+			"%q is not a sub-merchant of service provider %s (sub_merchants on PATCH /sandbox/v1/merchants/%s)", params["sub_mch_id"], m.MchID, m.MchID)})
+	}
+	if partner && params["openid"] == "" && params["sub_openid"] != "" {
+		params["openid"] = params["sub_openid"]
+	}
 	ctx := c.Request.Context()
 	if err := p.ensureFixtures(ctx, m.MchID); err != nil {
 		return err
@@ -114,6 +138,12 @@ func (p *Product) handleQueryState(c *gin.Context) error {
 	out, err := stateAnswer(u, params)
 	if err != nil {
 		return err
+	}
+	if partner {
+		out["sub_mch_id"] = params["sub_mch_id"]
+		if params["sub_appid"] != "" {
+			out["sub_appid"] = params["sub_appid"]
+		}
 	}
 	return wxpayv2.Respond(c, out)
 }

@@ -78,14 +78,15 @@ const (
 
 // Schema names of every body in and out (schemas/repayment/).
 const (
-	schemaCreateUser     = "repayment/vehicle-user-create.request"
-	schemaNavigateArgs   = "repayment/navigate.args"
-	schemaAppLaunchArgs  = "repayment/app-launch.args"
-	schemaExtraData      = "repayment/extra-data"
-	schemaAppPathQuery   = "repayment/app-path.query"
-	schemaQueryState     = "repayment/querystate.request"
-	schemaServicesFind   = "repayment/services-find.query"
-	schemaTransactionURI = "repayment/transaction.query"
+	schemaCreateUser        = "repayment/vehicle-user-create.request"
+	schemaNavigateArgs      = "repayment/navigate.args"
+	schemaAppLaunchArgs     = "repayment/app-launch.args"
+	schemaExtraData         = "repayment/extra-data"
+	schemaAppPathQuery      = "repayment/app-path.query"
+	schemaQueryState        = "repayment/querystate.request"
+	schemaPartnerQueryState = "repayment/partner-querystate.request"
+	schemaServicesFind      = "repayment/services-find.query"
+	schemaTransactionURI    = "repayment/transaction.query"
 )
 
 // Product is the repayment simulation: sandbox.Product, the v2 and v3
@@ -168,8 +169,9 @@ func (p *Product) Actions(s *sandbox.Session) []string {
 // (authenticated and signed by wxpayv3).
 func (p *Product) Register(r gin.IRouter) {
 	h := httpapi.Handle
-	r.Group("/vehicle/pay", httpapi.UseRenderer(wxpayv2.Render), httpapi.Journaled(p.d.Journal, sandbox.ProductRepayment)).
-		POST("/querystate", h(p.handleQueryState))
+	v2 := r.Group("/vehicle", httpapi.UseRenderer(wxpayv2.Render), httpapi.Journaled(p.d.Journal, sandbox.ProductRepayment))
+	v2.POST("/pay/querystate", h(p.handleQueryState))
+	v2.POST("/partnerpay/querystate", h(p.handleQueryState)) // pathPartnerQueryState
 	g := r.Group("/v3/vehicle", p.v3.Middleware(p.d.Journal, sandbox.ProductRepayment)...)
 	g.GET("/parking/services/find", h(p.handleServicesFind))
 	g.GET("/transactions/out-trade-no/:out_trade_no", h(p.handleTransaction))

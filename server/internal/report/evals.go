@@ -369,7 +369,8 @@ func final(p, state string) bool {
 // refIs matches a status query of the order or trade ref.
 func (f *facts) refIs(p, ref string) func(*sandbox.Exchange) bool {
 	if p == sandbox.ProductPayScore {
-		return func(x *sandbox.Exchange) bool { return f.params(x)["out_order_no"] == ref }
+		no := orderNo(ref)
+		return func(x *sandbox.Exchange) bool { return f.params(x)["out_order_no"] == no }
 	}
 	return f.payOrderIs(ref)
 }
@@ -479,7 +480,8 @@ func statusQuery(p string) func(*sandbox.Exchange) bool {
 	switch p {
 	case sandbox.ProductPayScore:
 		return func(x *sandbox.Exchange) bool {
-			return isUpstream(x) && ok2xx(x) && x.Method == "GET" && pathOf(x) == "/v3/payscore/serviceorder"
+			return isUpstream(x) && ok2xx(x) && x.Method == "GET" &&
+				(pathOf(x) == "/v3/payscore/serviceorder" || pathOf(x) == "/v3/payscore/partner/serviceorder")
 		}
 	case sandbox.ProductEmbedPay:
 		return isTradeQuery
@@ -498,7 +500,7 @@ func (f *facts) settles(p string, s *sandbox.Session, r *sandbox.Exchange) func(
 		queryID := text(returnData(r)["query_id"])
 		return func(x *sandbox.Exchange) bool {
 			q := f.params(x)
-			return q["out_order_no"] == s.Ref || (queryID != "" && q["query_id"] == queryID)
+			return q["out_order_no"] == orderNo(s.Ref) || (queryID != "" && q["query_id"] == queryID)
 		}
 	case sandbox.ProductEmbedPay:
 		return f.payOrderIs(s.Ref)
@@ -509,16 +511,24 @@ func (f *facts) settles(p string, s *sandbox.Session, r *sandbox.Exchange) func(
 	}
 }
 
-// isComplete acts on a 支付分 order as if the outcome were known.
+// isComplete acts on a 支付分 order as if the outcome were known (direct
+// or partner path).
 func isComplete(x *sandbox.Exchange) bool {
 	return isUpstream(x) && x.Method == "POST" && strings.HasSuffix(pathOf(x), "/complete") &&
-		strings.HasPrefix(pathOf(x), "/v3/payscore/serviceorder/")
+		(strings.HasPrefix(pathOf(x), "/v3/payscore/serviceorder/") || strings.HasPrefix(pathOf(x), "/v3/payscore/partner/serviceorder/"))
 }
 
 // completes returns whether a complete is of session s's order.
 func completes(s *sandbox.Session) func(*sandbox.Exchange) bool {
-	return func(x *sandbox.Exchange) bool { return pathOf(x) == "/v3/payscore/serviceorder/"+s.Ref+"/complete" }
+	no := orderNo(s.Ref)
+	return func(x *sandbox.Exchange) bool {
+		return pathOf(x) == "/v3/payscore/serviceorder/"+no+"/complete" || pathOf(x) == "/v3/payscore/partner/serviceorder/"+no+"/complete"
+	}
 }
+
+// orderNo is the out_order_no of a 支付分 session's Ref: the Ref itself, or
+// for a partner (服务商) order "sub:<sub_mchid>:<out_order_no>".
+func orderNo(ref string) string { return ref[strings.LastIndex(ref, ":")+1:] }
 
 // returns lists the first read of each returned session of the product.
 func (f *facts) returns(p string) []*sandbox.Exchange {

@@ -47,6 +47,9 @@ type Merchant struct {
 	// PlatformKeyMode is how WeChat Pay signs for the merchant: one of the
 	// PlatformKeyMode* values; empty is PlatformKeyModePublicKey.
 	PlatformKeyMode string `json:"platform_key_mode,omitempty"`
+	// SubMerchants makes the merchant a service provider (服务商): the
+	// sub-merchants it may act for in partner mode (/v3/payscore/partner/…).
+	SubMerchants []SubMerchant `json:"sub_merchants,omitempty"`
 
 	PCloudAppID     string `json:"pcloud_app_id"`
 	PCloudAppSecret string `json:"pcloud_app_secret"`
@@ -70,6 +73,24 @@ type Merchant struct {
 	// Version counts the merchant's commits; a change committed with it is
 	// compare-and-swap on it, so that concurrent changes are never lost.
 	Version int64 `json:"-"`
+}
+
+// SubMerchant is a service provider's sub-merchant (子商户): just its id
+// and, when it has one, its mini-program's appid; it need not be a sandbox
+// merchant itself.
+type SubMerchant struct {
+	SubMchID string `json:"sub_mchid"`
+	SubAppID string `json:"sub_appid,omitempty"`
+}
+
+// SubMerchant returns the provider's sub-merchant subMchID, or nil.
+func (m *Merchant) SubMerchant(subMchID string) *SubMerchant {
+	for i := range m.SubMerchants {
+		if m.SubMerchants[i].SubMchID == subMchID {
+			return &m.SubMerchants[i]
+		}
+	}
+	return nil
 }
 
 // Platform key modes: which key WeChat Pay signs answers and notifications
