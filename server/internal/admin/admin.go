@@ -116,6 +116,7 @@ type merchantView struct {
 	PCloudAppID string                            `json:"pcloud_app_id"`
 	NotifyHosts []string                          `json:"notify_hosts"`
 	KeyMode     string                            `json:"platform_key_mode"`
+	Strict      bool                              `json:"strict"`
 	APIFaults   []sandbox.APIFault                `json:"api_faults"`
 	Active      map[string]sandbox.ActiveScenario `json:"active_scenarios"`
 	Clock       clockView                         `json:"clock"`
@@ -145,7 +146,7 @@ func (a *API) view(m *sandbox.Merchant) merchantView {
 		active = map[string]sandbox.ActiveScenario{}
 	}
 	return merchantView{MchID: m.MchID, Name: m.Name, AppID: m.AppID, ServiceID: m.ServiceID, PCloudAppID: m.PCloudAppID,
-		NotifyHosts: hosts, KeyMode: m.KeyMode(), APIFaults: apiFaults(m), Active: active, Clock: a.clockOf(m.MchID), CreatedAt: m.CreatedAt}
+		NotifyHosts: hosts, KeyMode: m.KeyMode(), Strict: m.Strict, APIFaults: apiFaults(m), Active: active, Clock: a.clockOf(m.MchID), CreatedAt: m.CreatedAt}
 }
 
 // merchant returns the merchant named in the path if the caller may see it;

@@ -356,6 +356,7 @@ type UpdateRequest struct {
 	NotifyHosts          *[]string `json:"notify_hosts"`
 	MerchantPublicKeyPEM *string   `json:"merchant_public_key_pem"`
 	PlatformKeyMode      *string   `json:"platform_key_mode"`
+	Strict               *bool     `json:"strict"`
 }
 
 // Change applies an UpdateRequest.
@@ -377,6 +378,9 @@ func (d *Directory) Change(ctx context.Context, mchid string, req UpdateRequest)
 		}
 		if req.PlatformKeyMode != nil {
 			m.PlatformKeyMode = *req.PlatformKeyMode
+		}
+		if req.Strict != nil {
+			m.Strict = *req.Strict
 		}
 		return nil
 	})
