@@ -33,6 +33,9 @@ const MaxPoll = 20 * time.Millisecond
 type Sandbox struct {
 	*app.App
 	Server *httptest.Server
+	// AdminToken is the admin API's token ("" when it is open): the
+	// helpers that call the admin API send it.
+	AdminToken string
 }
 
 // Start builds the sandbox from o with the server's engine, serves it on a
@@ -64,7 +67,7 @@ func Start(tb testing.TB, o app.Options) *Sandbox {
 	}
 	engine := app.NewEngine(app.EngineOptions{Logger: o.Logger})
 	a.Register(engine)
-	s := &Sandbox{App: a, Server: httptest.NewServer(engine)}
+	s := &Sandbox{App: a, Server: httptest.NewServer(engine), AdminToken: o.Access.AdminToken}
 	a.Start()
 	tb.Cleanup(func() {
 		if shutdown != nil {
@@ -164,6 +167,7 @@ func (s *Sandbox) SetStrict(tb testing.TB, mchid string, strict bool) {
 		tb.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	s.authorize(req)
 	var view struct {
 		Strict bool `json:"strict"`
 	}
@@ -182,6 +186,7 @@ func (s *Sandbox) Warnings(tb testing.TB, mchid, requestID string) []sandbox.Vio
 		if err != nil {
 			tb.Fatal(err)
 		}
+		s.authorize(req)
 		var out struct {
 			Exchanges []sandbox.Exchange `json:"exchanges"`
 		}
@@ -197,5 +202,12 @@ func (s *Sandbox) Warnings(tb testing.TB, mchid, requestID string) []sandbox.Vio
 			tb.Fatalf("no journal entry for request %s of merchant %s", requestID, mchid)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// authorize adds the admin token to a request to the admin API.
+func (s *Sandbox) authorize(req *http.Request) {
+	if s.AdminToken != "" {
+		req.Header.Set("Authorization", "Bearer "+s.AdminToken)
 	}
 }
