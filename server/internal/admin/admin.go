@@ -133,6 +133,7 @@ type merchantView struct {
 	NotifyHosts  []string                          `json:"notify_hosts"`
 	KeyMode      string                            `json:"platform_key_mode"`
 	SubMerchants []sandbox.SubMerchant             `json:"sub_merchants"`
+	Strict       bool                              `json:"strict"`
 	APIFaults    []sandbox.APIFault                `json:"api_faults"`
 	Active       map[string]sandbox.ActiveScenario `json:"active_scenarios"`
 	Clock        clockView                         `json:"clock"`
@@ -166,7 +167,7 @@ func (a *API) view(m *sandbox.Merchant) merchantView {
 		subs = []sandbox.SubMerchant{}
 	}
 	return merchantView{MchID: m.MchID, Name: m.Name, AppID: m.AppID, ServiceID: m.ServiceID, PCloudAppID: m.PCloudAppID,
-		NotifyHosts: hosts, KeyMode: m.KeyMode(), SubMerchants: subs, APIFaults: apiFaults(m), Active: active, Clock: a.clockOf(m.MchID), CreatedAt: m.CreatedAt}
+		NotifyHosts: hosts, KeyMode: m.KeyMode(), SubMerchants: subs, Strict: m.Strict, APIFaults: apiFaults(m), Active: active, Clock: a.clockOf(m.MchID), CreatedAt: m.CreatedAt}
 }
 
 // merchant returns the merchant named in the path if the caller may see it;

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sort"
 	"strconv"
 	"time"
 
@@ -20,6 +21,8 @@ import (
 // Schema names of the gateway's bodies.
 const (
 	SchemaPrepareRequest  = "embedpay/trade-prepare.request"
+	SchemaPrepareAdvice   = "embedpay/trade-prepare.advice"
+	SchemaExtraAdvice     = "embedpay/extra-parking.advice"
 	SchemaPrepareResponse = "embedpay/trade-prepare.response"
 	SchemaQueryRequest    = "embedpay/trade-query.request"
 	SchemaQueryResponse   = "embedpay/trade-query.response"
@@ -88,6 +91,13 @@ func (p *Product) handlePrepare(c *gin.Context) error {
 	}
 	if len(vs) > 0 {
 		return paramError(vs, diag, requiredPrepare)
+	}
+	warnings, err := p.advice(params)
+	if err != nil {
+		return err
+	}
+	if err := httpapi.Advise(c, m, warnings...); err != nil {
+		return err
 	}
 	value, _ := strconv.ParseInt(params["value"], 10, 64) // the schema's pattern guarantees digits
 	t := &trade{
@@ -160,6 +170,30 @@ func (p *Product) checkExtra(params map[string]string) ([]sandbox.Violation, err
 	}
 	for i := range vs {
 		vs[i].Path = "/extra" + vs[i].Path
+	}
+	return vs, nil
+}
+
+// advice checks a prepare that P云's documented rules accept against the
+// rules the sandbox only inferred (embedpay/trade-prepare.advice and, for
+// PARKING, embedpay/extra-parking.advice): what it returns are warnings.
+func (p *Product) advice(params map[string]string) ([]sandbox.Violation, error) {
+	vs, err := p.validateForm(SchemaPrepareAdvice, params)
+	if err != nil {
+		return nil, err
+	}
+	if params["trade_scene"] == "PARKING" && params["extra"] != "" {
+		more, err := p.d.Validator.ValidateJSON(SchemaExtraAdvice, []byte(params["extra"]))
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range more {
+			vs = append(vs, sandbox.Violation{Path: "/extra" + v.Path, Message: v.Message + " (appendix.md I.I lists free_value as required; trade-prepare.md's PARKING example omits it)"})
+		}
+	}
+	sort.SliceStable(vs, func(i, j int) bool { return vs[i].Path < vs[j].Path })
+	for i := range vs {
+		vs[i].Message += "; inferred rule: P云 publishes no rule here, so the sandbox warns (a strict merchant is refused)"
 	}
 	return vs, nil
 }

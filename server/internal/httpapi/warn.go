@@ -22,6 +22,19 @@ const (
 	maxWarningHeader = 512
 )
 
+// Advise applies what a request broke of rules the sandbox only inferred:
+// a strict merchant's request is refused with them (the route's dialect
+// renders the error); any other's goes on, each one a warning.
+func Advise(c *gin.Context, m *sandbox.Merchant, warnings ...sandbox.Violation) error {
+	if err := sandbox.Advice(m, warnings); err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		Warn(c, w)
+	}
+	return nil
+}
+
 // Warn notes something the sandbox let through that the real system may
 // not: a rule it only inferred, a deviation the real system tolerates. The
 // request goes on; the warning is in the journal entry and in an

@@ -31,7 +31,7 @@ func (p *Product) launchVisit(ctx context.Context, call *sandbox.Call) (*sandbox
 	if err != nil {
 		return nil, err
 	}
-	host, err := p.checkHost(call.Caller, false)
+	host, warnings, err := p.checkHost(call.Caller, false)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +61,7 @@ func (p *Product) launchVisit(ctx context.Context, call *sandbox.Call) (*sandbox
 		sortViolations(vs)
 		return nil, sandbox.Invalid("issuer-plugin cannot open the page", vs...)
 	}
-	l := &sandbox.Launched{Ref: st.ref(v), Magic: make(map[string]string, len(v.query)+1)}
+	l := &sandbox.Launched{Ref: st.ref(v), Magic: make(map[string]string, len(v.query)+1), Warnings: warnings}
 	if st.order != nil {
 		l.Scenario = st.order.V.Scenario
 	}

@@ -59,7 +59,7 @@ func (p *Product) launchPayment(ctx context.Context, call *sandbox.Call) (*sandb
 			vs[i].Message = "is " + a.TimeStamp + ", milliseconds: wx.requestPayment takes seconds since 1970 as a string of 10 digits"
 		}
 	}
-	host, err := p.checkHost(call.Caller, true)
+	host, warnings, err := p.checkHost(call.Caller, true)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +81,7 @@ func (p *Product) launchPayment(ctx context.Context, call *sandbox.Call) (*sandb
 			"该订单已支付: prepay_id %s was paid at %s (session %s); create a new JSAPI order for a new payment",
 			paid.V.PrepayID, paid.V.PaidAt.UTC().Format(time.RFC3339), paid.V.Session)})
 	}
-	return &sandbox.Launched{Ref: a.prepayID(), Magic: map[string]string{"nonceStr": a.NonceStr, "package": a.Package}}, nil
+	return &sandbox.Launched{Ref: a.prepayID(), Magic: map[string]string{"nonceStr": a.NonceStr, "package": a.Package}, Warnings: warnings}, nil
 }
 
 // verifyPaySign checks paySign as WeChat does (SOURCES.md §5): RSA is

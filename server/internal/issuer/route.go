@@ -156,16 +156,15 @@ func (p *Product) checkQuery(v visit) ([]sandbox.Violation, error) {
 
 // checkHost checks what the host's app.json must say: the plugin under its
 // alias with the right provider and a version (the plugin guide 插件接入) — a
-// development version only in a develop build [I] — and, for the payment,
-// the functional pages (the plugin guide 支付接入 2).
-func (p *Product) checkHost(c sandbox.Caller, payment bool) ([]sandbox.Violation, error) {
+// development version only in a develop build, a warning [I] — and, for the
+// payment, the functional pages (the plugin guide 支付接入 2).
+func (p *Product) checkHost(c sandbox.Caller, payment bool) (vs, warnings []sandbox.Violation, err error) {
 	raw := c.AppJSON
 	if len(raw) == 0 {
 		raw = json.RawMessage(`{}`)
 	}
-	vs, err := p.d.Validator.ValidateJSON(SchemaAppJSON, raw)
-	if err != nil {
-		return nil, err
+	if vs, err = p.d.Validator.ValidateJSON(SchemaAppJSON, raw); err != nil {
+		return nil, nil, err
 	}
 	for i := range vs {
 		vs[i].Path = "/caller/appJson" + vs[i].Path
@@ -178,8 +177,8 @@ func (p *Product) checkHost(c sandbox.Caller, payment bool) ([]sandbox.Violation
 	}
 	_ = json.Unmarshal(raw, &aj) // the schema reported what does not fit
 	if ver := aj.Plugins[Alias].Version; c.EnvVersion == "release" && strings.HasPrefix(ver, "dev-") {
-		vs = append(vs, sandbox.Violation{Path: "/caller/appJson/plugins/" + Alias + "/version", Message: fmt.Sprintf(
-			"%s is a development version of the plugin, which only a develop build can use; a release build needs a released version like 1.0.0", ver)})
+		warnings = append(warnings, sandbox.Violation{Path: "/caller/appJson/plugins/" + Alias + "/version", Message: fmt.Sprintf(
+			"%s is a development version of the plugin, which only a develop build can use; a release build needs a released version like 1.0.0 (inferred rule: a warning, a refusal for a strict merchant)", ver)})
 	}
 	if payment && !functionalPagesOn(aj.FunctionalPages) {
 		// Without functional pages WeChat cannot find the host's
@@ -188,7 +187,7 @@ func (p *Product) checkHost(c sandbox.Caller, payment bool) ([]sandbox.Violation
 		vs = append(vs, sandbox.Violation{Path: "/caller/appJson/functionalPages", Message: `callMiniProgramFunction:fail File not found: ` +
 			`app.json must set "functionalPages": true and the root must hold functional-pages/request-payment.js exporting beforeRequestPayment (the plugin guide 支付接入)`})
 	}
-	return vs, nil
+	return vs, warnings, nil
 }
 
 // functionalPagesOn accepts "functionalPages": true and the

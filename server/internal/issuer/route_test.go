@@ -1,10 +1,13 @@
 package issuer
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
@@ -100,11 +103,6 @@ func TestHostAppJSON(t *testing.T) {
 			map[string]any{"url": ok}, []want{{"/caller/appJson/plugins/issuer-plugin/version", "pattern"}}},
 		{"no version", w.caller(plugin(map[string]any{"provider": Provider})),
 			map[string]any{"url": ok}, []want{{"/caller/appJson/plugins/issuer-plugin/version", "is required"}}},
-		{"development version in a release build", func() map[string]any {
-			c := w.caller(plugin(map[string]any{"version": "dev-4f1b2a9c", "provider": Provider}))
-			c["envVersion"] = "release"
-			return c
-		}(), map[string]any{"url": ok}, []want{{"/caller/appJson/plugins/issuer-plugin/version", "development version"}}},
 		{"unknown navigateTo argument", w.caller(appJSON()), map[string]any{"url": ok, "appId": "wx1"}, []want{{"/args/appId", "not allowed"}}},
 		{"host and URL problems together", w.caller(nil), map[string]any{"url": "plugin://issuer-plugin/activeDes"},
 			[]want{{"/caller/appJson/plugins", "is required"}, {"/args/url?orderNo", "is required"}}},
@@ -113,6 +111,29 @@ func TestHostAppJSON(t *testing.T) {
 			hasAll(t, w.refused(tc.caller, tc.args), tc.wants...)
 		})
 	}
+	t.Run("development version in a release build: a warning, refused when strict", func(t *testing.T) {
+		c := w.caller(plugin(map[string]any{"version": "dev-4f1b2a9c", "provider": Provider}))
+		c["envVersion"] = "release"
+		args := map[string]any{"url": ok}
+		w.SetStrict(t, w.m.MchID, true)
+		hasAll(t, w.refused(c, args), want{"/caller/appJson/plugins/issuer-plugin/version", "development version"})
+		w.SetStrict(t, w.m.MchID, false)
+		body, _ := json.Marshal(map[string]any{"caller": c, "args": args})
+		req, _ := http.NewRequest(http.MethodPost, w.Server.URL+"/miniprogram/v1/"+sandbox.APIPluginNavigate, bytes.NewReader(body))
+		req.Header.Set("X-Sandbox-Scenario", "issuer.instant")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		const path = "/caller/appJson/plugins/issuer-plugin/version"
+		if got := res.Header.Get(httpapi.HeaderWarning); res.StatusCode != http.StatusOK || !strings.HasPrefix(got, path+": ") {
+			t.Errorf("got %d, X-Sandbox-Warning %q; want 200 and a warning at %s", res.StatusCode, got, path)
+		}
+		if ws := w.Warnings(t, w.m.MchID, res.Header.Get("X-Request-Id")); len(ws) != 1 || ws[0].Path != path {
+			t.Errorf("journal warnings: got %+v", ws)
+		}
+	})
 	t.Run("development version in a develop build", func(t *testing.T) {
 		c := w.caller(plugin(map[string]any{"version": "dev-4f1b2a9c", "provider": Provider}))
 		c["envVersion"] = "develop"

@@ -383,6 +383,7 @@ type UpdateRequest struct {
 	PlatformKeyMode      *string   `json:"platform_key_mode"`
 	// SubMerchants, when given, replaces the provider's sub-merchants.
 	SubMerchants *[]sandbox.SubMerchant `json:"sub_merchants"`
+	Strict       *bool                  `json:"strict"`
 }
 
 // Change applies an UpdateRequest.
@@ -407,6 +408,9 @@ func (d *Directory) Change(ctx context.Context, mchid string, req UpdateRequest)
 		}
 		if req.SubMerchants != nil {
 			m.SubMerchants = *req.SubMerchants
+		}
+		if req.Strict != nil {
+			m.Strict = *req.Strict
 		}
 		return nil
 	})

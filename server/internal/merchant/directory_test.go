@@ -58,6 +58,10 @@ func TestDirectory(t *testing.T) {
 	if _, changed := before.Active["embedpay"]; changed {
 		t.Fatal("Update mutated a merchant already handed out")
 	}
+	strict := true
+	if m, err := d.Change(ctx, m2.MchID, UpdateRequest{Strict: &strict}); err != nil || !m.Strict {
+		t.Fatalf("strict: got %v", err)
+	}
 	st.Close()
 
 	st2, err := sqlite.Open(ctx, sqlite.Options{Path: path})
@@ -79,5 +83,8 @@ func TestDirectory(t *testing.T) {
 	again, _ := d2.Get(demo.MchID)
 	if again.Active["embedpay"].ID != "embedpay.failed" || again.MerchantPrivateKeyPEM != demo.MerchantPrivateKeyPEM {
 		t.Fatal("merchant not kept whole across a reopen")
+	}
+	if m, _ := d2.Get("1900000009"); !m.Strict || again.Strict {
+		t.Fatal("strict not kept across a reopen")
 	}
 }

@@ -77,7 +77,7 @@ func (s *Service) handleCall(c *gin.Context, v sandbox.Validator) error {
 	if explicit == "" {
 		explicit = body.Caller.Scenario
 	}
-	sess, err := s.Launch(c.Request.Context(), &sandbox.Call{
+	sess, warnings, err := s.Launch(c.Request.Context(), &sandbox.Call{
 		API: api, Caller: body.Caller, Args: body.Args, Doc: args, Merchant: m, RequestID: httpapi.RequestID(c), Scenario: explicit,
 	})
 	if sess != nil {
@@ -85,6 +85,9 @@ func (s *Service) handleCall(c *gin.Context, v sandbox.Validator) error {
 	}
 	if err != nil {
 		return err
+	}
+	for _, w := range warnings {
+		httpapi.Warn(c, w)
 	}
 	if sess.Scenario != "" {
 		c.Header("X-Sandbox-Scenario", sess.Scenario)

@@ -147,22 +147,24 @@ func (s *Service) TargetProduct(api string, args json.RawMessage) string {
 // session in the same commit. When a concurrent commit wins a
 // compare-and-swap of the launch's (the merchant using up a once scenario,
 // the record the user acts on), it launches again on what that commit left.
-func (s *Service) Launch(ctx context.Context, call *sandbox.Call) (*sandbox.Session, error) {
+// The warnings are the inferred rules the call broke (the product's
+// Launched.Warnings); a strict merchant's call is refused with them instead.
+func (s *Service) Launch(ctx context.Context, call *sandbox.Call) (*sandbox.Session, []sandbox.Violation, error) {
 	for try := 1; ; try++ {
-		sess, err := s.launch(ctx, call)
+		sess, warnings, err := s.launch(ctx, call)
 		if err == nil || !sandbox.IsCode(err, sandbox.CodeConflict) || try == sandbox.UpdateTries {
-			return sess, err
+			return sess, warnings, err
 		}
 		if call.Merchant, err = s.o.Merchants.Refresh(ctx, call.Merchant.MchID); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 }
 
-func (s *Service) launch(ctx context.Context, call *sandbox.Call) (*sandbox.Session, error) {
+func (s *Service) launch(ctx context.Context, call *sandbox.Call) (*sandbox.Session, []sandbox.Violation, error) {
 	known, ok := s.known[call.API]
 	if !ok {
-		return nil, sandbox.Errorf(sandbox.CodeNotFound, "%s is not simulated by this sandbox; it simulates %s", call.API, strings.Join(sandbox.APIs, ", "))
+		return nil, nil, sandbox.Errorf(sandbox.CodeNotFound, "%s is not simulated by this sandbox; it simulates %s", call.API, strings.Join(sandbox.APIs, ", "))
 	}
 	key, path := targetKey(call.API, call.Doc)
 	p, ok := s.targets[sandbox.Target{API: call.API, Key: key}]
@@ -171,15 +173,18 @@ func (s *Service) launch(ctx context.Context, call *sandbox.Call) (*sandbox.Sess
 		if key == "" {
 			msg = fmt.Sprintf("missing; %s targets: %s", call.API, strings.Join(known, ", "))
 		}
-		return nil, sandbox.Invalid("unknown target", sandbox.Violation{Path: path, Message: msg})
+		return nil, nil, sandbox.Invalid("unknown target", sandbox.Violation{Path: path, Message: msg})
 	}
 	l, err := p.Launch(ctx, call)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if err := sandbox.Advice(call.Merchant, l.Warnings); err != nil {
+		return nil, nil, err
 	}
 	sc, err := s.pick(p.Name(), call, l)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// Read after the product's checks: whatever it saw on the clock is no
 	// later than the launch.
@@ -204,7 +209,7 @@ func (s *Service) launch(ctx context.Context, call *sandbox.Call) (*sandbox.Sess
 	if act, ok := call.Merchant.Active[p.Name()]; ok && act.Once && act.ID == sess.Scenario {
 		m, err := s.o.Merchants.Edit(call.Merchant.MchID)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		delete(m.Active, p.Name())
 		batch.Merchants = append(batch.Merchants, m)
@@ -212,15 +217,15 @@ func (s *Service) launch(ctx context.Context, call *sandbox.Call) (*sandbox.Sess
 	if sess.Mode == sandbox.ModeAuto && !sess.DueAt.After(now) {
 		more, err := p.Resolve(ctx, sess, sess.Action, sess.DueAt)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		merge(batch, more)
 	}
 	batch.Sessions = append(batch.Sessions, sess)
 	if err := s.o.Store.Commit(ctx, batch); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return sess, nil
+	return sess, l.Warnings, nil
 }
 
 // pick chooses the session's scenario: the call's explicit one, else the

@@ -73,10 +73,13 @@ func (p *Product) handleCreate(c *gin.Context) error {
 		return err
 	}
 	warnSubAppID(c, m, &req)
-	vs := checkCreate(m, &req)
+	vs, warnings := checkCreate(m, &req)
 	vs = append(vs, p.d.NotifyTargets.NotifyURLViolations(m, "/notify_url", req.NotifyURL)...)
 	if len(vs) > 0 {
 		return sandbox.Invalid("参数错误", vs...)
+	}
+	if err := httpapi.Advise(c, m, warnings...); err != nil {
+		return err
 	}
 	sc, err := p.d.Scenarios.Pick(sandbox.ProductPayScore, c.GetHeader(headerSandboxScenario), map[string]string{"out_order_no": req.OutOrderNo}, m)
 	if err != nil {
@@ -130,9 +133,10 @@ func (p *Product) handleCreate(c *gin.Context) error {
 	}
 }
 
-// checkCreate applies the rules the schema cannot express.
-func checkCreate(m *sandbox.Merchant, req *createRequest) []sandbox.Violation {
-	vs := checkKey(m, orderKey{AppID: req.AppID, ServiceID: req.ServiceID})
+// checkCreate applies the rules the schema cannot express: the documented
+// ones refuse (vs), the inferred ones warn.
+func checkCreate(m *sandbox.Merchant, req *createRequest) (vs, warnings []sandbox.Violation) {
+	vs = checkKey(m, orderKey{AppID: req.AppID, ServiceID: req.ServiceID})
 	var start, end time.Time
 	if req.TimeRange.StartTime != "OnAccept" {
 		start, vs = parseTime(vs, "/time_range/start_time", req.TimeRange.StartTime)
@@ -141,12 +145,15 @@ func checkCreate(m *sandbox.Merchant, req *createRequest) []sandbox.Violation {
 		end, vs = parseTime(vs, "/time_range/end_time", req.TimeRange.EndTime)
 	}
 	if !start.IsZero() && !end.IsZero() && end.Before(start) {
-		vs = append(vs, sandbox.Violation{Path: "/time_range/end_time", Message: "is before start_time [I]"})
+		// [I]: the create page states no order between the two times.
+		warnings = append(warnings, sandbox.Violation{Path: "/time_range/end_time", Message: fmt.Sprintf(
+			"%s is before start_time %s; the create page states no rule on it, but a service cannot end before it starts (inferred rule: a warning, a refusal for a strict merchant)",
+			req.TimeRange.EndTime, req.TimeRange.StartTime)})
 	}
 	if req.NeedUserConfirm != nil && !*req.NeedUserConfirm && req.OpenID == "" && req.SubOpenID == "" {
 		vs = append(vs, sandbox.Violation{Path: "/openid", Message: "is required when need_user_confirm is false (免确认模式 names the user; in partner mode openid or sub_openid)"})
 	}
-	return vs
+	return vs, warnings
 }
 
 // checkKey checks that appid and service_id are the merchant's.
@@ -400,13 +407,25 @@ func (p *Product) handleModify(c *gin.Context) error {
 	if vs := req.check(); len(vs) > 0 {
 		return sandbox.Invalid("参数错误", vs...)
 	}
+	m := wxpayv3.Merchant(c)
+	var warnings []sandbox.Violation
 	o, err := p.mutate(c, req.orderKey, func(ctx context.Context, o *order, now time.Time, b *sandbox.Batch) error {
 		if !o.paying() {
 			return invalidState(o, "modify", "DOING/MCH_COMPLETE with collection USER_PAYING")
 		}
-		if req.TotalAmount >= o.TotalAmount {
+		warnings = nil
+		switch {
+		case req.TotalAmount > o.TotalAmount:
 			return sandbox.Invalid("参数错误", sandbox.Violation{Path: "/total_amount", Message: fmt.Sprintf(
 				"is %d; while the user pays the amount may only go down, and it is %d now", req.TotalAmount, o.TotalAmount)})
+		case req.TotalAmount == o.TotalAmount:
+			// [I]: the modify page says the amount goes down, not whether
+			// an unchanged one is refused.
+			warnings = []sandbox.Violation{{Path: "/total_amount", Message: fmt.Sprintf(
+				"is %d, the order's total already: modify lowers the amount, and an unchanged one may be refused (inferred rule: a warning, a refusal for a strict merchant)", req.TotalAmount)}}
+			if err := sandbox.Advice(m, warnings); err != nil {
+				return err
+			}
 		}
 		o.PostPayments, o.PostDiscounts, o.TotalAmount = req.PostPayments, req.PostDiscounts, req.TotalAmount
 		o.Collection.TotalAmount, o.Collection.PayingAmount = req.TotalAmount, req.TotalAmount
@@ -417,6 +436,9 @@ func (p *Product) handleModify(c *gin.Context) error {
 	})
 	if err != nil {
 		return err
+	}
+	for _, w := range warnings {
+		httpapi.Warn(c, w)
 	}
 	return p.v3.JSON(c, http.StatusOK, o.full())
 }

@@ -138,14 +138,7 @@ func decode(tb testing.TB, raw []byte) map[string]any {
 // SDK) is returned with a nil error, anything else as the APIError.
 func (w *world) v3(method, path string, body any) ([]byte, *core.APIError) {
 	w.tb.Helper()
-	ctx := context.Background()
-	var res *core.APIResult
-	var err error
-	if method == http.MethodGet {
-		res, err = w.sdk.Get(ctx, apiHost+path)
-	} else {
-		res, err = w.sdk.Post(ctx, apiHost+path, body)
-	}
+	res, err := w.send(method, path, body)
 	if err != nil {
 		var apiErr *core.APIError
 		if !errors.As(err, &apiErr) {
@@ -156,6 +149,14 @@ func (w *world) v3(method, path string, body any) ([]byte, *core.APIError) {
 	}
 	raw, _ := io.ReadAll(res.Response.Body)
 	return raw, nil
+}
+
+// send calls the API with the official SDK: GET, or POST with body.
+func (w *world) send(method, path string, body any) (*core.APIResult, error) {
+	if method == http.MethodGet {
+		return w.sdk.Get(context.Background(), apiHost+path)
+	}
+	return w.sdk.Post(context.Background(), apiHost+path, body)
 }
 
 // ok calls the API and requires a 2xx answer valid against schema.

@@ -54,6 +54,7 @@ func (p *Product) Launch(ctx context.Context, call *sandbox.Call) (*sandbox.Laun
 	}
 	vs = append(vs, more...)
 	var o *order
+	var warnings []sandbox.Violation
 	var diagnostics string
 	// Signature and package are checked whenever extraData is an object,
 	// so that a merchant sees all that is wrong at once.
@@ -67,9 +68,11 @@ func (p *Product) Launch(ctx context.Context, call *sandbox.Call) (*sandbox.Laun
 				vs, diagnostics = append(vs, *v), diag
 			}
 		}
-		var v *sandbox.Violation
-		if o, v = p.packageOrder(ctx, m, ed.Package); v != nil {
+		var v, w *sandbox.Violation
+		if o, v, w = p.packageOrder(ctx, m, ed.Package); v != nil {
 			vs = append(vs, *v)
+		} else if w != nil {
+			warnings = append(warnings, *w)
 		}
 	}
 	if len(vs) == 0 && o == nil {
@@ -80,7 +83,7 @@ func (p *Product) Launch(ctx context.Context, call *sandbox.Call) (*sandbox.Laun
 	}
 	// The scenario was picked at create (header, magic out_order_no,
 	// active, default); the jump may name another.
-	return &sandbox.Launched{Ref: o.key(), Scenario: o.Sandbox.Scenario}, nil
+	return &sandbox.Launched{Ref: o.key(), Scenario: o.Sandbox.Scenario, Warnings: warnings}, nil
 }
 
 // readExtraData reads extraData's six strings by their exact names, as
@@ -121,13 +124,14 @@ func checkSign(ed *extraData, key string) (*sandbox.Violation, string) {
 		" (HMAC-SHA256 under the API v2 key, not the v3 one); expected string-to-sign: " + e.Diagnostics}, e.Diagnostics
 }
 
-// packageOrder finds the order a package was minted for.
-func (p *Product) packageOrder(ctx context.Context, m *sandbox.Merchant, pkg string) (*order, *sandbox.Violation) {
-	bad := func(format string, args ...any) (*order, *sandbox.Violation) {
-		return nil, &sandbox.Violation{Path: "/args/extraData/package", Message: fmt.Sprintf(format, args...)}
+// packageOrder finds the order a package was minted for: the order, or
+// why the jump is refused; warning is an inferred rule the jump broke.
+func (p *Product) packageOrder(ctx context.Context, m *sandbox.Merchant, pkg string) (o *order, refusal, warning *sandbox.Violation) {
+	bad := func(format string, args ...any) (*order, *sandbox.Violation, *sandbox.Violation) {
+		return nil, &sandbox.Violation{Path: "/args/extraData/package", Message: fmt.Sprintf(format, args...)}, nil
 	}
 	if pkg == "" {
-		return nil, nil // the schema said so
+		return nil, nil, nil // the schema said so
 	}
 	rec, err := p.d.Store.FindRecord(ctx, kindOrder, m.MchID, aliasPackage+pkg)
 	if sandbox.IsCode(err, sandbox.CodeNotFound) {
@@ -136,20 +140,25 @@ func (p *Product) packageOrder(ctx context.Context, m *sandbox.Merchant, pkg str
 	if err != nil {
 		return bad("cannot be looked up: %v", err)
 	}
-	o, err := sandbox.Decode[order](rec)
+	o, err = sandbox.Decode[order](rec)
 	if err != nil {
 		return bad("belongs to an order that cannot be read: %v", err)
 	}
 	now := p.d.Clock.Now(m.MchID)
 	o.advance(now)
-	switch {
-	case !now.Before(o.Sandbox.PackageExpires):
+	if !now.Before(o.Sandbox.PackageExpires) {
 		return bad("has expired: order %s's package was valid for 1 h, until %s, and it is %s on the merchant's clock",
 			o.OutOrderNo, o.Sandbox.PackageExpires.In(beijing).Format(time.DateTime), now.In(beijing).Format(time.DateTime))
-	case o.State != stateCreated:
-		return bad("belongs to order %s, which is %s: only a CREATED order waits for the user to confirm [I]", o.OutOrderNo, o.describe())
 	}
-	return o, nil
+	if o.State != stateCreated {
+		// [I]: the jump page does not say what 支付分 shows for an order the
+		// user can no longer confirm; the sandbox opens it, and the user
+		// meets the expired page (Resolve).
+		return o, nil, &sandbox.Violation{Path: "/args/extraData/package", Message: fmt.Sprintf(
+			"belongs to order %s, which is %s: only a CREATED order waits for the user to confirm, so the user meets the expired page (inferred rule: a warning, a refusal for a strict merchant)",
+			o.OutOrderNo, o.describe())}
+	}
+	return o, nil, nil
 }
 
 // clientViolations applies the 支付分 jump page's client rules: openBusinessView exists

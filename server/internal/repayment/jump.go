@@ -47,7 +47,7 @@ func (p *Product) Launch(ctx context.Context, call *sandbox.Call) (*sandbox.Laun
 	if err != nil {
 		return nil, err
 	}
-	u, more, err := p.checkParams(ctx, call, params, base)
+	u, more, warnings, err := p.checkParams(ctx, call, params, base)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +58,7 @@ func (p *Product) Launch(ctx context.Context, call *sandbox.Call) (*sandbox.Laun
 	if len(u.Plates) > 0 {
 		fields["plate_number"] = u.Plates[0].PlateNumber
 	}
-	return &sandbox.Launched{Ref: u.OpenID, Magic: fields}, nil
+	return &sandbox.Launched{Ref: u.OpenID, Magic: fields, Warnings: warnings}, nil
 }
 
 // UserStep is the scenario's: deny and unsupported are the App SDK's
@@ -163,21 +163,26 @@ func (p *Product) appArgs(a map[string]any) (jumpParams, []sandbox.Violation, er
 }
 
 // checkParams checks what the parameters say against the sandbox: the
-// appid, the merchant, and the user. It returns the user when known.
-func (p *Product) checkParams(ctx context.Context, call *sandbox.Call, params jumpParams, base string) (*user, []sandbox.Violation, error) {
+// appid, the merchant, and the user. It returns the user when known, the
+// refusals, and the warnings of the inferred rules.
+func (p *Product) checkParams(ctx context.Context, call *sandbox.Call, params jumpParams, base string) (u *user, vs, warnings []sandbox.Violation, err error) {
 	m := call.Merchant
-	var vs []sandbox.Violation
 	app := call.API == sandbox.APIAppLaunchMiniProgram
 	switch {
 	case params.AppID == "":
 		// missing: the schema reports it
-	case !app && params.AppID != AppID:
+	case !app && params.AppID == m.AppID:
 		// The repayment page's field table fixes appid to the repayment
-		// mini-program's own; its sample code passes the merchant's
-		// appid instead, which the table contradicts.
+		// mini-program's own; its sample code passes the merchant's appid
+		// instead. Which one the real page checks is not published: the
+		// sample's reading is accepted with a warning [I].
+		warnings = append(warnings, sandbox.Violation{Path: base + "/appid", Message: fmt.Sprintf(
+			"is %q, the merchant's appid, as the repayment page's sample passes it (%q); its field table says the fixed %s, the repayment mini-program's own: send %s (inferred rule: a warning, a refusal for a strict merchant)",
+			params.AppID, "wxcbda96de0b165486", AppID, AppID)})
+	case !app && params.AppID != AppID:
 		vs = append(vs, sandbox.Violation{Path: base + "/appid", Message: fmt.Sprintf(
-			"is %q; from a mini-program it is the fixed %s, the repayment mini-program's own appid (the repayment page's table; its sample's %q is the merchant's)",
-			params.AppID, AppID, "wxcbda96de0b165486")})
+			"is %q; from a mini-program it is the fixed %s, the repayment mini-program's own appid (the repayment page's table; its sample passes the merchant's appid, %s)",
+			params.AppID, AppID, m.AppID)})
 	case app && params.AppID != m.AppID:
 		vs = append(vs, sandbox.Violation{Path: base + "/appid", Message: fmt.Sprintf(
 			"is %q; from an App it is the merchant's appid (公众账号ID), %s for merchant %s", params.AppID, m.AppID, m.MchID)})
@@ -199,11 +204,10 @@ func (p *Product) checkParams(ctx context.Context, call *sandbox.Call, params ju
 			"is %q but the caller (appId %s) is merchant %s", mchid, call.Caller.AppID, m.MchID)})
 	}
 	if params.OpenID == "" {
-		return nil, vs, nil // the schema reports it
+		return nil, vs, warnings, nil // the schema reports it
 	}
-	_, u, err := p.getUser(ctx, m.MchID, params.OpenID)
-	if err != nil {
-		return nil, nil, err
+	if _, u, err = p.getUser(ctx, m.MchID, params.OpenID); err != nil {
+		return nil, nil, nil, err
 	}
 	if u == nil {
 		msg := fmt.Sprintf("%q is not a vehicle user of merchant %s: GET /sandbox/v1/vehicle-users?mchid=%s lists them, POST creates one",
@@ -213,7 +217,7 @@ func (p *Product) checkParams(ctx context.Context, call *sandbox.Call, params ju
 		}
 		vs = append(vs, sandbox.Violation{Path: base + "/openid", Message: msg})
 	}
-	return u, vs, nil
+	return u, vs, warnings, nil
 }
 
 // pageOf is a mini-program path's page, without a leading slash or query.

@@ -134,6 +134,16 @@ func Invalid(message string, fields ...Violation) *Error {
 	return &Error{Code: CodeInvalid, Message: message, Fields: fields}
 }
 
+// Advice is what a request broke of rules the sandbox only inferred: nil
+// when it broke none, or for a merchant that is not strict — the caller then
+// warns — and the refusal a strict merchant gets otherwise.
+func Advice(m *Merchant, warnings []Violation) *Error {
+	if len(warnings) == 0 || m == nil || !m.Strict {
+		return nil
+	}
+	return Invalid("the merchant is strict: rules the sandbox inferred refuse as well", warnings...)
+}
+
 // AsError returns err as an *Error; anything else becomes CodeInternal
 // wrapping it, so that renderers only ever see *Error.
 func AsError(err error) *Error {

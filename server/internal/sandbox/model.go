@@ -68,6 +68,9 @@ type Merchant struct {
 	// APIFaults are the faults the upstream APIs play on the merchant's
 	// next calls, first match first.
 	APIFaults []APIFault `json:"api_faults,omitempty"`
+	// Strict turns the warnings of rules the sandbox only inferred into
+	// refusals, in the caller's own error format.
+	Strict bool `json:"strict,omitempty"`
 
 	CreatedAt time.Time `json:"created_at"`
 	// Version counts the merchant's commits; a change committed with it is

@@ -125,6 +125,9 @@ type Launched struct {
 	Magic map[string]string
 	// Batch is what to commit with the session (nil: nothing).
 	Batch *Batch
+	// Warnings are what the call broke of rules the sandbox only
+	// inferred: the call goes on with them, unless the merchant is strict.
+	Warnings []Violation
 }
 
 // UserPlanner is implemented by a product whose simulated user does not

@@ -356,7 +356,7 @@ func credentialFields(t *testing.T, js string) []string {
 	}
 	// Not credentials: shown elsewhere on the page, or not strings.
 	notCredentials := map[string]bool{"name": true, "notify_hosts": true, "active_scenarios": true, "clock_offset_ns": true, "created_at": true,
-		"platform_key_mode": true, "api_faults": true, "sub_merchants": true}
+		"platform_key_mode": true, "api_faults": true, "sub_merchants": true, "strict": true}
 	want := []string{"merchant_token"}
 	typ := reflect.TypeFor[sandbox.Merchant]()
 	for i := range typ.NumField() {

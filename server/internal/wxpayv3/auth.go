@@ -98,6 +98,9 @@ func (a *API) authenticate(c *gin.Context) (*sandbox.Merchant, error) {
 		return nil, signError("the request signature does not verify", diagnostics, vs)
 	}
 	if warning != nil {
+		if sandbox.Advice(m, []sandbox.Violation{*warning}) != nil {
+			return nil, signError("the request signature does not cover the URI as sent (the merchant is strict)", "", []sandbox.Violation{*warning})
+		}
 		httpapi.Warn(c, *warning)
 	}
 	return m, nil

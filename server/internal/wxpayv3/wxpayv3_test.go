@@ -431,4 +431,21 @@ func TestEmptyQueryEitherWay(t *testing.T) {
 			t.Errorf("got %d warning %q, want 401 and no warning", res.StatusCode, res.Header.Get(httpapi.HeaderWarning))
 		}
 	})
+	t.Run("a strict merchant is refused", func(t *testing.T) {
+		strict := *h.m
+		strict.Strict = true
+		h.dir.put(&strict)
+		defer h.dir.put(h.m)
+		req, _ := http.NewRequest(http.MethodGet, h.srv.URL+"/v3/echo?", nil)
+		req.Header.Set("Authorization", authorization(t, testKey(t, merchantKey), testMchID, testMchSerial, http.MethodGet, "/v3/echo", time.Now().Unix(), ""))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), "SIGN_ERROR") || !strings.Contains(string(body), "/signature") {
+			t.Errorf("got %d %s, want 401 SIGN_ERROR naming /signature", res.StatusCode, body)
+		}
+	})
 }

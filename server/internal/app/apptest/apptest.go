@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,6 +34,9 @@ const MaxPoll = 20 * time.Millisecond
 type Sandbox struct {
 	*app.App
 	Server *httptest.Server
+	// AdminToken is the admin API's token ("" when it is open): the
+	// helpers that call the admin API send it.
+	AdminToken string
 }
 
 // Start builds the sandbox from o with the server's engine, serves it on a
@@ -64,7 +68,7 @@ func Start(tb testing.TB, o app.Options) *Sandbox {
 	}
 	engine := app.NewEngine(app.EngineOptions{Logger: o.Logger})
 	a.Register(engine)
-	s := &Sandbox{App: a, Server: httptest.NewServer(engine)}
+	s := &Sandbox{App: a, Server: httptest.NewServer(engine), AdminToken: o.Access.AdminToken}
 	a.Start()
 	tb.Cleanup(func() {
 		if shutdown != nil {
@@ -199,4 +203,59 @@ func (s *Sandbox) Pending(tb testing.TB, id string) {
 		tb.Fatal(err)
 	}
 	Send(tb, req, http.StatusAccepted)
+}
+
+// SetStrict sets the merchant's strict setting through
+// PATCH /sandbox/v1/merchants/{mchid}.
+func (s *Sandbox) SetStrict(tb testing.TB, mchid string, strict bool) {
+	tb.Helper()
+	body := fmt.Sprintf(`{"strict": %t}`, strict)
+	req, err := http.NewRequest(http.MethodPatch, s.Server.URL+"/sandbox/v1/merchants/"+mchid, strings.NewReader(body))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	s.authorize(req)
+	var view struct {
+		Strict bool `json:"strict"`
+	}
+	if err := json.Unmarshal(Send(tb, req, http.StatusOK), &view); err != nil || view.Strict != strict {
+		tb.Fatalf("PATCH strict %t: the merchant view shows %t (%v)", strict, view.Strict, err)
+	}
+}
+
+// Warnings returns the warnings of the journal entry of the request whose
+// X-Request-Id is requestID, read through GET /sandbox/v1/journal; it waits
+// up to 5 s for the journal's writer and fails tb when no entry appears.
+func (s *Sandbox) Warnings(tb testing.TB, mchid, requestID string) []sandbox.Violation {
+	tb.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		req, err := http.NewRequest(http.MethodGet, s.Server.URL+"/sandbox/v1/journal?direction=in&mchid="+mchid, nil)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		s.authorize(req)
+		var out struct {
+			Exchanges []sandbox.Exchange `json:"exchanges"`
+		}
+		if err := json.Unmarshal(Send(tb, req, http.StatusOK), &out); err != nil {
+			tb.Fatal(err)
+		}
+		for _, x := range out.Exchanges {
+			if x.RequestID == requestID {
+				return x.Warnings
+			}
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("no journal entry for request %s of merchant %s", requestID, mchid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// authorize adds the admin token to a request to the admin API.
+func (s *Sandbox) authorize(req *http.Request) {
+	if s.AdminToken != "" {
+		req.Header.Set("Authorization", "Bearer "+s.AdminToken)
+	}
 }

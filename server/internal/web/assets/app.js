@@ -518,7 +518,7 @@
     const credentials = section('creds.title', h('p', { class: 'muted', text: t('creds.why') }), h('div', { class: 'creds' }, rows));
     const clockCard = section('clock.title', h('p', { class: 'muted', text: t('clock.why') }), clockBar());
     return h('div', { class: 'grid overview' },
-      h('div', { class: 'col' }, merchants, clockCard, keyModeCard(m), apiFaultsCard(m), products),
+      h('div', { class: 'col' }, merchants, clockCard, keyModeCard(m), strictCard(m), apiFaultsCard(m), products),
       h('div', { class: 'col wide' }, credentials));
   }
   // keyModeCard switches the platform key WeChat Pay signs with: the
@@ -538,6 +538,23 @@
         h('button', { type: 'button', class: 'small' + (m.platform_key_mode === mode ? ' on' : ''), role: 'radio',
           'aria-checked': m.platform_key_mode === mode ? 'true' : 'false', data: { keyMode: mode },
           onclick: () => change(mode), text: t('keymode.' + mode) }))));
+  }
+  // strictCard chooses what a rule the sandbox only inferred does: warn
+  // (the default) or refuse.
+  function strictCard(m) {
+    const change = async (strict) => {
+      try {
+        await api('PATCH', '/sandbox/v1/merchants/' + enc(m.mchid), { strict });
+        await loadMerchants();
+        toast(t('strict.changed', { mode: t('strict.' + strict) }));
+        render(true);
+      } catch (err) { report(err); }
+    };
+    return section('strict.title', h('p', { class: 'muted', text: t('strict.why') }),
+      h('div', { class: 'list', role: 'radiogroup', id: 'strict' }, [false, true].map((strict) =>
+        h('button', { type: 'button', class: 'small' + (!!m.strict === strict ? ' on' : ''), role: 'radio',
+          'aria-checked': !!m.strict === strict ? 'true' : 'false', data: { strict: String(strict) },
+          onclick: () => change(strict), text: t('strict.' + strict) }))));
   }
   // apiFaultsCard scripts what an upstream API does instead of answering
   // the merchant's next calls to an endpoint.
