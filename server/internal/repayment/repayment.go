@@ -86,13 +86,16 @@ const (
 	schemaQueryState     = "repayment/querystate.request"
 	schemaServicesFind   = "repayment/services-find.query"
 	schemaTransactionURI = "repayment/transaction.query"
+	schemaParkingCreate  = "repayment/parking-create.request"
+	schemaDeduct         = "repayment/deduct.request"
 )
 
 // Product is the repayment simulation: sandbox.Product, the v2 and v3
-// vehicle endpoints (sandbox.Routes) and the vehicle-user admin routes
-// (sandbox.AdminRoutes). It sends no notifications: the repayment
-// mini-program returns nothing and the merchant polls the user state (the
-// repayment page); the v2 还款结果通知 (SOURCES.md §3) is not simulated.
+// vehicle endpoints (sandbox.Routes), the vehicle-user admin routes
+// (sandbox.AdminRoutes) and the parking flow's v3 notifications
+// (sandbox.NotifyBuilder). The repayment mini-program itself returns
+// nothing and the merchant polls the user state (the repayment page); the
+// v2 还款结果通知 (SOURCES.md §3) is not simulated.
 type Product struct {
 	d   sandbox.Deps
 	v3  *wxpayv3.API
@@ -109,9 +112,10 @@ type Product struct {
 }
 
 var (
-	_ sandbox.Product     = (*Product)(nil)
-	_ sandbox.Routes      = (*Product)(nil)
-	_ sandbox.AdminRoutes = (*Product)(nil)
+	_ sandbox.Product       = (*Product)(nil)
+	_ sandbox.Routes        = (*Product)(nil)
+	_ sandbox.AdminRoutes   = (*Product)(nil)
+	_ sandbox.NotifyBuilder = (*Product)(nil)
 )
 
 // New builds the product. Every repayment scenario must script an action
@@ -124,6 +128,9 @@ func New(d sandbox.Deps) (*Product, error) {
 		if sc.User.Action != "" && !isAction(sc.User.Action) {
 			return nil, fmt.Errorf("scenario %s (%s): user.action %q is not one of repay, cancel, fail, deny, unsupported",
 				sc.ID, sc.File, sc.User.Action)
+		}
+		if _, err := parkingParamsOf(sc); err != nil {
+			return nil, err
 		}
 	}
 	return &Product{
@@ -172,6 +179,8 @@ func (p *Product) Register(r gin.IRouter) {
 		POST("/querystate", h(p.handleQueryState))
 	g := r.Group("/v3/vehicle", p.v3.Middleware(p.d.Journal, sandbox.ProductRepayment)...)
 	g.GET("/parking/services/find", h(p.handleServicesFind))
+	g.POST("/parking/parkings", h(p.handleCreateParking))
+	g.POST("/transactions/parking", h(p.handleDeduct))
 	g.GET("/transactions/out-trade-no/:out_trade_no", h(p.handleTransaction))
 }
 
