@@ -418,7 +418,8 @@ func (p *Product) handleDeduct(c *gin.Context) error {
 			if !sameRequest(&old.V.Request, &req) {
 				return duplicate("/out_trade_no", msgDuplicateOutTradeNo, req.OutTradeNo)
 			}
-			return p.v3.JSON(c, http.StatusOK, old.V.view(m, old.V.CreateTime, false))
+			// The same body again: the same synchronous answer [I].
+			return p.v3.JSON(c, http.StatusOK, old.V.view(m, old.V.CreateTime, false).accepted())
 		} else if !sandbox.IsCode(err, sandbox.CodeNotFound) {
 			return err
 		}
