@@ -14,6 +14,13 @@
 // openid, plates, user_state, deduct_mode, and the advances owed, each an
 // advanced parking transaction with its own out_trade_no. Repaying clears
 // every advance at once and brings the user back to NORMAL.
+//
+// The v3 parking flow that makes a user owe (parking.go) is simulated too:
+// 创建停车入场 (entries, kind repayment.parking), 扣费受理 (deductions, kind
+// repayment.transaction) answered ACCEPTED and settled by the scenario —
+// paid, failed, or advanced by WeChat (bank_type BPA), which adds an advance
+// to the user — and the TRANSACTION.* and VEHICLE.ENTRANCE_STATE_CHANGE
+// notifications, PAY_BACK once the user repays.
 package repayment
 
 import (
@@ -171,7 +178,8 @@ func (p *Product) Actions(s *sandbox.Session) []string {
 }
 
 // Register mounts the vehicle-owner service at its real paths: the v2 user
-// state query (XML, HMAC-SHA256 both ways) and the v3 parking endpoints
+// state query (XML, HMAC-SHA256 both ways) and the v3 parking endpoints —
+// services/find, entries, deductions, the transaction query —
 // (authenticated and signed by wxpayv3).
 func (p *Product) Register(r gin.IRouter) {
 	h := httpapi.Handle
