@@ -3,19 +3,25 @@ package repayment
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/wechatpay-apiv3/wechatpay-go/core"
 	wxnotify "github.com/wechatpay-apiv3/wechatpay-go/core/auth/verifiers"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/notify"
+	"github.com/wechatpay-apiv3/wechatpay-go/core/option"
 	"github.com/wechatpay-apiv3/wechatpay-go/services/wexinpayscoreparking"
 	"github.com/wechatpay-apiv3/wechatpay-go/utils"
+
+	"github.com/mpsandbox/mpsandbox/server/internal/merchant"
+	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
 // notice is one notification as the merchant's notify_url got it, parsed
@@ -36,6 +42,8 @@ type parkingWorld struct {
 	rt      *sandboxRT
 	url     string
 	notices chan notice
+	// handler is the SDK's notify handler the receiver verifies with.
+	handler atomic.Pointer[notify.Handler]
 }
 
 func newParkingWorld(t *testing.T) *parkingWorld {
@@ -52,11 +60,12 @@ func newParkingWorld(t *testing.T) *parkingWorld {
 	}
 	pw := &parkingWorld{world: w, sdk: wexinpayscoreparking.ParkingsApiService{Client: client},
 		tx: wexinpayscoreparking.TransactionsApiService{Client: client}, rt: rt, notices: make(chan notice, 16)}
+	pw.handler.Store(h)
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
 		raw, _ := io.ReadAll(req.Body)
 		req.Body = io.NopCloser(bytes.NewReader(raw))
 		var res map[string]any
-		n, err := h.ParseNotifyRequest(req.Context(), req, &res)
+		n, err := pw.handler.Load().ParseNotifyRequest(req.Context(), req, &res)
 		if err != nil {
 			t.Errorf("the SDK refuses the notification: %v\n%s", err, raw)
 			rw.WriteHeader(http.StatusUnauthorized)
@@ -357,5 +366,63 @@ func TestParkingErrors(t *testing.T) {
 	}
 	if warn := res.Response.Header.Values("X-Sandbox-Warning"); len(warn) != 2 {
 		t.Fatalf("warnings: got %q, want the http notify_url and the unknown parking_id", warn)
+	}
+}
+
+// TestParkingNotificationsInCertificateMode: a merchant still on platform
+// certificates verifies every parking notification kind with the SDK's
+// certificate verifier (the notifications are signed per the merchant's
+// key mode, as every v3 notification is).
+func TestParkingNotificationsInCertificateMode(t *testing.T) {
+	w := newParkingWorld(t)
+	mode := sandbox.PlatformKeyModeCertificate
+	if _, err := w.Merchants.Change(context.Background(), w.m.MchID, merchant.UpdateRequest{PlatformKeyMode: &mode}); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := utils.LoadCertificate(w.m.PlatformCertificatePEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := notify.NewRSANotifyHandler(w.m.APIv3Key, wxnotify.NewSHA256WithRSAVerifier(core.NewCertificateMapWithList([]*x509.Certificate{cert})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.handler.Store(h)
+	// The API client in certificate mode too: the SDK as such a merchant
+	// has it.
+	key, err := utils.LoadPrivateKey(w.m.MerchantPrivateKeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := core.NewClient(context.Background(),
+		option.WithWechatPayAuthCipher(w.m.MchID, w.m.MerchantSerialNo, key, []*x509.Certificate{cert}),
+		option.WithHTTPClient(&http.Client{Transport: w.rt, Timeout: 10 * time.Second}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.sdk.Client, w.tx.Client = client, client
+	u := w.normalUser()
+	blocked := w.enter(u, "PKBLOCKED-C")
+	if *blocked.BlockReason != blockEvaluationFailed {
+		t.Fatalf("got %s", blocked)
+	}
+	w.deduct(u, "PKFAIL-C", "x")
+	w.next(EventTransactionFail)
+	w.deduct(u, "PKADVANCE-C", "x")
+	w.next(EventTransactionSuccess)
+	w.enter(u, "IN-C")
+	w.open("navigateToMiniProgram", navigateArgs(w.extraData(u.OpenID, seedNonce)))
+	w.advance(2 * time.Second)
+	got := map[string]bool{}
+	for range 2 {
+		select {
+		case n := <-w.notices:
+			got[n.event] = true
+		case <-time.After(5 * time.Second):
+			t.Fatalf("got %v, want PAY_BACK and ENTRANCE_STATE_CHANGE verified with the certificate", got)
+		}
+	}
+	if !got[EventTransactionPayBack] || !got[EventEntranceStateChange] {
+		t.Fatalf("got %v", got)
 	}
 }
