@@ -230,6 +230,9 @@ func (p *Product) handleCreateParking(c *gin.Context) error {
 	if err := httpapi.DecodeJSON(p.d.Validator, schemaParkingCreate, httpapi.Body(c), &req); err != nil {
 		return err
 	}
+	if vs := p.d.NotifyTargets.NotifyURLViolations(m, "/notify_url", req.NotifyURL); len(vs) > 0 {
+		return sandbox.Invalid("参数错误", vs...)
+	}
 	warnHTTP(c, req.NotifyURL)
 	sc, ps, err := p.pick(c, m, "out_parking_no", req.OutParkingNo)
 	if err != nil {
@@ -257,7 +260,7 @@ func (p *Product) handleCreateParking(c *gin.Context) error {
 			e.OpenID = u.OpenID
 		}
 		e.State, e.BlockReason = entryState(u, req.PlateNumber, req.PlateColor, ps)
-		rec, err := sandbox.NewRecord(KindParking, m.MchID, req.OutParkingNo, e)
+		rec, err := sandbox.NewRecord(KindParking, m.MchID, req.OutParkingNo, e, parkingIDAlias(e.ID))
 		if err != nil {
 			return err
 		}
@@ -394,9 +397,12 @@ func (p *Product) handleDeduct(c *gin.Context) error {
 	if err := httpapi.DecodeJSON(p.d.Validator, schemaDeduct, httpapi.Body(c), &req); err != nil {
 		return err
 	}
+	vs := p.d.NotifyTargets.NotifyURLViolations(m, "/notify_url", req.NotifyURL)
 	if req.AppID != m.AppID {
-		return sandbox.Invalid("appid does not belong to the merchant", sandbox.Violation{Path: "/appid", Message: fmt.Sprintf(
-			"%q is not merchant %s's appid %s", req.AppID, m.MchID, m.AppID)})
+		vs = append(vs, sandbox.Violation{Path: "/appid", Message: fmt.Sprintf("%q is not merchant %s's appid %s", req.AppID, m.MchID, m.AppID)})
+	}
+	if len(vs) > 0 {
+		return sandbox.Invalid("参数错误", vs...)
 	}
 	warnHTTP(c, req.NotifyURL)
 	sc, ps, err := p.pick(c, m, "out_trade_no", req.OutTradeNo)
@@ -498,9 +504,6 @@ func (p *Product) knownParkingID(ctx context.Context, mchid, id string) bool {
 }
 
 func parkingIDAlias(id string) string { return "id/" + id }
-
-// Aliases of an entry: its service id.
-func (e *entry) Aliases() []string { return []string{parkingIDAlias(e.ID)} }
 
 // advanceFor makes the deduction one of the user's advances and the user
 // OVERDUE (a PAUSED one stays PAUSED: its service is paused either way

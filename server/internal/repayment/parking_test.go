@@ -367,6 +367,14 @@ func TestParkingErrors(t *testing.T) {
 	if warn := res.Response.Header.Values("X-Sandbox-Warning"); len(warn) != 2 {
 		t.Fatalf("warnings: got %q, want the http notify_url and the unknown parking_id", warn)
 	}
+	// The id of an entry is known: only the http notify_url is warned about.
+	body, _ = json.Marshal(w.deductRequest(u, "WARN0002", *w.enter(u, "IN-W").Id))
+	if res, err = w.tx.Client.Post(ctx, "https://api.mch.weixin.qq.com/v3/vehicle/transactions/parking", json.RawMessage(body)); err != nil {
+		t.Fatal(err)
+	}
+	if warn := res.Response.Header.Values("X-Sandbox-Warning"); len(warn) != 1 {
+		t.Fatalf("warnings: got %q, want the http notify_url only", warn)
+	}
 }
 
 // TestParkingNotificationsInCertificateMode: a merchant still on platform

@@ -600,11 +600,11 @@ func TestJournal(t *testing.T) {
 	})
 
 	t.Run("prune", func(t *testing.T) {
-		n, err := s.PruneJournal(ctx, 0, base.Add(2*time.Second)) // drops 0 and 1
+		n, err := s.PruneJournal(ctx, 0, base.Add(2*time.Second), 0) // drops 0 and 1
 		if err != nil || n != 2 {
 			t.Fatalf("PruneJournal(before +2s) = %d, %v; want 2", n, err)
 		}
-		n, err = s.PruneJournal(ctx, 3, time.Time{})
+		n, err = s.PruneJournal(ctx, 3, time.Time{}, 0)
 		if err != nil || n != 6 {
 			t.Fatalf("PruneJournal(keep 3) = %d, %v; want 6", n, err)
 		}
@@ -614,7 +614,7 @@ func TestJournal(t *testing.T) {
 		}
 		// Ids are not reused after a prune.
 		x := &sandbox.Exchange{Method: "GET", URL: "/"}
-		if _, err := s.PruneJournal(ctx, 0, time.Now().Add(time.Hour)); err != nil {
+		if _, err := s.PruneJournal(ctx, 0, time.Now().Add(time.Hour), 0); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.AppendExchanges(ctx, []*sandbox.Exchange{x}); err != nil {
