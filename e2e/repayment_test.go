@@ -37,6 +37,7 @@ type repayment struct {
 	m            *testkit.Merchant
 	plates       wexinpayscoreparking.ServicesApiService
 	transactions wexinpayscoreparking.TransactionsApiService
+	parkings     wexinpayscoreparking.ParkingsApiService
 }
 
 func newRepayment(t *testing.T, s *Sandbox) *repayment {
@@ -49,7 +50,8 @@ func newRepayment(t *testing.T, s *Sandbox) *repayment {
 		t.Fatalf("core.NewClient: %v", err)
 	}
 	return &repayment{s: s, m: m,
-		plates: wexinpayscoreparking.ServicesApiService{Client: client}, transactions: wexinpayscoreparking.TransactionsApiService{Client: client}}
+		plates: wexinpayscoreparking.ServicesApiService{Client: client}, transactions: wexinpayscoreparking.TransactionsApiService{Client: client},
+		parkings: wexinpayscoreparking.ParkingsApiService{Client: client}}
 }
 
 // vehicleUser is the part of a vehicle user the tests look at.
@@ -207,6 +209,82 @@ func TestRepayment(t *testing.T) {
 	t.Parallel()
 	s := startSandbox(t)
 	r := newRepayment(t, s)
+
+	t.Run("a deduction WeChat advances makes the user OVERDUE until the repayment", func(t *testing.T) {
+		var u vehicleUser
+		r.s.JSON(t, http.MethodPost, "/sandbox/v1/vehicle-users", map[string]any{"mchid": r.m.MchID, "user_state": "NORMAL"}, http.StatusCreated, &u)
+		recv := r.m.Receiver(t)
+		ctx := context.Background()
+		color := wexinpayscoreparking.PlateColor(u.Plates[0].PlateColor).Ptr()
+		enter := func(no string) *wexinpayscoreparking.Parking {
+			p, _, err := r.parkings.CreateParking(ctx, wexinpayscoreparking.CreateParkingRequest{
+				OutParkingNo: core.String(no), PlateNumber: core.String(u.PlateNumber), PlateColor: color,
+				NotifyUrl: core.String(recv.URL + "/parking/notify"), StartTime: core.Time(time.Now()),
+				ParkingName: core.String("E2E 停车场"), FreeDuration: core.Int64(600)})
+			if err != nil {
+				t.Fatalf("CreateParking: %v", err)
+			}
+			return p
+		}
+		next := func(event string) map[string]any {
+			t.Helper()
+			nctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			n, err := recv.Next(nctx)
+			var res map[string]any
+			if err == nil {
+				err = n.Decode(&res)
+			}
+			if err != nil || n.EventType != event {
+				t.Fatalf("notification: got %v %v, want %s", n, err, event)
+			}
+			return res
+		}
+		in := enter("E2EIN1")
+		if *in.State != "NORMAL" {
+			t.Fatalf("entry: got %s, want NORMAL", in)
+		}
+		tx, _, err := r.transactions.CreateTransaction(ctx, wexinpayscoreparking.CreateTransactionRequest{
+			Appid: core.String(r.m.AppID), Description: core.String("停车费"), OutTradeNo: core.String("PKADVANCEE2E1"),
+			TradeScene: core.String("PARKING"), NotifyUrl: core.String(recv.URL + "/parking/notify"),
+			Amount: &wexinpayscoreparking.OrderAmount{Total: core.Int64(800)},
+			ParkingInfo: &wexinpayscoreparking.ParkingTradeScene{ParkingId: in.Id, PlateNumber: core.String(u.PlateNumber),
+				PlateColor: color, StartTime: core.Time(time.Now().Add(-time.Hour)), EndTime: core.Time(time.Now()),
+				ParkingName: core.String("E2E 停车场"), ChargingDuration: core.Int64(3000), DeviceId: core.String("E2E-GATE")}})
+		if err != nil || *tx.TradeState != "ACCEPTED" {
+			t.Fatalf("CreateTransaction: got %v, %v, want ACCEPTED", tx, err)
+		}
+		if res := next("TRANSACTION.SUCCESS"); res["bank_type"] != "BPA" || res["user_repaid"] != "N" {
+			t.Fatalf("TRANSACTION.SUCCESS: got %v, want BPA, N", res)
+		}
+		if st := r.state(t, u.OpenID); st["user_state"] != "OVERDUE" || st["path"] == "" {
+			t.Fatalf("querystate: got %v, want OVERDUE with a path", st)
+		}
+		if p := enter("E2EIN2"); *p.State != "BLOCKED" || *p.BlockReason != "OVERDUE" {
+			t.Fatalf("entry of a user who owes: got %s, want BLOCKED OVERDUE", p)
+		}
+		r.back(t, r.navigate(t, u.OpenID, "5K8264ILTKCH16CQ2502SI8ZNMTM67VS"))
+		events := map[string]map[string]any{}
+		for range 2 {
+			nctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			n, err := recv.Next(nctx)
+			cancel()
+			var res map[string]any
+			if err == nil {
+				err = n.Decode(&res)
+			}
+			if err != nil {
+				t.Fatalf("after repaying: %v (got %v)", err, events)
+			}
+			events[n.EventType] = res
+		}
+		if events["TRANSACTION.PAY_BACK"]["user_repaid"] != "Y" || events["VEHICLE.ENTRANCE_STATE_CHANGE"]["parking_state"] != "NORMAL" {
+			t.Fatalf("after repaying: got %v, want PAY_BACK (Y) and ENTRANCE_STATE_CHANGE (NORMAL)", events)
+		}
+		if tx := r.transaction(t, "PKADVANCEE2E1"); *tx.UserRepaid != "Y" {
+			t.Fatalf("after repaying: transaction %s, want user_repaid Y", tx)
+		}
+	})
 
 	t.Run("an OVERDUE user repays through the mini-program", func(t *testing.T) {
 		u := r.overdue(t, 1500)

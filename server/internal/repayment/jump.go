@@ -58,7 +58,31 @@ func (p *Product) Launch(ctx context.Context, call *sandbox.Call) (*sandbox.Laun
 	if len(u.Plates) > 0 {
 		fields["plate_number"] = u.Plates[0].PlateNumber
 	}
-	return &sandbox.Launched{Ref: u.OpenID, Magic: fields, Warnings: warnings}, nil
+	sc, err := p.advancedUnder(ctx, m.MchID, u)
+	if err != nil {
+		return nil, err
+	}
+	return &sandbox.Launched{Ref: u.OpenID, Scenario: sc, Magic: fields, Warnings: warnings}, nil
+}
+
+// advancedUnder is the scenario of the deduction behind the user's latest
+// unrepaid advance, "" when there is none: the scenario that made WeChat
+// advance the money also scripts whether the user repays it.
+func (p *Product) advancedUnder(ctx context.Context, mchid string, u *user) (string, error) {
+	for i := len(u.Advances) - 1; i >= 0; i-- {
+		if u.Advances[i].repaid() {
+			continue
+		}
+		d, err := sandbox.Get[deduction](ctx, p.d.Store, KindTransaction, mchid, u.Advances[i].OutTradeNo)
+		if sandbox.IsCode(err, sandbox.CodeNotFound) {
+			return "", nil
+		}
+		if err != nil {
+			return "", err
+		}
+		return d.V.Scenario, nil
+	}
+	return "", nil
 }
 
 // UserStep is the scenario's: deny and unsupported are the App SDK's
@@ -291,19 +315,26 @@ func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string
 		return nil, nil // nothing to repay: the page shows an empty list
 	}
 	u.LastAttempt = &attempt{SessionID: s.ID, Action: action, At: at, Amount: owed}
+	batch := &sandbox.Batch{}
 	if action == ActionRepay {
+		var repaid []string
 		for i := range u.Advances {
 			if !u.Advances[i].repaid() {
 				u.Advances[i].RepaidAt, u.Advances[i].RepaidIn = at, s.ID
+				repaid = append(repaid, u.Advances[i].OutTradeNo)
 			}
 		}
 		if u.UserState == StateOverdue {
 			u.UserState = StateNormal
+		}
+		if err := p.repaidNotifications(ctx, s.MchID, u, repaid, at, batch); err != nil {
+			return nil, err
 		}
 	}
 	up := *rec
 	if err := u.encode(&up); err != nil {
 		return nil, err
 	}
-	return &sandbox.Batch{Updates: []*sandbox.Record{&up}}, nil
+	batch.Updates = append(batch.Updates, &up)
+	return batch, nil
 }

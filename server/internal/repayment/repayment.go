@@ -14,6 +14,13 @@
 // openid, plates, user_state, deduct_mode, and the advances owed, each an
 // advanced parking transaction with its own out_trade_no. Repaying clears
 // every advance at once and brings the user back to NORMAL.
+//
+// The v3 parking flow that makes a user owe (parking.go) is simulated too:
+// 创建停车入场 (entries, kind repayment.parking), 扣费受理 (deductions, kind
+// repayment.transaction) answered ACCEPTED and settled by the scenario —
+// paid, failed, or advanced by WeChat (bank_type BPA), which adds an advance
+// to the user — and the TRANSACTION.* and VEHICLE.ENTRANCE_STATE_CHANGE
+// notifications, PAY_BACK once the user repays.
 package repayment
 
 import (
@@ -87,13 +94,16 @@ const (
 	schemaPartnerQueryState = "repayment/partner-querystate.request"
 	schemaServicesFind      = "repayment/services-find.query"
 	schemaTransactionURI    = "repayment/transaction.query"
+	schemaParkingCreate     = "repayment/parking-create.request"
+	schemaDeduct            = "repayment/deduct.request"
 )
 
 // Product is the repayment simulation: sandbox.Product, the v2 and v3
-// vehicle endpoints (sandbox.Routes) and the vehicle-user admin routes
-// (sandbox.AdminRoutes). It sends no notifications: the repayment
-// mini-program returns nothing and the merchant polls the user state (the
-// repayment page); the v2 还款结果通知 (SOURCES.md §3) is not simulated.
+// vehicle endpoints (sandbox.Routes), the vehicle-user admin routes
+// (sandbox.AdminRoutes) and the parking flow's v3 notifications
+// (sandbox.NotifyBuilder). The repayment mini-program itself returns
+// nothing and the merchant polls the user state (the repayment page); the
+// v2 还款结果通知 (SOURCES.md §3) is not simulated.
 type Product struct {
 	d   sandbox.Deps
 	v3  *wxpayv3.API
@@ -110,9 +120,10 @@ type Product struct {
 }
 
 var (
-	_ sandbox.Product     = (*Product)(nil)
-	_ sandbox.Routes      = (*Product)(nil)
-	_ sandbox.AdminRoutes = (*Product)(nil)
+	_ sandbox.Product       = (*Product)(nil)
+	_ sandbox.Routes        = (*Product)(nil)
+	_ sandbox.AdminRoutes   = (*Product)(nil)
+	_ sandbox.NotifyBuilder = (*Product)(nil)
 )
 
 // New builds the product. Every repayment scenario must script an action
@@ -125,6 +136,9 @@ func New(d sandbox.Deps) (*Product, error) {
 		if sc.User.Action != "" && !isAction(sc.User.Action) {
 			return nil, fmt.Errorf("scenario %s (%s): user.action %q is not one of repay, cancel, fail, deny, unsupported",
 				sc.ID, sc.File, sc.User.Action)
+		}
+		if _, err := parkingParamsOf(sc); err != nil {
+			return nil, err
 		}
 	}
 	return &Product{
@@ -165,7 +179,8 @@ func (p *Product) Actions(s *sandbox.Session) []string {
 }
 
 // Register mounts the vehicle-owner service at its real paths: the v2 user
-// state query (XML, HMAC-SHA256 both ways) and the v3 parking endpoints
+// state query (XML, HMAC-SHA256 both ways) and the v3 parking endpoints —
+// services/find, entries, deductions, the transaction query —
 // (authenticated and signed by wxpayv3).
 func (p *Product) Register(r gin.IRouter) {
 	h := httpapi.Handle
@@ -174,6 +189,8 @@ func (p *Product) Register(r gin.IRouter) {
 	v2.POST("/partnerpay/querystate", h(p.handleQueryState)) // pathPartnerQueryState
 	g := r.Group("/v3/vehicle", p.v3.Middleware(p.d.Journal, sandbox.ProductRepayment)...)
 	g.GET("/parking/services/find", h(p.handleServicesFind))
+	g.POST("/parking/parkings", h(p.handleCreateParking))
+	g.POST("/transactions/parking", h(p.handleDeduct))
 	g.GET("/transactions/out-trade-no/:out_trade_no", h(p.handleTransaction))
 }
 

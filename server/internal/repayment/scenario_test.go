@@ -18,15 +18,18 @@ func TestEveryCatalogueScenarioIsPlayable(t *testing.T) {
 		t.Fatal(err)
 	}
 	list := cat.List(sandbox.ProductRepayment)
-	if len(list) < 7 {
-		t.Fatalf("got %d repayment scenarios, want the 7 of scenarios/repayment", len(list))
+	if len(list) < 13 {
+		t.Fatalf("got %d repayment scenarios, want the 13 of scenarios/repayment", len(list))
 	}
 	for _, sc := range list {
 		if sc.Mode != sandbox.ModeManual && !isAction(sc.User.Action) {
 			t.Errorf("%s: action %q", sc.ID, sc.User.Action)
 		}
-		if len(sc.Timeline) > 0 || len(sc.Notify.Faults) > 0 {
-			t.Errorf("%s: repayment plays no timeline and sends no notification", sc.ID)
+		if len(sc.Timeline) > 0 {
+			t.Errorf("%s: repayment plays no timeline", sc.ID)
+		}
+		if _, err := parkingParamsOf(sc); err != nil {
+			t.Error(err)
 		}
 		// Each scenario but the default is reachable by its magic prefix.
 		for _, m := range sc.Magic {

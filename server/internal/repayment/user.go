@@ -58,6 +58,10 @@ type user struct {
 	ServiceOpenTime time.Time `json:"service_open_time,omitzero"`
 	Advances        []advance `json:"advances"`
 	LastAttempt     *attempt  `json:"last_attempt,omitempty"`
+	// BlockedEntries are the out_parking_no of the entries blocked because
+	// the user owed (at most maxBlockedEntries, the latest): repaying turns
+	// them NORMAL with a VEHICLE.ENTRANCE_STATE_CHANGE each.
+	BlockedEntries []string `json:"blocked_entries,omitempty"`
 	// Fixture marks the users every merchant has from the start.
 	Fixture   bool      `json:"fixture,omitempty"`
 	CreatedAt time.Time `json:"created_at"` // merchant clock
@@ -72,6 +76,16 @@ func (u *user) owed() int64 {
 		}
 	}
 	return n
+}
+
+// repaid reports whether the user repaid the advance with the out_trade_no.
+func (u *user) repaid(outTradeNo string) bool {
+	for i := range u.Advances {
+		if u.Advances[i].OutTradeNo == outTradeNo {
+			return u.Advances[i].repaid()
+		}
+	}
+	return false
 }
 
 // authorized reports whether the user has the vehicle-owner service.

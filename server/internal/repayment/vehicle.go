@@ -94,20 +94,22 @@ func (p *Product) handleServicesFind(c *gin.Context) error {
 // transaction is the answer of the transaction query (the SDK's
 // Transaction); sp_mchid is the merchant's mchid, as the SDK names it.
 type transaction struct {
-	AppID         string      `json:"appid"`
-	SpMchID       string      `json:"sp_mchid"`
-	Description   string      `json:"description"`
-	CreateTime    string      `json:"create_time"`
-	OutTradeNo    string      `json:"out_trade_no"`
-	TransactionID string      `json:"transaction_id"`
-	TradeState    string      `json:"trade_state"`
-	SuccessTime   string      `json:"success_time"`
-	BankType      string      `json:"bank_type"`
-	UserRepaid    string      `json:"user_repaid"`
-	TradeScene    string      `json:"trade_scene"`
-	ParkingInfo   parkingInfo `json:"parking_info"`
-	Payer         payer       `json:"payer"`
-	Amount        amount      `json:"amount"`
+	AppID                 string       `json:"appid"`
+	SpMchID               string       `json:"sp_mchid"`
+	Description           string       `json:"description"`
+	CreateTime            string       `json:"create_time"`
+	OutTradeNo            string       `json:"out_trade_no"`
+	TransactionID         string       `json:"transaction_id,omitempty"`
+	TradeState            string       `json:"trade_state"`
+	TradeStateDescription string       `json:"trade_state_description,omitempty"`
+	SuccessTime           string       `json:"success_time,omitempty"`
+	BankType              string       `json:"bank_type,omitempty"`
+	UserRepaid            string       `json:"user_repaid,omitempty"`
+	Attach                string       `json:"attach,omitempty"`
+	TradeScene            string       `json:"trade_scene"`
+	ParkingInfo           *parkingInfo `json:"parking_info,omitempty"`
+	Payer                 payer        `json:"payer"`
+	Amount                amount       `json:"amount"`
 }
 
 type parkingInfo struct {
@@ -151,6 +153,11 @@ func (p *Product) handleTransaction(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	if d, err := sandbox.Get[deduction](ctx, p.d.Store, KindTransaction, m.MchID, outTradeNo); err == nil {
+		return p.v3.JSON(c, http.StatusOK, d.V.view(m, p.d.Clock.Now(m.MchID), u != nil && u.repaid(outTradeNo)))
+	} else if !sandbox.IsCode(err, sandbox.CodeNotFound) {
+		return err
+	}
 	var a *advance
 	if u != nil {
 		for i := range u.Advances {
@@ -172,7 +179,7 @@ func (p *Product) handleTransaction(c *gin.Context) error {
 		CreateTime: wxpayv3.FormatTime(end), OutTradeNo: a.OutTradeNo, TransactionID: a.TransactionID,
 		TradeState: tradeStateSuccess, SuccessTime: wxpayv3.FormatTime(a.Time),
 		BankType: bankTypeAdvanced, UserRepaid: yesNo(a.repaid()), TradeScene: tradeSceneParking,
-		ParkingInfo: parkingInfo{ParkingID: a.ParkingID, PlateNumber: a.PlateNumber, PlateColor: a.PlateColor,
+		ParkingInfo: &parkingInfo{ParkingID: a.ParkingID, PlateNumber: a.PlateNumber, PlateColor: a.PlateColor,
 			StartTime: wxpayv3.FormatTime(a.StartTime), EndTime: wxpayv3.FormatTime(end), ParkingName: a.ParkingName,
 			ChargingDuration: int64(end.Sub(a.StartTime) / time.Second), DeviceID: deviceID},
 		Payer:  payer{OpenID: u.OpenID},

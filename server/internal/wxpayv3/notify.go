@@ -21,6 +21,12 @@ var beijing = time.FixedZone("CST", 8*60*60)
 // FormatTime writes t as v3 does: RFC 3339 in +08:00.
 func FormatTime(t time.Time) string { return t.In(beijing).Format(time.RFC3339) }
 
+// FormatTimeMillis writes t with milliseconds, as the parking entrance
+// notification's state_update_time does ("2021-08-20T10:21:39.123+08:00").
+func FormatTimeMillis(t time.Time) string {
+	return t.In(beijing).Format("2006-01-02T15:04:05.000Z07:00")
+}
+
 // Event is what a product stores in Notification.Payload for a v3
 // notification: the envelope's fields and the resource in plain text. The
 // resource is encrypted afresh at each attempt, as WeChat Pay's nonces
