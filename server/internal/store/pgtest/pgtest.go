@@ -172,10 +172,12 @@ func (c *Cluster) Start() error {
 		}
 		c.port = p
 	}
-	// fsync and friends off: a throwaway cluster needs no durability
-	// against a power cut, and the tests run faster on a busy disk.
-	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off -c synchronous_commit=off "+
-		"-c full_page_writes=off -c max_connections=300", c.port, c.dir)
+	// fsync off: a throwaway cluster needs no durability against a power
+	// cut, and the tests run faster on a busy disk. synchronous_commit
+	// stays on, so a commit is written to the WAL (not flushed) before it
+	// is acknowledged and survives Stop, a crash of the server.
+	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off -c full_page_writes=off "+
+		"-c max_connections=300", c.port, c.dir)
 	return c.run("pg_ctl", "start", "-D", c.data(), "-w", "-t", "60", "-l", filepath.Join(c.dir, "log"), "-o", opts)
 }
 

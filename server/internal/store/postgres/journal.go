@@ -1,0 +1,108 @@
+package postgres
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+)
+
+// AppendExchanges journals xs in one transaction and sets their IDs (and
+// Time, when zero) once committed.
+//
+// Appends from every replica take one transaction-scoped advisory lock, so
+// they commit in the order of their ids: a reader paging with AfterID (the
+// live stream, Last-Event-ID) that has seen an id never later finds a
+// smaller one appear, as it could if a transaction holding a smaller id
+// committed after one holding a larger.
+func (s *Store) AppendExchanges(ctx context.Context, xs []*sandbox.Exchange) error {
+	if len(xs) == 0 {
+		return nil
+	}
+	var now time.Time
+	for i, x := range xs {
+		if x == nil {
+			return sandbox.Invalid("invalid batch", sandbox.Violation{Path: "/exchanges/" + strconv.Itoa(i), Message: "nil exchange"})
+		}
+		if x.Time.IsZero() {
+			if now.IsZero() {
+				now = time.Now().UTC()
+			}
+			x.Time = now
+		}
+	}
+	docs, err := encodeAll("/exchanges", xs)
+	if err != nil {
+		return err
+	}
+	ids := make([]int64, len(xs))
+	err = s.inTx(ctx, "append exchanges", func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue("SELECT pg_advisory_xact_lock($1)", journalLock)
+		for i, x := range xs {
+			b.Queue(`INSERT INTO journal (time, mchid, product, session_id, notify_id, direction, size, doc)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+				nanos(x.Time), x.MchID, x.Product, x.SessionID, x.NotifyID, x.Direction, len(docs[i]), docs[i]).
+				QueryRow(func(r pgx.Row) error { return r.Scan(&ids[i]) })
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return err
+	}
+	for i, x := range xs {
+		x.ID = ids[i]
+	}
+	return nil
+}
+
+// pruneChunk bounds the entries one transaction deletes.
+const pruneChunk = 500
+
+// PruneJournal deletes all but the newest keep exchanges (keep <= 0: no
+// limit on the count) and every exchange older than before (zero: no limit
+// on the age), returning how many it deleted. It deletes pruneChunk at a
+// time, each in its own transaction, so that no transaction holds many
+// row locks for long; replicas pruning at once each delete a share.
+func (s *Store) PruneJournal(ctx context.Context, keep int, before time.Time) (int, error) {
+	if keep <= 0 && before.IsZero() {
+		return 0, nil
+	}
+	total := 0
+	for {
+		n := 0
+		err := s.inTx(ctx, "prune journal", func(tx pgx.Tx) error {
+			n = 0
+			if keep > 0 {
+				// Ids grow and only the oldest entries are ever deleted, so
+				// the newest keep are those above max(id) - keep.
+				tag, err := tx.Exec(ctx, `DELETE FROM journal WHERE id IN (
+					SELECT id FROM journal WHERE id <= (SELECT max(id) FROM journal) - $1 ORDER BY id LIMIT $2)`,
+					keep, pruneChunk)
+				if err != nil {
+					return err
+				}
+				n += int(tag.RowsAffected())
+			}
+			if !before.IsZero() {
+				tag, err := tx.Exec(ctx, `DELETE FROM journal WHERE id IN (
+					SELECT id FROM journal WHERE time < $1 LIMIT $2)`, nanos(before), pruneChunk)
+				if err != nil {
+					return err
+				}
+				n += int(tag.RowsAffected())
+			}
+			return nil
+		})
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if n == 0 {
+			return total, nil
+		}
+	}
+}
