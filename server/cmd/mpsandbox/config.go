@@ -15,6 +15,7 @@ type Config struct {
 	Addr          string
 	DataDir       string
 	InMemory      bool
+	DatabaseURL   string
 	ScenariosDir  string
 	MerchantsFile string
 	ClockScale    float64
@@ -88,6 +89,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	fs.StringVar(&c.Addr, "addr", env("ADDR", "127.0.0.1:8080"), "listen address; bound to a non-loopback address the admin API requires a token (MPSANDBOX_ADDR)")
 	fs.StringVar(&c.DataDir, "data-dir", env("DATA_DIR", "./data"), "directory of the SQLite database (MPSANDBOX_DATA_DIR)")
+	fs.StringVar(&c.DatabaseURL, "database-url", env("DATABASE_URL", ""), "postgres://… URL of a PostgreSQL database to keep everything in instead of SQLite, shared by every replica; --data-dir is then unused (MPSANDBOX_DATABASE_URL)")
 	fs.BoolVar(&c.InMemory, "in-memory", envBool("IN_MEMORY", false), "keep everything in memory and lose it at exit, for throwaway runs (MPSANDBOX_IN_MEMORY)")
 	fs.StringVar(&c.ScenariosDir, "scenarios-dir", env("SCENARIOS_DIR", ""), "load scenarios from this directory instead of the embedded set (MPSANDBOX_SCENARIOS_DIR)")
 	fs.StringVar(&c.MerchantsFile, "merchants-file", env("MERCHANTS_FILE", ""), "YAML file of merchants to create at start if missing (MPSANDBOX_MERCHANTS_FILE)")
@@ -106,6 +108,9 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Sprintf("unexpected arguments: %s", strings.Join(fs.Args(), " ")))
+	}
+	if c.InMemory && c.DatabaseURL != "" {
+		errs = append(errs, "--in-memory and --database-url choose two different stores: give one")
 	}
 	if c.ClockScale <= 0 {
 		errs = append(errs, "--clock-scale must be above 0")

@@ -57,7 +57,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	where := redact(o.URL)
+	where := Redact(o.URL)
 	cfg, err := pgxpool.ParseConfig(o.URL)
 	if err != nil {
 		// pgx's message may quote the URL, password included.
@@ -79,8 +79,9 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	return s, nil
 }
 
-// redact returns the URL with its password replaced, for messages and logs.
-func redact(raw string) string {
+// Redact returns the connection URL with its password replaced, for
+// messages and logs.
+func Redact(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" {
 		// A keyword/value string: name only the host and database.

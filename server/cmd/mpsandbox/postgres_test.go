@@ -1,0 +1,111 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mpsandbox/mpsandbox/server/internal/store/pgtest"
+	"github.com/mpsandbox/mpsandbox/server/internal/testproc"
+)
+
+// TestPostgresFlowSurvivesRestarts runs the real binary on PostgreSQL
+// (--database-url): P云 trades are prepared and paid through the jump, a
+// clock advance makes their trade-notify due, and the server is stopped,
+// killed with SIGKILL and started again on the same database between the
+// steps. Nothing acknowledged is lost: every trade is found, every
+// trade-notify is delivered once, the clock keeps its advance, and the
+// journal holds the exchanges of every run.
+func TestPostgresFlowSurvivesRestarts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	url := pgtest.NewDatabase(t)
+	opts := testproc.Options{DatabaseURL: url}
+	p := testproc.Start(t, opts)
+	if !strings.Contains(p.Log(), `"data_dir":"postgres://postgres@127.0.0.1:`) {
+		t.Errorf("the ready line does not name the database:\n%s", p.Log())
+	}
+	c := credsOf(t, p.URL, demoMchID)
+	ledger := newLedger(t, c.PCloudSecret, 0)
+	paid := map[string]bool{}
+	pay := func(base string, n int) {
+		t.Helper()
+		for range n {
+			po := fmt.Sprintf("PG-%04d", len(paid)+1)
+			if _, err := paidOrder(base, c, po, ledger.URL+"/notify"); err != nil {
+				t.Fatal(err)
+			}
+			paid[po] = true
+		}
+	}
+
+	pay(p.URL, 10)
+	start := clockNow(t, p.URL, demoMchID)
+	p.Stop()
+	p = testproc.Start(t, opts)
+	pay(p.URL, 10)
+	p.Kill()
+	p = testproc.Start(t, opts)
+
+	// The trade-notifies fall due 60 s after each payment.
+	advance(t, p.URL, demoMchID, 61*time.Second)
+	if now := clockNow(t, p.URL, demoMchID); now.Sub(start) < 61*time.Second {
+		t.Errorf("the clock moved %v since the first run, want at least the 61s advance", now.Sub(start))
+	}
+	eventually(t, 30*time.Second, "every trade-notify delivered", func() bool { return len(ledger.missing(paid)) == 0 })
+	for po := range paid {
+		out, err := pcloudForm(p.URL, "/gate/1.0/payment/trade/query", c, map[string]string{"pay_order": po})
+		if err != nil || out["code"] != "1001" {
+			t.Errorf("trade %s after the restarts: %v %v", po, out, err)
+		}
+	}
+	p.Stop()
+
+	// Once more from a cold start: nothing is delivered twice, and the
+	// journal kept the prepares of the runs before.
+	p = testproc.Start(t, opts)
+	var j struct {
+		Exchanges []struct {
+			URL string `json:"url"`
+		} `json:"exchanges"`
+	}
+	mustJSON(t, "GET", p.URL+"/sandbox/v1/journal?limit=1000", nil, 200, &j)
+	prepares := 0
+	for _, x := range j.Exchanges {
+		if strings.HasSuffix(x.URL, "/trade/prepare") {
+			prepares++
+		}
+	}
+	if prepares != len(paid) {
+		t.Errorf("the journal holds %d prepares, want %d", prepares, len(paid))
+	}
+	time.Sleep(time.Second)
+	ledger.mu.Lock()
+	defer ledger.mu.Unlock()
+	for po, n := range ledger.got {
+		if n != 1 {
+			t.Errorf("trade-notify of %s delivered %d times, want once", po, n)
+		}
+	}
+	if ledger.forged != 0 {
+		t.Errorf("%d notifications did not verify with the merchant's secret", ledger.forged)
+	}
+}
+
+func TestConfigDatabaseURL(t *testing.T) {
+	env := map[string]string{"MPSANDBOX_DATABASE_URL": "postgres://env/db"}
+	c, err := parseConfig(nil, func(k string) string { return env[k] })
+	if err != nil || c.DatabaseURL != "postgres://env/db" {
+		t.Fatalf("from the environment: %q, %v", c.DatabaseURL, err)
+	}
+	c, err = parseConfig([]string{"--database-url", "postgres://flag/db"}, func(k string) string { return env[k] })
+	if err != nil || c.DatabaseURL != "postgres://flag/db" {
+		t.Fatalf("flag over environment: %q, %v", c.DatabaseURL, err)
+	}
+	_, err = parseConfig([]string{"--in-memory"}, func(k string) string { return env[k] })
+	if err == nil || !strings.Contains(err.Error(), "--in-memory and --database-url") {
+		t.Fatalf("--in-memory with a database URL: %v, want refused", err)
+	}
+}
