@@ -109,3 +109,68 @@ func TestConfigDatabaseURL(t *testing.T) {
 		t.Fatalf("--in-memory with a database URL: %v, want refused", err)
 	}
 }
+
+// TestPostgresReplicasDeliverOnce runs two replicas of the binary on one
+// database. Trades are paid through both; the clock advance makes every
+// trade-notify due on both at once, and both workers race for them: each
+// is delivered exactly once (claims leased FOR UPDATE SKIP LOCKED), in one
+// attempt, journalled once.
+func TestPostgresReplicasDeliverOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	url := pgtest.NewDatabase(t)
+	a := testproc.Start(t, testproc.Options{DatabaseURL: url})
+	b := testproc.Start(t, testproc.Options{DatabaseURL: url})
+	c := credsOf(t, a.URL, demoMchID)
+	// A slow merchant keeps deliveries in flight on both at once.
+	ledger := newLedger(t, c.PCloudSecret, 20*time.Millisecond)
+	n := 120
+	if soak() {
+		n = 1000
+	}
+	paid := map[string]bool{}
+	for i := range n {
+		// Prepared on one replica, paid on the other.
+		po := fmt.Sprintf("R2-%04d", i)
+		payID, err := prepare(a.URL, c, po, valuePayNowNotifyLate, ledger.URL+"/notify")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status, raw, err := jump(b.URL, c, payID); err != nil || status != 200 {
+			t.Fatalf("jump on the other replica: %d %v %s", status, err, raw)
+		}
+		paid[po] = true
+	}
+	advance(t, a.URL, demoMchID, 61*time.Second)
+	advance(t, b.URL, demoMchID, 61*time.Second)
+	eventually(t, 60*time.Second, "every trade-notify delivered", func() bool { return len(ledger.missing(paid)) == 0 })
+	// Time for a second delivery, were there one.
+	time.Sleep(2 * time.Second)
+	ledger.mu.Lock()
+	for po, k := range ledger.got {
+		if k != 1 {
+			t.Errorf("trade-notify of %s delivered %d times, want once", po, k)
+		}
+	}
+	forged := ledger.forged
+	ledger.mu.Unlock()
+	if forged != 0 {
+		t.Errorf("%d notifications did not verify with the merchant's secret", forged)
+	}
+	var j struct {
+		Exchanges []struct {
+			Attempt int `json:"attempt"`
+		} `json:"exchanges"`
+	}
+	mustJSON(t, "GET", b.URL+"/sandbox/v1/journal?direction=out&limit=1000", nil, 200, &j)
+	if len(j.Exchanges) != n {
+		t.Errorf("the journal holds %d attempts, want %d: one each", len(j.Exchanges), n)
+	}
+	for _, x := range j.Exchanges {
+		if x.Attempt != 1 {
+			t.Errorf("an attempt numbered %d, want every notification delivered at its first", x.Attempt)
+			break
+		}
+	}
+}

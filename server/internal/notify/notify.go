@@ -6,11 +6,17 @@
 // committed after the merchant answered, so a crash (kill -9) between the
 // answer and the commit leaves the row pending and it is sent again after
 // the restart. Merchants must tolerate duplicates, as they must upstream.
+//
+// Processes sharing a store (replicas on PostgreSQL) each claim the due
+// notifications they send (Store.ClaimNotifications, a lease): one sends a
+// notification, and when it dies another takes it over once the lease ends.
 package notify
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -38,6 +44,11 @@ const (
 	adminTries = 5
 	// failedOnPurpose is the error of an attempt FailNext failed.
 	failedOnPurpose = "failed on purpose: fail_next"
+	// defaultLease is how long a claimed notification stays this worker's
+	// (Store.ClaimNotifications) before another process sharing the store
+	// may take it over: well beyond an attempt (attemptTimeout) and its
+	// commit, and renewed by each scan while the attempt lasts.
+	defaultLease = 30 * time.Second
 )
 
 // Options configure a Worker.
@@ -63,6 +74,13 @@ type Options struct {
 	MaxPoll time.Duration
 	// Logger receives store failures and dropped outcomes; nil discards.
 	Logger *slog.Logger
+	// Owner names this worker in its claims on notifications (default: a
+	// random name): workers of processes sharing a store each deliver a
+	// notification the others do not hold. Lease is how long a claim
+	// lasts without renewal (default 30 s): a killed process's
+	// notifications wait that long before another takes them over.
+	Owner string
+	Lease time.Duration
 }
 
 // Worker delivers due notifications. It implements sandbox.Notifier.
@@ -79,6 +97,8 @@ type Worker struct {
 	perMerchant int
 	maxPoll     time.Duration
 	log         *slog.Logger
+	owner       string
+	lease       time.Duration
 
 	kick    chan struct{}
 	refresh atomic.Bool
@@ -112,6 +132,12 @@ func New(o Options) *Worker {
 	if o.Clock == nil {
 		o.Clock = sandbox.NewClock(1, nil)
 	}
+	if o.Owner == "" {
+		o.Owner = randomOwner()
+	}
+	if o.Lease <= 0 {
+		o.Lease = defaultLease
+	}
 	client := defaultClient(o.Workers)
 	if o.Client != nil {
 		c := *o.Client
@@ -129,6 +155,8 @@ func New(o Options) *Worker {
 		perMerchant: max(1, o.Workers/2),
 		maxPoll:     o.MaxPoll,
 		log:         o.Logger,
+		owner:       o.Owner,
+		lease:       o.Lease,
 		kick:        make(chan struct{}, 1),
 		inflight:    map[string]struct{}{},
 		released:    map[string]struct{}{},
@@ -137,6 +165,13 @@ func New(o Options) *Worker {
 	w.refresh.Store(true)
 	o.Clock.OnAdvance(w.Wake)
 	return w
+}
+
+// randomOwner names a worker in its claims.
+func randomOwner() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "notify-" + hex.EncodeToString(b[:])
 }
 
 type discard struct{}
@@ -201,8 +236,9 @@ func (w *Worker) scan(ctx context.Context, merchants []*sandbox.Merchant) time.D
 		w.mu.Unlock()
 		if room > 0 {
 			// The rows in flight are still pending and due: ask for them too,
-			// so that the ones behind them are reached.
-			due, err := w.st.DueNotifications(ctx, m.MchID, now, busy+room)
+			// so that the ones behind them are reached (and their claims
+			// renewed).
+			due, err := w.st.ClaimNotifications(ctx, m.MchID, now, w.owner, w.lease, busy+room)
 			if err != nil {
 				w.log.Error("notify_due_failed", "merchant", m.MchID, "err", err)
 			}

@@ -177,8 +177,11 @@ func (w *wtx) apply(b *sandbox.Batch, d docs, st *stamps) error {
 	}
 	for i, n := range b.Notifications {
 		err := w.put(versioned{what: "notification", table: "notifications", id: n.ID, version: n.Version, st: &st.notifies[i],
-			cols: []string{"mchid", "product", "ref", "state", "due_at", "doc"},
-			vals: []any{n.MchID, n.Product, n.Ref, string(n.State), nanos(n.DueAt), d.notifies[i]}})
+			// A write ends the lease of a claim: the attempt's outcome or an
+			// admin's change is in, and the notification is anyone's when
+			// it is due again.
+			cols: []string{"mchid", "product", "ref", "state", "due_at", "doc", "lease_owner", "lease_until"},
+			vals: []any{n.MchID, n.Product, n.Ref, string(n.State), nanos(n.DueAt), d.notifies[i], "", 0}})
 		if err != nil {
 			return err
 		}

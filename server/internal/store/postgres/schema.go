@@ -103,6 +103,13 @@ CREATE INDEX journal_session ON journal (session_id) WHERE session_id <> '';
 CREATE INDEX journal_notify ON journal (notify_id) WHERE notify_id <> '';
 CREATE INDEX journal_time ON journal (time);
 `,
+	// Notification leases (ClaimNotifications): the process holding a
+	// notification and until when, in the database server's time (unix
+	// nanoseconds), so that replicas' clocks need not agree.
+	`
+ALTER TABLE notifications ADD COLUMN lease_owner text NOT NULL DEFAULT '',
+	ADD COLUMN lease_until bigint NOT NULL DEFAULT 0;
+`,
 }
 
 // Advisory lock keys (pg_advisory_lock takes any bigint; these spell

@@ -40,6 +40,7 @@ func Run(t *testing.T, h Harness) {
 		{"Records", testRecords},
 		{"Sessions", testSessions},
 		{"Notifications", testNotifications},
+		{"Claims", testClaims},
 		{"NextDue", testNextDue},
 		{"Journal", testJournal},
 		{"QueryJournalLimits", testQueryJournalLimits},
