@@ -77,13 +77,22 @@ func (s *Store) Commit(ctx context.Context, b *sandbox.Batch) error {
 		return err
 	}
 	var st stamps
+	c := committed(b)
 	err = s.inTx(ctx, "commit", func(tx pgx.Tx) error {
 		st = newStamps(b)
 		w := &wtx{s: s, ctx: ctx, tx: tx, now: time.Now().UnixNano()}
-		return w.apply(b, docs, &st)
+		if err := w.apply(b, docs, &st); err != nil {
+			return err
+		}
+		// Delivered to the listeners when, and only if, this commits.
+		_, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", commitChannel, s.payload(c))
+		return err
 	})
 	if err != nil {
 		return err
+	}
+	if s.onCommit != nil {
+		s.onCommit(c)
 	}
 	for i, m := range b.Merchants {
 		m.CreatedAt = fromNanos(st.merchants[i].created)
