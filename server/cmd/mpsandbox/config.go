@@ -27,6 +27,7 @@ type Config struct {
 	JournalMaxEntries int
 	JournalMaxAge     time.Duration
 	ManualTimeout     time.Duration
+	NotifyLease       time.Duration
 	MaxBody           int64
 	ShutdownTimeout   time.Duration
 }
@@ -101,6 +102,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.IntVar(&c.JournalMaxEntries, "journal-max-entries", envInt("JOURNAL_MAX_ENTRIES", 100000), "journal history kept, by count (MPSANDBOX_JOURNAL_MAX_ENTRIES)")
 	fs.DurationVar(&c.JournalMaxAge, "journal-max-age", envDur("JOURNAL_MAX_AGE", 24*time.Hour), "journal history kept, by age (MPSANDBOX_JOURNAL_MAX_AGE)")
 	fs.DurationVar(&c.ManualTimeout, "manual-timeout", envDur("MANUAL_TIMEOUT", 30*time.Minute), "how long a manual session waits for a person, on the sandbox clock (MPSANDBOX_MANUAL_TIMEOUT)")
+	fs.DurationVar(&c.NotifyLease, "notify-lease", envDur("NOTIFY_LEASE", 30*time.Second), "with --database-url: how long a notification one replica claimed stays its own; a killed replica's wait this long for another (MPSANDBOX_NOTIFY_LEASE)")
 	fs.Int64Var(&c.MaxBody, "max-body", int64(envInt("MAX_BODY", 1<<20)), "largest request body in bytes (MPSANDBOX_MAX_BODY)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDur("SHUTDOWN_TIMEOUT", 10*time.Second), "how long in-flight requests may take to finish at SIGTERM (MPSANDBOX_SHUTDOWN_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
@@ -120,6 +122,12 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	if c.JournalMaxEntries < 1 {
 		errs = append(errs, "--journal-max-entries must be at least 1")
+	}
+	if c.NotifyLease < 10*time.Second {
+		// A claim is renewed only by a scan with room for more; an attempt
+		// takes up to 5 s, and a lease shorter than that would let another
+		// replica send a notification still in flight.
+		errs = append(errs, "--notify-lease must be at least 10s: an attempt alone may take 5s")
 	}
 	if c.MaxBody < 1024 {
 		errs = append(errs, "--max-body must be at least 1024 bytes")

@@ -174,3 +174,75 @@ func TestPostgresReplicasDeliverOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestPostgresReplicaKilledMidBurst kills one of two replicas with SIGKILL
+// while both deliver a burst to a slow merchant: the survivor takes over
+// the killed one's claimed notifications once their lease ends, and every
+// notification arrives, signed for its merchant. Only those in flight at
+// the kill may arrive twice: their merchant answered, but the killed
+// process never committed the outcome (delivery is at least once, as
+// upstream).
+func TestPostgresReplicaKilledMidBurst(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	url := pgtest.NewDatabase(t)
+	opts := testproc.Options{DatabaseURL: url, Flags: []string{"--notify-lease", "10s"}}
+	a := testproc.Start(t, opts)
+	b := testproc.Start(t, opts)
+	c := credsOf(t, a.URL, demoMchID)
+	ledger := newLedger(t, c.PCloudSecret, 300*time.Millisecond)
+	n := 100
+	if soak() {
+		n = 1000
+	}
+	paid := map[string]bool{}
+	for i := range n {
+		po := fmt.Sprintf("K2-%04d", i)
+		if _, err := paidOrder([]string{a.URL, b.URL}[i%2], c, po, ledger.URL+"/notify"); err != nil {
+			t.Fatal(err)
+		}
+		paid[po] = true
+	}
+	advance(t, a.URL, demoMchID, 61*time.Second)
+	advance(t, b.URL, demoMchID, 61*time.Second)
+	eventually(t, 30*time.Second, "deliveries under way", func() bool {
+		ledger.mu.Lock()
+		defer ledger.mu.Unlock()
+		return len(ledger.got) >= 10 && ledger.inflight > 0
+	})
+	ledger.mu.Lock()
+	inflight := ledger.inflight
+	ledger.mu.Unlock()
+	a.Kill()
+	killed := time.Now()
+	// The merchant has answered every one when the store says so: the
+	// killed replica's were answered but never committed, and wait for the
+	// survivor to take them over.
+	eventually(t, 90*time.Second, "every trade-notify delivered and committed after the kill", func() bool {
+		var out struct {
+			Notifications []notificationRow `json:"notifications"`
+		}
+		mustJSON(t, "GET", b.URL+"/sandbox/v1/notifications?mchid="+demoMchID+"&state=pending", nil, 200, &out)
+		return len(out.Notifications) == 0 && len(ledger.missing(paid)) == 0
+	})
+	if took := time.Since(killed); took < 9*time.Second {
+		t.Errorf("done %v after the kill: the killed replica's claims (10s leases) were not waited for", took)
+	}
+	ledger.mu.Lock()
+	defer ledger.mu.Unlock()
+	twice := 0
+	for po, k := range ledger.got {
+		if k > 1 {
+			twice++
+			t.Logf("%s delivered %d times", po, k)
+		}
+	}
+	t.Logf("killed with %d deliveries in flight; all %d delivered %v later, %d twice", inflight, n, time.Since(killed).Round(time.Millisecond), twice)
+	if twice > inflight {
+		t.Errorf("%d notifications delivered twice, more than the %d in flight at the kill", twice, inflight)
+	}
+	if ledger.forged != 0 {
+		t.Errorf("%d notifications did not verify with the merchant's secret", ledger.forged)
+	}
+}

@@ -139,7 +139,7 @@ func (m *Main) wire(ctx context.Context, cfg Config, engine *gin.Engine, open bo
 	a, err := app.New(ctx, app.Options{
 		Store: st, StorePath: path, Logger: m.Logger, ClockScale: cfg.ClockScale, Scenarios: scenarioFS,
 		MerchantsFile: cfg.MerchantsFile, JournalMaxEntries: cfg.JournalMaxEntries, JournalMaxAge: cfg.JournalMaxAge,
-		ManualTimeout: cfg.ManualTimeout, Access: httpapi.Access{Open: open, AdminToken: cfg.AdminToken},
+		ManualTimeout: cfg.ManualTimeout, NotifyLease: cfg.NotifyLease, Access: httpapi.Access{Open: open, AdminToken: cfg.AdminToken},
 		Shutdown: m.shutdown, Products: products,
 	})
 	if err != nil {

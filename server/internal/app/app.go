@@ -104,6 +104,10 @@ type Options struct {
 	// MaxPoll is the longest real wait of the notification worker and of
 	// the session scheduler between their scans (default: theirs).
 	MaxPoll time.Duration
+	// NotifyLease is how long a notification the worker claimed stays its
+	// own before another process sharing the store may take it over
+	// (default: the worker's).
+	NotifyLease time.Duration
 
 	// Access guards the admin API; a nil MerchantByToken is the
 	// directory's.
@@ -194,6 +198,7 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 	builders := map[string]sandbox.NotifyBuilder{}
 	a.Worker = notify.New(notify.Options{
 		Store: st, Clock: a.Clock, Journal: a.Journal, Logger: o.Logger, Builders: builders, MaxPoll: o.MaxPoll,
+		Lease: o.NotifyLease,
 	})
 	deps := sandbox.Deps{
 		Store: st, Clock: a.Clock, Merchants: a.Merchants, Scenarios: a.Scenarios, Validator: a.Schemas,
