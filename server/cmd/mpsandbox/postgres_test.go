@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -244,5 +246,58 @@ func TestPostgresReplicaKilledMidBurst(t *testing.T) {
 	}
 	if ledger.forged != 0 {
 		t.Errorf("%d notifications did not verify with the merchant's secret", ledger.forged)
+	}
+}
+
+// TestPostgresRestartedUnderTheServer stops the database under a running
+// binary: /readyz turns 503 store_unavailable (requests fail, the process
+// lives on), and once the database is back it turns 200 again and a flow
+// goes through, without a restart of the binary.
+func TestPostgresRestartedUnderTheServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	cluster := pgtest.NewCluster(t)
+	url, err := cluster.CreateDatabase(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := testproc.Start(t, testproc.Options{DatabaseURL: url})
+	c := credsOf(t, p.URL, demoMchID)
+	ledger := newLedger(t, c.PCloudSecret, 0)
+	ready := func() string {
+		status, raw, err := call("GET", p.URL+"/readyz", nil, nil)
+		if err != nil {
+			t.Fatalf("/readyz: %v", err)
+		}
+		return fmt.Sprintf("%d %s", status, raw)
+	}
+	if got := ready(); got != `200 {"status":"ready"}` {
+		t.Fatalf("/readyz = %s", got)
+	}
+	if err := cluster.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "/readyz 503 with the database down", func() bool {
+		return ready() == `503 {"status":"store_unavailable"}`
+	})
+	if _, err := paidOrder(p.URL, c, "DOWN-1", ledger.URL+"/notify"); err == nil {
+		t.Error("a trade was acknowledged with the database down")
+	}
+	if err := cluster.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "/readyz 200 once the database is back", func() bool { return ready() == `200 {"status":"ready"}` })
+	if _, err := paidOrder(p.URL, c, "UP-1", ledger.URL+"/notify"); err != nil {
+		t.Fatalf("a trade after the database came back: %v", err)
+	}
+	advance(t, p.URL, demoMchID, 61*time.Second)
+	eventually(t, 30*time.Second, "the trade-notify delivered", func() bool { return len(ledger.missing(map[string]bool{"UP-1": true})) == 0 })
+	log := p.Log()
+	if strings.Count(log, `"msg":"store_unreachable"`) != 1 || strings.Count(log, `"msg":"store_reachable"`) != 1 {
+		t.Errorf("want one store_unreachable and one store_reachable line in the log:\n%s", log)
+	}
+	if err := p.Cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Errorf("the server is gone: %v", err)
 	}
 }

@@ -35,10 +35,12 @@ type Main struct {
 	// Addr is the address actually listened on (useful with port 0).
 	Addr string
 
-	ready    atomic.Bool
-	listener net.Listener
-	server   *http.Server
-	app      *app.App
+	ready atomic.Bool
+	// storeDown is the last /readyz's finding about the store.
+	storeDown atomic.Bool
+	listener  net.Listener
+	server    *http.Server
+	app       *app.App
 	// shutdown closes when Close begins, ending event streams and long polls.
 	shutdown chan struct{}
 	closing  sync.Once
@@ -84,6 +86,10 @@ func (m *Main) Run(ctx context.Context) error {
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "starting"})
 			return
 		}
+		if !m.storeReachable(c.Request.Context()) {
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "store_unavailable"})
+			return
+		}
 		c.JSON(http.StatusOK, gin.H{"status": "ready"})
 	})
 	engine.GET("/version", func(c *gin.Context) {
@@ -103,6 +109,36 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Logger.Info("ready", "addr", m.Addr, "version", version, "startup_ms", time.Since(start).Milliseconds(),
 		"data_dir", dataDescription(cfg), "clock_scale", cfg.ClockScale, "admin_open", open)
 	return nil
+}
+
+// pinger is a store that lives in another process (PostgreSQL) and can
+// be unreachable while this one runs.
+type pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// readyPing bounds the store check of one /readyz.
+const readyPing = 2 * time.Second
+
+// storeReachable reports whether the store answers, for /readyz: a
+// replica whose database is away is taken out of its load balancer's
+// rotation until the database is back. A change is logged once.
+func (m *Main) storeReachable(ctx context.Context) bool {
+	p, ok := m.app.Store.(pinger)
+	if !ok {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ctx, readyPing)
+	defer cancel()
+	err := p.Ping(ctx)
+	if m.storeDown.Swap(err != nil) != (err != nil) {
+		if err != nil {
+			m.Logger.Warn("store_unreachable", "error", err.Error())
+		} else {
+			m.Logger.Info("store_reachable")
+		}
+	}
+	return err == nil
 }
 
 func dataDescription(cfg Config) string {

@@ -134,6 +134,14 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// Ping checks that the database answers, for a readiness probe.
+func (s *Store) Ping(ctx context.Context) error {
+	if s.closed.Load() {
+		return errClosed()
+	}
+	return s.fail("ping", s.pool.Ping(ctx))
+}
+
 // errClosed is what every call after Close returns.
 func errClosed() error {
 	return sandbox.Errorf(sandbox.CodeUnavailable, "store is closed")
