@@ -72,7 +72,7 @@ func TestClusterStopsAndStartsOnItsPort(t *testing.T) {
 	if _, err := query(t, url, "SELECT 1"); err != nil {
 		t.Fatalf("after a restart: %v", err)
 	}
-	dir := c.dir
+	dir := c.Dir()
 	c.Remove()
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("the cluster's directory is left after Remove: %v", err)
