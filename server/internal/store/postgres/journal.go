@@ -3,7 +3,9 @@ package postgres
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -45,7 +47,8 @@ func (s *Store) AppendExchanges(ctx context.Context, xs []*sandbox.Exchange) err
 		for i, x := range xs {
 			b.Queue(`INSERT INTO journal (time, mchid, product, session_id, notify_id, direction, size, doc)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
-				nanos(x.Time), x.MchID, x.Product, x.SessionID, x.NotifyID, x.Direction, len(docs[i]), docs[i]).
+				nanos(x.Time), text(x.MchID), text(x.Product), text(x.SessionID), text(x.NotifyID), text(x.Direction),
+				len(docs[i]), docs[i]).
 				QueryRow(func(r pgx.Row) error { return r.Scan(&ids[i]) })
 		}
 		return tx.SendBatch(ctx, b).Close()
@@ -57,6 +60,17 @@ func (s *Store) AppendExchanges(ctx context.Context, xs []*sandbox.Exchange) err
 		x.ID = ids[i]
 	}
 	return nil
+}
+
+// text makes a journalled request's value fit a text column: an exchange
+// records what a stranger sent (a session id in a path, say), and one NUL
+// byte must not fail the append of a whole batch. The entry's document
+// keeps the value as it was; only the filter column differs.
+func text(s string) string {
+	if utf8.ValidString(s) && !strings.Contains(s, "\x00") {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 // pruneChunk bounds the entries one transaction deletes.

@@ -41,7 +41,8 @@ func readOne[T any](s *Store, ctx context.Context, scan func(pgx.Row) (*T, error
 		return nil, errClosed()
 	}
 	v, err := scan(s.pool.QueryRow(ctx, query, args...))
-	if errors.Is(err, pgx.ErrNoRows) {
+	// A key the store cannot keep names nothing it holds.
+	if errors.Is(err, pgx.ErrNoRows) || badText(err) {
 		return nil, sandbox.Errorf(sandbox.CodeNotFound, "%s", notFound())
 	}
 	if err != nil {

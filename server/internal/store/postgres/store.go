@@ -154,7 +154,17 @@ const (
 	codeSerializationFailure = "40001"
 	codeDeadlockDetected     = "40P01"
 	codeReadOnlyTransaction  = "25006" // a standby, or default_transaction_read_only
+	// A text value with a NUL byte or bytes that are not UTF-8, which
+	// PostgreSQL's text cannot hold (SQLite's can): the caller's input.
+	codeCharacterNotInRepertoire = "22021"
+	codeUntranslatableCharacter  = "22P05"
 )
+
+// badText reports whether err is PostgreSQL refusing a text value.
+func badText(err error) bool {
+	pe, ok := errors.AsType[*pgconn.PgError](err)
+	return ok && (pe.Code == codeCharacterNotInRepertoire || pe.Code == codeUntranslatableCharacter)
+}
 
 // fail turns a driver or context error into the *sandbox.Error callers
 // render: a lost or refused connection, a server shutting down or out of
@@ -173,6 +183,9 @@ func (s *Store) fail(op string, err error) error {
 		switch {
 		case pe.Code == codeUniqueViolation, pe.Code == codeSerializationFailure, pe.Code == codeDeadlockDetected:
 			code = sandbox.CodeConflict
+		case badText(err):
+			return &sandbox.Error{Code: sandbox.CodeInvalid, Err: err,
+				Message: "store: " + op + ": a value holds a NUL byte or bytes that are not UTF-8, which the store cannot keep"}
 		case pe.Code == codeReadOnlyTransaction,
 			// connection exception, insufficient resources, operator
 			// intervention (shutdown, cannot connect now), system error

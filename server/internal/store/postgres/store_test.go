@@ -125,3 +125,34 @@ func TestOpenErrorsHideThePassword(t *testing.T) {
 		})
 	}
 }
+
+// TestTextPostgreSQLCannotHold checks that a NUL byte or bytes that are not
+// UTF-8 in a key, which SQLite keeps and PostgreSQL's text refuses, are the
+// caller's error (CodeInvalid) on a write and not found on a read, never an
+// internal error.
+func TestTextPostgreSQLCannotHold(t *testing.T) {
+	s := openStore(t, pgtest.NewDatabase(t))
+	ctx := context.Background()
+	for _, key := range []string{"a\x00b", "a\xffb"} {
+		err := s.Commit(ctx, &sandbox.Batch{Creates: []*sandbox.Record{storetest.NewRecord("m1", "o1", key)}})
+		storetest.WantCode(t, err, sandbox.CodeInvalid, "NUL byte or bytes that are not UTF-8")
+		_, err = s.GetRecord(ctx, "payscore.order", "m1", key)
+		storetest.WantCode(t, err, sandbox.CodeNotFound)
+		_, err = s.FindRecord(ctx, "payscore.order", key)
+		storetest.WantCode(t, err, sandbox.CodeNotFound)
+		_, err = s.ListSessions(ctx, sandbox.SessionFilter{MchID: key})
+		storetest.WantCode(t, err, sandbox.CodeInvalid)
+	}
+	// An exchange records what a stranger sent: it is journalled whole.
+	xs := []*sandbox.Exchange{{Method: "GET", URL: "/a", SessionID: "s\x00\xff"}, {Method: "GET", URL: "/b", SessionID: "s1"}}
+	if err := s.AppendExchanges(ctx, xs); err != nil {
+		t.Fatalf("AppendExchanges: %v", err)
+	}
+	if got, err := s.GetExchange(ctx, xs[0].ID); err != nil || got.SessionID != "s\x00\uFFFD" {
+		t.Errorf("GetExchange = %+v, %v; want the session id as JSON keeps it", got, err)
+	}
+	// The failed batches left nothing behind.
+	if _, err := s.GetRecord(ctx, "payscore.order", "m1", "o1"); !sandbox.IsCode(err, sandbox.CodeNotFound) {
+		t.Errorf("GetRecord after the failed creates: %v, want not found", err)
+	}
+}
