@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// pcloudSign is P云's MD5 signature (DOMAIN.md §8), written here from the
+// pcloudSign is P云's MD5 signature (SOURCES.md §8), written here from the
 // document rather than imported, so that the suite checks the sandbox
 // against the rule and not against its own code: non-empty parameters but
 // sign, sorted by name, joined k=v&…, then &app_secret=<secret>; upper-case

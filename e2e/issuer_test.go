@@ -11,7 +11,7 @@ import (
 	"github.com/wechatpay-apiv3/wechatpay-go/utils"
 )
 
-// The issuer plugin as the host's app.json declares it (seed 000 插件接入).
+// The issuer plugin as the host's app.json declares it (the plugin guide 插件接入).
 const (
 	issuerAlias    = "issuer-plugin"
 	issuerProvider = "wx06bc6021dc900553"
@@ -26,7 +26,7 @@ type issuerHost struct {
 }
 
 // issuerAppJSON is the host's app.json: the plugin, and the functional
-// pages the payment needs (seed 000 支付接入).
+// pages the payment needs (the plugin guide 支付接入).
 func issuerAppJSON(functionalPages bool) map[string]any {
 	aj := map[string]any{
 		"pages":   []string{"pages/index/index", "pages/login/login"},
@@ -92,7 +92,7 @@ func (h *issuerHost) state(tb testing.TB, id, name string) float64 {
 
 // paymentArgs is what the host's beforeRequestPayment hands back for a
 // JSAPI order, signed as the merchant's backend signs it: RSA with the
-// official SDK's signer (DOMAIN.md §5), or the v2 HMAC-SHA256 rule.
+// official SDK's signer (SOURCES.md §5), or the v2 HMAC-SHA256 rule.
 func (h *issuerHost) paymentArgs(tb testing.TB, prepayID, nonce, signType string) map[string]any {
 	tb.Helper()
 	ts := strconv.FormatInt(time.Now().Unix(), 10)

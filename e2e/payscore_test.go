@@ -27,11 +27,11 @@ import (
 )
 
 // wechatPayAPI is the host the merchant's SDK calls; sandboxTransport
-// sends it to the container instead (DOMAIN.md §6).
+// sends it to the container instead (SOURCES.md §6).
 const wechatPayAPI = "https://api.mch.weixin.qq.com"
 
 // sandboxTransport rewrites the host of every request, the verified
-// snippet of DOMAIN.md §6: the host is not signed, so signatures hold.
+// snippet of SOURCES.md §6: the host is not signed, so signatures hold.
 type sandboxTransport struct{ u *url.URL }
 
 func (t sandboxTransport) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -41,7 +41,7 @@ func (t sandboxTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // hmacSign is the v2 HMAC-SHA256 rule of the wxpayScoreUse extraData sign
-// (DOMAIN.md §2), written here from the document: non-empty fields but
+// (SOURCES.md §2), written here from the document: non-empty fields but
 // sign, sorted, k=v&…, then &key=<API v2 key>; HMAC-SHA256 keyed with the
 // same key; upper-case hex.
 func hmacSign(params map[string]string, key string) string {
@@ -63,7 +63,7 @@ func hmacSign(params map[string]string, key string) string {
 }
 
 func TestPayScoreSignGoldenVector(t *testing.T) {
-	// The v2 doc's example (DOMAIN.md §2): the suite's signer must agree
+	// The v2 doc's example (SOURCES.md §2): the suite's signer must agree
 	// with the document before it judges the sandbox.
 	p := map[string]string{"appid": "wxd930ea5d5a258f4f", "body": "test", "device_info": "1000", "mch_id": "10000100", "nonce_str": "ibuaiVcKdpRxkhJA"}
 	if got := hmacSign(p, "192006250b4c09247ec02edce69f6a2d"); got != "6A9AE1657590FD6257D693A078E1C3E4BB6BA4DC30B23E0EE2496E54170DACD6" {

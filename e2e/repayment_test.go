@@ -21,7 +21,7 @@ import (
 	"github.com/wechatpay-apiv3/wechatpay-go/utils"
 )
 
-// The repayment mini-program (seed 001).
+// The repayment mini-program (the repayment page).
 const (
 	repayAppID    = "wx5e73c65404eee268"
 	repayUserName = "gh_5e259b7a73b1"
@@ -200,7 +200,7 @@ func (r *repayment) launch(t *testing.T, api string, args map[string]any) string
 	return out.SessionID
 }
 
-// navigate is the seed's <navigator>/wx.navigateToMiniProgram jump.
+// navigate is the repayment page's <navigator>/wx.navigateToMiniProgram jump.
 func (r *repayment) navigate(t *testing.T, openid, nonce string) string {
 	t.Helper()
 	return r.launch(t, "navigateToMiniProgram", map[string]any{"appId": repayAppID, "path": repayPage,
@@ -235,7 +235,7 @@ func TestRepayment(t *testing.T) {
 		ret := r.back(t, r.navigate(t, u.OpenID, "5K8264ILTKCH16CQ2502SI8ZNMTM67VS"))
 		ri, _ := ret["referrerInfo"].(map[string]any)
 		if ret["scene"] != float64(1038) || ri["appId"] != repayAppID || ri["extraData"] != nil {
-			t.Fatalf("return: got %v, want scene 1038 from %s with no data (seed 001)", ret, repayAppID)
+			t.Fatalf("return: got %v, want scene 1038 from %s with no data (the repayment page)", ret, repayAppID)
 		}
 
 		after := r.state(t, u.OpenID)
@@ -263,7 +263,7 @@ func TestRepayment(t *testing.T) {
 
 	t.Run("an App launches the mini-program", func(t *testing.T) {
 		u := r.overdue(t, 600)
-		// Seed 001's iOS sample names the merchant mch_id.
+		// The repayment page's iOS sample names the merchant mch_id.
 		path := func(nonce, openid string) string {
 			return repayPage + "?mch_id=" + r.mchid + "&appid=" + r.appid + "&nonce_str=" + nonce + "&openid=" + openid
 		}

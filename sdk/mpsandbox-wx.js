@@ -13,7 +13,7 @@
  * CommonJS, no dependency, ES2017. Served by the sandbox at
  * GET /sdk/mpsandbox-wx.js; the source and its README are in sdk/ of the
  * mpsandbox repository. "[I]" marks a behaviour the sandbox infers rather
- * than copies (docs: sdk/README.md); "DOMAIN.md §n" names the source of a
+ * than copies (docs: sdk/README.md); "SOURCES.md §n" names the source of a
  * copied one.
  */
 'use strict';
@@ -22,11 +22,11 @@
 const VERSION = '1.0.0';
 
 // A caller that comes back from another mini-program sees scene 1038
-// (DOMAIN.md §4, App.onShow).
+// (SOURCES.md §4, App.onShow).
 const SCENE_BACK = 1038;
 const ISSUER_ALIAS = 'issuer-plugin';
-// The plugin's getters, getSignCarServiceResule's typo included (seed 000;
-// DOMAIN.md §9). Their values before any page set them are the seed's
+// The plugin's getters, getSignCarServiceResule's typo included (the plugin guide;
+// SOURCES.md §9). Their values before any page set them are the plugin guide's
 // examples [I], the values the sandbox answers for an unset getter.
 const ISSUER_INITIAL = {
   getActiveResult: { state: 2, obu: '', card: '' },
@@ -329,7 +329,7 @@ class Sandbox {
 
   /**
    * requestPluginPayment plays WeChat between a plugin that takes a payment
-   * and the host's payment functional page (DOMAIN.md §5): it calls the
+   * and the host's payment functional page (SOURCES.md §5): it calls the
    * host's beforeRequestPayment(paymentArgs, callback) and has the sandbox
    * check and pay what the callback hands back. The result is the payment's:
    * requestPayment:ok, requestPayment:fail cancel or requestPayment:fail <detail>.
@@ -340,7 +340,7 @@ class Sandbox {
     return this.callForm(name, a, async () => {
       const before = this.beforeRequestPayment;
       if (typeof before !== 'function') {
-        // What WeChat answers when the host has no functional page (DOMAIN.md §5).
+        // What WeChat answers when the host has no functional page (SOURCES.md §5).
         return failure(name, 'callMiniProgramFunction:fail File not found: functional-pages/request-payment.js (pass install({beforeRequestPayment: require(\'./functional-pages/request-payment\').beforeRequestPayment}))');
       }
       let pay;
@@ -419,7 +419,7 @@ class Sandbox {
         return shim.callOriginal(name, a);
       }
       return shim.callForm(name, a, async () => {
-        // A second jump while one is under way (DOMAIN.md §2,
+        // A second jump while one is under way (SOURCES.md §2,
         // openBusinessView:fail another navigation is in progress; the
         // same for every jump [I]).
         if (shim.navigating) {

@@ -123,7 +123,7 @@ class Sandbox {
     return body.users[0].openid;
   }
 
-  /** prepare is P云 trade-prepare, MD5-signed as DOMAIN.md §8 says; it returns the pay_id. */
+  /** prepare is P云 trade-prepare, MD5-signed as SOURCES.md §8 says; it returns the pay_id. */
   async prepare(payOrder, value) {
     const c = await this.credentials();
     const params = {
@@ -145,9 +145,9 @@ class Sandbox {
 
   /**
    * payScoreOrder creates a pay-score service order with a v3 request signed
-   * with the merchant key (DOMAIN.md §1) and returns the extraData the
+   * with the merchant key (SOURCES.md §1) and returns the extraData the
    * merchant's backend hands its mini-program, signed with the API v2 key
-   * (DOMAIN.md §2).
+   * (SOURCES.md §2).
    */
   async payScoreOrder(outOrderNo) {
     const c = await this.credentials();
@@ -180,7 +180,7 @@ class Sandbox {
   /**
    * paymentArgs is what a host's beforeRequestPayment hands back: the five
    * fields with an RSA paySign over appId\ntimeStamp\nnonceStr\npackage\n
-   * (DOMAIN.md §5).
+   * (SOURCES.md §5).
    */
   async paymentArgs(nonce) {
     const c = await this.credentials();

@@ -157,7 +157,7 @@ test('a manual plugin page: the act page, then the redirect replaces it', async 
 });
 
 test('a payment through the functional page', async (t) => {
-  // What the host's functional-pages/request-payment.js does (seed 000
+  // What the host's functional-pages/request-payment.js does (the plugin guide
   // 支付接入): it hands back the five fields its backend signed.
   const host = (nonce, change) => {
     const seen = [];

@@ -201,7 +201,7 @@ test('the caller facts', async (t) => {
   });
 
   // The sandbox judges the call by them: below base library 2.23.1 a
-  // half-screen target must be listed in app.json (DOMAIN.md §4).
+  // half-screen target must be listed in app.json (SOURCES.md §4).
   await t.test('reach the sandbox, which judges the call by them', async (t) => {
     const old = { mp: { SDKVersion: '2.22.0' } };
     const without = await setup(t, old);

@@ -18,7 +18,7 @@ import (
 // DemoMchID is the merchant every sandbox has out of the box.
 const DemoMchID = "1230000109"
 
-// The P云 half-screen cashier (seed 002): the jump's target and page.
+// The P云 half-screen cashier (P云's payment-sapp guide): the jump's target and page.
 const (
 	CashierAppID = "wxa204074068ad40ef"
 	CashierPage  = "/external/payment/trade/create/index"
@@ -126,7 +126,7 @@ func (c *Client) Advance(mchid string, by time.Duration) error {
 	return c.JSON(http.MethodPost, "/sandbox/v1/clock/advance", map[string]string{"mchid": mchid, "by": by.String()}, nil, http.StatusOK)
 }
 
-// PCloudSign is P云's MD5 signature (DOMAIN.md §8): the non-empty
+// PCloudSign is P云's MD5 signature (SOURCES.md §8): the non-empty
 // parameters but sign, sorted by name, joined k=v&…, then
 // &app_secret=<secret>; upper-case hex.
 func PCloudSign(params map[string]string, secret string) string {

@@ -5,7 +5,7 @@
 //
 // It is outside server/, so it cannot import the sandbox's internal packages:
 // what it needs of the wire formats (P云's MD5 sign) is written here from
-// DOMAIN.md, and v3 requests are signed by the official wechatpay-go SDK.
+// SOURCES.md, and v3 requests are signed by the official wechatpay-go SDK.
 package drive
 
 import (

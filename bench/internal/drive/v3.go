@@ -74,7 +74,7 @@ func (s *Signer) Create(body []byte) (Signed, error) {
 // SDK would (fresh nonce and timestamp each), on every core. Signing ahead
 // keeps the load generator's RSA work out of the measured window: the
 // sandbox accepts a timestamp for 5 minutes and does not reject a nonce it
-// has seen, as WeChat Pay does not (DOMAIN.md §1).
+// has seen, as WeChat Pay does not (SOURCES.md §1).
 func PresignCreates(cr *Credentials, prefix, notifyURL string, n int) ([]Signed, error) {
 	signer, err := NewSigner(cr)
 	if err != nil {

@@ -95,7 +95,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&c.ScenariosDir, "scenarios-dir", env("SCENARIOS_DIR", ""), "load scenarios from this directory instead of the embedded set (MPSANDBOX_SCENARIOS_DIR)")
 	fs.StringVar(&c.MerchantsFile, "merchants-file", env("MERCHANTS_FILE", ""), "YAML file of merchants to create at start if missing (MPSANDBOX_MERCHANTS_FILE)")
 	fs.Float64Var(&c.ClockScale, "clock-scale", envFloat("CLOCK_SCALE", 1), "sandbox seconds per real second; CI uses a large one (MPSANDBOX_CLOCK_SCALE)")
-	fs.StringVar(&c.AdminToken, "admin-token", env("ADMIN_TOKEN", ""), "bearer token of the admin API; generated and logged once when bound to a non-loopback address without one (MPSANDBOX_ADMIN_TOKEN)")
+	fs.StringVar(&c.AdminToken, "admin-token", env("ADMIN_TOKEN", ""), "bearer token of the admin API; bound to a non-loopback address without one, one is generated, logged once and kept in <data-dir>/admin-token (MPSANDBOX_ADMIN_TOKEN)")
 	fs.StringVar(&c.LogFormat, "log-format", env("LOG_FORMAT", "text"), "text or json (MPSANDBOX_LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (MPSANDBOX_LOG_LEVEL)")
 	fs.BoolVar(&c.AccessLog, "access-log", envBool("ACCESS_LOG", true), "one log line per request (MPSANDBOX_ACCESS_LOG)")

@@ -534,7 +534,7 @@ func TestFaultConcurrentChangesToOneOrder(t *testing.T) {
 		for i := range races {
 			no := fmt.Sprintf("RACE-S-%d", i)
 			a, b := both(createOf(no, 5000), createOf(no, 5000))
-			// 原参重入 (DOMAIN.md §2): the same order, answered twice.
+			// 原参重入 (SOURCES.md §2): the same order, answered twice.
 			if a.status != 200 || b.status != 200 || a.body["order_id"] != b.body["order_id"] {
 				t.Fatalf("%s: got %d %v and %d %v, want one order answered twice", no, a.status, a.body, b.status, b.body)
 			}

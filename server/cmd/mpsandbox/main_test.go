@@ -319,8 +319,15 @@ func TestMerchantsFileAndUpdates(t *testing.T) {
 	if creds.Body["merchant_public_key_pem"] != pemText || creds.Body["name"] != "文件商户" {
 		t.Fatalf("the registered key (and only it) must change: %s", creds.Raw)
 	}
+	if m.Body["platform_key_mode"] != "public_key" {
+		t.Errorf("platform_key_mode: got %v, want the default public_key", m.Body["platform_key_mode"])
+	}
+	if r := send(t, "PATCH", base+"/sandbox/v1/merchants/1900000042", "", `{"platform_key_mode":"switching"}`); r.Status != 200 || r.Body["platform_key_mode"] != "switching" {
+		t.Fatalf("patch platform_key_mode: %d %s", r.Status, r.Raw)
+	}
 	for _, tc := range []struct{ name, body, field string }{
 		{"nothing to change", `{}`, ""},
+		{"unknown key mode", `{"platform_key_mode":"cert"}`, "/platform_key_mode"},
 		{"not a key", `{"merchant_public_key_pem":"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"}`, "/merchant_public_key_pem"},
 		{"bad host", `{"notify_hosts":["http://x/"]}`, "/notify_hosts/0"},
 	} {
@@ -330,7 +337,7 @@ func TestMerchantsFileAndUpdates(t *testing.T) {
 		}
 	}
 	after := send(t, "GET", base+"/sandbox/v1/merchants/1900000042/credentials", "", "")
-	if after.Body["merchant_public_key_pem"] != pemText {
+	if after.Body["merchant_public_key_pem"] != pemText || after.Body["platform_key_mode"] != "switching" {
 		t.Fatal("a refused update must lose nothing accepted before")
 	}
 }

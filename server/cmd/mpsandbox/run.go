@@ -72,10 +72,10 @@ func (m *Main) Run(ctx context.Context) error {
 
 	open := httpapi.IsLoopbackAddr(cfg.Addr)
 	if !open && cfg.AdminToken == "" {
-		cfg.AdminToken = randomToken()
-		// Printed once, as Jupyter does: a shared sandbox is never open by accident.
-		m.Logger.Warn("admin_token_generated", "admin_token", cfg.AdminToken,
-			"hint", "bound to a non-loopback address: the admin API and the QA page require Authorization: Bearer <admin_token>")
+		if cfg.AdminToken, err = m.generatedAdminToken(cfg); err != nil {
+			ln.Close()
+			return err
+		}
 	}
 
 	gin.SetMode(gin.ReleaseMode)

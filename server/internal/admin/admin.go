@@ -7,6 +7,7 @@ package admin
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,11 +42,13 @@ type Notifications interface {
 
 // API serves /sandbox/v1.
 type API struct {
-	Store         sandbox.Store
-	Merchants     *merchant.Directory
-	Scenarios     sandbox.Scenarios
-	Schemas       Schemas
-	Sessions      *miniprogram.Service
+	Store     sandbox.Store
+	Merchants *merchant.Directory
+	Scenarios sandbox.Scenarios
+	Schemas   Schemas
+	Sessions  *miniprogram.Service
+	// Products are the registered products, in order.
+	Products      []sandbox.Product
 	Journal       Journal
 	Notifications Notifications
 	Clock         *sandbox.Clock
@@ -70,6 +73,8 @@ func (a *API) Register(r gin.IRouter) {
 	g.GET("/merchants/:mchid/scenarios", h(a.getActive))
 	g.PUT("/merchants/:mchid/scenarios/:product", h(a.setActive))
 	g.DELETE("/merchants/:mchid/scenarios/:product", h(a.clearActive))
+
+	g.GET("/products", h(a.listProducts))
 
 	g.GET("/scenarios", h(a.listScenarios))
 	g.GET("/scenarios/:id", h(a.getScenario))
@@ -105,6 +110,7 @@ type merchantView struct {
 	ServiceID   string                            `json:"service_id"`
 	PCloudAppID string                            `json:"pcloud_app_id"`
 	NotifyHosts []string                          `json:"notify_hosts"`
+	KeyMode     string                            `json:"platform_key_mode"`
 	Active      map[string]sandbox.ActiveScenario `json:"active_scenarios"`
 	Clock       clockView                         `json:"clock"`
 	CreatedAt   time.Time                         `json:"created_at"`
@@ -133,7 +139,7 @@ func (a *API) view(m *sandbox.Merchant) merchantView {
 		active = map[string]sandbox.ActiveScenario{}
 	}
 	return merchantView{MchID: m.MchID, Name: m.Name, AppID: m.AppID, ServiceID: m.ServiceID, PCloudAppID: m.PCloudAppID,
-		NotifyHosts: hosts, Active: active, Clock: a.clockOf(m.MchID), CreatedAt: m.CreatedAt}
+		NotifyHosts: hosts, KeyMode: m.KeyMode(), Active: active, Clock: a.clockOf(m.MchID), CreatedAt: m.CreatedAt}
 }
 
 // merchant returns the merchant named in the path if the caller may see it;
@@ -230,7 +236,7 @@ func (a *API) getActive(c *gin.Context) error {
 		return err
 	}
 	out := map[string]any{}
-	for _, p := range sandbox.Products {
+	for _, p := range a.productNames() {
 		entry := gin.H{"default": ""}
 		if d := a.Scenarios.Default(p); d != nil {
 			entry["default"] = d.ID
@@ -244,13 +250,61 @@ func (a *API) getActive(c *gin.Context) error {
 	return nil
 }
 
-func knownProduct(p string) error {
-	for _, x := range sandbox.Products {
-		if x == p {
-			return nil
-		}
+func (a *API) productNames() []string {
+	names := make([]string, len(a.Products))
+	for i, p := range a.Products {
+		names[i] = p.Name()
 	}
-	return sandbox.Invalid("unknown product", sandbox.Violation{Path: "/product", Message: "must be one of " + strings.Join(sandbox.Products, ", ")})
+	return names
+}
+
+func (a *API) knownProduct(p string) error {
+	names := a.productNames()
+	if slices.Contains(names, p) {
+		return nil
+	}
+	return sandbox.Invalid("unknown product", sandbox.Violation{Path: "/product", Message: "must be one of " + strings.Join(names, ", ")})
+}
+
+// productView is a registered product as GET /sandbox/v1/products shows
+// it: what the QA page builds its views from.
+type productView struct {
+	Name      string       `json:"name"`
+	Targets   []targetView `json:"targets"`
+	Actions   []string     `json:"actions"`
+	Faults    []string     `json:"faults"`
+	Scenarios []string     `json:"scenarios"`
+	Default   string       `json:"default"`
+}
+
+type targetView struct {
+	API string `json:"api"`
+	Key string `json:"key"`
+}
+
+// listProducts handles "GET /sandbox/v1/products": every registered
+// product with its targets, the actions its user may take, the notify
+// faults it plays and its scenarios.
+func (a *API) listProducts(c *gin.Context) error {
+	out := make([]productView, 0, len(a.Products))
+	for _, p := range a.Products {
+		v := productView{Name: p.Name(), Targets: []targetView{}, Actions: p.Actions(nil), Faults: []string{}, Scenarios: []string{}}
+		for _, t := range p.Targets() {
+			v.Targets = append(v.Targets, targetView{API: t.API, Key: t.Key})
+		}
+		if nb, ok := p.(sandbox.NotifyBuilder); ok {
+			v.Faults = append(v.Faults, nb.Faults()...)
+		}
+		for _, sc := range a.Scenarios.List(p.Name()) {
+			v.Scenarios = append(v.Scenarios, sc.ID)
+		}
+		if d := a.Scenarios.Default(p.Name()); d != nil {
+			v.Default = d.ID
+		}
+		out = append(out, v)
+	}
+	c.JSON(http.StatusOK, gin.H{"products": out})
+	return nil
 }
 
 // setActive handles "PUT /sandbox/v1/merchants/{mchid}/scenarios/{product}".
@@ -259,7 +313,7 @@ func (a *API) setActive(c *gin.Context) error {
 	if _, err := a.merchant(c, c.Param("mchid")); err != nil {
 		return err
 	}
-	if err := knownProduct(product); err != nil {
+	if err := a.knownProduct(product); err != nil {
 		return err
 	}
 	var req sandbox.ActiveScenario
@@ -286,7 +340,7 @@ func (a *API) clearActive(c *gin.Context) error {
 	if _, err := a.merchant(c, c.Param("mchid")); err != nil {
 		return err
 	}
-	if err := knownProduct(product); err != nil {
+	if err := a.knownProduct(product); err != nil {
 		return err
 	}
 	m, err := a.Merchants.Update(c.Request.Context(), c.Param("mchid"), func(m *sandbox.Merchant) error {
@@ -304,7 +358,7 @@ func (a *API) clearActive(c *gin.Context) error {
 func (a *API) listScenarios(c *gin.Context) error {
 	product := c.Query("product")
 	if product != "" {
-		if err := knownProduct(product); err != nil {
+		if err := a.knownProduct(product); err != nil {
 			return err
 		}
 	}

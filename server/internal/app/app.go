@@ -34,33 +34,17 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/web"
 )
 
-// Module is what a product package gives the sandbox: its side of the
-// mini-program contract, its notifications, and its upstream routes.
-type Module interface {
-	sandbox.Product
-	sandbox.NotifyBuilder
-	// Register mounts the product's upstream API (at the real paths) with
-	// its own error dialect and journalling.
-	Register(r gin.IRouter)
-}
-
-// AdminModule is a module with admin routes of its own, mounted under
-// /sandbox/v1 after the admin access check (use httpapi.ScopeOf there).
-type AdminModule interface {
-	RegisterAdmin(g gin.IRouter)
-}
-
 // Constructor builds one product from the shared components.
-type Constructor func(sandbox.Deps) (Module, error)
+type Constructor func(sandbox.Deps) (sandbox.Product, error)
 
 // Product adapts a product package's New to a Constructor.
-func Product[M Module](build func(sandbox.Deps) (M, error)) Constructor {
-	return func(d sandbox.Deps) (Module, error) {
-		m, err := build(d)
+func Product[P sandbox.Product](build func(sandbox.Deps) (P, error)) Constructor {
+	return func(d sandbox.Deps) (sandbox.Product, error) {
+		p, err := build(d)
 		if err != nil {
 			return nil, err
 		}
-		return m, nil
+		return p, nil
 	}
 }
 
@@ -130,7 +114,7 @@ type App struct {
 	Journal   *journal.Journal
 	Worker    *notify.Worker
 	Sessions  *miniprogram.Service
-	Products  []Module
+	Products  []sandbox.Product
 	Admin     *admin.API
 	Page      *web.Page
 
@@ -188,6 +172,9 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 	if a.Merchants, err = merchant.Load(ctx, st, a.Clock); err != nil {
 		return nil, fmt.Errorf("merchants: %w", err)
 	}
+	// The directory hears of every commit from here on, the merchants
+	// file's own included.
+	st.OnCommit(a.Merchants.Committed)
 	if o.MerchantsFile != "" {
 		if err := loadMerchantsFile(ctx, a.Merchants, o.MerchantsFile); err != nil {
 			return nil, err
@@ -202,36 +189,42 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 	})
 	deps := sandbox.Deps{
 		Store: st, Clock: a.Clock, Merchants: a.Merchants, Scenarios: a.Scenarios, Validator: a.Schemas,
-		Journal: a.Journal, Notifier: a.Worker, Logger: o.Logger,
+		Journal: a.Journal, Logger: o.Logger,
 	}
-	var products []sandbox.Product
 	var adminRoutes []func(gin.IRouter)
 	for _, build := range o.Products {
-		mod, err := build(deps)
+		p, err := build(deps)
 		if err != nil {
 			return nil, err
 		}
-		a.Products = append(a.Products, mod)
-		products = append(products, mod)
-		builders[mod.Name()] = mod
-		if am, ok := mod.(AdminModule); ok {
-			adminRoutes = append(adminRoutes, am.RegisterAdmin)
+		a.Products = append(a.Products, p)
+		if nb, ok := p.(sandbox.NotifyBuilder); ok {
+			builders[p.Name()] = nb
+		}
+		if ar, ok := p.(sandbox.AdminRoutes); ok {
+			adminRoutes = append(adminRoutes, ar.RegisterAdmin)
 		}
 	}
 	a.Sessions, err = miniprogram.New(miniprogram.Options{
-		Store: st, Clock: a.Clock, Merchants: a.Merchants, Notifier: a.Worker, Products: products,
+		Store: st, Clock: a.Clock, Merchants: a.Merchants, Scenarios: a.Scenarios, Products: a.Products,
 		ManualTimeout: o.ManualTimeout, MaxPoll: o.MaxPoll, Shutdown: o.Shutdown, Logger: o.Logger,
 	})
 	if err != nil {
 		return nil, err
 	}
 
+	// One commit path: whatever commits, the store tells the directory
+	// (above), the notification worker and the sessions, which re-read what
+	// they need from it.
+	st.OnCommit(a.Worker.Committed)
+	st.OnCommit(a.Sessions.Committed)
+
 	access := o.Access
 	if access.MerchantByToken == nil {
 		access.MerchantByToken = a.Merchants.ByToken
 	}
 	a.Admin = &admin.API{
-		Store: st, Merchants: a.Merchants, Scenarios: a.Scenarios, Schemas: a.Schemas, Sessions: a.Sessions,
+		Store: st, Merchants: a.Merchants, Scenarios: a.Scenarios, Schemas: a.Schemas, Sessions: a.Sessions, Products: a.Products,
 		Journal: a.Journal, Notifications: a.Worker, Clock: a.Clock,
 		Access: access, Extra: adminRoutes, Shutdown: o.Shutdown,
 	}
@@ -245,8 +238,10 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 // the mini-program contract, the admin API (with the products' own admin
 // routes), the QA page and the wx.* shim.
 func (a *App) Register(r gin.IRouter) {
-	for _, mod := range a.Products {
-		mod.Register(r)
+	for _, p := range a.Products {
+		if routes, ok := p.(sandbox.Routes); ok {
+			routes.Register(r)
+		}
 	}
 	a.Sessions.Register(r, a.Schemas, a.Journal)
 	a.Admin.Register(r)

@@ -24,10 +24,10 @@ type fake struct{ d sandbox.Deps }
 func (*fake) Name() string                      { return "fake" }
 func (*fake) Targets() []sandbox.Target         { return nil }
 func (*fake) Actions(*sandbox.Session) []string { return nil }
-func (*fake) Launch(context.Context, *sandbox.Call, *sandbox.Session) (*sandbox.Batch, error) {
+func (*fake) Launch(context.Context, *sandbox.Call) (*sandbox.Launched, error) {
 	return nil, errors.New("no launch")
 }
-func (*fake) Resolve(context.Context, *sandbox.Session, string) (*sandbox.Batch, error) {
+func (*fake) Resolve(context.Context, *sandbox.Session, string, time.Time) (*sandbox.Batch, error) {
 	return nil, errors.New("no resolve")
 }
 func (*fake) BuildNotify(context.Context, *sandbox.Merchant, *sandbox.Notification) (*sandbox.OutboundRequest, error) {
@@ -35,6 +35,7 @@ func (*fake) BuildNotify(context.Context, *sandbox.Merchant, *sandbox.Notificati
 }
 func (*fake) Acknowledged(int, []byte) bool { return true }
 func (*fake) Schedule() []time.Duration     { return nil }
+func (*fake) Faults() []string              { return nil }
 func (*fake) Register(r gin.IRouter) {
 	r.GET("/fake/ping", func(c *gin.Context) { c.String(http.StatusOK, "pong") })
 }
@@ -47,7 +48,7 @@ func newFake(d sandbox.Deps) (*fake, error) { return &fake{d: d}, nil }
 func TestRegisterMountsEverySurface(t *testing.T) {
 	s := apptest.Start(t, app.Options{Access: httpapi.Access{AdminToken: "tok"}, Products: []app.Constructor{app.Product(newFake)}})
 	f := s.Products[0].(*fake)
-	if f.d.Store != s.Store || f.d.Clock != s.Clock || f.d.Journal == nil || f.d.Notifier == nil || f.d.Validator == nil ||
+	if f.d.Store != s.Store || f.d.Clock != s.Clock || f.d.Journal == nil || f.d.Validator == nil ||
 		f.d.Scenarios == nil || f.d.Merchants == nil || f.d.Logger == nil {
 		t.Fatalf("the product's Deps miss a component: %+v", f.d)
 	}
@@ -108,7 +109,7 @@ func TestNewClosesTheStoreWhenAProductFails(t *testing.T) {
 	}
 	boom := errors.New("boom")
 	_, err = app.New(context.Background(), app.Options{Store: st, Products: []app.Constructor{
-		func(sandbox.Deps) (app.Module, error) { return nil, boom },
+		func(sandbox.Deps) (sandbox.Product, error) { return nil, boom },
 	}})
 	if !errors.Is(err, boom) {
 		t.Fatalf("New: got %v, want the product's error", err)

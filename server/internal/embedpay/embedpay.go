@@ -1,5 +1,5 @@
-// Package embedpay simulates P云 (4pyun.com) half-screen payment, seed 002
-// and DOMAIN.md §8: the merchant's backend prepares a trade
+// Package embedpay simulates P云 (4pyun.com) half-screen payment, P云's payment-sapp guide
+// and SOURCES.md §8: the merchant's backend prepares a trade
 // (POST /gate/1.0/payment/trade/prepare) and gets a pay_id; its mini-program
 // opens P云's cashier with wx.openEmbeddedMiniProgram (or Alipay's
 // my.openEmbeddedMiniProgram); the simulated user pays, fails, leaves the
@@ -16,14 +16,13 @@ package embedpay
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
-// The simulated mini-programs (seed 002, DOMAIN.md §0 and §8).
+// The simulated mini-programs (P云's payment-sapp guide, SOURCES.md §0 and §8).
 const (
 	// WeChatAppID is P云's WeChat mini-program ("PP停车"), opened in a half
 	// screen with wx.openEmbeddedMiniProgram.
@@ -53,7 +52,7 @@ const (
 	ActionClose  = "close"  // closed the half screen: no extraData, the trade is untouched
 )
 
-// Trade statuses (trade-notify.md, seed 002: "1支付成功、-1失败、0支付中").
+// Trade statuses (trade-notify.md, P云's payment-sapp guide: "1支付成功、-1失败、0支付中").
 const (
 	StatusPaid   = 1
 	StatusFailed = -1
@@ -68,14 +67,14 @@ const (
 	ChannelAlipay      = "100102"
 )
 
-// Base library thresholds of wx.openEmbeddedMiniProgram (DOMAIN.md §4).
+// Base library thresholds of wx.openEmbeddedMiniProgram (SOURCES.md §4).
 var (
 	minEmbeddedSDK = [3]int{2, 20, 1} // the API exists from here
 	listFreeSDK    = [3]int{2, 23, 1} // below this, app.json must list the target in embeddedAppIdList
 )
 
 // defaultExpiry is how long a pay_id is valid when expire_time is not given:
-// "未设置默认3分钟失效" (trade-prepare.md, DOMAIN.md §8).
+// "未设置默认3分钟失效" (trade-prepare.md, SOURCES.md §8).
 const defaultExpiry = 3 * time.Minute
 
 // Product is the P云 simulation. It implements sandbox.Product and
@@ -87,35 +86,23 @@ type Product struct {
 }
 
 var (
-	_ sandbox.Product       = (*Product)(nil)
-	_ sandbox.NotifyBuilder = (*Product)(nil)
+	_ sandbox.Product          = (*Product)(nil)
+	_ sandbox.Routes           = (*Product)(nil)
+	_ sandbox.NotifyBuilder    = (*Product)(nil)
+	_ sandbox.SubjectDescriber = (*Product)(nil)
 )
 
 // New builds the product. Every embedpay scenario in the catalogue is checked
 // here, so that a timeline this product cannot play stops start-up with the
 // file's name rather than failing a session later.
 func New(d sandbox.Deps) (*Product, error) {
-	if d.Store == nil || d.Clock == nil || d.Merchants == nil || d.Scenarios == nil || d.Validator == nil {
-		return nil, fmt.Errorf("embedpay: Store, Clock, Merchants, Scenarios and Validator are required")
-	}
-	if d.Journal == nil {
-		d.Journal = discardJournal{}
-	}
-	log := d.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	for _, sc := range d.Scenarios.List(sandbox.ProductEmbedPay) {
 		if err := CheckScenario(sc); err != nil {
 			return nil, err
 		}
 	}
-	return &Product{d: d, log: log.With("product", sandbox.ProductEmbedPay), schedule: retrySchedule()}, nil
+	return &Product{d: d, log: d.Logger.With("product", sandbox.ProductEmbedPay), schedule: retrySchedule()}, nil
 }
-
-type discardJournal struct{}
-
-func (discardJournal) Record(*sandbox.Exchange) {}
 
 // Name returns "embedpay".
 func (p *Product) Name() string { return sandbox.ProductEmbedPay }
@@ -189,16 +176,8 @@ func (p *Product) loadTrade(ctx context.Context, mchid, payOrder string) (*sandb
 	if err != nil {
 		return nil, nil, err
 	}
-	t, err := decodeTrade(rec)
+	t, err := sandbox.Decode[trade](rec)
 	return rec, t, err
-}
-
-func decodeTrade(rec *sandbox.Record) (*trade, error) {
-	var t trade
-	if err := json.Unmarshal(rec.Data, &t); err != nil {
-		return nil, &sandbox.Error{Code: sandbox.CodeInternal, Message: "stored trade " + rec.Key + " does not decode", Err: err}
-	}
-	return &t, nil
 }
 
 // encode stores t in rec (a copy the caller commits).

@@ -13,7 +13,7 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
-// P云's codes and messages (DOMAIN.md §8; trade-prepare.md and
+// P云's codes and messages (SOURCES.md §8; trade-prepare.md and
 // trade-query.md "请求返回结果示例").
 const (
 	codeOK       = "1001"
@@ -88,7 +88,7 @@ func renderPCloud(c *gin.Context, e *sandbox.Error) {
 	if body.Hint == "" && len(e.Fields) > 0 {
 		body.Hint = hintOf(e.Fields, requiredPrepare)
 	}
-	c.JSON(http.StatusOK, body)
+	c.PureJSON(http.StatusOK, body)
 }
 
 // requiredPrepare and requiredQuery are how P云 says a parameter is missing:

@@ -19,7 +19,7 @@ import (
 const formType = "application/x-www-form-urlencoded"
 
 // readForm returns the request's parameters: the URL query, overridden by
-// an urlencoded body ("HTTP POST FORM 表单提交", DOMAIN.md §8). A body in
+// an urlencoded body ("HTTP POST FORM 表单提交", SOURCES.md §8). A body in
 // another media type, a malformed one, a parameter given twice or a value
 // that is not UTF-8 is refused, each problem named.
 func readForm(c *gin.Context) (map[string]string, error) {
@@ -32,7 +32,7 @@ func readForm(c *gin.Context) (map[string]string, error) {
 		if ct := c.GetHeader("Content-Type"); ct != "" {
 			if mt, _, _ := mime.ParseMediaType(ct); mt != formType {
 				return nil, &sandbox.Error{Code: sandbox.CodeUnsupported, Message: fmt.Sprintf(
-					"Content-Type is %q: P云 takes a form, %s, signed with MD5 (DOMAIN.md §8)", ct, formType)}
+					"Content-Type is %q: P云 takes a form, %s, signed with MD5 (SOURCES.md §8)", ct, formType)}
 			}
 		}
 		b, err := url.ParseQuery(string(body))

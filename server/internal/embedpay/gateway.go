@@ -33,7 +33,7 @@ const (
 // (trade-prepare.md "pay_url"); the sandbox does not serve it.
 const payURLPrefix = "https://app.4pyun.com/payment/trade/create?pay_id="
 
-// prepareResponse is trade/prepare's success (DOMAIN.md §8), in P云's order.
+// prepareResponse is trade/prepare's success (SOURCES.md §8), in P云's order.
 type prepareResponse struct {
 	Code     string `json:"code"`
 	Seqno    string `json:"seqno"`
@@ -239,7 +239,7 @@ func (p *Product) find(ctx context.Context, m *sandbox.Merchant, payOrder, paySe
 	if payOrder != "" {
 		rec, err = p.d.Store.GetRecord(ctx, KindTrade, m.MchID, payOrder)
 	} else {
-		rec, err = p.d.Store.FindRecord(ctx, KindTrade, paySerial)
+		rec, err = p.d.Store.FindRecord(ctx, KindTrade, m.MchID, paySerial)
 	}
 	if sandbox.IsCode(err, sandbox.CodeNotFound) {
 		return nil, notFound
@@ -247,12 +247,12 @@ func (p *Product) find(ctx context.Context, m *sandbox.Merchant, payOrder, paySe
 	if err != nil {
 		return nil, err
 	}
-	t, err := decodeTrade(rec)
+	t, err := sandbox.Decode[trade](rec)
 	if err != nil {
 		return nil, err
 	}
 	// pay_id shares the alias space: only the trade's own pay_serial counts.
-	if rec.MchID != m.MchID || paySerial != "" && t.PaySerial != paySerial {
+	if paySerial != "" && t.PaySerial != paySerial {
 		return nil, notFound
 	}
 	return t, nil

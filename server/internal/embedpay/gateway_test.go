@@ -14,7 +14,7 @@ import (
 )
 
 // docPrepareForm is trade-prepare.md's "请求示例" exactly as its Java code
-// sends it, sign included: the golden vector of DOMAIN.md §8.
+// sends it, sign included: the golden vector of SOURCES.md §8.
 func docPrepareForm() map[string]string {
 	return map[string]string{
 		"app_id":       docAppID,

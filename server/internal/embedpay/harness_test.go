@@ -138,6 +138,9 @@ func (w *world) prepareErr(body string, header map[string]string) errorBody {
 func (w *world) pcloudError(raw []byte) errorBody {
 	w.tb.Helper()
 	w.valid("common/pcloud-error", raw)
+	if bytes.Contains(raw, []byte(`\u0026`)) {
+		w.tb.Errorf("the error is HTML-escaped (\\u0026 for &): %s", raw)
+	}
 	var e errorBody
 	if err := json.Unmarshal(raw, &e); err != nil {
 		w.tb.Fatalf("decode error %s: %v", raw, err)

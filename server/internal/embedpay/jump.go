@@ -32,8 +32,8 @@ func asString(v any) string {
 // the caller's merchant, is unexpired and unpaid — and picks the scenario:
 // the header or caller.scenario, else the one named at prepare, else a magic
 // value, the merchant's active one, the default.
-func (p *Product) Launch(ctx context.Context, call *sandbox.Call, s *sandbox.Session) (*sandbox.Batch, error) {
-	vs, err := p.d.Validator.ValidateJSON(SchemaOpenArgs, call.Args)
+func (p *Product) Launch(ctx context.Context, call *sandbox.Call) (*sandbox.Launched, error) {
+	vs, err := p.d.Validator.Validate(SchemaOpenArgs, call.Doc)
 	if err != nil {
 		return nil, err
 	}
@@ -42,17 +42,14 @@ func (p *Product) Launch(ctx context.Context, call *sandbox.Call, s *sandbox.Ses
 	}
 	// Keys are matched exactly, as JavaScript does: encoding/json would let
 	// a stray "appid" stand in for "appId".
-	var raw map[string]any
-	_ = json.Unmarshal(call.Args, &raw) // the call schema guarantees an object
-	args := openArgs{AppID: asString(raw["appId"]), Path: asString(raw["path"])}
+	args := openArgs{AppID: asString(call.Doc["appId"]), Path: asString(call.Doc["path"])}
 	vs = append(vs, checkCaller(call.Caller, args.AppID)...)
 	var t *trade
 	payID, pathVs := cashierPayID(args.Path)
 	vs = append(vs, pathVs...)
-	now := p.d.Clock.Now(call.Merchant.MchID)
 	if payID != "" {
 		var tradeVs []sandbox.Violation
-		t, tradeVs, err = p.launchable(ctx, call.Merchant, payID, now)
+		t, tradeVs, err = p.launchable(ctx, call.Merchant, payID, p.d.Clock.Now(call.Merchant.MchID))
 		if err != nil {
 			return nil, err
 		}
@@ -61,28 +58,12 @@ func (p *Product) Launch(ctx context.Context, call *sandbox.Call, s *sandbox.Ses
 	if len(vs) > 0 {
 		return nil, sandbox.Invalid("the half-screen cashier cannot open", vs...)
 	}
-	explicit := call.Scenario
-	if explicit == "" {
-		explicit = t.Scenario
-	}
-	sc, err := p.d.Scenarios.Pick(sandbox.ProductEmbedPay, explicit,
-		map[string]string{"value": strconv.FormatInt(t.Value, 10), "pay_order": t.PayOrder}, call.Merchant)
-	if err != nil {
-		return nil, err
-	}
-	s.Scenario, s.Mode, s.Ref = sc.ID, sc.Mode, t.PayOrder
-	if s.Mode == "" {
-		s.Mode = sandbox.ModeAuto
-	}
-	if s.Mode == sandbox.ModeAuto {
-		s.Action = sc.User.Action
-		s.DueAt = now.Add(sc.User.After.D())
-	}
-	return nil, nil
+	return &sandbox.Launched{Ref: t.PayOrder, Scenario: t.Scenario,
+		Magic: map[string]string{"value": strconv.FormatInt(t.Value, 10), "pay_order": t.PayOrder}}, nil
 }
 
 // checkCaller checks the target against the caller's platform, and the base
-// library rules of DOMAIN.md §4 for a WeChat caller.
+// library rules of SOURCES.md §4 for a WeChat caller.
 func checkCaller(c sandbox.Caller, appID string) []sandbox.Violation {
 	var vs []sandbox.Violation
 	alipay := c.Platform == "alipay"
@@ -137,7 +118,7 @@ func listsEmbedded(appJSON json.RawMessage, appID string) bool {
 }
 
 // cashierPayID reads pay_id from "/external/payment/trade/create/index?pay_id=…"
-// (seed 002); the leading slash is optional, as WeChat resolves both.
+// (P云's payment-sapp guide); the leading slash is optional, as WeChat resolves both.
 func cashierPayID(path string) (string, []sandbox.Violation) {
 	if path == "" {
 		return "", nil // the args schema reports it
@@ -158,18 +139,18 @@ func cashierPayID(path string) (string, []sandbox.Violation) {
 // launchable finds the trade of payID and says why the cashier cannot open
 // it: unknown to the caller's merchant, expired, or already paid for.
 func (p *Product) launchable(ctx context.Context, m *sandbox.Merchant, payID string, now time.Time) (*trade, []sandbox.Violation, error) {
-	rec, err := p.d.Store.FindRecord(ctx, KindTrade, payID)
+	rec, err := p.d.Store.FindRecord(ctx, KindTrade, m.MchID, payID)
 	if err != nil && !sandbox.IsCode(err, sandbox.CodeNotFound) {
 		return nil, nil, err
 	}
 	var t *trade
 	if err == nil {
-		if t, err = decodeTrade(rec); err != nil {
+		if t, err = sandbox.Decode[trade](rec); err != nil {
 			return nil, nil, err
 		}
 	}
-	// Another merchant's pay_id reads as unknown, like a pay_serial alias.
-	if t == nil || rec.MchID != m.MchID || t.PayID != payID {
+	// A pay_serial alias is not a pay_id.
+	if t == nil || t.PayID != payID {
 		return nil, []sandbox.Violation{{Path: "/args/path", Message: fmt.Sprintf(
 			"pay_id %s was not prepared by merchant %s (P云 app_id %s): prepare the trade with this merchant's app_id",
 			payID, m.MchID, m.PCloudAppID)}}, nil
@@ -187,7 +168,7 @@ func (p *Product) launchable(ctx context.Context, m *sandbox.Merchant, payID str
 	return t, nil, nil
 }
 
-// extraData is what P云's cashier hands back (seed 002 §2.1.2): value in
+// extraData is what P云's cashier hands back (P云's payment-sapp guide §2.1.2): value in
 // fen as a string, status a number, trade_time in milliseconds.
 type extraData struct {
 	PayOrder  string `json:"pay_order"`
@@ -198,48 +179,24 @@ type extraData struct {
 	TradeTime int64  `json:"trade_time"`
 }
 
-// onShow is what the caller's App.onShow receives on the way back: scene
-// 1038 (returned from a mini-program) with referrerInfo (DOMAIN.md §4).
-type onShow struct {
-	Scene        int      `json:"scene"`
-	ReferrerInfo referrer `json:"referrerInfo"`
-}
-
-type referrer struct {
-	AppID     string     `json:"appId"`
-	ExtraData *extraData `json:"extraData,omitempty"`
-}
-
-// sceneBackFromMiniProgram is App.onShow's scene after a mini-program.
-const sceneBackFromMiniProgram = 1038
-
 // Resolve applies the user's action in the cashier. pay, fail and paying fix
 // the trade's timeline from the scenario, answer the return with extraData
 // and queue the notifications; close (and a manual session's timeout)
 // returns without extraData and leaves the trade as it was, so it can be
 // opened again. An auto session acts at its DueAt, not when the worker got
 // to it, so timelines do not drift with scan latency.
-func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string) (*sandbox.Batch, error) {
-	if action != sandbox.ActionTimeout && !slices.Contains(p.Actions(s), action) {
-		return nil, sandbox.Invalid("unknown action", sandbox.Violation{Path: "/action", Message: fmt.Sprintf(
-			"%q is not an embedpay action; choose one of: %s", action, strings.Join(p.Actions(s), ", "))})
-	}
+func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string, at time.Time) (*sandbox.Batch, error) {
 	rec, t, err := p.loadTrade(ctx, s.MchID, s.Ref)
 	if err != nil {
 		return nil, err
 	}
 	s.State, s.Action = sandbox.SessionReturned, action
-	ret := onShow{Scene: sceneBackFromMiniProgram, ReferrerInfo: referrer{AppID: s.Target}}
+	ret := sandbox.BackFrom(s.Target, nil)
 	status, ok := actionStatus(action)
 	if !ok {
 		// A physical back or a half-screen close: extraData is empty
-		// (DOMAIN.md §4, CSDN 141154426).
+		// (SOURCES.md §4, CSDN 141154426).
 		return nil, p.setReturn(s, ret)
-	}
-	now := p.d.Clock.Now(s.MchID)
-	at := now
-	if s.Mode == sandbox.ModeAuto && s.DueAt.Before(now) {
-		at = s.DueAt
 	}
 	var batch sandbox.Batch
 	if len(t.Points) == 0 {
@@ -270,7 +227,7 @@ func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string
 	return &batch, p.setReturn(s, ret)
 }
 
-func (p *Product) setReturn(s *sandbox.Session, ret onShow) error {
+func (p *Product) setReturn(s *sandbox.Session, ret sandbox.OnShow) error {
 	b, err := json.Marshal(ret)
 	if err != nil {
 		return &sandbox.Error{Code: sandbox.CodeInternal, Message: "encode the return", Err: err}

@@ -16,7 +16,7 @@ import (
 // retrySchedule is the delays before the 2nd, 3rd, … trade-notify
 // attempts. P云 only says it notifies "多次" until it gets 1001
 // (trade-notify.md); the WeChat Pay schedule it relays is the model [I]
-// (DOMAIN.md §1).
+// (SOURCES.md §1).
 func retrySchedule() []time.Duration {
 	return []time.Duration{
 		15 * time.Second, 15 * time.Second, 30 * time.Second, 3 * time.Minute,
@@ -135,7 +135,7 @@ func payMode(channel string) (mode, desc string) {
 func fee(value int64) int64 { return value * 6 / 1000 }
 
 // notifyParams returns the trade-notify form of a payload, signed with the
-// app secret (DOMAIN.md §8). status is given apart so that a stale copy can
+// app secret (SOURCES.md §8). status is given apart so that a stale copy can
 // be built from the same payload.
 func notifyParams(pl *notifyPayload, status int, tradeTime int64, secret string) map[string]string {
 	mode, desc := payMode(pl.Channel)
@@ -207,3 +207,8 @@ func (p *Product) Acknowledged(status int, body []byte) bool {
 
 // Schedule returns P云's retry delays on the sandbox clock.
 func (p *Product) Schedule() []time.Duration { return p.schedule }
+
+// Faults are every notify fault: P云's notifications play them all.
+func (p *Product) Faults() []string {
+	return []string{FaultDuplicate, FaultOutOfOrder, FaultBadSignature, FaultDrop, FaultLate}
+}

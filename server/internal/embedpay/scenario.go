@@ -73,11 +73,7 @@ func CheckScenario(sc *sandbox.Scenario) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("scenario %s (%s): %s", sc.ID, sc.File, fmt.Sprintf(format, args...))
 	}
-	mode := sc.Mode
-	if mode == "" {
-		mode = sandbox.ModeAuto
-	}
-	if mode == sandbox.ModeAuto || sc.User.Action != "" {
+	if sc.Mode == sandbox.ModeAuto || sc.User.Action != "" {
 		if !slices.Contains([]string{ActionPay, ActionFail, ActionPaying, ActionClose}, sc.User.Action) {
 			return bad("user.action %q is not one of pay, fail, paying, close", sc.User.Action)
 		}

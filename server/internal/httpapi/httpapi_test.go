@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -57,6 +58,15 @@ func testEngine(j sandbox.Journal) *gin.Engine {
 		return nil
 	}))
 	g.GET("/panic", Handle(func(c *gin.Context) error { panic("boom") }))
+	g.GET("/warn", Handle(func(c *gin.Context) error {
+		Warn(c, sandbox.Violation{Path: "/extraData/appid", Message: "inferred rule:\n missing"})
+		Warn(c, sandbox.Violation{Message: "签名 " + strings.Repeat("很长", 400)})
+		for range 10 {
+			Warn(c, sandbox.Violation{Path: "/x", Message: "again"})
+		}
+		c.JSON(http.StatusOK, gin.H{"ok": true})
+		return nil
+	}))
 	return e
 }
 
@@ -114,6 +124,28 @@ func TestGoodInputIsJournalledWithNotes(t *testing.T) {
 	x := j.got[0]
 	if x.MchID != "m1" || x.Product != "test" || x.Status != 200 || x.RequestBody != `{"a":"hello"}` || !strings.Contains(x.ResponseBody, "hello") || x.RequestID == "" {
 		t.Fatalf("exchange: %+v", x)
+	}
+}
+
+func TestWarningsGoToTheHeaderAndTheJournal(t *testing.T) {
+	j := &recorder{}
+	w, _ := do(t, testEngine(j), http.MethodGet, "/t/warn", "")
+	if w.Code != http.StatusOK || w.Body.String() != `{"ok":true}` {
+		t.Fatalf("got %d %s: a warning must not change the answer", w.Code, w.Body)
+	}
+	hs := w.Header().Values(HeaderWarning)
+	if len(hs) != maxWarnings {
+		t.Fatalf("got %d %s headers, want at most %d", len(hs), HeaderWarning, maxWarnings)
+	}
+	if hs[0] != "/extraData/appid: inferred rule: missing" {
+		t.Errorf("first header %q, want path: message on one line", hs[0])
+	}
+	dec, err := new(mime.WordDecoder).DecodeHeader(hs[1])
+	if err != nil || !strings.HasPrefix(hs[1], "=?utf-8?") || !strings.HasPrefix(dec, "签名 很长") || len(dec) > maxWarningHeader {
+		t.Errorf("second header %q decodes to %d bytes (%v), want an encoded word of at most %d bytes", hs[1][:40], len(dec), err, maxWarningHeader)
+	}
+	if len(j.got) != 1 || len(j.got[0].Warnings) != maxWarnings || !strings.HasSuffix(j.got[0].Warnings[1].Message, "很长") {
+		t.Errorf("journal: got %+v, want the %d warnings whole", j.got, maxWarnings)
 	}
 }
 
@@ -189,5 +221,17 @@ func TestIsLoopbackAddr(t *testing.T) {
 		if got := IsLoopbackAddr(addr); got != want {
 			t.Errorf("IsLoopbackAddr(%q) = %v, want %v", addr, got, want)
 		}
+	}
+}
+
+func TestErrorsAreNotHTMLEscaped(t *testing.T) {
+	e := gin.New()
+	e.GET("/x", UseRenderer(RenderAdmin), Handle(func(*gin.Context) error {
+		return &sandbox.Error{Code: sandbox.CodeInvalid, Message: "a<b", Diagnostics: "k=v&app_secret=***"}
+	}))
+	w := httptest.NewRecorder()
+	e.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/x", nil))
+	if body := w.Body.String(); !strings.Contains(body, `"diagnostics":"k=v&app_secret=***"`) || !strings.Contains(body, `"a<b"`) {
+		t.Errorf("got %s, want & and < as they are", body)
 	}
 }

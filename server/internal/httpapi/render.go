@@ -127,5 +127,8 @@ func RenderAdmin(c *gin.Context, e *sandbox.Error) {
 	for _, f := range e.Fields {
 		body.Error.Fields = append(body.Error.Fields, AdminField{Path: f.Path, Issue: f.Message})
 	}
-	c.JSON(Status(e), body)
+	// PureJSON, not JSON: a string-to-sign in diagnostics keeps its & and <
+	// as sent (json.Marshal writes \u0026), so that it can be diffed. Every
+	// error renderer does the same.
+	c.PureJSON(Status(e), body)
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+	"github.com/mpsandbox/mpsandbox/server/internal/schema"
 )
 
 // BenchmarkLaunch is the product's share of the jump path for the page that
@@ -33,10 +34,12 @@ func BenchmarkPaymentLaunch(b *testing.B) {
 func benchLaunch(b *testing.B, w *world, api string, args json.RawMessage) {
 	aj, _ := json.Marshal(appJSON())
 	call := &sandbox.Call{API: api, Args: args, Merchant: w.m, Caller: sandbox.Caller{AppID: w.m.AppID, AppJSON: aj}}
+	doc, _ := schema.Decode(args)
+	call.Doc = doc.(map[string]any)
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := w.p.Launch(ctx, call, &sandbox.Session{API: call.API, MchID: w.m.MchID}); err != nil {
+		if _, err := w.p.Launch(ctx, call); err != nil {
 			b.Fatal(err)
 		}
 	}

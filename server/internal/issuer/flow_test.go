@@ -12,7 +12,7 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
-// TestApplicationWalk walks one application through every page of the seed:
+// TestApplicationWalk walks one application through every page of the plugin guide:
 // each later page sees what an earlier one did, and each getter reports it.
 func TestApplicationWalk(t *testing.T) {
 	w := newWorld(t)

@@ -238,7 +238,7 @@ func mustLoad[T any](w *world, kind, key string) *T {
 	if err != nil || s == nil {
 		w.tb.Fatalf("%s %s: %v", kind, key, err)
 	}
-	return s.v
+	return s.V
 }
 
 // visit opens a plugin URL under a scenario whose user takes two seconds,

@@ -1,5 +1,5 @@
-// Package issuer simulates the ETC issuer's mini-program plugin of seed 000
-// (DOMAIN.md §5 and §9): a host mini-program declares the plugin
+// Package issuer simulates the ETC issuer's mini-program plugin of the plugin guide
+// (SOURCES.md §5 and §9): a host mini-program declares the plugin
 // (provider wx06bc6021dc900553) under the alias issuer-plugin, opens its
 // pages with wx.navigateTo("plugin://issuer-plugin/<page>?<query>") to apply
 // for, continue, reactivate, re-sign and service an ETC device, reads the
@@ -8,7 +8,7 @@
 // its payment functional page (functional-pages/request-payment.js,
 // beforeRequestPayment) so that WeChat can take the payment.
 //
-// Nothing public adds to the seed, so everything beyond its text — what each
+// Nothing public adds to the plugin guide, so everything beyond its text — what each
 // page does to the order and the device, the shape of the way back, the
 // order number format — is inferred and marked [I] where it is decided.
 //
@@ -26,21 +26,19 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/gin-gonic/gin"
-
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
-// The plugin as the host's app.json declares it (seed 000 插件接入).
+// The plugin as the host's app.json declares it (the plugin guide 插件接入).
 const (
-	// Alias is the name the seed gives the plugin in app.json and in
+	// Alias is the name the plugin guide gives the plugin in app.json and in
 	// plugin:// URLs.
 	Alias = "issuer-plugin"
 	// Provider is the plugin's appid.
 	Provider = "wx06bc6021dc900553"
 )
 
-// The plugin's pages (seed 000 APP跳转方式 and 小程序跳转方式).
+// The plugin's pages (the plugin guide APP跳转方式 and 小程序跳转方式).
 const (
 	PageLogin         = "login"
 	PageSignGetAuth   = "signGetAuth"   // 车主服务签约
@@ -52,12 +50,12 @@ const (
 	PagePayment = "requestPayment"
 )
 
-// The plugin's getters (seed 000 回调通知).
+// The plugin's getters (the plugin guide 回调通知).
 const (
 	GetterActive  = "getActiveResult"
 	GetterSignPro = "getSignProResult"
 	// GetterSignCarService keeps the plugin's typo ("Resule"): hosts call it
-	// by that name (seed 000 回调通知 3, DOMAIN.md §0).
+	// by that name (the plugin guide 回调通知 3, SOURCES.md §0).
 	GetterSignCarService = "getSignCarServiceResule"
 )
 
@@ -83,14 +81,14 @@ const (
 	KindPayment = sandbox.ProductIssuer + ".payment"
 )
 
-// getActiveResult states (seed 000: "0 成功 1 失败 2取消").
+// getActiveResult states (the plugin guide: "0 成功 1 失败 2取消").
 const (
 	ActiveSuccess   = 0
 	ActiveFailure   = 1
 	ActiveCancelled = 2
 )
 
-// getSignProResult and getSignCarServiceResule states (seed 000: "0 已签约
+// getSignProResult and getSignCarServiceResule states (the plugin guide: "0 已签约
 // 1未签约").
 const (
 	Signed    = 0
@@ -114,8 +112,10 @@ const (
 	paymentSignatureFailure = "支付验证签名失败"   // [I]: the payment sheet's wording for a bad paySign, as merchants report it
 )
 
-// Product is the issuer plugin. It implements sandbox.Product,
-// sandbox.PluginGetter and, trivially, sandbox.NotifyBuilder.
+// Product is the issuer plugin: sandbox.Product, sandbox.PluginGetter and
+// sandbox.CallResult. It has no upstream routes and sends no notifications:
+// the plugin guide gives it no server-side API, only the mini-program side
+// served under /miniprogram/v1.
 type Product struct {
 	d   sandbox.Deps
 	log *slog.Logger
@@ -125,23 +125,16 @@ type Product struct {
 }
 
 var (
-	_ sandbox.Product       = (*Product)(nil)
-	_ sandbox.NotifyBuilder = (*Product)(nil)
-	_ sandbox.PluginGetter  = (*Product)(nil)
+	_ sandbox.Product      = (*Product)(nil)
+	_ sandbox.PluginGetter = (*Product)(nil)
+	_ sandbox.CallResult   = (*Product)(nil)
 )
 
 // New builds the product. Every issuer scenario in the catalogue is checked
 // here, so that one this product cannot play stops start-up with its file's
 // name rather than failing a session later.
 func New(d sandbox.Deps) (*Product, error) {
-	if d.Store == nil || d.Clock == nil || d.Merchants == nil || d.Scenarios == nil || d.Validator == nil {
-		return nil, fmt.Errorf("issuer: Store, Clock, Merchants, Scenarios and Validator are required")
-	}
-	log := d.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	p := &Product{d: d, log: log.With("product", sandbox.ProductIssuer), params: map[string]params{}}
+	p := &Product{d: d, log: d.Logger.With("product", sandbox.ProductIssuer), params: map[string]params{}}
 	for _, sc := range d.Scenarios.List(sandbox.ProductIssuer) {
 		pr, err := checkScenario(d.Validator, sc)
 		if err != nil {
@@ -169,45 +162,27 @@ func (p *Product) Targets() []sandbox.Target {
 // Actions are what a person can make the user do on the session's page:
 // sign or not on the signing pages, succeed, fail or cancel elsewhere.
 func (p *Product) Actions(s *sandbox.Session) []string {
-	if s != nil && s.API == sandbox.APIPluginNavigate && signingPage(s) {
+	switch {
+	case s == nil:
+		return []string{ActionSuccess, ActionFailure, ActionCancel, ActionSign, ActionNoSign}
+	case s.API == sandbox.APIPluginNavigate && signingPage(s):
 		return []string{ActionSign, ActionNoSign, ActionCancel}
 	}
 	return []string{ActionSuccess, ActionFailure, ActionCancel}
 }
 
-// Register mounts nothing: the issuer plugin has no server-side API in seed
-// 000, only the mini-program side served under /miniprogram/v1.
-func (p *Product) Register(gin.IRouter) {}
-
-// BuildNotify refuses: the issuer plugin sends no server-side notification
-// (seed 000 has none), so no issuer notification is ever queued.
-func (p *Product) BuildNotify(context.Context, *sandbox.Merchant, *sandbox.Notification) (*sandbox.OutboundRequest, error) {
-	return nil, sandbox.Errorf(sandbox.CodeInternal, "the issuer plugin sends no server-side notifications (seed 000)")
-}
-
-// Acknowledged accepts any 2xx; it is never asked, as nothing is sent.
-func (p *Product) Acknowledged(status int, _ []byte) bool { return status >= 200 && status < 300 }
-
-// Schedule is empty: nothing is sent, so nothing is retried.
-func (p *Product) Schedule() []time.Duration { return nil }
-
 // Resolve applies the user's action on the plugin page or the payment sheet.
-// An auto session acts at its DueAt, not when the worker got to it.
-func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string) (*sandbox.Batch, error) {
+func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string, at time.Time) (*sandbox.Batch, error) {
 	act, ok := normalize(action)
 	if !ok {
 		return nil, sandbox.Invalid("unknown action", sandbox.Violation{Path: "/action", Message: fmt.Sprintf(
 			"%q is not an issuer action; choose one of: success, failure, cancel, sign, no_sign", action)})
 	}
-	now := p.d.Clock.Now(s.MchID)
-	if s.Mode == sandbox.ModeAuto && s.DueAt.Before(now) {
-		now = s.DueAt
-	}
 	s.State, s.Action = sandbox.SessionReturned, action
 	if s.API == sandbox.APIRequestPayment {
-		return p.resolvePayment(ctx, s, act, now)
+		return p.resolvePayment(ctx, s, act, at)
 	}
-	return p.resolveVisit(ctx, s, act, now)
+	return p.resolveVisit(ctx, s, act, at)
 }
 
 // normalize maps an action (or a manual session's timeout, the user leaving)

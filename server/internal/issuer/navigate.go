@@ -13,11 +13,11 @@ import (
 
 // Launch handles a call to one of the product's targets: a navigation to a
 // plugin page, or the payment functional page.
-func (p *Product) Launch(ctx context.Context, call *sandbox.Call, s *sandbox.Session) (*sandbox.Batch, error) {
+func (p *Product) Launch(ctx context.Context, call *sandbox.Call) (*sandbox.Launched, error) {
 	if call.API == sandbox.APIRequestPayment {
-		return nil, p.launchPayment(ctx, call, s)
+		return p.launchPayment(ctx, call)
 	}
-	return nil, p.launchVisit(ctx, call, s)
+	return p.launchVisit(ctx, call)
 }
 
 // launchVisit checks a wx.navigateTo to plugin://issuer-plugin/<page>?… all
@@ -26,27 +26,27 @@ func (p *Product) Launch(ctx context.Context, call *sandbox.Call, s *sandbox.Ses
 // order, the plate's device) — and picks the scenario: the header or
 // caller.scenario, else the one the order was made under, else a magic
 // value, the merchant's active one, the default.
-func (p *Product) launchVisit(ctx context.Context, call *sandbox.Call, s *sandbox.Session) error {
-	vs, err := p.d.Validator.ValidateJSON(SchemaNavigateArgs, call.Args)
+func (p *Product) launchVisit(ctx context.Context, call *sandbox.Call) (*sandbox.Launched, error) {
+	vs, err := p.d.Validator.Validate(SchemaNavigateArgs, call.Doc)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for i := range vs {
 		vs[i].Path = "/args" + vs[i].Path
 	}
 	host, err := p.checkHost(call.Caller, false)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	vs = append(vs, host...)
 	var v visit
 	wellFormed := false
-	if raw := navigateURL(call.Args); raw != "" { // the args schema reports a missing url
+	if raw, _ := call.Doc["url"].(string); raw != "" { // the args schema reports a missing url
 		var urlVs, queryVs []sandbox.Violation
 		v, urlVs = parseURL(raw)
 		if v.page != "" && (v.page != PageLogin || v.variant != "") {
 			if queryVs, err = p.checkQuery(v); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		vs = append(append(vs, urlVs...), queryVs...)
@@ -56,32 +56,23 @@ func (p *Product) launchVisit(ctx context.Context, call *sandbox.Call, s *sandbo
 	if wellFormed {
 		var stateVs []sandbox.Violation
 		if st, stateVs, err = p.lookup(ctx, call.Merchant.MchID, v); err != nil {
-			return err
+			return nil, err
 		}
 		vs = append(vs, stateVs...)
 	}
 	if len(vs) > 0 {
 		sortViolations(vs)
-		return sandbox.Invalid("issuer-plugin cannot open the page", vs...)
+		return nil, sandbox.Invalid("issuer-plugin cannot open the page", vs...)
 	}
-	explicit := call.Scenario
-	if explicit == "" && st.order != nil {
-		if _, ok := p.d.Scenarios.Get(st.order.v.Scenario); ok {
-			explicit = st.order.v.Scenario
-		}
+	l := &sandbox.Launched{Ref: st.ref(v), Magic: make(map[string]string, len(v.query)+1)}
+	if st.order != nil {
+		l.Scenario = st.order.V.Scenario
 	}
-	fields := make(map[string]string, len(v.query)+1)
 	for k, val := range v.query {
-		fields[k] = val
+		l.Magic[k] = val
 	}
-	fields["page"] = v.page
-	sc, err := p.d.Scenarios.Pick(sandbox.ProductIssuer, explicit, fields, call.Merchant)
-	if err != nil {
-		return err
-	}
-	p.schedule(s, sc, v.page, true)
-	s.Ref = st.ref(v)
-	return nil
+	l.Magic["page"] = v.page
+	return l, nil
 }
 
 // state is what a visit's parameters refer to.
@@ -94,7 +85,7 @@ type state struct {
 func (st state) ref(v visit) string {
 	switch {
 	case st.order != nil:
-		return st.order.v.OrderNo
+		return st.order.V.OrderNo
 	case v.get("plateNum") != "":
 		return v.get("plateNum")
 	}
@@ -122,25 +113,25 @@ func (p *Product) lookup(ctx context.Context, mchid string, v visit) (state, []s
 	}
 	loadDevice := func(plate string) {
 		if st.device, err = load[device](ctx, p.d.Store, KindDevice, mchid, plate); err == nil && st.device != nil {
-			st.order, err = load[order](ctx, p.d.Store, KindOrder, mchid, st.device.v.OrderNo)
+			st.order, err = load[order](ctx, p.d.Store, KindOrder, mchid, st.device.V.OrderNo)
 		}
 	}
 	active := func(plate string) {
 		switch {
 		case st.device == nil:
 			bad("plateNum", "plate %s has no ETC device at merchant %s: apply (login?etcProductId=…), sign the protocol and activate it (activeDes) first", plate, mchid)
-		case st.device.v.State != deviceActive:
-			bad("plateNum", "plate %s's ETC device (order %s) is %s, not activated: activate it with activeDes?orderNo=%s", plate, st.device.v.OrderNo, st.device.v.State, st.device.v.OrderNo)
+		case st.device.V.State != deviceActive:
+			bad("plateNum", "plate %s's ETC device (order %s) is %s, not activated: activate it with activeDes?orderNo=%s", plate, st.device.V.OrderNo, st.device.V.State, st.device.V.OrderNo)
 		}
 	}
 	plate := v.get("plateNum")
 	switch {
 	case v.page == PageLogin && v.variant == loginApp:
-		st.order, err = find[order](ctx, p.d.Store, KindOrder, signNoAlias(mchid, v.get("wechatSignNo")))
+		st.order, err = find[order](ctx, p.d.Store, KindOrder, mchid, signNoAlias(v.get("wechatSignNo")))
 	case v.page == PageLogin && v.variant == loginContinuation:
-		if loadDevice(plate); err == nil && st.device != nil && st.device.v.State != deviceIssued {
+		if loadDevice(plate); err == nil && st.device != nil && st.device.V.State != deviceIssued {
 			bad("plateNum", "plate %s's ETC device (order %s) is already %s: there is no application to continue; "+
-				"use handleType=reactivate or activeAgain", plate, st.device.v.OrderNo, st.device.v.State)
+				"use handleType=reactivate or activeAgain", plate, st.device.V.OrderNo, st.device.V.State)
 		}
 	case v.page == PageLogin && v.variant == loginReactivate, v.page == PageActiveAgain:
 		if loadDevice(plate); err == nil {
@@ -151,29 +142,29 @@ func (p *Product) lookup(ctx context.Context, mchid string, v visit) (state, []s
 			bad("plateNum", "plate %s has no ETC application at merchant %s: there is no signing to resume", plate, mchid)
 		}
 	case v.page == PageLogin && v.variant == loginAftersale:
-		if loadOrder(v.get("orderNo")) && st.order.v.PlateNum != plate {
-			bad("plateNum", "order %s is for plate %s, not %s", st.order.v.OrderNo, st.order.v.PlateNum, plate)
+		if loadOrder(v.get("orderNo")) && st.order.V.PlateNum != plate {
+			bad("plateNum", "order %s is for plate %s, not %s", st.order.V.OrderNo, st.order.V.PlateNum, plate)
 		}
 		if err == nil && st.order != nil {
-			st.device, err = load[device](ctx, p.d.Store, KindDevice, mchid, st.order.v.PlateNum)
+			st.device, err = load[device](ctx, p.d.Store, KindDevice, mchid, st.order.V.PlateNum)
 		}
 	case v.page == PageSignProtocol:
 		loadOrder(v.get("orderNo"))
 	case v.page == PageSignGetAuth:
-		if loadOrder(v.get("orderNo")) && st.order.v.OpenID != v.get("openId") {
-			bad("openId", "is not the openId of order %s's user: pass the openId the plugin's login returned to the redirectUrl", st.order.v.OrderNo)
+		if loadOrder(v.get("orderNo")) && st.order.V.OpenID != v.get("openId") {
+			bad("openId", "is not the openId of order %s's user: pass the openId the plugin's login returned to the redirectUrl", st.order.V.OrderNo)
 		}
 	case v.page == PageActiveDes:
 		if !loadOrder(v.get("orderNo")) {
 			break
 		}
-		o := st.order.v
+		o := st.order.V
 		if o.ProtocolSignedAt == nil {
 			bad("orderNo", "order %s has no signed protocol: the user signs it first (signProtocol?orderNo=%s)", o.OrderNo, o.OrderNo)
 		}
 		st.device, err = load[device](ctx, p.d.Store, KindDevice, mchid, o.PlateNum)
-		if err == nil && st.device != nil && st.device.v.State != deviceIssued {
-			bad("orderNo", "order %s's device (plate %s) is already %s: reactivate it with activeAgain?plateNum=%s", o.OrderNo, o.PlateNum, st.device.v.State, o.PlateNum)
+		if err == nil && st.device != nil && st.device.V.State != deviceIssued {
+			bad("orderNo", "order %s's device (plate %s) is already %s: reactivate it with activeAgain?plateNum=%s", o.OrderNo, o.PlateNum, st.device.V.State, o.PlateNum)
 		}
 	}
 	if err != nil {
@@ -193,7 +184,7 @@ type visitReturn struct {
 	Query    map[string]string `json:"query,omitempty"`
 }
 
-// How the user leaves a page [I]: the seed names redirectUrl "小程序重定向地址",
+// How the user leaves a page [I]: the plugin guide names redirectUrl "小程序重定向地址",
 // so a completed login redirects there; every other page goes back.
 const (
 	openRedirect = "redirectTo"
@@ -276,7 +267,7 @@ func (p *Product) resolveVisit(ctx context.Context, s *sandbox.Session, act stri
 		return nil, err
 	}
 	if s.Ref == "" && r.st.order != nil {
-		s.Ref = r.st.order.v.OrderNo
+		s.Ref = r.st.order.V.OrderNo
 	}
 	if s.Return, err = marshal("the way back", r.ret); err != nil {
 		return nil, err

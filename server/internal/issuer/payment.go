@@ -12,7 +12,7 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/wxsign"
 )
 
-// The payment's errMsg values (DOMAIN.md §5; 支付功能页 回调结果).
+// The payment's errMsg values (SOURCES.md §5; 支付功能页 回调结果).
 const (
 	errMsgPaid      = "requestPayment:ok"
 	errMsgCancelled = "requestPayment:fail cancel"
@@ -22,7 +22,7 @@ const (
 // paySignRSA is the signType of an API v3 (RSA) paySign.
 const paySignRSA = "RSA"
 
-// paymentArgs is what beforeRequestPayment hands back (seed 000 支付接入).
+// paymentArgs is what beforeRequestPayment hands back (the plugin guide 支付接入).
 type paymentArgs struct {
 	TimeStamp, NonceStr, Package, SignType, PaySign string
 }
@@ -32,9 +32,7 @@ func (a paymentArgs) prepayID() string { return strings.TrimPrefix(a.Package, "p
 
 // readPaymentArgs reads the args by their exact names, as JavaScript does:
 // encoding/json would let a stray "timestamp" stand in for "timeStamp".
-func readPaymentArgs(raw json.RawMessage) paymentArgs {
-	var m map[string]any
-	_ = json.Unmarshal(raw, &m)
+func readPaymentArgs(m map[string]any) paymentArgs {
 	str := func(k string) string { s, _ := m[k].(string); return s }
 	return paymentArgs{TimeStamp: str("timeStamp"), NonceStr: str("nonceStr"), Package: str("package"),
 		SignType: str("signType"), PaySign: str("paySign")}
@@ -50,12 +48,12 @@ var millis = regexp.MustCompile(`^[1-9][0-9]{12}$`)
 // the prepay_id was not paid already. The payment sheet's outcome comes at
 // once in an auto scenario [I: user.after times the plugin pages, so that
 // the call's answer is the callback's result], or when a person decides.
-func (p *Product) launchPayment(ctx context.Context, call *sandbox.Call, s *sandbox.Session) error {
-	vs, err := p.d.Validator.ValidateJSON(SchemaPaymentArgs, call.Args)
+func (p *Product) launchPayment(ctx context.Context, call *sandbox.Call) (*sandbox.Launched, error) {
+	vs, err := p.d.Validator.Validate(SchemaPaymentArgs, call.Doc)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	a := readPaymentArgs(call.Args)
+	a := readPaymentArgs(call.Doc)
 	for i := range vs {
 		if vs[i].Path == "/timeStamp" && millis.MatchString(a.TimeStamp) {
 			vs[i].Message = "is " + a.TimeStamp + ", milliseconds: wx.requestPayment takes seconds since 1970 as a string of 10 digits"
@@ -64,37 +62,30 @@ func (p *Product) launchPayment(ctx context.Context, call *sandbox.Call, s *sand
 	}
 	host, err := p.checkHost(call.Caller, true)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	vs = append(vs, host...)
 	if len(vs) > 0 {
 		sortViolations(vs)
-		return sandbox.Invalid("WeChat cannot take the payment", vs...)
+		return nil, sandbox.Invalid("WeChat cannot take the payment", vs...)
 	}
 	if err := verifyPaySign(call.Merchant, call.Caller.AppID, a); err != nil {
-		return err
+		return nil, err
 	}
 	paid, err := load[payment](ctx, p.d.Store, KindPayment, call.Merchant.MchID, a.prepayID())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if paid != nil {
 		// [I]: WeChat refuses a paid prepay_id; its exact wording is not documented.
-		return sandbox.Invalid("the order is paid", sandbox.Violation{Path: "/args/package", Message: fmt.Sprintf(
+		return nil, sandbox.Invalid("the order is paid", sandbox.Violation{Path: "/args/package", Message: fmt.Sprintf(
 			"该订单已支付: prepay_id %s was paid at %s (session %s); create a new JSAPI order for a new payment",
-			paid.v.PrepayID, paid.v.PaidAt.UTC().Format(time.RFC3339), paid.v.Session)})
+			paid.V.PrepayID, paid.V.PaidAt.UTC().Format(time.RFC3339), paid.V.Session)})
 	}
-	sc, err := p.d.Scenarios.Pick(sandbox.ProductIssuer, call.Scenario,
-		map[string]string{"nonceStr": a.NonceStr, "package": a.Package}, call.Merchant)
-	if err != nil {
-		return err
-	}
-	p.schedule(s, sc, PagePayment, false)
-	s.Ref = a.prepayID()
-	return nil
+	return &sandbox.Launched{Ref: a.prepayID(), Magic: map[string]string{"nonceStr": a.NonceStr, "package": a.Package}}, nil
 }
 
-// verifyPaySign checks paySign as WeChat does (DOMAIN.md §5): RSA is
+// verifyPaySign checks paySign as WeChat does (SOURCES.md §5): RSA is
 // SHA256withRSA over "appId\ntimeStamp\nnonceStr\npackage\n" with the
 // merchant's key; MD5 and HMAC-SHA256 are the API v2 rule over appId,
 // nonceStr, package, signType and timeStamp with the API v2 key. The appId
@@ -136,7 +127,7 @@ func (p *Product) resolvePayment(_ context.Context, s *sandbox.Session, act stri
 	switch act {
 	case ActionSuccess:
 		ret.ErrMsg = errMsgPaid
-		rec, err := newRecord(KindPayment, s.MchID, s.Ref, &payment{PrepayID: s.Ref, Session: s.ID, PaidAt: now})
+		rec, err := sandbox.NewRecord(KindPayment, s.MchID, s.Ref, &payment{PrepayID: s.Ref, Session: s.ID, PaidAt: now})
 		if err != nil {
 			return nil, err
 		}

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"hash/fnv"
 	"math/big"
 	"time"
@@ -74,72 +73,33 @@ type payment struct {
 }
 
 // stored is a record with its decoded data.
-type stored[T any] struct {
-	rec *sandbox.Record
-	v   *T
-}
+type stored[T any] = sandbox.Stored[T]
 
 // load reads the merchant's record of kind by key; a missing one is nil
 // without error.
 func load[T any](ctx context.Context, st sandbox.Store, kind, mchid, key string) (*stored[T], error) {
-	rec, err := st.GetRecord(ctx, kind, mchid, key)
+	return optional(sandbox.Get[T](ctx, st, kind, mchid, key))
+}
+
+// find reads the merchant's record of kind by alias; a missing one is nil
+// without error.
+func find[T any](ctx context.Context, st sandbox.Store, kind, mchid, alias string) (*stored[T], error) {
+	return optional(sandbox.Find[T](ctx, st, kind, mchid, alias))
+}
+
+func optional[T any](s *stored[T], err error) (*stored[T], error) {
 	if sandbox.IsCode(err, sandbox.CodeNotFound) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	return decode[T](rec)
-}
-
-// find reads a record of kind by alias; a missing one is nil without error.
-func find[T any](ctx context.Context, st sandbox.Store, kind, alias string) (*stored[T], error) {
-	rec, err := st.FindRecord(ctx, kind, alias)
-	if sandbox.IsCode(err, sandbox.CodeNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return decode[T](rec)
-}
-
-func decode[T any](rec *sandbox.Record) (*stored[T], error) {
-	v := new(T)
-	if err := json.Unmarshal(rec.Data, v); err != nil {
-		return nil, &sandbox.Error{Code: sandbox.CodeInternal, Message: "stored " + rec.Kind + " " + rec.Key + " does not decode", Err: err}
-	}
-	return &stored[T]{rec: rec, v: v}, nil
-}
-
-// update returns a copy of the record holding the changed value, to commit
-// as an Update (compare-and-swap on the version read).
-func (s *stored[T]) update() (*sandbox.Record, error) {
-	data, err := marshal(s.rec.Kind, s.v)
-	if err != nil {
-		return nil, err
-	}
-	up := *s.rec
-	up.Data = data
-	return &up, nil
-}
-
-// newRecord returns a record to commit as a Create.
-func newRecord(kind, mchid, key string, v any, aliases ...string) (*sandbox.Record, error) {
-	data, err := marshal(kind, v)
-	if err != nil {
-		return nil, err
-	}
-	return &sandbox.Record{Kind: kind, MchID: mchid, Key: key, Aliases: aliases, Data: data}, nil
+	return s, err
 }
 
 // signNoAlias is the alias under which an App-launched order is found by
-// its wechatSignNo; aliases are unique across merchants, so it carries the
-// merchant.
-func signNoAlias(mchid, signNo string) string { return "wechatSignNo:" + mchid + ":" + signNo }
+// its wechatSignNo.
+func signNoAlias(signNo string) string { return "wechatSignNo:" + signNo }
 
 // newOrderNo returns an order number: "ETC", the merchant's date and 12
-// random digits [I: the seed never shows one].
+// random digits [I: the plugin guide never shows one].
 func newOrderNo(now time.Time) string {
 	n, err := rand.Int(rand.Reader, big.NewInt(1e12))
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
-// activeResult is what getActiveResult() returns (seed 000 回调通知 1).
+// activeResult is what getActiveResult() returns (the plugin guide 回调通知 1).
 type activeResult struct {
 	State int    `json:"state"`
 	OBU   string `json:"obu"`
@@ -18,13 +18,13 @@ type activeResult struct {
 }
 
 // signResult is what getSignProResult() and getSignCarServiceResule()
-// return (seed 000 回调通知 2 and 3).
+// return (the plugin guide 回调通知 2 and 3).
 type signResult struct {
 	State int `json:"state"`
 }
 
 // getterDefault is what a getter returns when the session's page did not
-// set it: the values the seed prints in its examples, read as the plugin's
+// set it: the values the plugin guide prints in its examples, read as the plugin's
 // initial state [I] — no activation ({state: 2}), nothing signed
 // ({state: 1}).
 func getterDefault(name string) (json.RawMessage, bool) {
@@ -46,7 +46,7 @@ func (p *Product) Getter(_ context.Context, s *sandbox.Session, name string) (js
 	if !ok {
 		msg := fmt.Sprintf("%q is not a getter of %s; it exports %s, %s and %s", name, Alias, GetterActive, GetterSignPro, GetterSignCarService)
 		if strings.EqualFold(name, "getSignCarServiceResult") {
-			msg = fmt.Sprintf("%q is not a getter of %s: the plugin spells it %s (sic, seed 000)", name, Alias, GetterSignCarService)
+			msg = fmt.Sprintf("%q is not a getter of %s: the plugin spells it %s (sic, the plugin guide)", name, Alias, GetterSignCarService)
 		}
 		return nil, sandbox.Errorf(sandbox.CodeNotFound, "%s", msg)
 	}
@@ -84,7 +84,7 @@ func signedState(at *time.Time) int {
 // credential and, when the login concerns an order, its orderNo and plate;
 // a new application (and an App-launched or continued one that has no order
 // yet) creates the order and its device; a reactivation, a resumed signing
-// or an after-sale acts on the plate's order and device [I: the seed lists
+// or an after-sale acts on the plate's order and device [I: the plugin guide lists
 // the URLs only].
 func (r *resolution) login() error {
 	switch {
@@ -94,7 +94,7 @@ func (r *resolution) login() error {
 	case r.act != ActionSuccess && r.v.variant == loginResumeSigning:
 		r.results[GetterSignCarService] = signResult{State: NotSigned}
 		if r.st.order != nil {
-			r.results[GetterSignCarService] = signResult{State: signedState(r.st.order.v.CarServiceSignedAt)}
+			r.results[GetterSignCarService] = signResult{State: signedState(r.st.order.V.CarServiceSignedAt)}
 		}
 		return nil
 	case r.act != ActionSuccess:
@@ -113,13 +113,13 @@ func (r *resolution) login() error {
 			err = r.apply(r.v.get("plateNum"))
 		}
 	case loginReactivate:
-		d := r.st.device.v
+		d := r.st.device.V
 		d.Activations++
 		r.results[GetterActive] = activeResult{State: ActiveSuccess, OBU: d.OBU, Card: d.Card}
 		err = r.update(r.st.device)
 	case loginResumeSigning:
-		if o := r.st.order; o != nil && o.v.CarServiceSignedAt == nil {
-			o.v.CarServiceSignedAt = &r.now
+		if o := r.st.order; o != nil && o.V.CarServiceSignedAt == nil {
+			o.V.CarServiceSignedAt = &r.now
 			err = r.update(o)
 		}
 		r.results[GetterSignCarService] = signResult{State: Signed}
@@ -131,7 +131,7 @@ func (r *resolution) login() error {
 	}
 	pairs := []string{"openId", openID(r.s.MchID, r.v.get("mobile")), "accessToken", newAccessToken()}
 	if o := r.st.order; o != nil {
-		pairs = append(pairs, "orderNo", o.v.OrderNo, "plateNum", o.v.PlateNum)
+		pairs = append(pairs, "orderNo", o.V.OrderNo, "plateNum", o.V.PlateNum)
 	}
 	r.ret = redirect(PageLogin, r.v.get("redirectUrl"), pairs...)
 	return nil
@@ -156,18 +156,18 @@ func (r *resolution) apply(plate string) error {
 	}
 	var aliases []string
 	if o.WechatSignNo != "" {
-		aliases = append(aliases, signNoAlias(mchid, o.WechatSignNo))
+		aliases = append(aliases, signNoAlias(o.WechatSignNo))
 	}
-	orec, err := newRecord(KindOrder, mchid, no, o, aliases...)
+	orec, err := sandbox.NewRecord(KindOrder, mchid, no, o, aliases...)
 	if err != nil {
 		return err
 	}
-	drec, err := newRecord(KindDevice, mchid, plate, &device{PlateNum: plate, OrderNo: no, State: deviceIssued})
+	drec, err := sandbox.NewRecord(KindDevice, mchid, plate, &device{PlateNum: plate, OrderNo: no, State: deviceIssued})
 	if err != nil {
 		return err
 	}
 	r.batch.Creates = append(r.batch.Creates, orec, drec)
-	r.st.order = &stored[order]{rec: orec, v: o}
+	r.st.order = &stored[order]{Rec: orec, V: o}
 	return nil
 }
 
@@ -192,12 +192,12 @@ func (p *Product) remember(s *sandbox.Session) bool {
 func (r *resolution) afterSale() error {
 	o := r.st.order
 	typ := r.v.get("afterType")
-	o.v.AfterSales = append(o.v.AfterSales, afterSale{AfterType: typ, At: r.now, Session: r.s.ID})
+	o.V.AfterSales = append(o.V.AfterSales, afterSale{AfterType: typ, At: r.now, Session: r.s.ID})
 	if err := r.update(o); err != nil {
 		return err
 	}
-	if d := r.st.device; d != nil && (typ == "6" || typ == "8") && d.v.State != deviceDeactivated {
-		d.v.State = deviceDeactivated
+	if d := r.st.device; d != nil && (typ == "6" || typ == "8") && d.V.State != deviceDeactivated {
+		d.V.State = deviceDeactivated
 		return r.update(d)
 	}
 	return nil
@@ -212,7 +212,7 @@ func (r *resolution) sign(getter string, field func(*order) **time.Time) error {
 		r.results[getter] = signResult{State: NotSigned}
 		return nil
 	}
-	at := field(o.v)
+	at := field(o.V)
 	if r.act == ActionSuccess && *at == nil {
 		*at = &r.now
 		if err := r.update(o); err != nil {
@@ -231,9 +231,9 @@ func (r *resolution) activate() error {
 		r.results[GetterActive] = activeResult{State: activationState(r.act)}
 		return nil
 	}
-	obu, card := deviceNumbers(r.p.params[r.s.Scenario], r.s.MchID, r.st.order.v.OrderNo)
-	d.v.State, d.v.OBU, d.v.Card, d.v.ActivatedAt = deviceActive, obu, card, &r.now
-	d.v.Activations++
+	obu, card := deviceNumbers(r.p.params[r.s.Scenario], r.s.MchID, r.st.order.V.OrderNo)
+	d.V.State, d.V.OBU, d.V.Card, d.V.ActivatedAt = deviceActive, obu, card, &r.now
+	d.V.Activations++
 	r.results[GetterActive] = activeResult{State: ActiveSuccess, OBU: obu, Card: card}
 	return r.update(d)
 }
@@ -246,8 +246,8 @@ func (r *resolution) activateAgain() error {
 		r.results[GetterActive] = activeResult{State: activationState(r.act)}
 		return nil
 	}
-	d.v.Activations++
-	r.results[GetterActive] = activeResult{State: ActiveSuccess, OBU: d.v.OBU, Card: d.v.Card}
+	d.V.Activations++
+	r.results[GetterActive] = activeResult{State: ActiveSuccess, OBU: d.V.OBU, Card: d.V.Card}
 	return r.update(d)
 }
 
@@ -265,9 +265,9 @@ func (r *resolution) upgrade() {
 
 // update queues the changed record.
 func (r *resolution) update(s interface {
-	update() (*sandbox.Record, error)
+	Record() (*sandbox.Record, error)
 }) error {
-	rec, err := s.update()
+	rec, err := s.Record()
 	if err != nil {
 		return err
 	}

@@ -11,8 +11,8 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
-// Login variants: the seed's login URLs, told apart by which parameters they
-// carry (seed 000 APP跳转方式 and 小程序跳转方式 1-7).
+// Login variants: the plugin guide's login URLs, told apart by which parameters they
+// carry (the plugin guide APP跳转方式 and 小程序跳转方式 1-7).
 const (
 	loginApp           = "app"           // wechatSignNo: launched from the App
 	loginNew           = "new"           // 新办: etcProductId, accountType, carType
@@ -23,10 +23,10 @@ const (
 	loginCredential    = "credential"    // type=1: 仅获取登录凭证
 )
 
-// handleTypes are the values of login's handleType (seed 000 跳转参数说明 4).
+// handleTypes are the values of login's handleType (the plugin guide 跳转参数说明 4).
 var handleTypes = [...]string{loginContinuation, loginAftersale, loginReactivate, loginResumeSigning}
 
-// pages lists the plugin's pages in the seed's order.
+// pages lists the plugin's pages in the plugin guide's order.
 var pages = [...]string{PageLogin, PageSignGetAuth, PageActiveDes, PageSignProtocol, PageDeviceUpgrade, PageActiveAgain}
 
 // pathURL is where a navigation's problems with the URL as a whole are
@@ -86,7 +86,7 @@ func parseURL(raw string) (visit, []sandbox.Violation) {
 		// WeChat's own wording for a page that does not exist:
 		// `navigateTo:fail page "…" is not found` [I: by convention].
 		return visit{}, []sandbox.Violation{{Path: pathURL, Message: fmt.Sprintf(
-			"page %q is not found; %s's pages are %s (seed 000)", urlPrefix+page, Alias, strings.Join(pages[:], ", "))}}
+			"page %q is not found; %s's pages are %s (the plugin guide)", urlPrefix+page, Alias, strings.Join(pages[:], ", "))}}
 	}
 	v := visit{page: page, query: map[string]string{}}
 	q, err := url.ParseQuery(rawQuery)
@@ -111,15 +111,15 @@ func parseURL(raw string) (visit, []sandbox.Violation) {
 	return v, vs
 }
 
-// loginVariant tells the seed's login URLs apart: handleType names its
+// loginVariant tells the plugin guide's login URLs apart: handleType names its
 // variant; without one, type=1 asks for the credential only, wechatSignNo
-// comes from the App, and anything else is a new application [I: the seed
+// comes from the App, and anything else is a new application [I: the plugin guide
 // lists the URLs, not the rule].
 func loginVariant(q map[string]string) (string, *sandbox.Violation) {
 	if h, ok := q["handleType"]; ok {
 		if !slices.Contains(handleTypes[:], h) {
 			return "", &sandbox.Violation{Path: paramPath("handleType"), Message: fmt.Sprintf(
-				"%q is not a handleType; the plugin takes %s (seed 000 跳转参数说明 4)", h, strings.Join(handleTypes[:], ", "))}
+				"%q is not a handleType; the plugin takes %s (the plugin guide 跳转参数说明 4)", h, strings.Join(handleTypes[:], ", "))}
 		}
 		return h, nil
 	}
@@ -155,9 +155,9 @@ func (p *Product) checkQuery(v visit) ([]sandbox.Violation, error) {
 }
 
 // checkHost checks what the host's app.json must say: the plugin under its
-// alias with the right provider and a version (seed 000 插件接入) — a
+// alias with the right provider and a version (the plugin guide 插件接入) — a
 // development version only in a develop build [I] — and, for the payment,
-// the functional pages (seed 000 支付接入 2).
+// the functional pages (the plugin guide 支付接入 2).
 func (p *Product) checkHost(c sandbox.Caller, payment bool) ([]sandbox.Violation, error) {
 	raw := c.AppJSON
 	if len(raw) == 0 {
@@ -183,17 +183,17 @@ func (p *Product) checkHost(c sandbox.Caller, payment bool) ([]sandbox.Violation
 	}
 	if payment && !functionalPagesOn(aj.FunctionalPages) {
 		// Without functional pages WeChat cannot find the host's
-		// beforeRequestPayment: DOMAIN.md §5 "missing file ⇒
+		// beforeRequestPayment: SOURCES.md §5 "missing file ⇒
 		// callMiniProgramFunction:fail File not found".
 		vs = append(vs, sandbox.Violation{Path: "/caller/appJson/functionalPages", Message: `callMiniProgramFunction:fail File not found: ` +
-			`app.json must set "functionalPages": true and the root must hold functional-pages/request-payment.js exporting beforeRequestPayment (seed 000 支付接入)`})
+			`app.json must set "functionalPages": true and the root must hold functional-pages/request-payment.js exporting beforeRequestPayment (the plugin guide 支付接入)`})
 	}
 	return vs, nil
 }
 
 // functionalPagesOn accepts "functionalPages": true and the
 // {"independent": true} form a community answer on the payment page shows
-// [I: not in DOMAIN.md].
+// [I: not in SOURCES.md].
 func functionalPagesOn(raw json.RawMessage) bool {
 	var on bool
 	if json.Unmarshal(raw, &on) == nil {

@@ -123,7 +123,7 @@ func TestHostAppJSON(t *testing.T) {
 	})
 }
 
-// TestLoginVariants opens every login URL of the seed and checks the way
+// TestLoginVariants opens every login URL of the plugin guide and checks the way
 // back: a redirect to redirectUrl with the credential, and the order where
 // the login concerns one.
 func TestLoginVariants(t *testing.T) {

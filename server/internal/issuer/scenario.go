@@ -26,11 +26,7 @@ func checkScenario(v sandbox.Validator, sc *sandbox.Scenario) (params, error) {
 	bad := func(format string, args ...any) (params, error) {
 		return params{}, fmt.Errorf("scenario %s (%s): %s", sc.ID, sc.File, fmt.Sprintf(format, args...))
 	}
-	mode := sc.Mode
-	if mode == "" {
-		mode = sandbox.ModeAuto
-	}
-	if mode == sandbox.ModeAuto || sc.User.Action != "" {
+	if sc.Mode == sandbox.ModeAuto || sc.User.Action != "" {
 		if _, ok := normalize(sc.User.Action); !ok || sc.User.Action == sandbox.ActionTimeout {
 			return bad("user.action %q is not one of success, failure, cancel, sign, no_sign", sc.User.Action)
 		}
@@ -39,7 +35,7 @@ func checkScenario(v sandbox.Validator, sc *sandbox.Scenario) (params, error) {
 		return bad("an issuer scenario has no timeline: the plugin's results are fixed when the user acts (user.action, params.pages)")
 	}
 	if sc.Notify.Delay != 0 || len(sc.Notify.Faults) > 0 || sc.Notify.FailNext > 0 {
-		return bad("notify: the issuer plugin sends no server-side notifications (seed 000)")
+		return bad("notify: the issuer plugin sends no server-side notifications (the plugin guide)")
 	}
 	var pr params
 	if sc.Params == nil {
@@ -71,17 +67,14 @@ func (p *Product) scenarioAction(sc *sandbox.Scenario, page string) string {
 	return sc.User.Action
 }
 
-// schedule fills in the session from the picked scenario: its mode and, for
-// an auto one, the action the user takes on page and when.
-func (p *Product) schedule(s *sandbox.Session, sc *sandbox.Scenario, page string, after bool) {
-	s.Scenario, s.Mode = sc.ID, sc.Mode
-	if s.Mode == "" {
-		s.Mode = sandbox.ModeAuto
+// UserStep is what the scenario's user does in session s: the page's own
+// action when params.pages names one, else user.action. The payment sheet
+// answers at once in an auto scenario [I: user.after times the plugin
+// pages, so that the call's answer is the callback's result].
+func (p *Product) UserStep(sc *sandbox.Scenario, s *sandbox.Session) sandbox.UserStep {
+	if s.API == sandbox.APIRequestPayment {
+		return sandbox.UserStep{Action: p.scenarioAction(sc, PagePayment)}
 	}
-	if s.Mode == sandbox.ModeAuto {
-		s.Action = p.scenarioAction(sc, page)
-		if after {
-			s.DueAt = s.DueAt.Add(sc.User.After.D())
-		}
-	}
+	v, _ := parseURL(navigateURL(s.Args))
+	return sandbox.UserStep{Action: p.scenarioAction(sc, v.page), After: sc.User.After}
 }

@@ -63,6 +63,9 @@ func (d *Directory) index(ms []*sandbox.Merchant) {
 	}
 	for _, m := range ms {
 		if old, ok := d.byID[m.MchID]; ok {
+			if old.Version > m.Version {
+				continue // a read that lost a race with a newer commit's
+			}
 			delete(d.byApp, old.AppID)
 			delete(d.byPCloud, old.PCloudAppID)
 			delete(d.byToken, old.Token)
@@ -129,7 +132,8 @@ func (d *Directory) Require(mchid string) (*sandbox.Merchant, error) {
 }
 
 // Edit returns a copy of the merchant that the caller may change and then
-// commit (in its own batch) before handing it to Replace.
+// commit: compare-and-swap on the version it was read at. Lookups see it
+// once committed (Committed).
 func (d *Directory) Edit(mchid string) (*sandbox.Merchant, error) {
 	m, err := d.Require(mchid)
 	if err != nil {
@@ -144,23 +148,58 @@ func (d *Directory) Edit(mchid string) (*sandbox.Merchant, error) {
 	return &c, nil
 }
 
-// Replace makes committed merchants visible to lookups.
-func (d *Directory) Replace(ms ...*sandbox.Merchant) { d.index(ms) }
+// merchantTries bounds the compare-and-swap retries of one Update: each
+// round of racing changes lets one through, so it is enough for as many
+// concurrent changes of one merchant.
+const merchantTries = 100
 
-// Update edits a merchant with f, commits it and makes it visible.
+// Update edits a merchant with f and commits it, with compare-and-swap:
+// when another change to the merchant commits first, it reads the merchant
+// again and applies f again, so that no change is lost.
 func (d *Directory) Update(ctx context.Context, mchid string, f func(m *sandbox.Merchant) error) (*sandbox.Merchant, error) {
-	m, err := d.Edit(mchid)
+	for try := 1; ; try++ {
+		m, err := d.Edit(mchid)
+		if err != nil {
+			return nil, err
+		}
+		if err := f(m); err != nil {
+			return nil, err
+		}
+		err = d.store.Commit(ctx, &sandbox.Batch{Merchants: []*sandbox.Merchant{m}})
+		if err == nil {
+			return m, nil
+		}
+		if !sandbox.IsCode(err, sandbox.CodeConflict) || try == merchantTries {
+			return nil, err
+		}
+		if _, err := d.Refresh(ctx, mchid); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// Refresh reads the merchant from the store and makes it visible to
+// lookups, and its clock offset the clock's, unless a newer version is
+// there already. It returns the merchant as lookups now see it.
+func (d *Directory) Refresh(ctx context.Context, mchid string) (*sandbox.Merchant, error) {
+	m, err := d.store.GetMerchant(ctx, mchid)
 	if err != nil {
 		return nil, err
 	}
-	if err := f(m); err != nil {
-		return nil, err
+	d.index([]*sandbox.Merchant{m})
+	cur, _ := d.Get(mchid)
+	d.clock.SetOffset(mchid, cur.ClockOffset)
+	return cur, nil
+}
+
+// Committed is the store's after-commit hook: each merchant a commit wrote
+// (in this process or, with a shared store, another) is read again, so that
+// lookups and clocks follow every commit. A failed read leaves the old
+// version until the merchant's next commit.
+func (d *Directory) Committed(c sandbox.Committed) {
+	for _, mchid := range c.Merchants {
+		_, _ = d.Refresh(context.Background(), mchid)
 	}
-	if err := d.store.Commit(ctx, &sandbox.Batch{Merchants: []*sandbox.Merchant{m}}); err != nil {
-		return nil, err
-	}
-	d.Replace(m)
-	return m, nil
 }
 
 // CreateRequest is the body of POST /sandbox/v1/merchants.
@@ -170,6 +209,7 @@ type CreateRequest struct {
 	AppID                string   `json:"appid"`
 	NotifyHosts          []string `json:"notify_hosts"`
 	MerchantPublicKeyPEM string   `json:"merchant_public_key_pem"`
+	PlatformKeyMode      string   `json:"platform_key_mode"`
 }
 
 var mchidPattern = regexp.MustCompile(`^[0-9]{8,12}$`)
@@ -210,21 +250,19 @@ func (d *Directory) Create(ctx context.Context, req CreateRequest) (*sandbox.Mer
 	if req.MerchantPublicKeyPEM != "" {
 		m.MerchantPublicKeyPEM = req.MerchantPublicKeyPEM
 	}
+	m.PlatformKeyMode = req.PlatformKeyMode
 	m.CreatedAt = time.Now().UTC()
 	if err := d.store.Commit(ctx, &sandbox.Batch{Merchants: []*sandbox.Merchant{m}}); err != nil {
 		return nil, err
 	}
-	d.Replace(m)
 	return m, nil
 }
 
-// AdvanceClock moves the merchant's clock and persists the new offset.
+// AdvanceClock moves the merchant's clock: the offset is committed, then
+// the clock follows it (Committed).
 func (d *Directory) AdvanceClock(ctx context.Context, mchid string, by time.Duration) (*sandbox.Merchant, error) {
-	if _, err := d.Require(mchid); err != nil {
-		return nil, err
-	}
 	return d.Update(ctx, mchid, func(m *sandbox.Merchant) error {
-		m.ClockOffset = d.clock.Advance(mchid, by)
+		m.ClockOffset += by
 		return nil
 	})
 }
@@ -265,6 +303,7 @@ type UpdateRequest struct {
 	Name                 *string   `json:"name"`
 	NotifyHosts          *[]string `json:"notify_hosts"`
 	MerchantPublicKeyPEM *string   `json:"merchant_public_key_pem"`
+	PlatformKeyMode      *string   `json:"platform_key_mode"`
 }
 
 // Change applies an UpdateRequest.
@@ -283,6 +322,9 @@ func (d *Directory) Change(ctx context.Context, mchid string, req UpdateRequest)
 		}
 		if req.MerchantPublicKeyPEM != nil {
 			m.MerchantPublicKeyPEM = *req.MerchantPublicKeyPEM
+		}
+		if req.PlatformKeyMode != nil {
+			m.PlatformKeyMode = *req.PlatformKeyMode
 		}
 		return nil
 	})

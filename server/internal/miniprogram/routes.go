@@ -50,23 +50,22 @@ func apiName(api string) string {
 
 const keyAPI = "mpsandbox.api"
 
-// callResult is implemented by a product whose call answers with the user's
-// outcome once the session has resolved: wx.requestPayment calls back only
-// after the user paid or cancelled, so its answer is "requestPayment:ok" or
-// "requestPayment:fail cancel", not an acknowledgement. ok is false while
-// the outcome is unknown.
-type callResult interface {
-	CallErrMsg(s *sandbox.Session) (errMsg string, ok bool)
-}
-
 // handleCall handles "POST /miniprogram/v1/{api}".
 func (s *Service) handleCall(c *gin.Context, v sandbox.Validator) error {
 	api := strings.Trim(c.Param("api"), "/")
 	c.Set(keyAPI, api)
-	var body callBody
-	if err := httpapi.DecodeJSON(v, SchemaCall, httpapi.Body(c), &body); err != nil {
+	// Decoded once for the schema (and the products, which read the args
+	// from it), once more for the caller's fields and the args' bytes.
+	raw := httpapi.Body(c)
+	doc, err := httpapi.DecodeDoc(v, SchemaCall, raw)
+	if err != nil {
 		return err
 	}
+	var body callBody
+	if err := json.Unmarshal(raw, &body); err != nil {
+		return sandbox.Invalid("request body cannot be decoded", sandbox.Violation{Path: "", Message: err.Error()})
+	}
+	args, _ := doc.(map[string]any)["args"].(map[string]any) // the call schema requires an object
 	m, ok := s.o.Merchants.ByAppID(body.Caller.AppID)
 	if !ok {
 		return sandbox.Invalid("unknown caller", sandbox.Violation{Path: "/caller/appId",
@@ -79,7 +78,7 @@ func (s *Service) handleCall(c *gin.Context, v sandbox.Validator) error {
 		explicit = body.Caller.Scenario
 	}
 	sess, err := s.Launch(c.Request.Context(), &sandbox.Call{
-		API: api, Caller: body.Caller, Args: body.Args, Merchant: m, RequestID: httpapi.RequestID(c), Scenario: explicit,
+		API: api, Caller: body.Caller, Args: body.Args, Doc: args, Merchant: m, RequestID: httpapi.RequestID(c), Scenario: explicit,
 	})
 	if sess != nil {
 		x.Product, x.SessionID, x.Scenario = sess.Product, sess.ID, sess.Scenario
@@ -91,7 +90,7 @@ func (s *Service) handleCall(c *gin.Context, v sandbox.Validator) error {
 		c.Header("X-Sandbox-Scenario", sess.Scenario)
 	}
 	errMsg := apiName(api) + ":ok"
-	if o, ok := s.products[sess.Product].(callResult); ok {
+	if o, ok := s.products[sess.Product].(sandbox.CallResult); ok {
 		if m, ok := o.CallErrMsg(sess); ok {
 			errMsg = m
 		}
@@ -199,7 +198,7 @@ func RenderErrMsg(c *gin.Context, e *sandbox.Error) {
 	if e.Diagnostics != "" {
 		body["diagnostics"] = e.Diagnostics
 	}
-	c.JSON(httpapi.Status(e), body)
+	c.PureJSON(httpapi.Status(e), body)
 }
 
 // newSessionID returns "ses_" and 24 hex digits: the real time at in

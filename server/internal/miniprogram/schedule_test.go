@@ -9,8 +9,8 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
-// clockedProduct reads the clock itself, as the real products do, and
-// makes the user act at once.
+// clockedProduct reads the clock itself, as the real products do, and its
+// default scenario makes the user act at once.
 type clockedProduct struct {
 	fakeProduct
 	clock *sandbox.Clock
@@ -21,10 +21,9 @@ func (clockedProduct) Targets() []sandbox.Target {
 	return []sandbox.Target{{API: sandbox.APINavigateToMiniProgram, Key: "wxclocked0000000"}}
 }
 
-func (p clockedProduct) Launch(_ context.Context, call *sandbox.Call, s *sandbox.Session) (*sandbox.Batch, error) {
-	s.Scenario, s.Action = "clocked.default", "ok"
-	s.DueAt = p.clock.Now(call.Merchant.MchID) // after: 0s
-	return nil, nil
+func (p clockedProduct) Launch(_ context.Context, call *sandbox.Call) (*sandbox.Launched, error) {
+	p.clock.Now(call.Merchant.MchID) // the product's own reading; the scenario's user acts after 0s
+	return &sandbox.Launched{}, nil
 }
 
 // TestAtOnceIsResolvedInTheLaunchCommit: on a clock that moves between

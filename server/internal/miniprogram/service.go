@@ -6,7 +6,6 @@ package miniprogram
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -24,7 +23,7 @@ type Options struct {
 	Store     sandbox.Store
 	Clock     *sandbox.Clock
 	Merchants *merchant.Directory
-	Notifier  sandbox.Notifier
+	Scenarios sandbox.Scenarios
 	Products  []sandbox.Product
 	// ManualTimeout is how long a manual session waits for a person, on the
 	// merchant clock, before it resolves as the user leaving (default 30m).
@@ -128,17 +127,30 @@ func targetKey(api string, args map[string]any) (key, path string) {
 	}
 }
 
-// Launch handles one wx.* call: it finds the merchant and the product,
-// lets the product validate and fill in the session, and — for an auto
-// scenario whose user acts at once — resolves it in the same commit.
+// Launch handles one wx.* call: it finds the merchant's product for the
+// target, lets it validate the call, picks the scenario and schedules the
+// user, and — for an auto scenario whose user acts at once — resolves the
+// session in the same commit. When a concurrent commit wins a
+// compare-and-swap of the launch's (the merchant using up a once scenario,
+// the record the user acts on), it launches again on what that commit left.
 func (s *Service) Launch(ctx context.Context, call *sandbox.Call) (*sandbox.Session, error) {
+	for try := 1; ; try++ {
+		sess, err := s.launch(ctx, call)
+		if err == nil || !sandbox.IsCode(err, sandbox.CodeConflict) || try == sandbox.UpdateTries {
+			return sess, err
+		}
+		if call.Merchant, err = s.o.Merchants.Refresh(ctx, call.Merchant.MchID); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (s *Service) launch(ctx context.Context, call *sandbox.Call) (*sandbox.Session, error) {
 	known, ok := s.known[call.API]
 	if !ok {
 		return nil, sandbox.Errorf(sandbox.CodeNotFound, "%s is not simulated by this sandbox; it simulates %s", call.API, strings.Join(sandbox.APIs, ", "))
 	}
-	var args map[string]any
-	_ = json.Unmarshal(call.Args, &args) // the call schema guarantees an object
-	key, path := targetKey(call.API, args)
+	key, path := targetKey(call.API, call.Doc)
 	p, ok := s.targets[sandbox.Target{API: call.API, Key: key}]
 	if !ok {
 		msg := fmt.Sprintf("%q is not a target this sandbox simulates for %s; known: %s", key, call.API, strings.Join(known, ", "))
@@ -147,20 +159,32 @@ func (s *Service) Launch(ctx context.Context, call *sandbox.Call) (*sandbox.Sess
 		}
 		return nil, sandbox.Invalid("unknown target", sandbox.Violation{Path: path, Message: msg})
 	}
-	now := s.o.Clock.Now(call.Merchant.MchID)
-	sess := &sandbox.Session{
-		ID: newSessionID(time.Now()), MchID: call.Merchant.MchID, Product: p.Name(), API: call.API, Target: key,
-		Mode: sandbox.ModeAuto, State: sandbox.SessionPending, Args: call.Args, DueAt: now,
-	}
-	batch, err := p.Launch(ctx, call, sess)
+	l, err := p.Launch(ctx, call)
 	if err != nil {
 		return nil, err
 	}
+	sc, err := s.pick(p.Name(), call, l)
+	if err != nil {
+		return nil, err
+	}
+	// Read after the product's checks: whatever it saw on the clock is no
+	// later than the launch.
+	now := s.o.Clock.Now(call.Merchant.MchID)
+	sess := &sandbox.Session{
+		ID: newSessionID(time.Now()), MchID: call.Merchant.MchID, Product: p.Name(), API: call.API, Target: key,
+		Scenario: sc.ID, Mode: sc.Mode, Ref: l.Ref, State: sandbox.SessionPending, Args: call.Args,
+		DueAt: now.Add(s.o.ManualTimeout),
+	}
+	if sess.Mode == sandbox.ModeAuto {
+		step := sc.User
+		if up, ok := p.(sandbox.UserPlanner); ok {
+			step = up.UserStep(sc, sess)
+		}
+		sess.Action, sess.DueAt = step.Action, now.Add(step.After.D())
+	}
+	batch := l.Batch
 	if batch == nil {
 		batch = &sandbox.Batch{}
-	}
-	if sess.Mode == sandbox.ModeManual && !sess.DueAt.After(now) {
-		sess.DueAt = now.Add(s.o.ManualTimeout)
 	}
 	// A scenario activated for the next launch only is used up now.
 	if act, ok := call.Merchant.Active[p.Name()]; ok && act.Once && act.ID == sess.Scenario {
@@ -171,20 +195,35 @@ func (s *Service) Launch(ctx context.Context, call *sandbox.Call) (*sandbox.Sess
 		delete(m.Active, p.Name())
 		batch.Merchants = append(batch.Merchants, m)
 	}
-	// The product read the clock after now: an action it set for "at once"
-	// is due by the time it is done, and is resolved in this commit.
-	if sess.Mode == sandbox.ModeAuto && !sess.DueAt.After(s.o.Clock.Now(call.Merchant.MchID)) {
-		more, err := p.Resolve(ctx, sess, sess.Action)
+	if sess.Mode == sandbox.ModeAuto && !sess.DueAt.After(now) {
+		more, err := p.Resolve(ctx, sess, sess.Action, sess.DueAt)
 		if err != nil {
 			return nil, err
 		}
 		merge(batch, more)
 	}
 	batch.Sessions = append(batch.Sessions, sess)
-	if err := s.commit(ctx, batch); err != nil {
+	if err := s.o.Store.Commit(ctx, batch); err != nil {
 		return nil, err
 	}
 	return sess, nil
+}
+
+// pick chooses the session's scenario: the call's explicit one, else the
+// one the call's records were made under while the catalogue has it, else
+// a magic value, the merchant's active one, the product's default.
+func (s *Service) pick(product string, call *sandbox.Call, l *sandbox.Launched) (*sandbox.Scenario, error) {
+	explicit := call.Scenario
+	if explicit == "" && l.Scenario != "" {
+		if sc, ok := s.o.Scenarios.Get(l.Scenario); ok && sc.Product == product {
+			return sc, nil
+		}
+	}
+	sc, err := s.o.Scenarios.Pick(product, explicit, l.Magic, call.Merchant)
+	if err != nil && explicit != "" {
+		return nil, sandbox.Invalid("unknown scenario", sandbox.Violation{Path: "/caller/scenario", Message: sandbox.AsError(err).Message})
+	}
+	return sc, err
 }
 
 // Resolve applies a person's (or an admin call's) choice to a pending
@@ -205,11 +244,13 @@ func (s *Service) Resolve(ctx context.Context, id, action string) (*sandbox.Sess
 		return nil, sandbox.Invalid("unknown action", sandbox.Violation{Path: "/action",
 			Message: fmt.Sprintf("%q is not an action of this %s session; choose one of: %s", action, sess.Product, strings.Join(p.Actions(sess), ", "))})
 	}
-	return sess, s.resolve(ctx, p, sess, action)
+	return sess, s.resolve(ctx, p, sess, action, s.o.Clock.Now(sess.MchID))
 }
 
-func (s *Service) resolve(ctx context.Context, p sandbox.Product, sess *sandbox.Session, action string) error {
-	batch, err := p.Resolve(ctx, sess, action)
+// resolve applies action at the instant at: the merchant's clock for a
+// person's choice, the session's DueAt for a scheduled action.
+func (s *Service) resolve(ctx context.Context, p sandbox.Product, sess *sandbox.Session, action string, at time.Time) error {
+	batch, err := p.Resolve(ctx, sess, action, at)
 	if err != nil {
 		return err
 	}
@@ -217,31 +258,24 @@ func (s *Service) resolve(ctx context.Context, p sandbox.Product, sess *sandbox.
 		batch = &sandbox.Batch{}
 	}
 	batch.Sessions = append(batch.Sessions, sess)
-	return s.commit(ctx, batch)
+	return s.o.Store.Commit(ctx, batch)
 }
 
-func (s *Service) commit(ctx context.Context, b *sandbox.Batch) error {
-	if err := s.o.Store.Commit(ctx, b); err != nil {
-		return err
-	}
-	if len(b.Merchants) > 0 {
-		s.o.Merchants.Replace(b.Merchants...)
-	}
-	for _, sess := range b.Sessions {
+// Committed is the store's after-commit hook: a session that is no longer
+// pending releases its long polls; a pending one due before Run would look
+// again wakes it.
+func (s *Service) Committed(c sandbox.Committed) {
+	for _, sess := range c.Sessions {
 		if sess.State != sandbox.SessionPending {
 			s.release(sess.ID)
 		}
 	}
-	if len(b.Notifications) > 0 && s.o.Notifier != nil {
-		s.o.Notifier.Wake()
-	}
-	s.wakeFor(b.Sessions)
-	return nil
+	s.wakeFor(c.Sessions)
 }
 
 // wakeFor wakes Run when one of the sessions is pending and due before Run
 // would look again on its own.
-func (s *Service) wakeFor(sessions []*sandbox.Session) {
+func (s *Service) wakeFor(sessions []sandbox.CommittedSession) {
 	var due time.Time
 	now := time.Now()
 	for _, sess := range sessions {
@@ -412,7 +446,7 @@ func (s *Service) scan(ctx context.Context) time.Duration {
 			wg.Add(1)
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				if err := s.resolve(ctx, p, sess, action); err != nil && !sandbox.IsCode(err, sandbox.CodeConflict) {
+				if err := s.resolve(ctx, p, sess, action, sess.DueAt); err != nil && !sandbox.IsCode(err, sandbox.CodeConflict) {
 					s.o.Logger.Error("resolve_failed", "session", sess.ID, "merchant", m.MchID, "error", err)
 				}
 			}()

@@ -33,7 +33,9 @@ func (fakeProduct) Targets() []sandbox.Target {
 	return []sandbox.Target{{API: sandbox.APINavigateToMiniProgram, Key: "wxfake0000000000"}}
 }
 
-func (fakeProduct) Launch(_ context.Context, call *sandbox.Call, s *sandbox.Session) (*sandbox.Batch, error) {
+// Launch names the scenario the args choose: manual, a delay, or the
+// default auto one that acts at once.
+func (fakeProduct) Launch(_ context.Context, call *sandbox.Call) (*sandbox.Launched, error) {
 	var args struct {
 		ExtraData struct {
 			Mode  string `json:"mode"`
@@ -47,23 +49,50 @@ func (fakeProduct) Launch(_ context.Context, call *sandbox.Call, s *sandbox.Sess
 			sandbox.Violation{Path: "/args/extraData/sign", Message: "signature mismatch"},
 			sandbox.Violation{Path: "/args/extraData/package", Message: "expired"})
 	}
-	s.Scenario = "fake.default"
-	if call.Scenario != "" {
-		s.Scenario = call.Scenario
+	switch {
+	case args.ExtraData.Mode == sandbox.ModeManual:
+		return &sandbox.Launched{Scenario: "fake.manual"}, nil
+	case args.ExtraData.Delay != "":
+		return &sandbox.Launched{Scenario: "fake.after-" + args.ExtraData.Delay}, nil
 	}
-	if args.ExtraData.Mode == sandbox.ModeManual {
-		s.Mode = sandbox.ModeManual
-		return nil, nil
-	}
-	s.Action = "ok"
-	if args.ExtraData.Delay != "" {
-		d, _ := time.ParseDuration(args.ExtraData.Delay)
-		s.DueAt = s.DueAt.Add(d)
-	}
-	return nil, nil
+	return &sandbox.Launched{}, nil
 }
 
-func (fakeProduct) Resolve(_ context.Context, s *sandbox.Session, action string) (*sandbox.Batch, error) {
+// fakeScenarios is the catalogue of the fake products: "<product>.default"
+// acts at once, "<product>.manual" waits for a person and
+// "<product>.after-<duration>" acts after the duration; any other id is
+// an auto scenario that acts at once.
+type fakeScenarios struct{}
+
+func (fakeScenarios) Get(id string) (*sandbox.Scenario, bool) {
+	product, name, _ := strings.Cut(id, ".")
+	sc := &sandbox.Scenario{ID: id, Product: product, Mode: sandbox.ModeAuto, User: sandbox.UserStep{Action: "ok"}}
+	if name == "manual" {
+		sc.Mode, sc.User = sandbox.ModeManual, sandbox.UserStep{}
+	}
+	if d, ok := strings.CutPrefix(name, "after-"); ok {
+		after, _ := time.ParseDuration(d)
+		sc.User.After = sandbox.Duration(after)
+	}
+	return sc, true
+}
+
+func (f fakeScenarios) List(string) []*sandbox.Scenario { return nil }
+
+func (f fakeScenarios) Default(product string) *sandbox.Scenario {
+	sc, _ := f.Get(product + ".default")
+	return sc
+}
+
+func (f fakeScenarios) Pick(product, explicit string, _ map[string]string, _ *sandbox.Merchant) (*sandbox.Scenario, error) {
+	if explicit != "" {
+		sc, _ := f.Get(explicit)
+		return sc, nil
+	}
+	return f.Default(product), nil
+}
+
+func (fakeProduct) Resolve(_ context.Context, s *sandbox.Session, action string, _ time.Time) (*sandbox.Batch, error) {
 	s.State, s.Action = sandbox.SessionReturned, action
 	s.Return, _ = json.Marshal(map[string]any{"scene": 1038, "referrerInfo": map[string]any{
 		"appId": "wxfake0000000000", "extraData": map[string]any{"action": action}}})
@@ -134,11 +163,14 @@ func newHarnessWith(t testing.TB, o harnessOptions) *harness {
 	if o.extra != nil {
 		products = append(products, o.extra(h.clock))
 	}
-	h.svc, err = miniprogram.New(miniprogram.Options{Store: store, Clock: h.clock, Merchants: h.dir,
+	h.svc, err = miniprogram.New(miniprogram.Options{Store: store, Clock: h.clock, Merchants: h.dir, Scenarios: fakeScenarios{},
 		Products: products, ManualTimeout: time.Hour, MaxPoll: o.maxPoll})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As app wires them.
+	st.OnCommit(h.dir.Committed)
+	st.OnCommit(h.svc.Committed)
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { h.svc.Run(runCtx); close(done) }()

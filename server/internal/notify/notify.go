@@ -21,8 +21,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
@@ -30,15 +31,12 @@ import (
 
 const (
 	// attemptTimeout is how long a merchant has to answer: WeChat Pay gives
-	// 5 s (DOMAIN.md §1, notifications).
+	// 5 s (SOURCES.md §1, notifications).
 	attemptTimeout = 5 * time.Second
 	// responseHead is how much of an answer is read, journalled and given to
 	// Acknowledged: receivers answer a few bytes, and a hostile one must not
 	// make the sandbox buffer more.
 	responseHead = 4 << 10
-	// merchantRefresh bounds how stale the merchant list (allow-lists, new
-	// merchants) may get when nobody calls Wake.
-	merchantRefresh = 10 * time.Second
 	// adminTries bounds the compare-and-swap retries of an admin operation
 	// racing a delivery.
 	adminTries = 5
@@ -83,7 +81,7 @@ type Options struct {
 	Lease time.Duration
 }
 
-// Worker delivers due notifications. It implements sandbox.Notifier.
+// Worker delivers due notifications.
 type Worker struct {
 	st       sandbox.Store
 	clock    *sandbox.Clock
@@ -100,8 +98,12 @@ type Worker struct {
 	owner       string
 	lease       time.Duration
 
-	kick    chan struct{}
-	refresh atomic.Bool
+	kick chan struct{}
+	// stale holds the merchants a commit wrote since Run last read them
+	// (Committed); relist asks Run to read them all.
+	staleMu sync.Mutex
+	stale   map[string]struct{}
+	relist  bool
 
 	mu       sync.Mutex
 	inflight map[string]struct{} // notification IDs
@@ -161,8 +163,9 @@ func New(o Options) *Worker {
 		inflight:    map[string]struct{}{},
 		released:    map[string]struct{}{},
 		busy:        map[string]int{},
+		stale:       map[string]struct{}{},
+		relist:      true,
 	}
-	w.refresh.Store(true)
 	o.Clock.OnAdvance(w.Wake)
 	return w
 }
@@ -178,14 +181,26 @@ type discard struct{}
 
 func (discard) Record(*sandbox.Exchange) {}
 
-// Wake makes the worker re-read the merchants and look for due work now. It
-// never blocks.
-func (w *Worker) Wake() {
-	w.refresh.Store(true)
-	w.poke()
+// Wake makes the worker look for due work now. It never blocks.
+func (w *Worker) Wake() { w.poke() }
+
+// Committed is the store's after-commit hook: the merchants a commit wrote
+// are read again before the next scan (their allow-lists, keys, new
+// merchants), and a commit of notifications or merchants wakes the worker.
+func (w *Worker) Committed(c sandbox.Committed) {
+	if len(c.Merchants) > 0 {
+		w.staleMu.Lock()
+		for _, id := range c.Merchants {
+			w.stale[id] = struct{}{}
+		}
+		w.staleMu.Unlock()
+	}
+	if len(c.Merchants)+len(c.NotifyMerchants) > 0 {
+		w.poke()
+	}
 }
 
-// poke makes the worker scan again without re-reading the merchants.
+// poke makes the worker scan again.
 func (w *Worker) poke() {
 	select {
 	case w.kick <- struct{}{}:
@@ -198,18 +213,10 @@ func (w *Worker) poke() {
 func (w *Worker) Run(ctx context.Context) {
 	defer w.wg.Wait()
 	var merchants []*sandbox.Merchant
-	var listed time.Time
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
-		if w.refresh.Swap(false) || time.Since(listed) > merchantRefresh {
-			ms, err := w.st.ListMerchants(ctx)
-			if err != nil {
-				w.log.Error("notify_list_merchants_failed", "err", err)
-			} else {
-				merchants, listed = ms, time.Now()
-			}
-		}
+		merchants = w.merchants(ctx, merchants)
 		timer.Reset(w.scan(ctx, merchants))
 		select {
 		case <-ctx.Done():
@@ -218,6 +225,46 @@ func (w *Worker) Run(ctx context.Context) {
 		case <-timer.C:
 		}
 	}
+}
+
+// merchants returns the merchant list brought up to date: all of them
+// read at the start (and after a failed read), then only those a commit
+// wrote since.
+func (w *Worker) merchants(ctx context.Context, ms []*sandbox.Merchant) []*sandbox.Merchant {
+	w.staleMu.Lock()
+	relist, stale := w.relist, w.stale
+	w.relist, w.stale = false, map[string]struct{}{}
+	w.staleMu.Unlock()
+	if relist {
+		all, err := w.st.ListMerchants(ctx)
+		if err == nil {
+			return all
+		}
+		w.log.Error("notify_list_merchants_failed", "err", err)
+		w.staleMu.Lock()
+		w.relist = true
+		w.staleMu.Unlock()
+		return ms
+	}
+	if len(stale) == 0 {
+		return ms
+	}
+	out := slices.DeleteFunc(slices.Clone(ms), func(m *sandbox.Merchant) bool { _, ok := stale[m.MchID]; return ok })
+	for id := range stale {
+		m, err := w.st.GetMerchant(ctx, id)
+		switch {
+		case err == nil:
+			out = append(out, m)
+		case !sandbox.IsCode(err, sandbox.CodeNotFound):
+			w.log.Error("notify_read_merchant_failed", "merchant", id, "err", err)
+			w.staleMu.Lock()
+			w.relist = true
+			w.staleMu.Unlock()
+			return ms
+		}
+	}
+	slices.SortFunc(out, func(a, b *sandbox.Merchant) int { return strings.Compare(a.MchID, b.MchID) })
+	return out
 }
 
 // scan hands every due notification it has room for to a delivery, and
@@ -239,7 +286,7 @@ func (w *Worker) scan(ctx context.Context, merchants []*sandbox.Merchant) time.D
 			// so that the ones behind them are reached (and their claims
 			// renewed).
 			due, err := w.st.ClaimNotifications(ctx, m.MchID, now, w.owner, w.lease, busy+room)
-			if err != nil {
+			if err != nil && ctx.Err() == nil { // a store in another process fails a read at shutdown
 				w.log.Error("notify_due_failed", "merchant", m.MchID, "err", err)
 			}
 			for _, n := range due {
@@ -251,7 +298,9 @@ func (w *Worker) scan(ctx context.Context, merchants []*sandbox.Merchant) time.D
 		}
 		next, err := w.st.NextDue(ctx, m.MchID)
 		if err != nil {
-			w.log.Error("notify_next_due_failed", "merchant", m.MchID, "err", err)
+			if ctx.Err() == nil {
+				w.log.Error("notify_next_due_failed", "merchant", m.MchID, "err", err)
+			}
 			continue
 		}
 		// A time already past belongs to a row in flight (its completion

@@ -31,6 +31,7 @@ func (b builder) BuildNotify(_ context.Context, _ *sandbox.Merchant, n *sandbox.
 func (b builder) Acknowledged(status int, _ []byte) bool { return status == 200 || status == 204 }
 
 func (b builder) Schedule() []time.Duration { return b.schedule }
+func (b builder) Faults() []string          { return nil }
 
 // recorder is a journal that hands every exchange to the test.
 type recorder chan *sandbox.Exchange

@@ -19,23 +19,20 @@ import (
 
 // Real messages of the pay-score errors the sandbox copies.
 const (
-	// msgInvalidOrderState is "单据状态错误" (DOMAIN.md §1, acquiring-bank
+	// msgInvalidOrderState is "单据状态错误" (SOURCES.md §1, acquiring-bank
 	// modify page), code INVALID_ORDER_STATE.
 	msgInvalidOrderState  = "单据状态错误"
 	codeInvalidOrderState = "INVALID_ORDER_STATE"
 	// msgCompleteState is the answer to complete on a CREATED or REVOKED
-	// order: INVALID_REQUEST "当前订单状态不合法" (DOMAIN.md §1, community thread).
+	// order: INVALID_REQUEST "当前订单状态不合法" (SOURCES.md §1, community thread).
 	msgCompleteState = "当前订单状态不合法"
 	// msgEndTimeRequired is PARAM_ERROR's message when neither create nor
-	// complete gave an end time (DOMAIN.md §1, CSDN 103347208).
+	// complete gave an end time (SOURCES.md §1, CSDN 103347208).
 	msgEndTimeRequired = "创建订单未填写服务结束时间,则结束时间必填"
 	msgOrderNotExist   = "订单不存在"
 	// msgOrderConflict answers a re-create with other parameters [I]: the
 	// real text is not published.
 	msgOrderConflict = "商户订单号重复,且请求参数与原订单不一致"
-	// commitTries bounds the compare-and-swap retries of one change: a
-	// loser re-reads and gets the answer the winner's state gives.
-	commitTries = 4
 )
 
 var outOrderNoPattern = regexp.MustCompile(`^[0-9A-Za-z_\-|*]{1,32}$`)
@@ -81,7 +78,7 @@ func (p *Product) handleCreate(c *gin.Context) error {
 		now := p.d.Clock.Now(m.MchID)
 		rec, err := p.d.Store.GetRecord(ctx, kindOrder, m.MchID, req.OutOrderNo)
 		if err == nil {
-			o, err := decodeOrder(rec)
+			o, err := sandbox.Decode[order](rec)
 			if err != nil {
 				return err
 			}
@@ -90,7 +87,7 @@ func (p *Product) handleCreate(c *gin.Context) error {
 					Fields: []sandbox.Violation{{Path: "/out_order_no", Message: fmt.Sprintf(
 						"order %s exists with other parameters; an identical request returns it again (原参重入), a different one needs a new out_order_no", req.OutOrderNo)}}}
 			}
-			// 原参重入: the same answer again (DOMAIN.md §2).
+			// 原参重入: the same answer again (SOURCES.md §2).
 			o.advance(now)
 			return p.v3.JSON(c, http.StatusOK, o.created())
 		}
@@ -112,7 +109,7 @@ func (p *Product) handleCreate(c *gin.Context) error {
 		}
 		// A concurrent create of the same out_order_no won: answer as a
 		// re-create would.
-		if !sandbox.IsCode(err, sandbox.CodeConflict) || try == commitTries {
+		if !sandbox.IsCode(err, sandbox.CodeConflict) || try == sandbox.UpdateTries {
 			return err
 		}
 	}
@@ -166,7 +163,7 @@ func newOrder(m *sandbox.Merchant, req *createRequest, canonical json.RawMessage
 		Sandbox: bookkeeping{QueryID: newQueryID(), Created: now, Request: canonical, Scenario: scenario},
 	}
 	if req.NeedUserConfirm != nil && !*req.NeedUserConfirm {
-		// 免确认模式: no user step, no package (DOMAIN.md §2) [I: the
+		// 免确认模式: no user step, no package (SOURCES.md §2) [I: the
 		// permission it needs is not simulated].
 		o.State, o.StateDescription, o.OpenID = stateDoing, descUserConfirm, req.OpenID
 		return o
@@ -202,10 +199,7 @@ func (p *Product) handleQuery(c *gin.Context) error {
 	ctx := c.Request.Context()
 	var rec *sandbox.Record
 	if id := q.Get("query_id"); id != "" {
-		rec, err = p.d.Store.FindRecord(ctx, kindOrder, aliasQueryID+id)
-		if err == nil && rec.MchID != m.MchID {
-			err = sandbox.Errorf(sandbox.CodeNotFound, "not this merchant's")
-		}
+		rec, err = p.d.Store.FindRecord(ctx, kindOrder, m.MchID, aliasQueryID+id)
 		if err != nil {
 			return notFound(err, "/query_id", fmt.Sprintf("no order of merchant %s has query_id %q", m.MchID, id))
 		}
@@ -216,7 +210,7 @@ func (p *Product) handleQuery(c *gin.Context) error {
 			return notFound(err, "/out_order_no", fmt.Sprintf("merchant %s has no order %q", m.MchID, no))
 		}
 	}
-	o, err := decodeOrder(rec)
+	o, err := sandbox.Decode[order](rec)
 	if err != nil {
 		return err
 	}
@@ -228,9 +222,9 @@ func (p *Product) handleQuery(c *gin.Context) error {
 }
 
 // notFound is v3's 404 ORDER_NOT_EXIST for a missing order; other store
-// errors pass through.
+// errors, and errors already in v3's words, pass through.
 func notFound(err error, path, why string) error {
-	if !sandbox.IsCode(err, sandbox.CodeNotFound) {
+	if !sandbox.IsCode(err, sandbox.CodeNotFound) || sandbox.AsError(err).Upstream != "" {
 		return err
 	}
 	return &sandbox.Error{Code: sandbox.CodeNotFound, Upstream: wxpayv3.CodeOrderNotExist, Message: msgOrderNotExist,
@@ -253,14 +247,6 @@ func matchKey(o *order, k orderKey) error {
 	return nil
 }
 
-func decodeOrder(rec *sandbox.Record) (*order, error) {
-	var o order
-	if err := json.Unmarshal(rec.Data, &o); err != nil {
-		return nil, &sandbox.Error{Code: sandbox.CodeInternal, Message: "stored order " + rec.Key + " does not decode", Err: err}
-	}
-	return &o, nil
-}
-
 // change checks an order's state and changes it, adding to b whatever
 // else must change with it (notifications).
 type change func(ctx context.Context, o *order, now time.Time, b *sandbox.Batch) error
@@ -273,40 +259,21 @@ func (p *Product) mutate(c *gin.Context, key orderKey, f change) (*order, error)
 	m := wxpayv3.Merchant(c)
 	no := c.Param("out_order_no")
 	ctx := c.Request.Context()
-	for try := 1; ; try++ {
-		rec, err := p.d.Store.GetRecord(ctx, kindOrder, m.MchID, no)
-		if err != nil {
-			wxpayv3.SetLocation(c, wxpayv3.LocationURI)
-			return nil, notFound(err, "/out_order_no", fmt.Sprintf("merchant %s has no order %q", m.MchID, no))
-		}
-		o, err := decodeOrder(rec)
-		if err != nil {
-			return nil, err
-		}
+	o, err := sandbox.Update(ctx, p.d.Store, kindOrder, m.MchID, no, func(o *order, b *sandbox.Batch) error {
 		if err := matchKey(o, key); err != nil {
-			return nil, err
+			return err
 		}
 		now := p.d.Clock.Now(m.MchID)
 		o.advance(now)
-		b := &sandbox.Batch{}
-		if err := f(ctx, o, now, b); err != nil {
-			return nil, err
+		return f(ctx, o, now, b)
+	})
+	if err != nil {
+		if sandbox.IsCode(err, sandbox.CodeNotFound) && sandbox.AsError(err).Upstream == "" {
+			wxpayv3.SetLocation(c, wxpayv3.LocationURI)
 		}
-		if rec.Data, err = json.Marshal(o); err != nil {
-			return nil, err
-		}
-		b.Updates = append(b.Updates, rec)
-		err = p.d.Store.Commit(ctx, b)
-		if err == nil {
-			if len(b.Notifications) > 0 && p.d.Notifier != nil {
-				p.d.Notifier.Wake()
-			}
-			return o, nil
-		}
-		if !sandbox.IsCode(err, sandbox.CodeConflict) || try == commitTries {
-			return nil, err
-		}
+		return nil, notFound(err, "/out_order_no", fmt.Sprintf("merchant %s has no order %q", m.MchID, no))
 	}
+	return o, nil
 }
 
 // decodeChange validates the body of a change and checks the path's
@@ -320,7 +287,7 @@ func (p *Product) decodeChange(c *gin.Context, schema string, out any) error {
 	return httpapi.DecodeJSON(p.d.Validator, schema, httpapi.Body(c), out)
 }
 
-// invalidState is INVALID_ORDER_STATE "单据状态错误" (DOMAIN.md §1) with
+// invalidState is INVALID_ORDER_STATE "单据状态错误" (SOURCES.md §1) with
 // what the operation needs.
 func invalidState(o *order, op, needs string) *sandbox.Error {
 	return &sandbox.Error{Code: sandbox.CodeState, Upstream: codeInvalidOrderState, Message: msgInvalidOrderState,
@@ -345,7 +312,7 @@ type cancelRequest struct {
 }
 
 // handleCancel handles "POST /v3/payscore/serviceorder/{out_order_no}/cancel":
-// allowed while CREATED, DOING/USER_CONFIRM, or USER_PAYING (DOMAIN.md §2).
+// allowed while CREATED, DOING/USER_CONFIRM, or USER_PAYING (SOURCES.md §2).
 func (p *Product) handleCancel(c *gin.Context) error {
 	var req cancelRequest
 	if err := p.decodeChange(c, schemaCancel, &req); err != nil {
@@ -372,7 +339,7 @@ type amounts struct {
 }
 
 // check applies total_amount = Σ post_payments.amount − Σ
-// post_discounts.amount (DOMAIN.md §2).
+// post_discounts.amount (SOURCES.md §2).
 func (a *amounts) check() []sandbox.Violation {
 	pay := sum(a.PostPayments, func(p payment) *int64 { return p.Amount })
 	off := sum(a.PostDiscounts, func(d discount) *int64 { return d.Amount })
@@ -390,7 +357,7 @@ type modifyRequest struct {
 }
 
 // handleModify handles "POST /v3/payscore/serviceorder/{out_order_no}/modify":
-// only while the user pays, and only downwards (DOMAIN.md §2).
+// only while the user pays, and only downwards (SOURCES.md §2).
 func (p *Product) handleModify(c *gin.Context) error {
 	var req modifyRequest
 	if err := p.decodeChange(c, schemaModify, &req); err != nil {
@@ -455,7 +422,7 @@ func (p *Product) handleComplete(c *gin.Context) error {
 		switch {
 		case o.State == stateCreated || o.State == stateRevoked:
 			// The real answer to completing an order the user never
-			// confirmed, or one cancelled (DOMAIN.md §1, community).
+			// confirmed, or one cancelled (SOURCES.md §1, community).
 			return &sandbox.Error{Code: sandbox.CodeState, Upstream: wxpayv3.CodeInvalidRequest, Message: msgCompleteState,
 				Fields: []sandbox.Violation{{Path: "", Message: fmt.Sprintf("order %s is %s; complete needs DOING/USER_CONFIRM (the user confirmed)", o.OutOrderNo, o.describe())}}}
 		case o.State != stateDoing || o.StateDescription != descUserConfirm:
@@ -550,7 +517,7 @@ type syncRequest struct {
 }
 
 // handleSync handles "POST /v3/payscore/serviceorder/{out_order_no}/sync":
-// Order_Paid while the user pays → DONE, paid_type MCH (DOMAIN.md §2). No
+// Order_Paid while the user pays → DONE, paid_type MCH (SOURCES.md §2). No
 // PAYSCORE.USER_PAID follows: the merchant told WeChat, not the reverse [I].
 func (p *Product) handleSync(c *gin.Context) error {
 	var req syncRequest

@@ -32,7 +32,7 @@ func signHMAC(tb testing.TB, params map[string]string, key string) string {
 	return strings.ToUpper(hex.EncodeToString(mac.Sum(nil)))
 }
 
-// TestSignGolden checks the extraData sign rule against DOMAIN.md §2's
+// TestSignGolden checks the extraData sign rule against SOURCES.md §2's
 // golden vector (the v2 doc example), through the independent
 // implementation the tests sign with and through checkSign's wxsign.
 func TestSignGolden(t *testing.T) {

@@ -35,7 +35,7 @@ import (
 var base = time.Date(2025, 3, 1, 2, 0, 0, 0, time.UTC)
 
 // apiHost is what the SDK is told to call; the transport sends it to the
-// test server (DOMAIN.md §6).
+// test server (SOURCES.md §6).
 const apiHost = "https://api.mch.weixin.qq.com"
 
 // world is the product wired as the server wires it (app.New, served by
@@ -54,8 +54,15 @@ type world struct {
 
 func newWorld(tb testing.TB) *world {
 	tb.Helper()
+	return newWorldWith(tb, app.Options{Now: apptest.Frozen(base)})
+}
+
+// newWorldWith is newWorld on the options given (the product is added).
+func newWorldWith(tb testing.TB, o app.Options) *world {
+	tb.Helper()
 	// No merchants given: the sandbox creates its demo merchant.
-	s := apptest.Start(tb, app.Options{Now: apptest.Frozen(base), Products: []app.Constructor{app.Product(New)}})
+	o.Products = []app.Constructor{app.Product(New)}
+	s := apptest.Start(tb, o)
 	m, _ := s.Merchants.Get("1230000109")
 	w := &world{tb: tb, Sandbox: s, set: s.Schemas, p: s.Products[0].(*Product), m: m}
 	w.recv = newReceiver(tb, m)
@@ -64,7 +71,7 @@ func newWorld(tb testing.TB) *world {
 }
 
 // hostRewrite sends the SDK's requests for api.mch.weixin.qq.com to the
-// test server, as DOMAIN.md §6's verified snippet does.
+// test server, as SOURCES.md §6's verified snippet does.
 type hostRewrite struct{ u *url.URL }
 
 func (t hostRewrite) RoundTrip(r *http.Request) (*http.Response, error) {

@@ -14,20 +14,16 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/wxsign"
 )
 
-// Client requirements of the seed (003 §1.1) and of wx.navigateToMiniProgram
-// (DOMAIN.md §4).
+// Client requirements of the 支付分 jump page (§1.1) and of wx.navigateToMiniProgram
+// (SOURCES.md §4).
 var (
 	minOpenBusinessViewSDK = version{2, 6, 0}
 	minNavigateSDK         = version{1, 3, 0}
 	minWechat              = version{7, 0, 3}
 )
 
-// sceneBack is App.onShow's scene when the user comes back from another
-// mini-program (DOMAIN.md §4).
-const sceneBack = 1038
-
 // maxNavigateTargets is the old limit on navigateToMiniProgramAppIdList
-// that seed 003 §1.2 still quotes.
+// that the 支付分 jump page §1.2 still quotes.
 const maxNavigateTargets = 10
 
 // extraData is what the merchant passes to the 支付分 mini-program.
@@ -45,30 +41,25 @@ type extraData struct {
 // schema, mch_id is the caller's merchant, sign verifies under its API v2
 // key, and the package is one this merchant's create returned, still CREATED
 // and less than an hour old. Every problem found is listed.
-func (p *Product) Launch(ctx context.Context, call *sandbox.Call, s *sandbox.Session) (*sandbox.Batch, error) {
+func (p *Product) Launch(ctx context.Context, call *sandbox.Call) (*sandbox.Launched, error) {
 	m := call.Merchant
 	vs := clientViolations(call)
 	name := schemaOpenBusiness
 	if call.API == sandbox.APINavigateToMiniProgram {
 		name = schemaNavigate
 	}
-	more, err := p.d.Validator.ValidateJSON(name, call.Args)
+	more, err := p.d.Validator.Validate(name, call.Doc)
 	if err != nil {
 		return nil, err
 	}
 	for _, v := range more {
 		vs = append(vs, sandbox.Violation{Path: "/args" + v.Path, Message: v.Message})
 	}
-	var args struct {
-		ExtraData json.RawMessage `json:"extraData"`
-	}
-	_ = json.Unmarshal(call.Args, &args)
-	var ed extraData
 	var o *order
 	var diagnostics string
 	// Signature and package are checked whenever extraData is an object,
 	// so that a merchant sees all that is wrong at once.
-	if err := json.Unmarshal(args.ExtraData, &ed); err == nil && len(args.ExtraData) > 0 {
+	if ed, ok := readExtraData(call.Doc["extraData"]); ok {
 		if ed.MchID != "" && ed.MchID != m.MchID {
 			vs = append(vs, sandbox.Violation{Path: "/args/extraData/mch_id", Message: fmt.Sprintf(
 				"%q is not the calling mini-program's merchant %s", ed.MchID, m.MchID)})
@@ -91,25 +82,33 @@ func (p *Product) Launch(ctx context.Context, call *sandbox.Call, s *sandbox.Ses
 	}
 	// The scenario was picked at create (header, magic out_order_no,
 	// active, default); the jump may name another.
-	sc := p.scenario(o.Sandbox.Scenario)
-	if call.Scenario != "" {
-		if sc, err = p.d.Scenarios.Pick(sandbox.ProductPayScore, call.Scenario, nil, m); err != nil {
-			return nil, sandbox.Invalid("unknown scenario", sandbox.Violation{Path: "/caller/scenario", Message: sandbox.AsError(err).Message})
+	return &sandbox.Launched{Ref: o.OutOrderNo, Scenario: o.Sandbox.Scenario}, nil
+}
+
+// readExtraData reads extraData's six strings by their exact names, as
+// JavaScript does; ok is false when it is not an object of strings (the
+// schema says what is wrong).
+func readExtraData(v any) (extraData, bool) {
+	obj, ok := v.(map[string]any)
+	if !ok || len(obj) == 0 {
+		return extraData{}, false
+	}
+	var ed extraData
+	for name, dst := range map[string]*string{"mch_id": &ed.MchID, "package": &ed.Package, "timestamp": &ed.Timestamp,
+		"nonce_str": &ed.NonceStr, "sign_type": &ed.SignType, "sign": &ed.Sign} {
+		x, present := obj[name]
+		if !present {
+			continue
+		}
+		if *dst, ok = x.(string); !ok {
+			return extraData{}, false
 		}
 	}
-	s.Scenario, s.Mode, s.Ref = sc.ID, sc.Mode, o.OutOrderNo
-	if s.Mode == "" {
-		s.Mode = sandbox.ModeAuto
-	}
-	if s.Mode == sandbox.ModeAuto {
-		s.Action = sc.User.Action
-		s.DueAt = p.d.Clock.Now(m.MchID).Add(sc.User.After.D())
-	}
-	return nil, nil
+	return ed, true
 }
 
 // checkSign verifies sign: upper-case hex HMAC-SHA256 under the API v2 key
-// of the five other fields sorted, with "&key=" (DOMAIN.md §2).
+// of the five other fields sorted, with "&key=" (SOURCES.md §2).
 func checkSign(ed *extraData, key string) (*sandbox.Violation, string) {
 	params := map[string]string{
 		"mch_id": ed.MchID, "package": ed.Package, "timestamp": ed.Timestamp,
@@ -132,17 +131,14 @@ func (p *Product) packageOrder(ctx context.Context, m *sandbox.Merchant, pkg str
 	if pkg == "" {
 		return nil, nil // the schema said so
 	}
-	rec, err := p.d.Store.FindRecord(ctx, kindOrder, aliasPackage+pkg)
-	if err == nil && rec.MchID != m.MchID {
-		err = sandbox.Errorf(sandbox.CodeNotFound, "another merchant's")
-	}
+	rec, err := p.d.Store.FindRecord(ctx, kindOrder, m.MchID, aliasPackage+pkg)
 	if sandbox.IsCode(err, sandbox.CodeNotFound) {
 		return bad("is not a package that merchant %s's create (POST /v3/payscore/serviceorder) returned", m.MchID)
 	}
 	if err != nil {
 		return bad("cannot be looked up: %v", err)
 	}
-	o, err := decodeOrder(rec)
+	o, err := sandbox.Decode[order](rec)
 	if err != nil {
 		return bad("belongs to an order that cannot be read: %v", err)
 	}
@@ -158,7 +154,7 @@ func (p *Product) packageOrder(ctx context.Context, m *sandbox.Merchant, pkg str
 	return o, nil
 }
 
-// clientViolations applies the seed's client rules: openBusinessView exists
+// clientViolations applies the 支付分 jump page's client rules: openBusinessView exists
 // from base library 2.6.0, and reaches 支付分 from WeChat 7.0.3, failing below
 // it as each platform does; navigateToMiniProgram exists from 1.3.0 and,
 // when app.json lists navigateToMiniProgramAppIdList, needs the target in it.
@@ -169,7 +165,7 @@ func clientViolations(call *sandbox.Call) []sandbox.Violation {
 	if call.API == sandbox.APIOpenBusinessView {
 		if sdkOK && sdk.less(minOpenBusinessViewSDK) {
 			vs = append(vs, sandbox.Violation{Path: "/caller/sdkVersion", Message: fmt.Sprintf(
-				"wx.openBusinessView is not a function below base library %s (this caller runs %s): check `if (wx.openBusinessView)` and ask the user to upgrade WeChat, as seed 003 says",
+				"wx.openBusinessView is not a function below base library %s (this caller runs %s): check `if (wx.openBusinessView)` and ask the user to upgrade WeChat, as the 支付分 jump page says",
 				minOpenBusinessViewSDK, c.SDKVersion)})
 		}
 		if wx, ok := parseVersion(c.WechatVersion); ok && wx.less(minWechat) {
@@ -201,7 +197,7 @@ func clientViolations(call *sandbox.Call) []sandbox.Violation {
 				"appId \"%s\" is not in navigateToMiniProgramAppIdList", AppID)})
 		case len(list) > maxNavigateTargets:
 			vs = append(vs, sandbox.Violation{Path: "/caller/appJson/navigateToMiniProgramAppIdList", Message: fmt.Sprintf(
-				"lists %d mini-programs; seed 003 allows at most %d (wx.openBusinessView does not count against it)", len(list), maxNavigateTargets)})
+				"lists %d mini-programs; the 支付分 jump page allows at most %d (wx.openBusinessView does not count against it)", len(list), maxNavigateTargets)})
 		}
 	}
 	return vs
@@ -239,44 +235,26 @@ func (v version) less(w version) bool {
 
 func (v version) String() string { return fmt.Sprintf("%d.%d.%d", v[0], v[1], v[2]) }
 
-// onShow is what the merchant's App.onShow receives on return.
-type onShow struct {
-	Scene        int      `json:"scene"`
-	ReferrerInfo referrer `json:"referrerInfo"`
-}
-
-type referrer struct {
-	AppID     string         `json:"appId"`
-	ExtraData map[string]any `json:"extraData,omitempty"`
-}
-
 // Resolve applies the user's action. Confirming moves the order to
 // DOING/USER_CONFIRM and queues PAYSCORE.USER_CONFIRM; the in-page back
-// button returns query_id, the back icon returns nothing (seed 003 §1.3).
+// button returns query_id, the back icon returns nothing (the 支付分 jump page §1.3).
 // A user who acts after the package expired, or on an order no longer
 // CREATED, meets the expired page instead.
-func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string) (*sandbox.Batch, error) {
-	switch action {
-	case ActionConfirm, ActionConfirmBackIcon, ActionCancel, ActionExpired, sandbox.ActionTimeout:
-	default:
-		return nil, sandbox.Invalid("unknown action", sandbox.Violation{Path: "/action", Message: fmt.Sprintf(
-			"%q is not a payscore action; choose one of: %s", action, strings.Join(p.Actions(s), ", "))})
-	}
+func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string, now time.Time) (*sandbox.Batch, error) {
 	rec, o, err := p.loadOrder(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	now := p.d.Clock.Now(s.MchID)
 	o.advance(now)
 	confirm := action == ActionConfirm || action == ActionConfirmBackIcon
 	if confirm && (o.State != stateCreated || !now.Before(o.Sandbox.PackageExpires)) {
 		action = ActionExpired
 		confirm = false
 	}
-	ret := onShow{Scene: sceneBack, ReferrerInfo: referrer{AppID: AppID}}
+	ret := sandbox.BackFrom(AppID, nil)
 	if action == ActionConfirm || action == ActionCancel {
 		// The in-page back button: the query id, whatever the user chose
-		// (the seed's sample queries it to learn the outcome) [I for cancel].
+		// (the 支付分 jump page's sample queries it to learn the outcome) [I for cancel].
 		ret.ReferrerInfo.ExtraData = map[string]any{"query_id": o.Sandbox.QueryID}
 	}
 	if s.Return, err = json.Marshal(ret); err != nil {
@@ -332,6 +310,6 @@ func (p *Product) loadOrder(ctx context.Context, s *sandbox.Session) (*sandbox.R
 	if err != nil {
 		return nil, nil, err
 	}
-	o, err := decodeOrder(rec)
+	o, err := sandbox.Decode[order](rec)
 	return rec, o, err
 }

@@ -12,13 +12,13 @@ import (
 
 const (
 	// originalType and associatedData of the pay-score resources: real
-	// traffic carries "payscore" in both (DOMAIN.md §1).
+	// traffic carries "payscore" in both (SOURCES.md §1).
 	originalType   = "payscore"
 	associatedData = "payscore"
 )
 
 // summary is the event's summary: "确认订单" is the documented example
-// (DOMAIN.md §1); the paid one is inferred [I].
+// (SOURCES.md §1); the paid one is inferred [I].
 func summary(event string) string {
 	if event == EventUserPaid {
 		return "支付成功"
@@ -39,13 +39,16 @@ func (p *Product) BuildNotify(ctx context.Context, m *sandbox.Merchant, n *sandb
 	return p.v3.BuildNotify(ctx, m, n)
 }
 
-// Acknowledged is 200 or 204 (DOMAIN.md §1).
+// Acknowledged is 200 or 204 (SOURCES.md §1).
 func (p *Product) Acknowledged(status int, body []byte) bool {
 	return wxpayv3.Acknowledged(status, body)
 }
 
-// Schedule is v3's retry schedule (DOMAIN.md §1).
+// Schedule is v3's retry schedule (SOURCES.md §1).
 func (p *Product) Schedule() []time.Duration { return wxpayv3.Schedule() }
+
+// Faults are those a pay-score notification plays.
+func (p *Product) Faults() []string { return []string{faultBadSignature, faultDuplicate, faultDrop} }
 
 // notification returns the notification of event about the order as v
 // shows it at at, shaped by the scenario: delay, faults, failures.

@@ -9,7 +9,7 @@ import (
 )
 
 // TestNotifyRetriedOnWeChatSchedule: the merchant answers 500, then 200;
-// the retry comes 15 s later on the merchant's clock (DOMAIN.md §1).
+// the retry comes 15 s later on the merchant's clock (SOURCES.md §1).
 func TestNotifyRetriedOnWeChatSchedule(t *testing.T) {
 	w := newWorld(t)
 	w.recv.setRespond(func(n int) int {

@@ -20,7 +20,7 @@ const (
 	aliasQueryID = "query_id:"
 )
 
-// Order states (DOMAIN.md §2).
+// Order states (SOURCES.md §2).
 const (
 	stateCreated = "CREATED"
 	stateDoing   = "DOING"
@@ -39,9 +39,9 @@ const (
 )
 
 const (
-	// packageTTL is how long a package may be used for the jump (DOMAIN.md §2).
+	// packageTTL is how long a package may be used for the jump (SOURCES.md §2).
 	packageTTL = time.Hour
-	// expireAfter is how long a CREATED order lives untouched (DOMAIN.md §2).
+	// expireAfter is how long a CREATED order lives untouched (SOURCES.md §2).
 	expireAfter = 30 * 24 * time.Hour
 	// v3Time is the layout of yyyyMMddHHmmss times, read in +08:00.
 	v3Time = "20060102150405"
@@ -148,7 +148,7 @@ type bookkeeping struct {
 	// from it.
 	Created time.Time `json:"created"`
 	// Request is the create request as decoded and re-encoded, so that an
-	// identical re-create is recognised (原参重入, DOMAIN.md §2).
+	// identical re-create is recognised (原参重入, SOURCES.md §2).
 	Request json.RawMessage `json:"request"`
 	// Scenario is the scenario that decides the deduction: the launch's,
 	// else the create's.
@@ -180,7 +180,7 @@ func (o *order) full() *view {
 }
 
 // created is the order as create answers it: with its package, without
-// amounts or collection (DOMAIN.md §2).
+// amounts or collection (SOURCES.md §2).
 func (o *order) created() *view {
 	v := &view{shown: o.shown}
 	if o.State == stateCreated {
@@ -266,20 +266,20 @@ func sum[T any](xs []T, amount func(T) *int64) int64 {
 }
 
 // totalOf is Σ post_payments.amount − Σ post_discounts.amount, the
-// total_amount rule (DOMAIN.md §2).
+// total_amount rule (SOURCES.md §2).
 func totalOf(ps []payment, ds []discount) int64 {
 	return sum(ps, func(p payment) *int64 { return p.Amount }) - sum(ds, func(d discount) *int64 { return d.Amount })
 }
 
 // deposit reports whether the risk fund makes the order 先免 (deposit
-// waived), where the total may not exceed it (DOMAIN.md §2; which names
+// waived), where the total may not exceed it (SOURCES.md §2; which names
 // are 先免 is inferred from the official enum descriptions [I]).
 func (r riskFund) deposit() bool {
 	return r.Name == "DEPOSIT" || r.Name == "ADVANCE" || r.Name == "CASH_DEPOSIT"
 }
 
 // newPackage mints a package: 48 random bytes in base64, the look of the
-// documented example "AAQTnZoAAAABAAAAAAD8m2b8…" (DOMAIN.md §2, §10).
+// documented example "AAQTnZoAAAABAAAAAAD8m2b8…" (SOURCES.md §2, §10).
 func newPackage() string {
 	var b [48]byte
 	_, _ = rand.Read(b[:])

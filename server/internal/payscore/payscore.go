@@ -1,11 +1,11 @@
-// Package payscore simulates WeChat Pay Score (微信支付分, seed 003) for a
+// Package payscore simulates WeChat Pay Score (微信支付分, the 支付分 jump page) for a
 // merchant in 需确认 mode: the v3 service-order API at its real paths, the
 // jump to the 支付分 mini-program (wx.openBusinessView with businessType
 // wxpayScoreUse, or wx.navigateToMiniProgram to wxd8f3793ea3b935b8
 // pages/use/use), the user's confirmation and return, and the
 // PAYSCORE.USER_CONFIRM and PAYSCORE.USER_PAID notifications.
 //
-// The order follows DOMAIN.md §2: CREATED → DOING/USER_CONFIRM (the user
+// The order follows SOURCES.md §2: CREATED → DOING/USER_CONFIRM (the user
 // confirms) → DOING/MCH_COMPLETE with collection USER_PAYING (the merchant
 // completes) → DONE with USER_PAID (the deduction succeeds); REVOKED when
 // cancelled; EXPIRED when left CREATED for 30 days. Time-driven changes (the
@@ -26,17 +26,17 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/wxpayv3"
 )
 
-// The 支付分 mini-program the merchant jumps to (seed 003 §1).
+// The 支付分 mini-program the merchant jumps to (the 支付分 jump page §1).
 const (
-	// AppID is the 支付分 mini-program's appId, fixed by the seed.
+	// AppID is the 支付分 mini-program's appId, fixed by the 支付分 jump page.
 	AppID = "wxd8f3793ea3b935b8"
-	// Path is its confirm page, fixed by the seed.
+	// Path is its confirm page, fixed by the 支付分 jump page.
 	Path = "pages/use/use"
 	// BusinessType is openBusinessView's businessType for it.
 	BusinessType = "wxpayScoreUse"
 )
 
-// Notification event types (DOMAIN.md §1).
+// Notification event types (SOURCES.md §1).
 const (
 	EventUserConfirm = "PAYSCORE.USER_CONFIRM"
 	EventUserPaid    = "PAYSCORE.USER_PAID"
@@ -48,7 +48,7 @@ const (
 	// the caller gets referrerInfo.extraData.query_id (the default).
 	ActionConfirm = "confirm"
 	// ActionConfirmBackIcon: confirm, then leave by the top-left back
-	// icon — no extraData (seed 003 §1.3).
+	// icon — no extraData (the 支付分 jump page §1.3).
 	ActionConfirmBackIcon = "confirm_back_icon"
 	// ActionCancel: decline, then leave by the in-page back button.
 	ActionCancel = "cancel"
@@ -87,8 +87,10 @@ type Product struct {
 }
 
 var (
-	_ sandbox.Product       = (*Product)(nil)
-	_ sandbox.NotifyBuilder = (*Product)(nil)
+	_ sandbox.Product          = (*Product)(nil)
+	_ sandbox.Routes           = (*Product)(nil)
+	_ sandbox.NotifyBuilder    = (*Product)(nil)
+	_ sandbox.SubjectDescriber = (*Product)(nil)
 )
 
 // deduction outcomes a scenario may script (scenario-params schema).
@@ -111,15 +113,6 @@ type params struct {
 // New builds the product from the shared dependencies. Every payscore
 // scenario's params are checked here, so that a bad one stops start-up.
 func New(d sandbox.Deps) (*Product, error) {
-	if d.Store == nil || d.Clock == nil || d.Merchants == nil || d.Scenarios == nil || d.Validator == nil {
-		return nil, fmt.Errorf("payscore: Store, Clock, Merchants, Scenarios and Validator are required")
-	}
-	if d.Logger == nil {
-		d.Logger = slog.New(slog.DiscardHandler)
-	}
-	if d.Journal == nil {
-		d.Journal = discard{}
-	}
 	p := &Product{
 		d:      d,
 		v3:     wxpayv3.New(wxpayv3.Options{Merchants: d.Merchants, Clock: d.Clock}),
@@ -138,10 +131,6 @@ func New(d sandbox.Deps) (*Product, error) {
 	}
 	return p, nil
 }
-
-type discard struct{}
-
-func (discard) Record(*sandbox.Exchange) {}
 
 func parseParams(v sandbox.Validator, sc *sandbox.Scenario) (params, error) {
 	raw := sc.Params
@@ -180,7 +169,7 @@ func parseParams(v sandbox.Validator, sc *sandbox.Scenario) (params, error) {
 // Name is "payscore".
 func (p *Product) Name() string { return sandbox.ProductPayScore }
 
-// Targets are the two ways into the 支付分 mini-program (seed 003 §1).
+// Targets are the two ways into the 支付分 mini-program (the 支付分 jump page §1).
 func (p *Product) Targets() []sandbox.Target {
 	return []sandbox.Target{
 		{API: sandbox.APIOpenBusinessView, Key: BusinessType},

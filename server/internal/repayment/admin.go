@@ -162,11 +162,11 @@ func (p *Product) taken(ctx context.Context, mchid string, u *user) ([]sandbox.V
 		}
 		return err
 	}
-	if err := check("/plate_number", plateAlias(mchid, u.Plates[0].PlateNumber), "plate "+u.Plates[0].PlateNumber); err != nil {
+	if err := check("/plate_number", plateAlias(u.Plates[0].PlateNumber), "plate "+u.Plates[0].PlateNumber); err != nil {
 		return nil, err
 	}
 	for i, a := range u.Advances {
-		if err := check("/advances/"+strconv.Itoa(i)+"/out_trade_no", tradeAlias(mchid, a.OutTradeNo), "out_trade_no "+a.OutTradeNo); err != nil {
+		if err := check("/advances/"+strconv.Itoa(i)+"/out_trade_no", tradeAlias(a.OutTradeNo), "out_trade_no "+a.OutTradeNo); err != nil {
 			return nil, err
 		}
 	}
@@ -222,7 +222,7 @@ func (p *Product) handleListUsers(c *gin.Context) error {
 	}
 	out := make([]userView, 0, len(recs))
 	for _, rec := range recs {
-		u, err := decodeUser(rec)
+		u, err := sandbox.Decode[user](rec)
 		if err != nil {
 			return err
 		}

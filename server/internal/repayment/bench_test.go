@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+	"github.com/mpsandbox/mpsandbox/server/internal/schema"
 )
 
 // BenchmarkLaunch is the product's share of the jump path: both schemas,
@@ -16,10 +17,12 @@ func BenchmarkLaunch(b *testing.B) {
 	args, _ := json.Marshal(navigateArgs(w.extraData(u.OpenID, seedNonce)))
 	call := &sandbox.Call{API: sandbox.APINavigateToMiniProgram, Args: args, Merchant: w.m,
 		Caller: sandbox.Caller{AppID: w.m.AppID}}
+	doc, _ := schema.Decode(args)
+	call.Doc = doc.(map[string]any)
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := w.p.Launch(ctx, call, &sandbox.Session{API: call.API}); err != nil {
+		if _, err := w.p.Launch(ctx, call); err != nil {
 			b.Fatal(err)
 		}
 	}

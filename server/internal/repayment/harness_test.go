@@ -192,7 +192,7 @@ func (w *world) caller() map[string]any {
 	return map[string]any{"appId": w.m.AppID, "platform": "ios", "sdkVersion": "3.4.0"}
 }
 
-// extraData is the seed's extraData for the user, with a nonce_str that
+// extraData is the repayment page's extraData for the user, with a nonce_str that
 // picks the scenario by its magic prefix.
 func (w *world) extraData(openid, nonce string) map[string]any {
 	return map[string]any{"appid": AppID, "mchid": w.m.MchID, "nonce_str": nonce, "openid": openid}
@@ -202,7 +202,7 @@ func navigateArgs(extra map[string]any) map[string]any {
 	return map[string]any{"appId": AppID, "path": Page, "extraData": extra}
 }
 
-// appPath is the seed's App path for the user (Android's mchid).
+// appPath is the repayment page's App path for the user (Android's mchid).
 func (w *world) appPath(openid, nonce string) string {
 	return Page + "?mchid=" + w.m.MchID + "&appid=" + w.m.AppID + "&nonce_str=" + nonce + "&openid=" + openid
 }

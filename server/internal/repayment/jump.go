@@ -1,18 +1,18 @@
 package repayment
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
-// jumpParams are the four parameters both ways in carry (seed 001): in
+// jumpParams are the four parameters both ways in carry (the repayment page): in
 // extraData from a mini-program, in the path's query string from an App.
 type jumpParams struct {
 	AppID    string // appid
@@ -26,7 +26,7 @@ type jumpParams struct {
 // at once, each with its path — and picks the scenario: the header or
 // caller.scenario, else a magic value (nonce_str, openid, plate_number),
 // the merchant's active one, the default.
-func (p *Product) Launch(ctx context.Context, call *sandbox.Call, s *sandbox.Session) (*sandbox.Batch, error) {
+func (p *Product) Launch(ctx context.Context, call *sandbox.Call) (*sandbox.Launched, error) {
 	m := call.Merchant
 	if err := p.ensureFixtures(ctx, m.MchID); err != nil {
 		return nil, err
@@ -39,10 +39,10 @@ func (p *Product) Launch(ctx context.Context, call *sandbox.Call, s *sandbox.Ses
 	)
 	if call.API == sandbox.APIAppLaunchMiniProgram {
 		base = "/args/path"
-		params, vs, err = p.appArgs(call.Args)
+		params, vs, err = p.appArgs(call.Doc)
 	} else {
 		base = "/args/extraData"
-		params, vs, err = p.navigateArgs(call.Args)
+		params, vs, err = p.navigateArgs(call.Doc)
 	}
 	if err != nil {
 		return nil, err
@@ -58,36 +58,28 @@ func (p *Product) Launch(ctx context.Context, call *sandbox.Call, s *sandbox.Ses
 	if len(u.Plates) > 0 {
 		fields["plate_number"] = u.Plates[0].PlateNumber
 	}
-	sc, err := p.d.Scenarios.Pick(sandbox.ProductRepayment, call.Scenario, fields, m)
-	if err != nil {
-		return nil, err
+	return &sandbox.Launched{Ref: u.OpenID, Magic: fields}, nil
+}
+
+// UserStep is the scenario's: deny and unsupported are the App SDK's
+// answers, so a mini-program caller whose scenario names them sees the
+// user come back having done nothing [I].
+func (p *Product) UserStep(sc *sandbox.Scenario, s *sandbox.Session) sandbox.UserStep {
+	step := sc.User
+	if !slices.Contains(p.Actions(s), step.Action) {
+		step.Action = ActionCancel
 	}
-	s.Scenario, s.Mode, s.Ref = sc.ID, sc.Mode, u.OpenID
-	if s.Mode == "" {
-		s.Mode = sandbox.ModeAuto
-	}
-	if s.Mode == sandbox.ModeAuto {
-		s.Action = sc.User.Action
-		if !slices.Contains(p.Actions(s), s.Action) {
-			// deny and unsupported are the App SDK's answers; a
-			// mini-program caller whose scenario names them sees the
-			// user come back having done nothing [I].
-			s.Action = ActionCancel
-		}
-		s.DueAt = p.d.Clock.Now(m.MchID).Add(sc.User.After.D())
-	}
-	return nil, nil
+	return step
 }
 
 // navigateArgs checks wx.navigateToMiniProgram's object (and
 // <navigator target="miniProgram">'s attributes under the same names) and
 // returns its extraData.
-func (p *Product) navigateArgs(args json.RawMessage) (jumpParams, []sandbox.Violation, error) {
+func (p *Product) navigateArgs(a map[string]any) (jumpParams, []sandbox.Violation, error) {
 	var params jumpParams
-	// Decoded once, keys matched exactly as JavaScript does: encoding/json
-	// into a struct would let a stray "extradata" or "openId" stand in for
-	// the real one.
-	a := object(args)
+	// Keys are matched exactly as JavaScript does: encoding/json into a
+	// struct would let a stray "extradata" or "openId" stand in for the
+	// real one.
 	vs, err := p.validate(schemaNavigateArgs, a, "/args")
 	if err != nil {
 		return params, nil, err
@@ -95,7 +87,7 @@ func (p *Product) navigateArgs(args json.RawMessage) (jumpParams, []sandbox.Viol
 	path := str(a, "path")
 	if page := pageOf(path); path != "" && page != Page {
 		vs = append(vs, sandbox.Violation{Path: "/args/path", Message: fmt.Sprintf(
-			"%q is not the repayment page: the path is fixed, %q (seed 001)", path, Page)})
+			"%q is not the repayment page: the path is fixed, %q (the repayment page)", path, Page)})
 	}
 	if extra, ok := a["extraData"]; ok {
 		more, err := p.validate(schemaExtraData, extra, "/args/extraData")
@@ -108,16 +100,6 @@ func (p *Product) navigateArgs(args json.RawMessage) (jumpParams, []sandbox.Viol
 			NonceStr: str(e, "nonce_str"), OpenID: str(e, "openid")}
 	}
 	return params, vs, nil
-}
-
-// object decodes a JSON object (the call schema guarantees one), numbers
-// as json.Number as the schemas expect.
-func object(raw json.RawMessage) map[string]any {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var m map[string]any
-	_ = dec.Decode(&m)
-	return m
 }
 
 // str is the member's string value, "" when absent or not a string.
@@ -138,9 +120,8 @@ func integer(m map[string]any, key string) (int64, bool) {
 
 // appArgs checks WXLaunchMiniProgram.Req's fields and reads the four
 // parameters from the path's query string.
-func (p *Product) appArgs(args json.RawMessage) (jumpParams, []sandbox.Violation, error) {
+func (p *Product) appArgs(a map[string]any) (jumpParams, []sandbox.Violation, error) {
 	var params jumpParams
-	a := object(args)
 	vs, err := p.validate(schemaAppLaunchArgs, a, "/args")
 	if err != nil {
 		return params, nil, err
@@ -158,7 +139,7 @@ func (p *Product) appArgs(args json.RawMessage) (jumpParams, []sandbox.Violation
 	}
 	if strings.TrimPrefix(page, "/") != Page {
 		vs = append(vs, sandbox.Violation{Path: "/args/path", Message: fmt.Sprintf(
-			"page %q is not the repayment page; launch %s?mchid=…&appid=…&nonce_str=…&openid=… (seed 001)", page, Page)})
+			"page %q is not the repayment page; launch %s?mchid=…&appid=…&nonce_str=…&openid=… (the repayment page)", page, Page)})
 	}
 	q, err := url.ParseQuery(rawQuery)
 	if err != nil {
@@ -191,19 +172,19 @@ func (p *Product) checkParams(ctx context.Context, call *sandbox.Call, params ju
 	case params.AppID == "":
 		// missing: the schema reports it
 	case !app && params.AppID != AppID:
-		// The seed's field table fixes appid to the repayment
+		// The repayment page's field table fixes appid to the repayment
 		// mini-program's own; its sample code passes the merchant's
 		// appid instead, which the table contradicts.
 		vs = append(vs, sandbox.Violation{Path: base + "/appid", Message: fmt.Sprintf(
-			"is %q; from a mini-program it is the fixed %s, the repayment mini-program's own appid (seed 001's table; its sample's %q is the merchant's)",
+			"is %q; from a mini-program it is the fixed %s, the repayment mini-program's own appid (the repayment page's table; its sample's %q is the merchant's)",
 			params.AppID, AppID, "wxcbda96de0b165486")})
 	case app && params.AppID != m.AppID:
 		vs = append(vs, sandbox.Violation{Path: base + "/appid", Message: fmt.Sprintf(
 			"is %q; from an App it is the merchant's appid (公众账号ID), %s for merchant %s", params.AppID, m.AppID, m.MchID)})
 	}
-	// The real page reads the merchant id under either name: seed 001's
+	// The real page reads the merchant id under either name: the repayment page's
 	// table and Android sample say mchid, its iOS sample says mch_id
-	// (DOMAIN.md §0: the official page mixes them). Both are accepted;
+	// (SOURCES.md §0: the official page mixes them). Both are accepted;
 	// given both, they must agree.
 	mchid, at := params.MchID, base+"/mchid"
 	if mchid == "" {
@@ -228,7 +209,7 @@ func (p *Product) checkParams(ctx context.Context, call *sandbox.Call, params ju
 		msg := fmt.Sprintf("%q is not a vehicle user of merchant %s: GET /sandbox/v1/vehicle-users?mchid=%s lists them, POST creates one",
 			params.OpenID, m.MchID, m.MchID)
 		if strings.HasSuffix(params.OpenID, "=weixin") {
-			msg += `; seed 001's sample ends the openid with "=weixin", a slip of WeChat's page: send the openid alone`
+			msg += `; the repayment page's sample ends the openid with "=weixin", a slip of WeChat's page: send the openid alone`
 		}
 		vs = append(vs, sandbox.Violation{Path: base + "/openid", Message: msg})
 	}
@@ -254,20 +235,6 @@ func pageOf(path string) string {
 	return strings.TrimPrefix(page, "/")
 }
 
-// onShow is the caller's App.onShow on the way back: scene 1038 and the
-// repayment mini-program as referrer, with no extraData — the mini-program
-// returns nothing (seed 001: "小程序返回参数 无数据").
-type onShow struct {
-	Scene        int      `json:"scene"`
-	ReferrerInfo referrer `json:"referrerInfo"`
-}
-
-type referrer struct {
-	AppID string `json:"appId"`
-}
-
-const sceneBackFromMiniProgram = 1038
-
 // appResp is what the App's onResp receives: WXLaunchMiniProgram.Resp,
 // with errCode and no extMsg — the mini-program passes nothing back (seed
 // 001: "暂时不返回参数").
@@ -277,7 +244,7 @@ type appResp struct {
 	Type int `json:"type"`
 }
 
-// App SDK error codes (seed 001's onResp sample, BaseResp.ErrCode).
+// App SDK error codes (the repayment page's onResp sample, BaseResp.ErrCode).
 const (
 	errOK          = 0
 	errUserCancel  = -2
@@ -306,13 +273,10 @@ func appErrCode(action string) int {
 // manual session's timeout change nothing. The return is the same in every
 // case for a mini-program caller — no data — and the App SDK's errCode for
 // an App. Partial repayment is not offered: see docs/products/repayment.md.
-func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string) (*sandbox.Batch, error) {
-	if action != sandbox.ActionTimeout && !slices.Contains(p.Actions(s), action) {
-		return nil, sandbox.Invalid("unknown action", sandbox.Violation{Path: "/action", Message: fmt.Sprintf(
-			"%q is not an action of this repayment session; choose one of: %s", action, strings.Join(p.Actions(s), ", "))})
-	}
+func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string, at time.Time) (*sandbox.Batch, error) {
 	s.State, s.Action = sandbox.SessionReturned, action
-	var ret any = onShow{Scene: sceneBackFromMiniProgram, ReferrerInfo: referrer{AppID: AppID}}
+	// The mini-program returns nothing: no extraData (the repayment page: "小程序返回参数 无数据").
+	var ret any = sandbox.BackFrom(AppID, nil)
 	if s.API == sandbox.APIAppLaunchMiniProgram {
 		ret = appResp{ErrCode: appErrCode(action), Type: typeLaunchMini}
 	}
@@ -330,11 +294,6 @@ func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string
 	}
 	if u == nil {
 		return nil, sandbox.Errorf(sandbox.CodeInternal, "session %s: vehicle user %s is gone", s.ID, s.Ref)
-	}
-	// An auto session acts at its DueAt, not when the worker got to it.
-	at := p.d.Clock.Now(s.MchID)
-	if s.Mode == sandbox.ModeAuto && s.DueAt.Before(at) {
-		at = s.DueAt
 	}
 	owed := u.owed()
 	if owed == 0 {

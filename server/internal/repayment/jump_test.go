@@ -12,7 +12,7 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
-// seedNonce is seed 001's sample nonce_str: it starts with no magic
+// seedNonce is the repayment page's sample nonce_str: it starts with no magic
 // prefix, so the merchant's active scenario or the default decides.
 const seedNonce = "5K8264ILTKCH16CQ2502SI8ZNMTM67VS"
 
@@ -37,7 +37,7 @@ func TestMiniProgramJumpRepaysEverything(t *testing.T) {
 		t.Fatalf("return: got %v", ret)
 	}
 	if _, ok := ret["referrerInfo"].(map[string]any)["extraData"]; ok {
-		t.Fatalf("return: got extraData %v, want none (seed 001: 无数据)", ret)
+		t.Fatalf("return: got extraData %v, want none (the repayment page: 无数据)", ret)
 	}
 	got := w.state(u.OpenID)
 	if got["user_state"] != StateNormal || got["path"] != "" {
@@ -92,7 +92,7 @@ func TestJumpRules(t *testing.T) {
 		paths []string
 		says  string
 	}{
-		{"seed 001's sample extraData", navigateArgs(map[string]any{"appid": "wxcbda96de0b165486", "mchid": "1900009231",
+		{"the repayment page's sample extraData", navigateArgs(map[string]any{"appid": "wxcbda96de0b165486", "mchid": "1900009231",
 			"openid": "oUpF8uMEb4qRXf22hE3X68TekukE", "nonce_str": seedNonce}),
 			[]string{"/args/extraData/appid", "/args/extraData/mchid", "/args/extraData/openid"}, "the fixed wx5e73c65404eee268"},
 		{"no extraData", map[string]any{"appId": AppID, "path": Page}, []string{"/args/extraData"}, "is required"},
@@ -120,7 +120,7 @@ func TestJumpRules(t *testing.T) {
 func TestAppLaunchRules(t *testing.T) {
 	w := newWorld(t)
 	u := w.users(w.m.MchID, StateOverdue)[0]
-	// Seed 001's iOS sample, verbatim: its merchant, its appid, a space
+	// The repayment page's iOS sample, verbatim: its merchant, its appid, a space
 	// after the nonce and "=weixin" after the openid.
 	iosSample := "pages/invest_list/invest_list?mch_id=1900009231&appid=wxcbda96de0b165486&nonce_str=5K8264ILTKCH16CQ2502SI8ZNMTM67VS &openid=oUpF8uMEb4qRXf22hE3X68TekukE=weixin"
 	for _, tc := range []struct {
@@ -129,7 +129,7 @@ func TestAppLaunchRules(t *testing.T) {
 		paths []string
 		says  string
 	}{
-		{"seed 001's iOS sample", map[string]any{"userName": UserName, "path": iosSample, "miniProgramType": 0},
+		{"the repayment page's iOS sample", map[string]any{"userName": UserName, "path": iosSample, "miniProgramType": 0},
 			[]string{"/args/path/appid", "/args/path/mch_id", "/args/path/nonce_str", "/args/path/openid"}, `"=weixin"`},
 		{"a test version", map[string]any{"userName": UserName, "path": w.appPath(u.OpenID, seedNonce), "miniprogramType": 1},
 			[]string{"/args/miniprogramType"}, ""},

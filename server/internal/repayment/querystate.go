@@ -12,10 +12,10 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/wxsign"
 )
 
-// Values of the v2 user-state query (DOMAIN.md §3).
+// Values of the v2 user-state query (SOURCES.md §3).
 const (
 	// pathAbnormal is where an abnormal user is sent: the 车主服务
-	// mini-program's entry, the example DOMAIN.md §3 gives; the query
+	// mini-program's entry, the example SOURCES.md §3 gives; the query
 	// returns path only when the state is not NORMAL.
 	pathAbnormal = "/pages/route/index"
 	// sceneHighway is the trade_scene whose answers carry channel_type
@@ -34,7 +34,7 @@ const (
 
 // plateNumberInfo is the JSON text in plate_number_info
 // (`{"plate_number_info":[{plate_number, channel_type, common_use_flag}]}`,
-// DOMAIN.md §3).
+// SOURCES.md §3).
 type plateNumberInfo struct {
 	PlateNumberInfo []plateInfo `json:"plate_number_info"`
 }
@@ -103,7 +103,7 @@ func (p *Product) handleQueryState(c *gin.Context) error {
 	if openid := params["openid"]; openid != "" {
 		_, u, err = p.getUser(ctx, m.MchID, openid)
 	} else {
-		_, u, err = p.findUser(ctx, m.MchID, plateAlias(m.MchID, params["plate_number"]))
+		_, u, err = p.findUser(ctx, m.MchID, plateAlias(params["plate_number"]))
 	}
 	if err != nil {
 		return err

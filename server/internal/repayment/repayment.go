@@ -1,4 +1,4 @@
-// Package repayment simulates WeChat's 垫资还款 (seed 001, DOMAIN.md §3 and
+// Package repayment simulates WeChat's 垫资还款 (the repayment page, SOURCES.md §3 and
 // §4): when WeChat has advanced (垫资) a vehicle owner's parking or toll
 // payment, the merchant sends the user to the repayment mini-program —
 // wx.navigateToMiniProgram (or <navigator target="miniProgram">) to
@@ -17,11 +17,9 @@
 package repayment
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -31,7 +29,7 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/wxpayv3"
 )
 
-// The repayment mini-program (seed 001 §1 and §2, fixed values).
+// The repayment mini-program (the repayment page §1 and §2, fixed values).
 const (
 	// AppID is the repayment mini-program's appId.
 	AppID = "wx5e73c65404eee268"
@@ -42,12 +40,11 @@ const (
 )
 
 // KindUser is the record kind of a vehicle owner: key openid; aliases
-// "<mchid>/plate/<plate_number>" for each plate and
-// "<mchid>/trade/<out_trade_no>" for each advance, so that both lookups are
-// one read and stay per merchant (aliases are unique across merchants).
+// "plate/<plate_number>" for each plate and "trade/<out_trade_no>" for each
+// advance, so that both lookups are one read (aliases are per merchant).
 const KindUser = sandbox.ProductRepayment + ".user"
 
-// User states of the v2 query (DOMAIN.md §3: NORMAL/PAUSED/OVERDUE/UNAUTHORIZED).
+// User states of the v2 query (SOURCES.md §3: NORMAL/PAUSED/OVERDUE/UNAUTHORIZED).
 const (
 	StateNormal       = "NORMAL"
 	StatePaused       = "PAUSED"
@@ -58,7 +55,7 @@ const (
 // UserStates lists every user_state, in the order fixtures create them.
 var userStates = [...]string{StateNormal, StatePaused, StateOverdue, StateUnauthorized}
 
-// Deduct modes (DOMAIN.md §3: PROACTIVE 免密, AUTOPAY 无感).
+// Deduct modes (SOURCES.md §3: PROACTIVE 免密, AUTOPAY 无感).
 const (
 	DeductProactive = "PROACTIVE"
 	DeductAutopay   = "AUTOPAY"
@@ -91,9 +88,11 @@ const (
 	schemaTransactionURI = "repayment/transaction.query"
 )
 
-// Product is the repayment simulation. It implements sandbox.Product and
-// sandbox.NotifyBuilder, mounts the v2 and v3 vehicle endpoints (Register)
-// and the vehicle-user admin routes (RegisterAdmin).
+// Product is the repayment simulation: sandbox.Product, the v2 and v3
+// vehicle endpoints (sandbox.Routes) and the vehicle-user admin routes
+// (sandbox.AdminRoutes). It sends no notifications: the repayment
+// mini-program returns nothing and the merchant polls the user state (the
+// repayment page); the v2 还款结果通知 (SOURCES.md §3) is not simulated.
 type Product struct {
 	d   sandbox.Deps
 	v3  *wxpayv3.API
@@ -107,22 +106,14 @@ type Product struct {
 }
 
 var (
-	_ sandbox.Product       = (*Product)(nil)
-	_ sandbox.NotifyBuilder = (*Product)(nil)
+	_ sandbox.Product     = (*Product)(nil)
+	_ sandbox.Routes      = (*Product)(nil)
+	_ sandbox.AdminRoutes = (*Product)(nil)
 )
 
 // New builds the product. Every repayment scenario must script an action
 // this product plays; a bad one stops start-up with its file.
 func New(d sandbox.Deps) (*Product, error) {
-	if d.Store == nil || d.Clock == nil || d.Merchants == nil || d.Scenarios == nil || d.Validator == nil {
-		return nil, fmt.Errorf("repayment: Store, Clock, Merchants, Scenarios and Validator are required")
-	}
-	if d.Journal == nil {
-		d.Journal = discardJournal{}
-	}
-	if d.Logger == nil {
-		d.Logger = slog.New(slog.DiscardHandler)
-	}
 	if d.Scenarios.Default(sandbox.ProductRepayment) == nil {
 		return nil, fmt.Errorf("repayment: the scenario catalogue has no default repayment scenario")
 	}
@@ -140,10 +131,6 @@ func New(d sandbox.Deps) (*Product, error) {
 	}, nil
 }
 
-type discardJournal struct{}
-
-func (discardJournal) Record(*sandbox.Exchange) {}
-
 func isAction(a string) bool {
 	switch a {
 	case ActionRepay, ActionCancel, ActionFail, ActionDeny, ActionUnsupported:
@@ -155,7 +142,7 @@ func isAction(a string) bool {
 // Name is "repayment".
 func (p *Product) Name() string { return sandbox.ProductRepayment }
 
-// Targets are the two ways into the repayment mini-program (seed 001).
+// Targets are the two ways into the repayment mini-program (the repayment page).
 func (p *Product) Targets() []sandbox.Target {
 	return []sandbox.Target{
 		{API: sandbox.APINavigateToMiniProgram, Key: AppID},
@@ -166,7 +153,7 @@ func (p *Product) Targets() []sandbox.Target {
 // Actions are what a person may make the user do. deny and unsupported are
 // answers of the App SDK only: a mini-program caller has no such outcome.
 func (p *Product) Actions(s *sandbox.Session) []string {
-	if s != nil && s.API == sandbox.APIAppLaunchMiniProgram {
+	if s == nil || s.API == sandbox.APIAppLaunchMiniProgram {
 		return []string{ActionRepay, ActionCancel, ActionFail, ActionDeny, ActionUnsupported}
 	}
 	return []string{ActionRepay, ActionCancel, ActionFail}
@@ -190,23 +177,3 @@ func (p *Product) RegisterAdmin(g gin.IRouter) {
 	g.POST("/vehicle-users", httpapi.Handle(p.handleCreateUser))
 	g.GET("/vehicle-users", httpapi.Handle(p.handleListUsers))
 }
-
-// BuildNotify is never called: the repayment mini-program returns nothing
-// and the merchant polls the user state (seed 001), so this product queues
-// no notification. The v2 还款结果通知 (DOMAIN.md §3) is not simulated.
-func (p *Product) BuildNotify(_ context.Context, _ *sandbox.Merchant, n *sandbox.Notification) (*sandbox.OutboundRequest, error) {
-	return nil, sandbox.Errorf(sandbox.CodeInternal, "repayment sends no notifications; %s is not one of its own", n.ID)
-}
-
-// Acknowledged follows v2's rule for the day notifications exist: an
-// answer with return_code SUCCESS.
-func (p *Product) Acknowledged(status int, body []byte) bool {
-	if status != 200 {
-		return false
-	}
-	params, _ := wxpayv2.ParseXML(body)
-	return params["return_code"] == wxpayv2.Success
-}
-
-// Schedule is v2's retry schedule, unused while nothing is sent.
-func (p *Product) Schedule() []time.Duration { return nil }

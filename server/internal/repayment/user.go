@@ -18,7 +18,7 @@ type plate struct {
 
 // advance is a parking payment WeChat advanced (垫资) for the user: an
 // advanced transaction of the merchant's, which the v3 transaction query
-// answers with bank_type BPA (DOMAIN.md §3). RepaidAt is set once the user
+// answers with bank_type BPA (SOURCES.md §3). RepaidAt is set once the user
 // repaid it.
 type advance struct {
 	OutTradeNo    string    `json:"out_trade_no"`
@@ -87,10 +87,8 @@ func (u *user) hasPlate(number string) (plate, bool) {
 	return plate{}, false
 }
 
-func plateAlias(mchid, number string) string { return mchid + "/plate/" + number }
-func tradeAlias(mchid, outTradeNo string) string {
-	return mchid + "/trade/" + outTradeNo
-}
+func plateAlias(number string) string     { return "plate/" + number }
+func tradeAlias(outTradeNo string) string { return "trade/" + outTradeNo }
 
 // record returns the user as a new record of the merchant.
 func (u *user) record(mchid string) (*sandbox.Record, error) {
@@ -107,20 +105,12 @@ func (u *user) encode(rec *sandbox.Record) error {
 	rec.Data = data
 	rec.Aliases = make([]string, 0, len(u.Plates)+len(u.Advances))
 	for _, pl := range u.Plates {
-		rec.Aliases = append(rec.Aliases, plateAlias(rec.MchID, pl.PlateNumber))
+		rec.Aliases = append(rec.Aliases, plateAlias(pl.PlateNumber))
 	}
 	for _, a := range u.Advances {
-		rec.Aliases = append(rec.Aliases, tradeAlias(rec.MchID, a.OutTradeNo))
+		rec.Aliases = append(rec.Aliases, tradeAlias(a.OutTradeNo))
 	}
 	return nil
-}
-
-func decodeUser(rec *sandbox.Record) (*user, error) {
-	var u user
-	if err := json.Unmarshal(rec.Data, &u); err != nil {
-		return nil, &sandbox.Error{Code: sandbox.CodeInternal, Message: "stored vehicle user " + rec.Key + " does not decode", Err: err}
-	}
-	return &u, nil
 }
 
 // getUser reads the merchant's user by openid; a missing one is nil, nil.
@@ -132,10 +122,7 @@ func (p *Product) getUser(ctx context.Context, mchid, openid string) (*sandbox.R
 // findUser reads the merchant's user by alias (a plate or an advance); a
 // missing one is nil, nil.
 func (p *Product) findUser(ctx context.Context, mchid, alias string) (*sandbox.Record, *user, error) {
-	rec, err := p.d.Store.FindRecord(ctx, KindUser, alias)
-	if err == nil && rec.MchID != mchid {
-		return nil, nil, nil // aliases carry the mchid; this cannot happen, but never leak
-	}
+	rec, err := p.d.Store.FindRecord(ctx, KindUser, mchid, alias)
 	return p.decoded(rec, err)
 }
 
@@ -146,7 +133,7 @@ func (p *Product) decoded(rec *sandbox.Record, err error) (*sandbox.Record, *use
 	if err != nil {
 		return nil, nil, err
 	}
-	u, err := decodeUser(rec)
+	u, err := sandbox.Decode[user](rec)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -12,14 +12,14 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/wxpayv3"
 )
 
-// v3 parking service states (DOMAIN.md §3: NORMAL|PAUSE|OUT_SERVICE).
+// v3 parking service states (SOURCES.md §3: NORMAL|PAUSE|OUT_SERVICE).
 const (
 	serviceNormal     = "NORMAL"
 	servicePause      = "PAUSE"
 	serviceOutService = "OUT_SERVICE"
 )
 
-// Values of an advanced transaction (DOMAIN.md §3, the SDK's Transaction).
+// Values of an advanced transaction (SOURCES.md §3, the SDK's Transaction).
 const (
 	tradeStateSuccess = "SUCCESS"
 	bankTypeAdvanced  = "BPA" // WeChat advanced (垫付) the money
@@ -32,13 +32,13 @@ const (
 	// parking's end_time come this much before success_time.
 	deductDelay = time.Minute
 	// msgOrderNotExist is the message of the real 404 ORDER_NOT_EXIST [I:
-	// the code is in DOMAIN.md §1's table, the wording is not].
+	// the code is in SOURCES.md §1's table, the wording is not].
 	msgOrderNotExist = "订单不存在"
 )
 
 // serviceState maps a user_state to the v3 service_state: an OVERDUE user
 // still has the service, blocked only at entry with block_reason OVERDUE
-// (DOMAIN.md §3), so it is NORMAL here [I].
+// (SOURCES.md §3), so it is NORMAL here [I].
 func serviceState(u *user) string {
 	switch u.UserState {
 	case StateNormal, StateOverdue:
@@ -147,7 +147,7 @@ func (p *Product) handleTransaction(c *gin.Context) error {
 	if err := p.ensureFixtures(ctx, m.MchID); err != nil {
 		return err
 	}
-	_, u, err := p.findUser(ctx, m.MchID, tradeAlias(m.MchID, outTradeNo))
+	_, u, err := p.findUser(ctx, m.MchID, tradeAlias(outTradeNo))
 	if err != nil {
 		return err
 	}

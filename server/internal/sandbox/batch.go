@@ -34,8 +34,8 @@ func (b *Batch) Check() error {
 		vs = append(vs, Violation{Path: path + "/" + strconv.Itoa(i), Message: msg})
 	}
 	for i, m := range b.Merchants {
-		if m == nil || m.MchID == "" {
-			bad("/merchants", i, "a merchant needs an mchid")
+		if m == nil || m.MchID == "" || m.Version < 0 {
+			bad("/merchants", i, "a merchant needs an mchid and a version >= 0")
 		}
 	}
 	for _, part := range []struct {

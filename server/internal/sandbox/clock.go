@@ -52,12 +52,19 @@ func (c *Clock) Offset(mchid string) time.Duration {
 	return c.offsets[mchid]
 }
 
-// SetOffset sets the merchant's total manual advance (used when loading
-// merchants from the store).
+// SetOffset sets the merchant's total manual advance, as the store holds
+// it, and wakes every listener when it moved.
 func (c *Clock) SetOffset(mchid string, d time.Duration) {
 	c.mu.Lock()
+	moved := c.offsets[mchid] != d
 	c.offsets[mchid] = d
+	wake := c.wake
 	c.mu.Unlock()
+	if moved {
+		for _, f := range wake {
+			f()
+		}
+	}
 }
 
 // Advance moves the merchant's clock forward by d and wakes every listener

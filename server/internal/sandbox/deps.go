@@ -18,6 +18,5 @@ type Deps struct {
 	Scenarios Scenarios
 	Validator Validator
 	Journal   Journal
-	Notifier  Notifier
 	Logger    *slog.Logger
 }

@@ -14,9 +14,6 @@ const (
 	ProductIssuer    = "issuer"
 )
 
-// Products lists every simulated product.
-var Products = []string{ProductPayScore, ProductRepayment, ProductEmbedPay, ProductIssuer}
-
 // Merchant is a sandbox merchant and its test credentials. The JSON names of
 // the credential fields are public: clients configure themselves from them.
 type Merchant struct {
@@ -40,8 +37,15 @@ type Merchant struct {
 	PlatformSerialNo       string `json:"platform_serial_no"`
 	PlatformCertificatePEM string `json:"platform_certificate_pem"`
 	// PlatformPrivateKeyPEM signs responses and notifications; it is WeChat's
-	// secret, so it is never rendered.
+	// secret, so it is never rendered. It holds the private key of the
+	// platform public key (PlatformPublicKeyID) and, after it, that of the
+	// platform certificate, which is another key as it is at WeChat Pay:
+	// two PEM blocks in one field, so that a store keeps one secret. A
+	// single block (merchants generated before the two keys) is both.
 	PlatformPrivateKeyPEM string `json:"-"`
+	// PlatformKeyMode is how WeChat Pay signs for the merchant: one of the
+	// PlatformKeyMode* values; empty is PlatformKeyModePublicKey.
+	PlatformKeyMode string `json:"platform_key_mode,omitempty"`
 
 	PCloudAppID     string `json:"pcloud_app_id"`
 	PCloudAppSecret string `json:"pcloud_app_secret"`
@@ -59,6 +63,35 @@ type Merchant struct {
 	ClockOffset time.Duration `json:"clock_offset_ns"`
 
 	CreatedAt time.Time `json:"created_at"`
+	// Version counts the merchant's commits; a change committed with it is
+	// compare-and-swap on it, so that concurrent changes are never lost.
+	Version int64 `json:"-"`
+}
+
+// Platform key modes: which key WeChat Pay signs answers and notifications
+// with for a merchant (https://pay.weixin.qq.com/doc/v3/merchant/4012154180).
+const (
+	// PlatformKeyModeCertificate: the platform certificate signs
+	// everything; Wechatpay-Serial is its serial.
+	PlatformKeyModeCertificate = "certificate"
+	// PlatformKeyModePublicKey: the WeChat Pay public key signs the
+	// notifications and the answers to requests that name its PUB_KEY_ID.
+	PlatformKeyModePublicKey = "public_key"
+	// PlatformKeyModeSwitching is the switch from the certificate to the
+	// public key (灰度): each notification is signed by one key or the
+	// other at random, and answers follow the request's Wechatpay-Serial.
+	PlatformKeyModeSwitching = "switching"
+)
+
+// PlatformKeyModes lists the modes, in the order of the switch.
+var PlatformKeyModes = []string{PlatformKeyModeCertificate, PlatformKeyModeSwitching, PlatformKeyModePublicKey}
+
+// KeyMode returns the merchant's platform key mode, the default when unset.
+func (m *Merchant) KeyMode() string {
+	if m.PlatformKeyMode == "" {
+		return PlatformKeyModePublicKey
+	}
+	return m.PlatformKeyMode
 }
 
 // ActiveScenario is a merchant's chosen scenario for a product. Once means it
@@ -70,8 +103,8 @@ type ActiveScenario struct {
 
 // Record is a product's persistent object — a pay-score order, a P云 trade,
 // a vehicle user, an issuer order — stored as JSON. Kind is
-// "<product>.<type>"; Key is unique per kind and merchant; Aliases are
-// unique per kind across merchants (pay_id, query_id, package, orderNo).
+// "<product>.<type>"; Key and each of Aliases (pay_id, query_id, package, a
+// plate) are unique per kind and merchant.
 type Record struct {
 	Kind    string          `json:"kind"`
 	MchID   string          `json:"mchid"`
@@ -194,8 +227,11 @@ type Exchange struct {
 	// ResponseBody is the head of the response body (bounded).
 	ResponseBody string      `json:"response_body,omitempty"`
 	Violations   []Violation `json:"violations,omitempty"`
-	Diagnostics  string      `json:"diagnostics,omitempty"`
-	Error        string      `json:"error,omitempty"`
+	// Warnings are what the sandbox noticed and let through: a rule it
+	// only inferred, a deviation the real system tolerates.
+	Warnings    []Violation `json:"warnings,omitempty"`
+	Diagnostics string      `json:"diagnostics,omitempty"`
+	Error       string      `json:"error,omitempty"`
 }
 
 // JournalFilter selects exchanges, newest first.

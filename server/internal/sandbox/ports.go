@@ -8,7 +8,7 @@ import (
 )
 
 // Batch is one atomic write: everything in it is applied, or nothing is.
-// Creates fail with CodeConflict when the key or an alias exists; Updates,
+// Merchants with a non-zero Version are compare-and-swap on it. Creates fail with CodeConflict when the key or an alias exists; Updates,
 // Sessions and Notifications with a non-zero Version are compare-and-swap on
 // that version and fail with CodeConflict when it is stale. The store sets
 // Version (+1), CreatedAt and UpdatedAt on success.
@@ -20,20 +20,78 @@ type Batch struct {
 	Notifications []*Notification // insert when Version is 0, else CAS update
 }
 
+// Committed says what a successful commit changed, by id only, so that it
+// can cross processes as JSON (another replica's commit, delivered by its
+// store): a listener re-reads from the store whatever it needs.
+type Committed struct {
+	// Merchants are the merchants the commit wrote.
+	Merchants []string `json:"merchants,omitempty"`
+	// Sessions are the sessions the commit wrote, as they now stand.
+	Sessions []CommittedSession `json:"sessions,omitempty"`
+	// NotifyMerchants are the merchants it left a notification pending
+	// for: the notification worker has work.
+	NotifyMerchants []string `json:"notify_merchants,omitempty"`
+}
+
+// CommittedSession is a session a commit wrote: enough to wake a long poll
+// (State) and to plan the scheduler's next scan (DueAt).
+type CommittedSession struct {
+	ID    string       `json:"id"`
+	MchID string       `json:"mchid"`
+	State SessionState `json:"state"`
+	DueAt time.Time    `json:"due_at"`
+}
+
+// Committed describes what committing b changes.
+func (b *Batch) Committed() Committed {
+	var c Committed
+	for _, m := range b.Merchants {
+		c.Merchants = appendNew(c.Merchants, m.MchID)
+	}
+	for _, s := range b.Sessions {
+		c.Sessions = append(c.Sessions, CommittedSession{ID: s.ID, MchID: s.MchID, State: s.State, DueAt: s.DueAt})
+	}
+	for _, n := range b.Notifications {
+		if n.State == NotifyPending {
+			c.NotifyMerchants = appendNew(c.NotifyMerchants, n.MchID)
+		}
+	}
+	return c
+}
+
+func appendNew(list []string, s string) []string {
+	for _, x := range list {
+		if x == s {
+			return list
+		}
+	}
+	return append(list, s)
+}
+
 // Store is the state behind the sandbox. The SQLite adapter is the embedded
 // default; the PostgreSQL adapter serves several processes sharing one
 // database.
 type Store interface {
 	// Commit applies a batch atomically. When it returns nil the batch is
-	// durable against a crash of the process.
+	// durable against a crash of the process, and every OnCommit hook has
+	// been called with what it changed.
+	//
+	// A Merchant with Version 0 is written as it is (created or replaced);
+	// one with a Version is compare-and-swap on it, like Updates.
 	Commit(ctx context.Context, b *Batch) error
+	// OnCommit registers a hook called after every successful commit, in
+	// the order registered, before Commit returns. Register hooks before
+	// the first Commit that they must see. Hooks must be quick and must not
+	// commit.
+	OnCommit(hook func(Committed))
 
 	GetMerchant(ctx context.Context, mchid string) (*Merchant, error)
 	ListMerchants(ctx context.Context) ([]*Merchant, error)
 
 	GetRecord(ctx context.Context, kind, mchid, key string) (*Record, error)
-	// FindRecord finds a record of a kind by one of its aliases.
-	FindRecord(ctx context.Context, kind, alias string) (*Record, error)
+	// FindRecord finds the merchant's record of a kind by one of its
+	// aliases.
+	FindRecord(ctx context.Context, kind, mchid, alias string) (*Record, error)
 	ListRecords(ctx context.Context, kind, mchid string, limit int) ([]*Record, error)
 
 	GetSession(ctx context.Context, id string) (*Session, error)
@@ -85,30 +143,12 @@ type Journal interface {
 	Record(x *Exchange)
 }
 
-// Notifier is told when notifications were committed or the clock moved, so
-// that it looks for due work at once.
-type Notifier interface {
-	Wake()
-}
-
 // OutboundRequest is a notification attempt a product built and signed.
 type OutboundRequest struct {
 	Method string
 	URL    string
 	Header http.Header
 	Body   []byte
-}
-
-// NotifyBuilder is what a product gives the notification worker.
-type NotifyBuilder interface {
-	// BuildNotify builds and signs the request for one attempt, applying
-	// n.Faults.BadSignature.
-	BuildNotify(ctx context.Context, m *Merchant, n *Notification) (*OutboundRequest, error)
-	// Acknowledged says whether the merchant's answer acknowledges it.
-	Acknowledged(status int, body []byte) bool
-	// Schedule is the delays before the 2nd, 3rd, … attempts on the sandbox
-	// clock; its length + 1 is the number of attempts.
-	Schedule() []time.Duration
 }
 
 // Scenario modes.

@@ -71,3 +71,31 @@ func TestDurationReadsStringsAndSeconds(t *testing.T) {
 		t.Fatal("a bad duration must be an error")
 	}
 }
+
+// TestCommittedIsIDsOnlyAndCrossesAsJSON: what a commit tells its hooks
+// names merchants and sessions by id (each once), only the merchants left
+// with a pending notification, and survives a JSON round trip unchanged, as
+// it must when another replica's store delivers it.
+func TestCommittedIsIDsOnlyAndCrossesAsJSON(t *testing.T) {
+	due := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	b := &Batch{
+		Merchants: []*Merchant{{MchID: "m1"}, {MchID: "m1"}},
+		Sessions:  []*Session{{ID: "s1", MchID: "m1", State: SessionPending, DueAt: due}, {ID: "s2", MchID: "m2", State: SessionReturned}},
+		Notifications: []*Notification{{ID: "n1", MchID: "m2", State: NotifyPending}, {ID: "n2", MchID: "m2", State: NotifyPending},
+			{ID: "n3", MchID: "m3", State: NotifyDelivered}},
+	}
+	c := b.Committed()
+	want := Committed{Merchants: []string{"m1"}, NotifyMerchants: []string{"m2"}, Sessions: []CommittedSession{
+		{ID: "s1", MchID: "m1", State: SessionPending, DueAt: due}, {ID: "s2", MchID: "m2", State: SessionReturned}}}
+	raw, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Committed
+	if err := json.Unmarshal(raw, &back); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(back) != fmt.Sprint(want) {
+		t.Fatalf("Committed = %+v (as %s), want %+v", back, raw, want)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"slices"
 	"sort"
@@ -96,15 +97,46 @@ type loaded struct {
 
 func (l loaded) at(ptr string) int { return l.doc.line(ptr) }
 
+// Schemas is what Load needs of the schema set: validation, and the
+// scenario schema's text, whose product enum names the products.
+type Schemas interface {
+	sandbox.Validator
+	Source(name string) ([]byte, bool)
+}
+
+// Products lists the products a scenario may be for: the scenario schema's
+// product enum.
+func Products(v Schemas) ([]string, error) {
+	src, ok := v.Source(SchemaName)
+	if !ok {
+		return nil, fmt.Errorf("no %s schema", SchemaName)
+	}
+	var s struct {
+		Properties struct {
+			Product struct {
+				Enum []string `json:"enum"`
+			} `json:"product"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal(src, &s); err != nil || len(s.Properties.Product.Enum) == 0 {
+		return nil, fmt.Errorf("the %s schema lists no products in properties.product.enum (%v)", SchemaName, err)
+	}
+	return s.Properties.Product.Enum, nil
+}
+
 // Load reads every <product>/*.yaml in fsys, one scenario per file, and
 // validates each against the "scenario" schema with v. It returns one error
 // listing every problem of every file, each as
 // "scenarios/<file>:<line>: <path>: <reason>", so that a bad set stops
 // start-up saying what to fix.
-func Load(fsys fs.FS, v sandbox.Validator) (*Catalog, error) {
+func Load(fsys fs.FS, v Schemas) (*Catalog, error) {
+	products, err := Products(v)
+	if err != nil {
+		return nil, err
+	}
 	var problems []problem
 	var files []loaded
-	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+	err = fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -120,8 +152,8 @@ func Load(fsys fs.FS, v sandbox.Validator) (*Catalog, error) {
 		case dir == "." || strings.Contains(dir, "/"):
 			problems = append(problems, problem{file: p, msg: "scenario files live in <product>/<name>.yaml"})
 			return nil
-		case !slices.Contains(sandbox.Products, dir):
-			problems = append(problems, problem{file: p, msg: fmt.Sprintf("folder %q is not a product (%s)", dir, strings.Join(sandbox.Products, ", "))})
+		case !slices.Contains(products, dir):
+			problems = append(problems, problem{file: p, msg: fmt.Sprintf("folder %q is not a product (%s)", dir, strings.Join(products, ", "))})
 			return nil
 		}
 		src, err := fs.ReadFile(fsys, p)
@@ -245,11 +277,9 @@ func crossCheck(files []loaded) []problem {
 			rules = append(rules, r)
 		}
 	}
-	for _, p := range sandbox.Products {
-		if hasFiles[p] {
-			if _, ok := defaults[p]; !ok {
-				ps = append(ps, problem{file: p + "/", msg: fmt.Sprintf("product %q has no default scenario: set default: true in one of its files", p)})
-			}
+	for _, p := range slices.Sorted(maps.Keys(hasFiles)) {
+		if _, ok := defaults[p]; !ok {
+			ps = append(ps, problem{file: p + "/", msg: fmt.Sprintf("product %q has no default scenario: set default: true in one of its files", p)})
 		}
 	}
 	return ps

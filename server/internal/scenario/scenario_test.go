@@ -13,7 +13,7 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/schema"
 )
 
-func validator(tb testing.TB) sandbox.Validator {
+func validator(tb testing.TB) scenario.Schemas {
 	tb.Helper()
 	s, err := schema.Compile(schemas.FS)
 	if err != nil {
@@ -51,7 +51,7 @@ func TestCanLoadEmbeddedScenarios(t *testing.T) {
 		sandbox.ProductRepayment: "repayment.repaid",
 		sandbox.ProductIssuer:    "issuer.success",
 	}
-	for _, p := range sandbox.Products {
+	for _, p := range []string{sandbox.ProductPayScore, sandbox.ProductRepayment, sandbox.ProductEmbedPay, sandbox.ProductIssuer} {
 		d := c.Default(p)
 		if d == nil || d.ID != defaults[p] {
 			t.Errorf("Default(%q) = %v, want %s", p, d, defaults[p])

@@ -204,12 +204,12 @@ func TestEveryWordIsInBothLanguages(t *testing.T) {
 	}
 
 	// Keys made from data.
-	for _, p := range sandbox.Products {
-		used["product."+p] = "sandbox.Products"
-		used["product."+p+".what"] = "sandbox.Products"
+	sc := scenarioSchema(t)
+	for _, p := range sc.products {
+		used["product."+p] = "scenario.schema.json product"
+		used["product."+p+".what"] = "scenario.schema.json product"
 		used["action."+p+"."+sandbox.ActionTimeout] = "sandbox.ActionTimeout"
 	}
-	sc := scenarioSchema(t)
 	for product, actions := range sc.actions {
 		for _, a := range actions {
 			used["action."+product+"."+a] = "scenario.schema.json user.action"
@@ -236,6 +236,9 @@ func TestEveryWordIsInBothLanguages(t *testing.T) {
 	for _, f := range credentialFields(t, js) {
 		used["cred."+f] = "CREDS"
 	}
+	for _, m := range sandbox.PlatformKeyModes {
+		used["keymode."+m] = "sandbox.PlatformKeyModes"
+	}
 	for _, op := range []string{"redeliver", "hold", "release", "fail-next"} {
 		used["notify.done."+op] = "notification operations"
 	}
@@ -251,9 +254,10 @@ func TestEveryWordIsInBothLanguages(t *testing.T) {
 }
 
 type scenarioEnums struct {
-	actions map[string][]string
-	faults  []string
-	modes   []string
+	products []string
+	actions  map[string][]string
+	faults   []string
+	modes    []string
 }
 
 // scenarioSchema reads the enums the page shows words for from
@@ -270,8 +274,9 @@ func scenarioSchema(t *testing.T) scenarioEnums {
 	}
 	var s struct {
 		Properties struct {
-			Mode   enum `json:"mode"`
-			Notify struct {
+			Product enum `json:"product"`
+			Mode    enum `json:"mode"`
+			Notify  struct {
 				Properties struct {
 					Faults struct {
 						Items enum `json:"items"`
@@ -299,13 +304,13 @@ func scenarioSchema(t *testing.T) scenarioEnums {
 	if err := json.Unmarshal(b, &s); err != nil {
 		t.Fatal(err)
 	}
-	out := scenarioEnums{actions: map[string][]string{}, faults: s.Properties.Notify.Properties.Faults.Items.Enum, modes: s.Properties.Mode.Enum}
+	out := scenarioEnums{products: s.Properties.Product.Enum, actions: map[string][]string{}, faults: s.Properties.Notify.Properties.Faults.Items.Enum, modes: s.Properties.Mode.Enum}
 	for _, a := range s.AllOf {
 		if p := a.If.Properties.Product.Const; p != "" {
 			out.actions[p] = a.Then.Properties.User.Properties.Action.Enum
 		}
 	}
-	if len(out.actions) != len(sandbox.Products) || len(out.faults) == 0 || len(out.modes) == 0 {
+	if len(out.products) == 0 || len(out.actions) != len(out.products) || len(out.faults) == 0 || len(out.modes) == 0 {
 		t.Fatalf("scenario.schema.json has changed shape: actions %v, faults %v, modes %v", out.actions, out.faults, out.modes)
 	}
 	return out
@@ -339,7 +344,8 @@ func credentialFields(t *testing.T, js string) []string {
 		listed = append(listed, q[1])
 	}
 	// Not credentials: shown elsewhere on the page, or not strings.
-	notCredentials := map[string]bool{"name": true, "notify_hosts": true, "active_scenarios": true, "clock_offset_ns": true, "created_at": true}
+	notCredentials := map[string]bool{"name": true, "notify_hosts": true, "active_scenarios": true, "clock_offset_ns": true, "created_at": true,
+		"platform_key_mode": true}
 	want := []string{"merchant_token"}
 	typ := reflect.TypeFor[sandbox.Merchant]()
 	for i := range typ.NumField() {

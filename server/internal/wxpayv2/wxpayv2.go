@@ -3,7 +3,7 @@
 // return_code / result_code / err_code answer, and HMAC-SHA256 (or MD5)
 // signatures both ways through wxsign. It knows nothing of any product.
 //
-// v2 has two kinds of failure (DOMAIN.md §3, the v2 common fields):
+// v2 has two kinds of failure (SOURCES.md §3, the v2 common fields):
 // return_code FAIL with a return_msg is a communication failure — the body
 // is not XML, a parameter is malformed, the signature does not verify — and
 // is never signed; return_code SUCCESS with result_code FAIL and an err_code
@@ -43,7 +43,7 @@ const (
 )
 
 // return_msg texts of communication failures. "签名错误" and "参数格式校验错误"
-// are the v2 common-field examples ("签名失败 / 参数格式校验错误", DOMAIN.md §3
+// are the v2 common-field examples ("签名失败 / 参数格式校验错误", SOURCES.md §3
 // via the SDK models); "XML格式错误" is the description of v2's
 // XML_FORMAT_ERROR; "OK" is what a success carries.
 const (

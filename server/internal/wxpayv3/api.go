@@ -1,6 +1,7 @@
 package wxpayv3
 
 import (
+	"math/rand/v2"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -18,6 +19,10 @@ type Options struct {
 	// stamped with (time.Now when nil): SDKs compare Wechatpay-Timestamp
 	// with their host's time, never with the sandbox's.
 	Wall func() time.Time
+	// Rand draws in [0, 1) which key signs a notification of a switching
+	// merchant (math/rand/v2's Float64 when nil); tests seed it. It must be
+	// safe for concurrent use.
+	Rand func() float64
 }
 
 // API is the v3 protocol layer. It is safe for concurrent use.
@@ -25,6 +30,7 @@ type API struct {
 	merchants sandbox.Merchants
 	clock     *sandbox.Clock
 	wall      func() time.Time
+	rand      func() float64
 	keys      keyCache
 }
 
@@ -36,7 +42,10 @@ func New(o Options) *API {
 	if o.Clock == nil {
 		o.Clock = sandbox.NewClock(1, o.Wall)
 	}
-	return &API{merchants: o.Merchants, clock: o.Clock, wall: o.Wall, keys: keyCache{m: map[string]*merchantKeys{}}}
+	if o.Rand == nil {
+		o.Rand = rand.Float64
+	}
+	return &API{merchants: o.Merchants, clock: o.Clock, wall: o.Wall, rand: o.Rand, keys: keyCache{m: map[string]*merchantKeys{}}}
 }
 
 const keyMerchant = "mpsandbox.wxpayv3.merchant"

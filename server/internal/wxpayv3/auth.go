@@ -3,6 +3,7 @@ package wxpayv3
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -13,11 +14,11 @@ import (
 )
 
 // TimestampWindow is how far a request's timestamp may be from now: the
-// SDKs apply the same 5 minutes to answers (DOMAIN.md §1).
+// SDKs apply the same 5 minutes to answers (SOURCES.md §1).
 const TimestampWindow = 300 * time.Second
 
 // Authenticate verifies the request's "Authorization: WECHATPAY2-SHA256-RSA2048
-// mchid=…,nonce_str=…,timestamp=…,serial_no=…,signature=…" (DOMAIN.md §1)
+// mchid=…,nonce_str=…,timestamp=…,serial_no=…,signature=…" (SOURCES.md §1)
 // and makes its merchant the request's (Merchant, httpapi.Exchange). An
 // unknown mchid, a serial_no that is not the merchant's certificate serial,
 // a timestamp 300 s or more away, or a signature that the merchant's
@@ -57,12 +58,22 @@ func (a *API) authenticate(c *gin.Context) (*sandbox.Merchant, error) {
 	}
 	keys := a.keys.get(m)
 	var diagnostics string
+	var warning *sandbox.Violation
 	if keys.merchantErr != nil {
 		vs = append(vs, sandbox.Violation{Path: "/signature", Message: "the public key registered for merchant " + m.MchID +
 			" does not parse, so no signature can verify: " + keys.merchantErr.Error()})
 	} else {
-		msg := wxsign.V3RequestMessage(c.Request.Method, requestURI(c), auth.Timestamp, auth.NonceStr, string(httpapi.Body(c)))
-		if err := wxsign.RSAVerify(keys.merchantPub, msg, auth.Signature); err != nil {
+		uri := requestURI(c)
+		sign := func(uri string) string {
+			return wxsign.V3RequestMessage(c.Request.Method, uri, auth.Timestamp, auth.NonceStr, string(httpapi.Body(c)))
+		}
+		msg := sign(uri)
+		err := wxsign.RSAVerify(keys.merchantPub, msg, auth.Signature)
+		if twin, ok := emptyQueryTwin(uri); err != nil && ok && wxsign.RSAVerify(keys.merchantPub, sign(twin), auth.Signature) == nil {
+			err, warning = nil, &sandbox.Violation{Path: "/signature", Message: fmt.Sprintf(
+				"the request went to %q and its signature covers %q: an empty query's \"?\" is accepted either way, but sign the URI as it is sent", uri, twin)}
+		}
+		if err != nil {
 			diagnostics = msg
 			vs = append(vs, sandbox.Violation{Path: "/signature", Message: sandbox.AsError(err).Message +
 				"; expected string-to-sign (METHOD\\nURI\\nTIMESTAMP\\nNONCE\\nBODY\\n): " + strconv.Quote(msg)})
@@ -78,7 +89,23 @@ func (a *API) authenticate(c *gin.Context) (*sandbox.Merchant, error) {
 		}
 		return nil, signError("the request signature does not verify", diagnostics, vs)
 	}
+	if warning != nil {
+		httpapi.Warn(c, *warning)
+	}
 	return m, nil
+}
+
+// emptyQueryTwin is the other spelling of a URI without a query: "/x?" for
+// "/x" and "/x" for "/x?". Clients differ on whether an empty query keeps
+// its "?" in what they sign and in what they send; the sandbox accepts a
+// signature over either, with a warning [I].
+func emptyQueryTwin(uri string) (string, bool) {
+	if q := strings.IndexByte(uri, '?'); q < 0 {
+		return uri + "?", true
+	} else if q == len(uri)-1 {
+		return uri[:q], true
+	}
+	return "", false
 }
 
 // checkTimestamp accepts a timestamp within the window of the wall clock —
@@ -107,7 +134,7 @@ func abs(x int64) int64 {
 }
 
 // requestURI is the path and query as the client sent them, which is what
-// it signed (the host is not signed, DOMAIN.md §1).
+// it signed (the host is not signed, SOURCES.md §1).
 func requestURI(c *gin.Context) string {
 	if c.Request.RequestURI != "" {
 		return c.Request.RequestURI

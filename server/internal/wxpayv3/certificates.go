@@ -10,7 +10,7 @@ import (
 )
 
 // certificateAD is the associated data of an encrypted certificate
-// (DOMAIN.md §6).
+// (SOURCES.md §6).
 const certificateAD = "certificate"
 
 // CertificatesResponse is the body of GET /v3/certificates.
@@ -39,7 +39,7 @@ type EncryptedResource struct {
 
 // HandleCertificates handles "GET /v3/certificates": the merchant's
 // platform certificate, its PEM encrypted with AES-256-GCM under the API v3
-// key with associated_data "certificate" (DOMAIN.md §6), as the SDK's
+// key with associated_data "certificate" (SOURCES.md §6), as the SDK's
 // certificate downloader expects. Mount it in a group with Middleware.
 func (a *API) HandleCertificates(c *gin.Context) error {
 	m := Merchant(c)

@@ -10,7 +10,7 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
-// v3 error codes of the HTTP status table (DOMAIN.md §1).
+// v3 error codes of the HTTP status table (SOURCES.md §1).
 const (
 	CodeParamError         = "PARAM_ERROR"
 	CodeInvalidRequest     = "INVALID_REQUEST"
@@ -22,7 +22,7 @@ const (
 	CodeServiceUnavailable = "SERVICE_UNAVAILABLE"
 )
 
-// SignErrorMessage is the message of the real 401 (DOMAIN.md §1, community).
+// SignErrorMessage is the message of the real 401 (SOURCES.md §1, community).
 const SignErrorMessage = "签名错误,请检查后再试"
 
 // Where a problem is, as v3's detail.location names it.
@@ -70,7 +70,7 @@ func location(c *gin.Context) string {
 }
 
 // Render is the httpapi.Renderer of v3 endpoints: the status and code of
-// DOMAIN.md §1's table, e.Upstream when the product named the real code,
+// SOURCES.md §1's table, e.Upstream when the product named the real code,
 // the first violation as detail and all of them as violations.
 func Render(c *gin.Context, e *sandbox.Error) {
 	status, code := statusCode(e)
@@ -82,7 +82,7 @@ func Render(c *gin.Context, e *sandbox.Error) {
 	if code == CodeSignError {
 		loc = LocationAuthorization
 		// Whatever went wrong, the real body keeps its one message
-		// (DOMAIN.md §1); the sandbox's explanation goes in detail.issue.
+		// (SOURCES.md §1); the sandbox's explanation goes in detail.issue.
 		body.Message = SignErrorMessage
 	}
 	if len(e.Fields) > 0 {
@@ -100,7 +100,7 @@ func Render(c *gin.Context, e *sandbox.Error) {
 		body.Detail = &ErrorDetail{Field: "signature", Issue: e.Message, Location: loc}
 	}
 	c.Header("Request-ID", httpapi.RequestID(c))
-	c.JSON(status, body)
+	c.PureJSON(status, body)
 }
 
 // statusCode maps an error to v3's status and code.

@@ -28,8 +28,8 @@ const (
 
 // Keys are generated once per test binary: RSA-2048 generation takes a
 // good part of a second, and no private key is committed.
-var testKeys = sync.OnceValues(func() ([3]*rsa.PrivateKey, error) {
-	var keys [3]*rsa.PrivateKey
+var testKeys = sync.OnceValues(func() ([4]*rsa.PrivateKey, error) {
+	var keys [4]*rsa.PrivateKey
 	for i := range keys {
 		k, err := rsa.GenerateKey(rand.Reader, 2048)
 		if err != nil {
@@ -42,8 +42,9 @@ var testKeys = sync.OnceValues(func() ([3]*rsa.PrivateKey, error) {
 
 const (
 	merchantKey = iota
-	platformKey
+	platformKey // the WeChat Pay public key's
 	strangerKey
+	certKey // the platform certificate's
 )
 
 func testKey(tb testing.TB, which int) *rsa.PrivateKey {
@@ -89,14 +90,17 @@ func pkixPEM(tb testing.TB, pub *rsa.PublicKey) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 }
 
+// testMerchant has a platform certificate and a public key with keys of
+// their own, as WeChat Pay's are; its mode is the default, public_key.
 func testMerchant(tb testing.TB) *sandbox.Merchant {
 	tb.Helper()
-	m, p := testKey(tb, merchantKey), testKey(tb, platformKey)
+	m, p, c := testKey(tb, merchantKey), testKey(tb, platformKey), testKey(tb, certKey)
 	return &sandbox.Merchant{
 		MchID: testMchID, AppID: testAppID, MerchantSerialNo: testMchSerial,
 		MerchantPrivateKeyPEM: pkcs8(tb, m), MerchantPublicKeyPEM: pkixPEM(tb, &m.PublicKey),
 		APIv3Key: testAPIv3Key, PlatformPublicKeyID: testPubKeyID, PlatformPublicKeyPEM: pkixPEM(tb, &p.PublicKey),
-		PlatformSerialNo: testPlatSer, PlatformCertificatePEM: certPEM(tb, p, testPlatSer), PlatformPrivateKeyPEM: pkcs8(tb, p),
+		PlatformSerialNo: testPlatSer, PlatformCertificatePEM: certPEM(tb, c, testPlatSer),
+		PlatformPrivateKeyPEM: pkcs8(tb, p) + pkcs8(tb, c),
 	}
 }
 

@@ -21,16 +21,19 @@ type merchantKeys struct {
 	merchantPub *rsa.PublicKey
 	merchantErr error
 
-	platformPEM  string
-	platformPriv *rsa.PrivateKey
-	platformErr  error
+	// platformPEM holds the public key's private key and, after it, the
+	// certificate's (sandbox.Merchant.PlatformPrivateKeyPEM).
+	platformPEM string
+	publicKey   *rsa.PrivateKey
+	certKey     *rsa.PrivateKey
+	platformErr error
 
 	certPEM string
 	cert    *x509.Certificate
 	certErr error
-	// certSameKey says the platform certificate holds the platform key, so
-	// an answer signed with it may name the certificate's serial.
-	certSameKey bool
+	// certUsable says the platform certificate holds certKey, so that an
+	// answer signed with it may name the certificate's serial.
+	certUsable bool
 }
 
 // keyCache holds merchantKeys by mchid: bounded by the number of merchants.
@@ -56,16 +59,10 @@ func (c *keyCache) get(m *sandbox.Merchant) *merchantKeys {
 		next.merchantPub, next.merchantErr = wxsign.ParsePublicKey(m.MerchantPublicKeyPEM)
 	}
 	if k != nil && k.platformPEM == m.PlatformPrivateKeyPEM && k.certPEM == m.PlatformCertificatePEM {
-		next.platformPEM, next.platformPriv, next.platformErr = k.platformPEM, k.platformPriv, k.platformErr
-		next.certPEM, next.cert, next.certErr, next.certSameKey = k.certPEM, k.cert, k.certErr, k.certSameKey
+		next.platformPEM, next.publicKey, next.certKey, next.platformErr = k.platformPEM, k.publicKey, k.certKey, k.platformErr
+		next.certPEM, next.cert, next.certErr, next.certUsable = k.certPEM, k.cert, k.certErr, k.certUsable
 	} else {
-		next.platformPEM = m.PlatformPrivateKeyPEM
-		next.platformPriv, next.platformErr = wxsign.ParsePrivateKey(m.PlatformPrivateKeyPEM)
-		next.certPEM = m.PlatformCertificatePEM
-		next.cert, next.certErr = wxsign.ParseCertificate(m.PlatformCertificatePEM)
-		if next.platformErr == nil && next.certErr == nil {
-			next.certSameKey = next.platformPriv.PublicKey.Equal(next.cert.PublicKey)
-		}
+		next.parsePlatform(m)
 	}
 	c.mu.Lock()
 	c.m[m.MchID] = next
@@ -73,12 +70,42 @@ func (c *keyCache) get(m *sandbox.Merchant) *merchantKeys {
 	return next
 }
 
-// signer returns the merchant's platform private key, or an internal error:
-// the sandbox generated it, so a bad one is the sandbox's fault.
-func (k *merchantKeys) signer() (*rsa.PrivateKey, error) {
+func (k *merchantKeys) parsePlatform(m *sandbox.Merchant) {
+	k.platformPEM = m.PlatformPrivateKeyPEM
+	keys, err := wxsign.ParsePrivateKeys(m.PlatformPrivateKeyPEM)
+	if err != nil {
+		k.platformErr = err
+	} else {
+		// One key (a merchant from before the two keys) is both.
+		k.publicKey, k.certKey = keys[0], keys[len(keys)-1]
+	}
+	k.certPEM = m.PlatformCertificatePEM
+	k.cert, k.certErr = wxsign.ParseCertificate(m.PlatformCertificatePEM)
+	k.certUsable = k.platformErr == nil && k.certErr == nil && k.certKey.PublicKey.Equal(k.cert.PublicKey)
+}
+
+// signer is a platform private key and the Wechatpay-Serial that names it.
+type signer struct {
+	key    *rsa.PrivateKey
+	serial string
+}
+
+// byPublicKey is the WeChat Pay public key's signer, or an internal error:
+// the sandbox generated the key, so a bad one is the sandbox's fault.
+func (k *merchantKeys) byPublicKey() (signer, error) {
 	if k.platformErr != nil {
-		return nil, &sandbox.Error{Code: sandbox.CodeInternal,
+		return signer{}, &sandbox.Error{Code: sandbox.CodeInternal,
 			Message: "the platform private key of merchant " + k.m.MchID + " does not parse", Err: k.platformErr}
 	}
-	return k.platformPriv, nil
+	return signer{key: k.publicKey, serial: k.m.PlatformPublicKeyID}, nil
+}
+
+// byCertificate is the platform certificate's signer; a merchant whose
+// certificate does not hold the key gets the public key's instead, which
+// its certificate could not verify anyway.
+func (k *merchantKeys) byCertificate() (signer, error) {
+	if !k.certUsable {
+		return k.byPublicKey()
+	}
+	return signer{key: k.certKey, serial: k.m.PlatformSerialNo}, nil
 }

@@ -32,28 +32,23 @@ func (a *API) JSON(c *gin.Context, status int, v any) error {
 }
 
 // NoContent answers 204, signed: the SDKs verify a 204 too, over
-// "TS\nNONCE\n\n" (DOMAIN.md §1).
+// "TS\nNONCE\n\n" (SOURCES.md §1).
 func (a *API) NoContent(c *gin.Context) error { return a.Write(c, http.StatusNoContent, nil) }
 
 // Write answers status with body (JSON text; empty for 204) and the
 // Request-ID and Wechatpay-Timestamp, -Nonce, -Serial and -Signature
-// headers, signed once with the platform private key of the request's
-// merchant. Wechatpay-Serial is the platform public-key ID, unless the
-// client asked, by its Wechatpay-Serial header, for the platform
-// certificate's serial (certificate mode) and the certificate holds the
-// same key.
+// headers, signed once with the platform key answerSigner picks.
 func (a *API) Write(c *gin.Context, status int, body []byte) error {
 	m := Merchant(c)
 	if m == nil {
 		return sandbox.Errorf(sandbox.CodeInternal, "wxpayv3.Write outside an authenticated v3 group")
 	}
-	keys := a.keys.get(m)
-	serial := m.PlatformPublicKeyID
-	if keys.certSameKey && c.GetHeader(wxsign.HeaderSerial) == m.PlatformSerialNo {
-		serial = m.PlatformSerialNo
+	s, err := answerSigner(m, a.keys.get(m), c.GetHeader(wxsign.HeaderSerial))
+	if err != nil {
+		return err
 	}
 	h := c.Writer.Header()
-	if err := a.sign(h, keys, serial, body, false); err != nil {
+	if err := a.sign(h, s, body, false); err != nil {
 		return err
 	}
 	h.Set("Request-ID", httpapi.RequestID(c))
@@ -66,20 +61,26 @@ func (a *API) Write(c *gin.Context, status int, body []byte) error {
 	return nil
 }
 
+// answerSigner picks the key of an answer from the request's
+// Wechatpay-Serial, as WeChat Pay does (FAQ
+// https://pay.weixin.qq.com/doc/v3/partner/4013038589): the merchant's
+// PUB_KEY_ID gets the public key, unless the merchant has not started the
+// switch (certificate mode); anything else — no header, the certificate's
+// serial, an unknown serial [I] — gets the certificate.
+func answerSigner(m *sandbox.Merchant, keys *merchantKeys, asked string) (signer, error) {
+	if asked == m.PlatformPublicKeyID && m.KeyMode() != sandbox.PlatformKeyModeCertificate {
+		return keys.byPublicKey()
+	}
+	return keys.byCertificate()
+}
+
 // sign sets the four Wechatpay-* headers for body. bad signs something
 // else, so that the signature is well formed and does not verify.
-func (a *API) sign(h http.Header, keys *merchantKeys, serial string, body []byte, bad bool) error {
-	priv, err := keys.signer()
-	if err != nil {
-		return err
-	}
+func (a *API) sign(h http.Header, s signer, body []byte, bad bool) error {
 	signed := string(body)
 	if bad {
 		signed += " "
 	}
 	ts := strconv.FormatInt(a.wall().Unix(), 10)
-	if err := wxsign.SetV3ResponseHeaders(h, priv, serial, ts, wxsign.NonceStr(nonceLength), signed); err != nil {
-		return err
-	}
-	return nil
+	return wxsign.SetV3ResponseHeaders(h, s.key, s.serial, ts, wxsign.NonceStr(nonceLength), signed)
 }

@@ -67,7 +67,7 @@ func newHarness(tb testing.TB) *harness {
 }
 
 // hostRewrite sends the SDK's requests for api.mch.weixin.qq.com to the
-// test server, as DOMAIN.md §6's verified snippet does.
+// test server, as SOURCES.md §6's verified snippet does.
 type hostRewrite struct{ u *url.URL }
 
 func (t hostRewrite) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -151,33 +151,6 @@ func TestSDKAcceptsSignedAnswers(t *testing.T) {
 	})
 }
 
-func TestWechatpaySerialFollowsTheClient(t *testing.T) {
-	h := newHarness(t)
-	for _, tc := range []struct{ name, asked, want string }{
-		{"public-key mode", testPubKeyID, testPubKeyID},
-		{"nothing asked", "", testPubKeyID},
-		{"certificate mode", testPlatSer, testPlatSer},
-		{"unknown serial", "ABCDEF", testPubKeyID},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			req := h.request(t, http.MethodGet, "/v3/echo", "", time.Now().Unix(), merchantKey)
-			if tc.asked != "" {
-				req.Header.Set(wxsign.HeaderSerial, tc.asked)
-			}
-			w := httptest.NewRecorder()
-			h.h.ServeHTTP(w, req)
-			if got := w.Header().Get(wxsign.HeaderSerial); w.Code != 200 || got != tc.want {
-				t.Errorf("got %d serial %q, want 200 %q", w.Code, got, tc.want)
-			}
-			v := verifiers.NewSHA256WithRSAPubkeyVerifier(tc.want, testKey(t, platformKey).PublicKey)
-			msg := w.Header().Get(wxsign.HeaderTimestamp) + "\n" + w.Header().Get(wxsign.HeaderNonce) + "\n" + w.Body.String() + "\n"
-			if err := v.Verify(context.Background(), tc.want, msg, w.Header().Get(wxsign.HeaderSignature)); err != nil {
-				t.Errorf("signature does not verify with the platform key: %v", err)
-			}
-		})
-	}
-}
-
 func (h *harness) request(tb testing.TB, method, uri, body string, ts int64, key int) *http.Request {
 	tb.Helper()
 	req := httptest.NewRequest(method, uri, strings.NewReader(body))
@@ -244,15 +217,18 @@ func TestAuthenticationFailures(t *testing.T) {
 func TestSignatureMismatchShowsTheStringToSign(t *testing.T) {
 	h := newHarness(t)
 	ts := time.Now().Unix()
-	req := h.request(t, http.MethodPost, "/v3/echo", `{"a":1}`, ts, strangerKey)
+	req := h.request(t, http.MethodPost, "/v3/echo", `{"a":"x&y<z>"}`, ts, strangerKey)
 	w := httptest.NewRecorder()
 	h.h.ServeHTTP(w, req)
 	var got ErrorBody
 	_ = json.Unmarshal(w.Body.Bytes(), &got)
 	a, _ := wxsign.ParseAuthorization(req.Header.Get("Authorization"))
-	want := "POST\n/v3/echo\n" + strconv.FormatInt(ts, 10) + "\n" + a.NonceStr + "\n{\"a\":1}\n"
+	want := "POST\n/v3/echo\n" + strconv.FormatInt(ts, 10) + "\n" + a.NonceStr + "\n{\"a\":\"x&y<z>\"}\n"
 	if got.Diagnostics != want {
 		t.Errorf("diagnostics: got %q, want %q", got.Diagnostics, want)
+	}
+	if !strings.Contains(w.Body.String(), `x&y<z>`) {
+		t.Errorf("the answer is HTML-escaped: %s", w.Body)
 	}
 	if x := h.j.last(t); x.Diagnostics != want || x.MchID != testMchID {
 		t.Errorf("journal: got diagnostics %q mchid %q, want the string-to-sign and the merchant", x.Diagnostics, x.MchID)
@@ -401,4 +377,58 @@ func equalInts(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+// TestEmptyQueryEitherWay: a URI with an empty query is accepted signed
+// with or without its "?", with a warning in a header and in the journal;
+// the answer is signed as usual.
+func TestEmptyQueryEitherWay(t *testing.T) {
+	h := newHarness(t)
+	for _, tc := range []struct{ name, sent, signed string }{
+		{"sent with ?, signed without", "/v3/echo?", "/v3/echo"},
+		{"sent without ?, signed with", "/v3/echo", "/v3/echo?"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, h.srv.URL+tc.sent, nil)
+			req.Header.Set("Authorization", authorization(t, testKey(t, merchantKey), testMchID, testMchSerial, http.MethodGet, tc.signed, time.Now().Unix(), ""))
+			req.Header.Set(wxsign.HeaderSerial, testPubKeyID)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("got %d %s, want 200", res.StatusCode, body)
+			}
+			var got map[string]string
+			_ = json.Unmarshal(body, &got)
+			if got["uri"] != tc.sent {
+				t.Fatalf("the server saw %q, want %q as sent", got["uri"], tc.sent)
+			}
+			warning := res.Header.Get(httpapi.HeaderWarning)
+			if !strings.Contains(warning, "/signature") || !strings.Contains(warning, strconv.Quote(tc.signed)) {
+				t.Errorf("X-Sandbox-Warning: got %q, want the signature's URI named", warning)
+			}
+			msg := res.Header.Get(wxsign.HeaderTimestamp) + "\n" + res.Header.Get(wxsign.HeaderNonce) + "\n" + string(body) + "\n"
+			if err := wxsign.RSAVerify(&testKey(t, platformKey).PublicKey, msg, res.Header.Get(wxsign.HeaderSignature)); err != nil {
+				t.Errorf("the answer's signature: %v", err)
+			}
+			if x := h.j.last(t); len(x.Warnings) != 1 || x.Warnings[0].Path != "/signature" || x.Status != 200 {
+				t.Errorf("journal: got status %d warnings %+v, want the warning", x.Status, x.Warnings)
+			}
+		})
+	}
+	t.Run("another URI is still refused", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodGet, h.srv.URL+"/v3/echo?", nil)
+		req.Header.Set("Authorization", authorization(t, testKey(t, merchantKey), testMchID, testMchSerial, http.MethodGet, "/v3/echo?a=1", time.Now().Unix(), ""))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusUnauthorized || res.Header.Get(httpapi.HeaderWarning) != "" {
+			t.Errorf("got %d warning %q, want 401 and no warning", res.StatusCode, res.Header.Get(httpapi.HeaderWarning))
+		}
+	})
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // AEAD_AES_256_GCM as WeChat Pay v3 uses it for notification resources and
-// downloaded certificates (DOMAIN.md §1): the 32-byte APIv3 key, a 12-byte
+// downloaded certificates (SOURCES.md §1): the 32-byte APIv3 key, a 12-byte
 // nonce used as its raw string bytes, the associated data as its bytes.
 const (
 	// AlgorithmAESGCM is the resource.algorithm value.

@@ -28,6 +28,35 @@ func ParsePrivateKey(pemText string) (*rsa.PrivateKey, error) {
 	if err != nil {
 		return nil, err
 	}
+	return privateKey(block)
+}
+
+// ParsePrivateKeys reads every RSA private key of a PEM text, in order, as
+// ParsePrivateKey reads one; other blocks are skipped. There is at least
+// one key, or an error.
+func ParsePrivateKeys(pemText string) ([]*rsa.PrivateKey, error) {
+	if _, err := decodePEM("private key", pemText, pemPKCS8Private, pemPKCS1Private); err != nil {
+		return nil, err
+	}
+	var keys []*rsa.PrivateKey
+	for rest := []byte(pemText); ; {
+		block, r := pem.Decode(rest)
+		if block == nil {
+			return keys, nil
+		}
+		rest = r
+		if block.Type != pemPKCS8Private && block.Type != pemPKCS1Private {
+			continue
+		}
+		k, err := privateKey(block)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+}
+
+func privateKey(block *pem.Block) (*rsa.PrivateKey, error) {
 	if block.Type == pemPKCS1Private {
 		k, err := x509.ParsePKCS1PrivateKey(block.Bytes)
 		if err != nil {

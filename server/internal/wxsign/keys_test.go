@@ -36,6 +36,24 @@ func TestParsePrivateKey(t *testing.T) {
 	}
 }
 
+func TestParsePrivateKeys(t *testing.T) {
+	a, b := testKey(t, merchantKey), testKey(t, platformKey)
+	_, certPEM := testCertificate(t, a, "5157F09EFDC096DE15EBE81A47057A7232F1B8E1")
+	got, err := ParsePrivateKeys(pkcs8PEM(t, a) + certPEM + encodePEM("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(b)))
+	if err != nil {
+		t.Fatalf("ParsePrivateKeys: %v", err)
+	}
+	if len(got) != 2 || !got[0].Equal(a) || !got[1].Equal(b) {
+		t.Errorf("got %d keys, want the two encoded, in order", len(got))
+	}
+	if _, err := ParsePrivateKeys(certPEM); err == nil {
+		t.Error("a text without a private key parsed")
+	}
+	if _, err := ParsePrivateKeys(pkcs8PEM(t, a) + encodePEM("PRIVATE KEY", []byte("junk"))); err == nil {
+		t.Error("a bad second key parsed")
+	}
+}
+
 func TestParsePublicKey(t *testing.T) {
 	key := testKey(t, platformKey)
 	_, certPEM := testCertificate(t, key, "01")

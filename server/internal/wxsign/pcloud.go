@@ -9,7 +9,7 @@ import (
 // pcloudSecretParam is the name under which P云 appends the app secret.
 const pcloudSecretParam = "app_secret"
 
-// PCloudStringToSign returns the P云 form/query string-to-sign (DOMAIN.md
+// PCloudStringToSign returns the P云 form/query string-to-sign (SOURCES.md
 // §8): non-empty parameters except sign, sorted by name in ASCII order,
 // joined as k=v&…, followed by "&app_secret=<secret>". Unlike v2, sign_type
 // is signed like any other parameter. It contains the secret: never log it.

@@ -1,6 +1,7 @@
 package wxsign
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -12,7 +13,7 @@ import (
 // 08d3b5cab421f12b63960bba730a11d905836422; the same example is on
 // https://doc.4pyun.com/openapi/api/trade-prepare.html). The `extra` value
 // is the JSON string exactly as printed there (fastjson's HashMap order).
-// DOMAIN.md §8 calls this the golden vector.
+// SOURCES.md §8 calls this the golden vector.
 const (
 	pcloudPrepareSecret = "6409292d66625a2a12342134"
 	pcloudPrepareString = `app_id=op0096196358123123&body=【川A12345】在【XXXXX-停车场】于【2021-07-01 00:00:00】支付费1.00元&callback_url=https://a.b.c/backurl&channel=200201&extra={"plate_color":"-1","parking_serial":"01009970545516206225805859659","plate":"川AA37K2","enter_time":"1620621689000","park_name":"P云支付体验-停车场","parking_time":"175"}&merchant=62626601&notify_url=https://a.b.c/notify&pay_order=11111111118&subject=停车支付3.00元(川A12345)&value=10&app_secret=6409292d66625a2a12342134`
@@ -131,4 +132,18 @@ func TestPCloudSignJSON(t *testing.T) {
 			t.Errorf("got diagnostics %q, want %q", e.Diagnostics, want)
 		}
 	})
+}
+
+// TestPCloudGoldenInDocs keeps the P云 page's copy of the golden vector
+// the one this package signs.
+func TestPCloudGoldenInDocs(t *testing.T) {
+	doc, err := os.ReadFile("../../../docs/products/embedpay.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"```text\n" + pcloudPrepareString + "\n```", pcloudPrepareSign} {
+		if !strings.Contains(string(doc), want) {
+			t.Errorf("docs/products/embedpay.md lacks the golden vector's %q", want)
+		}
+	}
 }

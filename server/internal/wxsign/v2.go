@@ -18,7 +18,7 @@ const (
 // v2KeyParam is the name under which v2 appends the API key.
 const v2KeyParam = "key"
 
-// V2StringToSign returns the WeChat Pay API v2 string-to-sign (DOMAIN.md §2):
+// V2StringToSign returns the WeChat Pay API v2 string-to-sign (SOURCES.md §2):
 // non-empty parameters except sign, sorted by name in ASCII order, joined as
 // k=v&…, followed by "&key=<key>". It contains the key: never log it.
 func V2StringToSign(params map[string]string, key string) string {

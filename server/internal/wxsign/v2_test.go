@@ -7,7 +7,7 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
-// The WeChat Pay API v2 signing example (DOMAIN.md §2, "[V]"): the doc's
+// The WeChat Pay API v2 signing example (SOURCES.md §2, "[V]"): the doc's
 // parameters and API key, with both digests it gives.
 const (
 	v2GoldenKey    = "192006250b4c09247ec02edce69f6a2d"

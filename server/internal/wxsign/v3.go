@@ -13,7 +13,7 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
-// The headers of a signed v3 response or notification (DOMAIN.md §1).
+// The headers of a signed v3 response or notification (SOURCES.md §1).
 const (
 	HeaderTimestamp     = "Wechatpay-Timestamp"
 	HeaderNonce         = "Wechatpay-Nonce"
@@ -100,7 +100,7 @@ func SetV3ResponseHeaders(h http.Header, priv *rsa.PrivateKey, serial, timestamp
 }
 
 // PaySignMessage returns the message of the RSA paySign of
-// wx.requestPayment (DOMAIN.md §5): "appId\ntimeStamp\nnonceStr\npackage\n".
+// wx.requestPayment (SOURCES.md §5): "appId\ntimeStamp\nnonceStr\npackage\n".
 func PaySignMessage(appID, timeStamp, nonceStr, pkg string) string {
 	return lines(appID, timeStamp, nonceStr, pkg)
 }

@@ -228,7 +228,7 @@ func (s *stubV3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if err != nil {
-		// Non-2xx answers are not signature-checked by the SDK (DOMAIN.md §1).
+		// Non-2xx answers are not signature-checked by the SDK (SOURCES.md §1).
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusUnauthorized)
 		io.WriteString(w, `{"code":"SIGN_ERROR","message":"签名错误,请检查后再试"}`)
@@ -250,7 +250,7 @@ func (s *stubV3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // hostRewrite sends the SDK's requests for api.mch.weixin.qq.com to the
-// test server, as DOMAIN.md §6's verified snippet does.
+// test server, as SOURCES.md §6's verified snippet does.
 type hostRewrite struct{ u *url.URL }
 
 func (t hostRewrite) RoundTrip(r *http.Request) (*http.Response, error) {

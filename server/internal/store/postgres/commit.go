@@ -18,15 +18,36 @@ import (
 // that lock the same rows in different orders must both land.
 const txAttempts = 3
 
+// txTimeout bounds a transaction once begun, in place of its caller's
+// context (see inTx).
+const txTimeout = 30 * time.Second
+
 // inTx runs fn in a transaction, again when PostgreSQL aborted it as a
 // deadlock victim or a serialisation failure. fn's *sandbox.Error (a
 // conflict) rolls back and is returned as it is.
-func (s *Store) inTx(ctx context.Context, op string, fn func(tx pgx.Tx) error) error {
+//
+// ctx bounds the wait for a connection only: as with the SQLite store's
+// writer, a call whose context ends before its transaction began writes
+// nothing, and one that began runs to its end (bounded by txTimeout) and
+// gives a definite answer. Cancelling it half-way would drop what a caller
+// that stops waiting still wants written (the journal's last batch at
+// shutdown), and during COMMIT would leave the outcome unknown.
+func (s *Store) inTx(ctx context.Context, op string, fn func(ctx context.Context, tx pgx.Tx) error) error {
 	if s.closed.Load() {
 		return errClosed()
 	}
+	if err := ctx.Err(); err != nil {
+		return s.fail(op, err)
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return s.fail(op, err)
+	}
+	defer conn.Release()
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), txTimeout)
+	defer cancel()
 	for attempt := 1; ; attempt++ {
-		err := pgx.BeginFunc(ctx, s.pool, fn)
+		err := pgx.BeginFunc(tctx, conn, func(tx pgx.Tx) error { return fn(tctx, tx) })
 		if err == nil {
 			return nil
 		}
@@ -77,25 +98,26 @@ func (s *Store) Commit(ctx context.Context, b *sandbox.Batch) error {
 		return err
 	}
 	var st stamps
-	c := committed(b)
-	err = s.inTx(ctx, "commit", func(tx pgx.Tx) error {
+	c := b.Committed()
+	err = s.inTx(ctx, "commit", func(ctx context.Context, tx pgx.Tx) error {
 		st = newStamps(b)
 		w := &wtx{s: s, ctx: ctx, tx: tx, now: time.Now().UnixNano()}
 		if err := w.apply(b, docs, &st); err != nil {
 			return err
 		}
-		// Delivered to the listeners when, and only if, this commits.
-		_, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", commitChannel, s.payload(c))
-		return err
+		// Delivered to the other processes when, and only if, this commits.
+		for _, p := range s.payloads(c) {
+			if _, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", commitChannel, p); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return err
 	}
-	if s.onCommit != nil {
-		s.onCommit(c)
-	}
 	for i, m := range b.Merchants {
-		m.CreatedAt = fromNanos(st.merchants[i].created)
+		m.CreatedAt, m.Version = fromNanos(st.merchants[i].created), st.merchants[i].version
 	}
 	for i, r := range b.Creates {
 		st.creates[i].set(&r.Version, &r.CreatedAt, &r.UpdatedAt)
@@ -109,6 +131,7 @@ func (s *Store) Commit(ctx context.Context, b *sandbox.Batch) error {
 	for i, n := range b.Notifications {
 		st.notifies[i].set(&n.Version, &n.CreatedAt, &n.UpdatedAt)
 	}
+	s.hooks.call(c)
 	return nil
 }
 
@@ -146,17 +169,7 @@ func encodeBatch(b *sandbox.Batch) (docs, error) {
 
 func (w *wtx) apply(b *sandbox.Batch, d docs, st *stamps) error {
 	for i, m := range b.Merchants {
-		created := nanos(m.CreatedAt)
-		if created == 0 {
-			created = w.now
-		}
-		err := w.tx.QueryRow(w.ctx, `INSERT INTO merchants (mchid, version, created, updated, platform_private_key_pem, token, doc)
-			VALUES ($1, 1, $2, $3, $4, $5, $6)
-			ON CONFLICT (mchid) DO UPDATE SET version = merchants.version + 1, updated = excluded.updated,
-				platform_private_key_pem = excluded.platform_private_key_pem, token = excluded.token, doc = excluded.doc
-			RETURNING created`, m.MchID, created, w.now, m.PlatformPrivateKeyPEM, m.Token, d.merchants[i]).
-			Scan(&st.merchants[i].created)
-		if err != nil {
+		if err := w.putMerchant(m, d.merchants[i], &st.merchants[i]); err != nil {
 			return err
 		}
 	}
@@ -198,6 +211,33 @@ func (w *wtx) apply(b *sandbox.Batch, d docs, st *stamps) error {
 	return nil
 }
 
+// putMerchant writes a merchant as it is (Version 0: created or replaced)
+// or, with a Version, updates it if that version is still current
+// (compare-and-swap).
+func (w *wtx) putMerchant(m *sandbox.Merchant, doc []byte, st *stamp) error {
+	if m.Version == 0 {
+		created := nanos(m.CreatedAt)
+		if created == 0 {
+			created = w.now
+		}
+		return w.tx.QueryRow(w.ctx, `INSERT INTO merchants (mchid, version, created, updated, platform_private_key_pem, token, doc)
+			VALUES ($1, 1, $2, $3, $4, $5, $6)
+			ON CONFLICT (mchid) DO UPDATE SET version = merchants.version + 1, updated = excluded.updated,
+				platform_private_key_pem = excluded.platform_private_key_pem, token = excluded.token, doc = excluded.doc
+			RETURNING created, version`, m.MchID, created, w.now, m.PlatformPrivateKeyPEM, m.Token, doc).
+			Scan(&st.created, &st.version)
+	}
+	err := w.tx.QueryRow(w.ctx, `UPDATE merchants SET version = version + 1, updated = $1,
+			platform_private_key_pem = $2, token = $3, doc = $4
+		WHERE mchid = $5 AND version = $6 RETURNING created, version`,
+		w.now, m.PlatformPrivateKeyPEM, m.Token, doc, m.MchID, m.Version).Scan(&st.created, &st.version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return w.casFailure(fmt.Sprintf("merchant %q", m.MchID), m.Version,
+			`SELECT version FROM merchants WHERE mchid = $1`, m.MchID)
+	}
+	return err
+}
+
 func (w *wtx) insertRecord(r *sandbox.Record, st *stamp) error {
 	aliases := r.UniqueAliases()
 	tag, err := w.tx.Exec(w.ctx, `INSERT INTO records (kind, mchid, key, aliases, version, data, created, updated)
@@ -230,15 +270,15 @@ func (w *wtx) addAlias(r *sandbox.Record, alias string) error {
 	if tag.RowsAffected() > 0 {
 		return nil
 	}
-	var mchid, key string
-	if err := w.tx.QueryRow(w.ctx, `SELECT mchid, key FROM record_aliases WHERE kind = $1 AND alias = $2`,
-		r.Kind, alias).Scan(&mchid, &key); err != nil {
+	var key string
+	if err := w.tx.QueryRow(w.ctx, `SELECT key FROM record_aliases WHERE kind = $1 AND mchid = $2 AND alias = $3`,
+		r.Kind, r.MchID, alias).Scan(&key); err != nil {
 		return err
 	}
-	if mchid == r.MchID && key == r.Key {
+	if key == r.Key {
 		return nil
 	}
-	return sandbox.Errorf(sandbox.CodeConflict, "alias %q of %s is already taken by another record", alias, r.Kind)
+	return sandbox.Errorf(sandbox.CodeConflict, "alias %q of %s is already taken by another record of merchant %q", alias, r.Kind, r.MchID)
 }
 
 // updateRecord updates r if its version is current and adds its new

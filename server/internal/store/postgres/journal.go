@@ -41,7 +41,7 @@ func (s *Store) AppendExchanges(ctx context.Context, xs []*sandbox.Exchange) err
 		return err
 	}
 	ids := make([]int64, len(xs))
-	err = s.inTx(ctx, "append exchanges", func(tx pgx.Tx) error {
+	err = s.inTx(ctx, "append exchanges", func(ctx context.Context, tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		b.Queue("SELECT pg_advisory_xact_lock($1)", journalLock)
 		for i, x := range xs {
@@ -88,7 +88,7 @@ func (s *Store) PruneJournal(ctx context.Context, keep int, before time.Time) (i
 	total := 0
 	for {
 		n := 0
-		err := s.inTx(ctx, "prune journal", func(tx pgx.Tx) error {
+		err := s.inTx(ctx, "prune journal", func(ctx context.Context, tx pgx.Tx) error {
 			n = 0
 			if keep > 0 {
 				// Ids grow and only the oldest entries are ever deleted, so

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"slices"
 	"sync"
 	"time"
 
@@ -18,63 +17,72 @@ import (
 // commitChannel is the NOTIFY channel every Commit announces itself on.
 const commitChannel = "mpsandbox_commit"
 
-// maxPayload bounds a commit's NOTIFY payload below PostgreSQL's 8,000
-// bytes (https://www.postgresql.org/docs/15/sql-notify.html); a batch with
-// more ids than fit is announced as Overflow.
+// maxPayload bounds a NOTIFY payload below PostgreSQL's 8,000 bytes
+// (https://www.postgresql.org/docs/15/sql-notify.html); a commit with more
+// ids than fit is announced in several.
 const maxPayload = 7000
 
-// Committed names, by id, what one commit changed: what a process must
-// refresh or wake for. The store hands it to Options.OnCommit after each
-// of its own commits and, through LISTEN/NOTIFY, after each commit another
-// process made on the same database.
-type Committed struct {
-	// Merchants were upserted (credentials, scenarios, clock offsets).
-	Merchants []string `json:"merchants,omitempty"`
-	// Sessions were inserted or updated.
-	Sessions []CommittedSession `json:"sessions,omitempty"`
-	// NotifyMerchants have notifications that were inserted or updated.
-	NotifyMerchants []string `json:"notify_merchants,omitempty"`
-	// Overflow says the ids did not fit in one notification: treat every
-	// merchant and session as changed.
-	Overflow bool `json:"overflow,omitempty"`
-}
-
-// CommittedSession is a session a commit wrote.
-type CommittedSession struct {
-	ID    string `json:"id"`
-	MchID string `json:"mchid"`
-}
-
-// notice is a Committed on the wire, with the process that committed it.
+// notice is a sandbox.Committed on the wire, with the process that
+// committed it, so that a process skips its own (its hooks heard of them
+// from Commit).
 type notice struct {
 	From string `json:"from"`
-	Committed
+	sandbox.Committed
 }
 
-// committed lists what b writes.
-func committed(b *sandbox.Batch) Committed {
-	var c Committed
-	for _, m := range b.Merchants {
-		c.Merchants = append(c.Merchants, m.MchID)
-	}
-	for _, x := range b.Sessions {
-		c.Sessions = append(c.Sessions, CommittedSession{ID: x.ID, MchID: x.MchID})
-	}
-	for _, n := range b.Notifications {
-		if !slices.Contains(c.NotifyMerchants, n.MchID) {
-			c.NotifyMerchants = append(c.NotifyMerchants, n.MchID)
-		}
-	}
-	return c
+// hooks are the OnCommit hooks; the committing goroutine and the listener
+// call them.
+type hooks struct {
+	mu   sync.RWMutex
+	list []func(sandbox.Committed)
 }
 
-// payload is the NOTIFY payload announcing c.
-func (s *Store) payload(c Committed) string {
+func (h *hooks) add(f func(sandbox.Committed)) {
+	h.mu.Lock()
+	h.list = append(h.list[:len(h.list):len(h.list)], f)
+	h.mu.Unlock()
+}
+
+func (h *hooks) call(c sandbox.Committed) {
+	h.mu.RLock()
+	list := h.list
+	h.mu.RUnlock()
+	for _, f := range list {
+		f(c)
+	}
+}
+
+// OnCommit registers a hook called after every successful commit: this
+// store's own, before Commit returns, and every other process's on the
+// same database, from the listener goroutine (LISTEN/NOTIFY), in the
+// order they committed. Hooks must be quick and must not commit.
+func (s *Store) OnCommit(hook func(sandbox.Committed)) { s.hooks.add(hook) }
+
+// payloads are the NOTIFY payloads announcing c: one, or c's ids split
+// over several when they do not fit in one.
+func (s *Store) payloads(c sandbox.Committed) []string {
 	raw, _ := json.Marshal(notice{From: s.id, Committed: c})
-	if len(raw) > maxPayload {
-		raw, _ = json.Marshal(notice{From: s.id, Committed: Committed{Overflow: true}})
+	if len(raw) <= maxPayload {
+		return []string{string(raw)}
 	}
-	return string(raw)
+	var a, b sandbox.Committed
+	switch {
+	case len(c.Sessions) > 1:
+		a, b = c, sandbox.Committed{Sessions: c.Sessions[len(c.Sessions)/2:]}
+		a.Sessions = c.Sessions[:len(c.Sessions)/2]
+	case len(c.Merchants) > 1:
+		a, b = c, sandbox.Committed{Merchants: c.Merchants[len(c.Merchants)/2:]}
+		a.Merchants = c.Merchants[:len(c.Merchants)/2]
+	case len(c.NotifyMerchants) > 1:
+		a, b = c, sandbox.Committed{NotifyMerchants: c.NotifyMerchants[len(c.NotifyMerchants)/2:]}
+		a.NotifyMerchants = c.NotifyMerchants[:len(c.NotifyMerchants)/2]
+	default:
+		// One id too long for a payload: ids come from the sandbox's
+		// requests and are far shorter; the others poll.
+		s.log.Warn("store_notify_skipped", "bytes", len(raw))
+		return nil
+	}
+	return append(s.payloads(a), s.payloads(b)...)
 }
 
 // newID names this store among the processes sharing the database.
@@ -92,13 +100,13 @@ const (
 )
 
 // startListening starts the listener and waits until it listens, so that
-// no commit made after Open returns goes unseen.
+// no commit made after Open returns goes unheard.
 func (s *Store) startListening(ctx context.Context, cfg *pgx.ConnConfig) error {
 	lctx, cancel := context.WithCancel(context.Background())
 	s.stopListening, s.listening = cancel, make(chan struct{})
 	ready := make(chan struct{})
 	var once sync.Once
-	go s.listen(lctx, cfg, s.onCommit, func() { once.Do(func() { close(ready) }) })
+	go s.listen(lctx, cfg, func() { once.Do(func() { close(ready) }) })
 	var err error
 	select {
 	case <-ready:
@@ -113,16 +121,16 @@ func (s *Store) startListening(ctx context.Context, cfg *pgx.ConnConfig) error {
 	return err
 }
 
-// listen hands the commits of other processes to OnCommit until ctx ends.
-// It holds one connection of its own, outside the pool, and comes back
-// after losing it; a commit announced meanwhile is not delivered, so the
-// process's own polling (the notification worker's, the session
+// listen hands the commits of other processes to the hooks until ctx
+// ends. It holds one connection of its own, outside the pool, and comes
+// back after losing it; a commit announced meanwhile is not delivered, so
+// the process's own polling (the notification worker's, the session
 // scheduler's) stays the fallback.
-func (s *Store) listen(ctx context.Context, cfg *pgx.ConnConfig, onCommit func(Committed), ready func()) {
+func (s *Store) listen(ctx context.Context, cfg *pgx.ConnConfig, ready func()) {
 	defer close(s.listening)
 	wait := listenRetryMin
 	for ctx.Err() == nil {
-		err := s.listenOnce(ctx, cfg, onCommit, func() { wait = listenRetryMin; ready() })
+		err := s.listenOnce(ctx, cfg, func() { wait = listenRetryMin; ready() })
 		if ctx.Err() != nil {
 			return
 		}
@@ -138,7 +146,7 @@ func (s *Store) listen(ctx context.Context, cfg *pgx.ConnConfig, onCommit func(C
 
 // listenOnce connects, listens and delivers until the connection fails;
 // connected is called once it listens.
-func (s *Store) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, onCommit func(Committed), connected func()) error {
+func (s *Store) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, connected func()) error {
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return err
@@ -159,7 +167,7 @@ func (s *Store) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, onCommit fu
 			continue
 		}
 		if x.From != s.id {
-			onCommit(x.Committed)
+			s.hooks.call(x.Committed)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"testing"
@@ -12,32 +13,30 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/store/storetest"
 )
 
-// listener opens a store on url whose OnCommit feeds the returned channel.
-func listener(t *testing.T, url string) (*Store, chan Committed) {
+// listener opens a store on url with an OnCommit hook feeding the
+// returned channel.
+func listener(t *testing.T, url string) (*Store, chan sandbox.Committed) {
 	t.Helper()
-	ch := make(chan Committed, 16)
-	s, err := Open(context.Background(), Options{URL: url, OnCommit: func(c Committed) { ch <- c }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	ch := make(chan sandbox.Committed, 16)
+	s := openStore(t, url)
+	s.OnCommit(func(c sandbox.Committed) { ch <- c })
 	return s, ch
 }
 
 // next returns the next Committed on ch, failing after a few seconds.
-func next(t *testing.T, ch chan Committed, who string) Committed {
+func next(t *testing.T, ch chan sandbox.Committed, who string) sandbox.Committed {
 	t.Helper()
 	select {
 	case c := <-ch:
 		return c
 	case <-time.After(5 * time.Second):
 		t.Fatalf("%s was not told of the commit within 5s", who)
-		return Committed{}
+		return sandbox.Committed{}
 	}
 }
 
 // none fails if ch receives within a moment.
-func none(t *testing.T, ch chan Committed, who string) {
+func none(t *testing.T, ch chan sandbox.Committed, who string) {
 	t.Helper()
 	select {
 	case c := <-ch:
@@ -61,7 +60,8 @@ func TestOnCommitSeesEveryProcessCommits(t *testing.T) {
 		Sessions:      []*sandbox.Session{x},
 		Notifications: []*sandbox.Notification{storetest.NewNotification("n1", "m3", time.Time{}), storetest.NewNotification("n2", "m3", time.Time{})},
 	})
-	want := Committed{Merchants: []string{"m1"}, Sessions: []CommittedSession{{ID: "s1", MchID: "m2"}}, NotifyMerchants: []string{"m3"}}
+	want := sandbox.Committed{Merchants: []string{"m1"}, Sessions: []sandbox.CommittedSession{{ID: "s1", MchID: "m2", State: sandbox.SessionPending}},
+		NotifyMerchants: []string{"m3"}}
 	if got := next(t, fromA, "the committing store"); !reflect.DeepEqual(got, want) {
 		t.Errorf("own commit: %+v, want %+v", got, want)
 	}
@@ -99,13 +99,41 @@ func TestOnCommitSeesEveryProcessCommits(t *testing.T) {
 	}
 }
 
-func TestPayloadOverflow(t *testing.T) {
+// TestPayloadsSplit checks that a commit with more ids than one NOTIFY
+// payload holds is announced in several, each within the bound, that
+// together name every id once.
+func TestPayloadsSplit(t *testing.T) {
 	s := &Store{id: "x"}
 	var b sandbox.Batch
 	for i := range 1000 {
 		b.Sessions = append(b.Sessions, &sandbox.Session{ID: fmt.Sprintf("ses_%030d", i), MchID: "1900000001"})
 	}
-	if p := s.payload(committed(&b)); len(p) > maxPayload || p != `{"from":"x","overflow":true}` {
-		t.Errorf("payload of 1,000 sessions = %d bytes %.80s, want the overflow notice", len(p), p)
+	b.Merchants = []*sandbox.Merchant{{MchID: "1900000001"}}
+	ps := s.payloads(b.Committed())
+	if len(ps) < 2 {
+		t.Fatalf("%d payloads, want the ids split", len(ps))
+	}
+	seen := map[string]int{}
+	merchants := 0
+	for _, p := range ps {
+		if len(p) > maxPayload {
+			t.Errorf("a payload of %d bytes, above %d", len(p), maxPayload)
+		}
+		var n notice
+		if err := json.Unmarshal([]byte(p), &n); err != nil || n.From != "x" {
+			t.Fatalf("payload %.80s: %v", p, err)
+		}
+		for _, x := range n.Sessions {
+			seen[x.ID]++
+		}
+		merchants += len(n.Merchants)
+	}
+	if len(seen) != 1000 || merchants != 1 {
+		t.Errorf("the payloads name %d sessions and %d merchants, want 1000 and 1", len(seen), merchants)
+	}
+	for id, k := range seen {
+		if k != 1 {
+			t.Errorf("%s named %d times", id, k)
+		}
 	}
 }

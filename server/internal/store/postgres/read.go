@@ -15,7 +15,7 @@ import (
 )
 
 const (
-	merchantCols = `created, platform_private_key_pem, token, doc`
+	merchantCols = `created, version, platform_private_key_pem, token, doc`
 	recordCols   = `r.kind, r.mchid, r.key, r.aliases, r.version, r.data, r.created, r.updated`
 	docCols      = `version, created, updated, doc`
 	exchangeCols = `id, time, doc`
@@ -109,17 +109,17 @@ func (q *filterQuery) end(orderBy string, limit int) (string, []any) {
 }
 
 func scanMerchant(r pgx.Row) (*sandbox.Merchant, error) {
-	var created int64
+	var created, version int64
 	var key, token string
 	var doc []byte
-	if err := r.Scan(&created, &key, &token, &doc); err != nil {
+	if err := r.Scan(&created, &version, &key, &token, &doc); err != nil {
 		return nil, err
 	}
 	m := &sandbox.Merchant{}
 	if err := json.Unmarshal(doc, m); err != nil {
 		return nil, err
 	}
-	m.CreatedAt, m.PlatformPrivateKeyPEM, m.Token = fromNanos(created), key, token
+	m.CreatedAt, m.Version, m.PlatformPrivateKeyPEM, m.Token = fromNanos(created), version, key, token
 	return m, nil
 }
 
@@ -199,13 +199,13 @@ func (s *Store) GetRecord(ctx context.Context, kind, mchid, key string) (*sandbo
 	}, `SELECT `+recordCols+` FROM records r WHERE r.kind = $1 AND r.mchid = $2 AND r.key = $3`, kind, mchid, key)
 }
 
-// FindRecord returns the record of a kind that owns the alias.
-func (s *Store) FindRecord(ctx context.Context, kind, alias string) (*sandbox.Record, error) {
+// FindRecord returns the merchant's record of a kind that owns the alias.
+func (s *Store) FindRecord(ctx context.Context, kind, mchid, alias string) (*sandbox.Record, error) {
 	return readOne(s, ctx, scanRecord, func() string {
-		return "no record " + kind + " has the alias " + strconv.Quote(alias)
+		return "no record " + kind + " of merchant " + strconv.Quote(mchid) + " has the alias " + strconv.Quote(alias)
 	}, `SELECT `+recordCols+` FROM record_aliases a
 		JOIN records r ON r.kind = a.kind AND r.mchid = a.mchid AND r.key = a.key
-		WHERE a.kind = $1 AND a.alias = $2`, kind, alias)
+		WHERE a.kind = $1 AND a.mchid = $2 AND a.alias = $3`, kind, mchid, alias)
 }
 
 // ListRecords returns the records of a kind, of one merchant (every

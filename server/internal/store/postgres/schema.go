@@ -18,7 +18,8 @@ var migrations = []string{
 	`
 CREATE TABLE merchants (
 	mchid   text PRIMARY KEY,
-	-- +1 at each upsert, for compare-and-swap updates of merchants
+	-- +1 at each write: a merchant written with a version is
+	-- compare-and-swap on it
 	version bigint NOT NULL,
 	created bigint NOT NULL,
 	updated bigint NOT NULL,
@@ -41,10 +42,8 @@ CREATE TABLE records (
 );
 CREATE INDEX records_newest ON records (kind, mchid, seq);
 CREATE INDEX records_kind_newest ON records (kind, seq);
--- An alias belongs to one merchant's record. Aliases are unique per kind
--- across merchants (record_aliases_kind_alias); the key already has the
--- merchant so that aliases can become unique per merchant by dropping
--- that index alone.
+-- An alias is unique per kind and merchant, and names one of that
+-- merchant's records.
 CREATE TABLE record_aliases (
 	kind  text NOT NULL,
 	mchid text NOT NULL,
@@ -52,7 +51,6 @@ CREATE TABLE record_aliases (
 	key   text NOT NULL,
 	PRIMARY KEY (kind, mchid, alias)
 );
-CREATE UNIQUE INDEX record_aliases_kind_alias ON record_aliases (kind, alias);
 CREATE TABLE sessions (
 	id      text PRIMARY KEY,
 	seq     bigint GENERATED ALWAYS AS IDENTITY,

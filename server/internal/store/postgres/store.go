@@ -36,11 +36,6 @@ type Options struct {
 	URL string
 	// Logger receives the store's few operational messages; nil discards.
 	Logger *slog.Logger
-	// OnCommit, when set, is told what each commit changed: this store's
-	// own, after Commit succeeds, on the committing goroutine, and every
-	// other process's on the database, from a listener goroutine
-	// (LISTEN/NOTIFY). It must not block.
-	OnCommit func(Committed)
 }
 
 // Store is the PostgreSQL sandbox.Store. It is safe for concurrent use, and
@@ -51,8 +46,8 @@ type Store struct {
 	where  string // the URL without its password, for messages
 	closed atomic.Bool
 	// id names this store in its commit announcements.
-	id       string
-	onCommit func(Committed)
+	id    string
+	hooks hooks
 	// stopListening ends the listener; listening closes when it has.
 	stopListening context.CancelFunc
 	listening     chan struct{}
@@ -81,16 +76,14 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, openError(where, err)
 	}
-	s := &Store{pool: pool, log: log, where: where, id: newID(), onCommit: o.OnCommit}
+	s := &Store{pool: pool, log: log, where: where, id: newID()}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, openError(where, err)
 	}
-	if o.OnCommit != nil {
-		if err := s.startListening(ctx, cfg.ConnConfig.Copy()); err != nil {
-			pool.Close()
-			return nil, openError(where, err)
-		}
+	if err := s.startListening(ctx, cfg.ConnConfig.Copy()); err != nil {
+		pool.Close()
+		return nil, openError(where, err)
 	}
 	log.Debug("store_open", "database", where)
 	return s, nil
@@ -124,10 +117,8 @@ func openError(where string, err error) error {
 // fail with CodeUnavailable.
 func (s *Store) Close() error {
 	if s.closed.CompareAndSwap(false, true) {
-		if s.stopListening != nil {
-			s.stopListening()
-			<-s.listening
-		}
+		s.stopListening()
+		<-s.listening
 		s.pool.Close()
 		s.log.Debug("store_closed", "database", s.where)
 	}

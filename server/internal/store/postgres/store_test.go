@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 	"github.com/mpsandbox/mpsandbox/server/internal/store/pgtest"
@@ -138,7 +139,7 @@ func TestTextPostgreSQLCannotHold(t *testing.T) {
 		storetest.WantCode(t, err, sandbox.CodeInvalid, "NUL byte or bytes that are not UTF-8")
 		_, err = s.GetRecord(ctx, "payscore.order", "m1", key)
 		storetest.WantCode(t, err, sandbox.CodeNotFound)
-		_, err = s.FindRecord(ctx, "payscore.order", key)
+		_, err = s.FindRecord(ctx, "payscore.order", "m1", key)
 		storetest.WantCode(t, err, sandbox.CodeNotFound)
 		_, err = s.ListSessions(ctx, sandbox.SessionFilter{MchID: key})
 		storetest.WantCode(t, err, sandbox.CodeInvalid)
@@ -154,5 +155,52 @@ func TestTextPostgreSQLCannotHold(t *testing.T) {
 	// The failed batches left nothing behind.
 	if _, err := s.GetRecord(ctx, "payscore.order", "m1", "o1"); !sandbox.IsCode(err, sandbox.CodeNotFound) {
 		t.Errorf("GetRecord after the failed creates: %v, want not found", err)
+	}
+}
+
+// TestStartedWriteOutlivesItsContext cancels an append's context while its
+// transaction waits (for the journal's lock, held here): as with the SQLite
+// store's writer, what began runs to its end, returns nil and is written —
+// the journal's last batch at shutdown is such a call.
+func TestStartedWriteOutlivesItsContext(t *testing.T) {
+	s := openStore(t, pgtest.NewDatabase(t))
+	holder, err := s.pool.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Release()
+	if _, err := holder.Exec(context.Background(), "SELECT pg_advisory_lock($1)", journalLock); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	xs := []*sandbox.Exchange{{Method: "GET", URL: "/late"}}
+	go func() { done <- s.AppendExchanges(ctx, xs) }()
+	// The append waits for the lock inside its transaction.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var waiting int
+		if err := holder.QueryRow(context.Background(), `SELECT count(*) FROM pg_locks
+			WHERE locktype = 'advisory' AND NOT granted`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the append never waited for the lock")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	time.Sleep(100 * time.Millisecond)
+	if _, err := holder.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", journalLock); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("AppendExchanges whose context ended mid-transaction: %v, want it finished", err)
+	}
+	if got, err := s.GetExchange(context.Background(), xs[0].ID); err != nil || got.URL != "/late" {
+		t.Errorf("GetExchange = %+v, %v; want the appended exchange", got, err)
 	}
 }

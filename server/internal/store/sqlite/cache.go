@@ -47,7 +47,7 @@ type recordCache struct {
 
 type cacheKey struct{ kind, mchid, key string }
 
-type aliasKey struct{ kind, alias string }
+type aliasKey struct{ kind, mchid, alias string }
 
 func newRecordCache() *recordCache {
 	return &recordCache{byKey: map[cacheKey]*sandbox.Record{}, byAlias: map[aliasKey]cacheKey{}, committing: map[cacheKey]int{}}
@@ -60,11 +60,12 @@ func (c *recordCache) get(kind, mchid, key string) (*sandbox.Record, uint64) {
 	return c.lookupLocked(cacheKey{kind, mchid, key}), c.evictions
 }
 
-// find returns a copy of the cached record that owns the alias.
-func (c *recordCache) find(kind, alias string) (*sandbox.Record, uint64) {
+// find returns a copy of the cached record of the merchant that owns the
+// alias.
+func (c *recordCache) find(kind, mchid, alias string) (*sandbox.Record, uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	k, ok := c.byAlias[aliasKey{kind, alias}]
+	k, ok := c.byAlias[aliasKey{kind, mchid, alias}]
 	if !ok {
 		return nil, c.evictions
 	}
@@ -143,7 +144,7 @@ func (c *recordCache) putLocked(r *sandbox.Record) {
 	}
 	c.byKey[k] = cloneRecord(r)
 	for _, a := range r.Aliases {
-		c.byAlias[aliasKey{r.Kind, a}] = k
+		c.byAlias[aliasKey{r.Kind, r.MchID, a}] = k
 	}
 }
 
@@ -151,8 +152,8 @@ func (c *recordCache) dropLocked(k cacheKey) {
 	r := c.byKey[k]
 	delete(c.byKey, k)
 	for _, a := range r.Aliases {
-		if c.byAlias[aliasKey{k.kind, a}] == k {
-			delete(c.byAlias, aliasKey{k.kind, a})
+		if c.byAlias[aliasKey{k.kind, k.mchid, a}] == k {
+			delete(c.byAlias, aliasKey{k.kind, k.mchid, a})
 		}
 	}
 	c.evictions++

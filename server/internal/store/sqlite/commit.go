@@ -30,7 +30,7 @@ func (s *Store) Commit(ctx context.Context, b *sandbox.Batch) error {
 		return err
 	}
 	for i, m := range b.Merchants {
-		m.CreatedAt = fromNanos(o.mStamps[i].created)
+		m.CreatedAt, m.Version = fromNanos(o.mStamps[i].created), o.mStamps[i].version
 	}
 	for i, r := range b.Creates {
 		o.cStamps[i].set(&r.Version, &r.CreatedAt, &r.UpdatedAt)
@@ -44,7 +44,22 @@ func (s *Store) Commit(ctx context.Context, b *sandbox.Batch) error {
 	for i, n := range b.Notifications {
 		o.nStamps[i].set(&n.Version, &n.CreatedAt, &n.UpdatedAt)
 	}
+	c := b.Committed()
+	s.hooksMu.RLock()
+	hooks := s.hooks
+	s.hooksMu.RUnlock()
+	for _, h := range hooks {
+		h(c)
+	}
 	return nil
+}
+
+// OnCommit registers a hook called after every successful Commit, before
+// Commit returns.
+func (s *Store) OnCommit(hook func(sandbox.Committed)) {
+	s.hooksMu.Lock()
+	s.hooks = append(slices.Clip(s.hooks), hook)
+	s.hooksMu.Unlock()
 }
 
 func (st stamp) set(version *int64, created, updated *time.Time) {
@@ -58,7 +73,7 @@ func encodeBatch(b *sandbox.Batch) (*op, error) {
 	o.batch = b
 	var err error
 	if o.merchants, err = encodeDocs("/merchants", b.Merchants, func(m *sandbox.Merchant) string {
-		return cond(m.MchID == "", "a merchant needs an mchid")
+		return cond(m.MchID == "" || m.Version < 0, "a merchant needs an mchid and a version >= 0")
 	}); err != nil {
 		return nil, err
 	}

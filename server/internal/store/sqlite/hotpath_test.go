@@ -31,7 +31,7 @@ func TestRecordCacheServesWhatIsCommitted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	byAlias, err := s.FindRecord(ctx, r.Kind, "alias-b")
+	byAlias, err := s.FindRecord(ctx, r.Kind, "m1", "alias-b")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestRecordCacheFillsFromTheFile(t *testing.T) {
 		t.Fatalf("a new store starts with %d cached records", len(s.records.byKey))
 	}
 	for i := range n {
-		got, err := s.FindRecord(ctx, recs[0].Kind, fmt.Sprintf("A%05d", i))
+		got, err := s.FindRecord(ctx, recs[0].Kind, "m1", fmt.Sprintf("A%05d", i))
 		if err != nil || got.Key != fmt.Sprintf("K%05d", i) {
 			t.Fatalf("FindRecord(A%05d) = %+v, %v", i, got, err)
 		}
@@ -98,7 +98,7 @@ func TestRecordCacheFillsFromTheFile(t *testing.T) {
 	if got := len(s.records.byAlias); got > len(s.records.byKey) {
 		t.Errorf("%d aliases cached for %d records: evicted records left aliases behind", got, len(s.records.byKey))
 	}
-	_, err := s.FindRecord(ctx, recs[0].Kind, "no-such-alias")
+	_, err := s.FindRecord(ctx, recs[0].Kind, "m1", "no-such-alias")
 	wantCode(t, err, sandbox.CodeNotFound)
 }
 
@@ -163,7 +163,7 @@ func TestRecordCacheNeverGoesBack(t *testing.T) {
 					if i%2 == 0 {
 						got, err = s.GetRecord(ctx, recs[0].Kind, "m1", fmt.Sprintf("R%d", i))
 					} else {
-						got, err = s.FindRecord(ctx, recs[0].Kind, fmt.Sprintf("alias-%d", i))
+						got, err = s.FindRecord(ctx, recs[0].Kind, "m1", fmt.Sprintf("alias-%d", i))
 					}
 					if err != nil {
 						t.Errorf("read R%d: %v", i, err)
@@ -282,7 +282,7 @@ func TestRecordCacheAfterACommitSeenElsewhere(t *testing.T) {
 					t.Errorf("read session: %v", err)
 					return
 				}
-				got, err := s.FindRecord(ctx, rec.Kind, "alias-r")
+				got, err := s.FindRecord(ctx, rec.Kind, "m1", "alias-r")
 				if err != nil {
 					t.Errorf("read record: %v", err)
 					return

@@ -30,7 +30,7 @@ const (
 )
 
 const (
-	merchantCols = `created, platform_private_key_pem, token, json`
+	merchantCols = `created, version, platform_private_key_pem, token, json`
 	recordCols   = `r.kind, r.mchid, r.key, r.aliases, r.version, r.data, r.created, r.updated`
 	docCols      = `version, created, updated, json`
 )
@@ -41,7 +41,7 @@ var readSQL = [numReadStmts]string{
 	rRecord:    `SELECT ` + recordCols + ` FROM records r WHERE r.kind = ? AND r.mchid = ? AND r.key = ?`,
 	rRecordByAlias: `SELECT ` + recordCols + ` FROM record_aliases a
 		JOIN records r ON r.kind = a.kind AND r.mchid = a.mchid AND r.key = a.key
-		WHERE a.kind = ? AND a.alias = ?`,
+		WHERE a.kind = ? AND a.mchid = ? AND a.alias = ?`,
 	rRecords:       `SELECT ` + recordCols + ` FROM records r WHERE r.kind = ? AND r.mchid = ? ORDER BY r.rowid DESC LIMIT ?`,
 	rRecordsOfKind: `SELECT ` + recordCols + ` FROM records r WHERE r.kind = ? ORDER BY r.rowid DESC LIMIT ?`,
 	rSession:       `SELECT ` + docCols + ` FROM sessions WHERE id = ?`,
@@ -162,17 +162,17 @@ func (q *filterQuery) end(orderBy string, limit int) *filterQuery {
 }
 
 func scanMerchant(r scanner) (*sandbox.Merchant, error) {
-	var created int64
+	var created, version int64
 	var key, token string
 	var doc []byte
-	if err := r.Scan(&created, &key, &token, &doc); err != nil {
+	if err := r.Scan(&created, &version, &key, &token, &doc); err != nil {
 		return nil, err
 	}
 	m := &sandbox.Merchant{}
 	if err := json.Unmarshal(doc, m); err != nil {
 		return nil, err
 	}
-	m.CreatedAt, m.PlatformPrivateKeyPEM, m.Token = fromNanos(created), key, token
+	m.CreatedAt, m.Version, m.PlatformPrivateKeyPEM, m.Token = fromNanos(created), version, key, token
 	return m, nil
 }
 
@@ -260,15 +260,15 @@ func (s *Store) GetRecord(ctx context.Context, kind, mchid, key string) (*sandbo
 	return r, err
 }
 
-// FindRecord returns the record of a kind that owns the alias.
-func (s *Store) FindRecord(ctx context.Context, kind, alias string) (*sandbox.Record, error) {
-	r, evictions := s.records.find(kind, alias)
+// FindRecord returns the merchant's record of a kind that owns the alias.
+func (s *Store) FindRecord(ctx context.Context, kind, mchid, alias string) (*sandbox.Record, error) {
+	r, evictions := s.records.find(kind, mchid, alias)
 	if r != nil {
 		return r, nil
 	}
 	r, err := readOne(s, ctx, rRecordByAlias, scanRecord, func() string {
-		return "no record " + kind + " has the alias " + strconv.Quote(alias)
-	}, kind, alias)
+		return "no record " + kind + " of merchant " + strconv.Quote(mchid) + " has the alias " + strconv.Quote(alias)
+	}, kind, mchid, alias)
 	if err == nil {
 		s.records.fill(r, evictions)
 	}

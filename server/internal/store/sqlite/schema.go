@@ -88,6 +88,40 @@ CREATE INDEX IF NOT EXISTS journal_session ON journal (session_id) WHERE session
 CREATE INDEX IF NOT EXISTS journal_notify ON journal (notify_id) WHERE notify_id <> '';
 CREATE INDEX IF NOT EXISTS journal_time ON journal (time);
 `,
+	// 2: aliases are unique per kind and merchant, no longer across
+	// merchants, so products stop writing the merchant into them: the
+	// repayment user's "<mchid>/plate/…" and "<mchid>/trade/…" and the
+	// issuer order's "wechatSignNo:<mchid>:…" lose it, in the alias table
+	// and in each record's list.
+	`
+CREATE TABLE record_aliases_v2 (
+	kind  TEXT NOT NULL,
+	mchid TEXT NOT NULL,
+	alias TEXT NOT NULL,
+	key   TEXT NOT NULL,
+	PRIMARY KEY (kind, mchid, alias)
+) WITHOUT ROWID;
+INSERT INTO record_aliases_v2 (kind, mchid, alias, key)
+	SELECT kind, mchid, CASE
+		WHEN kind = 'repayment.user' AND substr(alias, 1, length(mchid) + 1) = mchid || '/'
+			THEN substr(alias, length(mchid) + 2)
+		WHEN kind = 'issuer.order' AND substr(alias, 1, length(mchid) + 14) = 'wechatSignNo:' || mchid || ':'
+			THEN 'wechatSignNo:' || substr(alias, length(mchid) + 15)
+		ELSE alias END, key
+	FROM record_aliases;
+DROP TABLE record_aliases;
+ALTER TABLE record_aliases_v2 RENAME TO record_aliases;
+UPDATE records SET aliases = (
+	SELECT json_group_array(a.alias) FROM record_aliases a
+	WHERE a.kind = records.kind AND a.mchid = records.mchid AND a.key = records.key)
+	WHERE kind IN ('repayment.user', 'issuer.order');
+`,
+	// 3: merchants carry a version for compare-and-swap, so that two
+	// concurrent changes to one merchant (a scenario, a PATCH, a clock
+	// advance) are never lost.
+	`
+ALTER TABLE merchants ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+`,
 }
 
 // migrate applies the migrations the database has not run, in one

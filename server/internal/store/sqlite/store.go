@@ -70,6 +70,9 @@ type Store struct {
 	// ckpt checkpoints the WAL beside the writer (checkpoint.go); nil in
 	// memory.
 	ckpt *checkpointer
+	// hooks are called after every successful Commit (OnCommit).
+	hooksMu sync.RWMutex
+	hooks   []func(sandbox.Committed)
 
 	// mu orders enqueueing against Close: senders hold it shared, so Close
 	// never closes the queue under a sender.

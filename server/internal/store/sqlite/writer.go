@@ -19,6 +19,8 @@ const (
 	wRelease
 	wRollbackTo
 	wMerchantUpsert
+	wMerchantUpdate
+	wMerchantVersion
 	wRecordInsert
 	wRecordUpdate
 	wRecordVersion
@@ -46,8 +48,12 @@ var writeSQL = [numWriteStmts]string{
 	wMerchantUpsert: `INSERT INTO merchants (mchid, created, updated, platform_private_key_pem, token, json)
 		VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (mchid) DO UPDATE SET updated = excluded.updated,
-			platform_private_key_pem = excluded.platform_private_key_pem, token = excluded.token, json = excluded.json
-		RETURNING created`,
+			platform_private_key_pem = excluded.platform_private_key_pem, token = excluded.token, json = excluded.json,
+			version = merchants.version + 1
+		RETURNING created, version`,
+	wMerchantUpdate: `UPDATE merchants SET updated = ?, platform_private_key_pem = ?, token = ?, json = ?, version = version + 1
+		WHERE mchid = ? AND version = ? RETURNING created, version`,
+	wMerchantVersion: `SELECT version FROM merchants WHERE mchid = ?`,
 	wRecordInsert: `INSERT INTO records (kind, mchid, key, aliases, version, data, created, updated)
 		VALUES (?, ?, ?, ?, 1, ?, ?, ?) ON CONFLICT DO NOTHING`,
 	wRecordUpdate: `UPDATE records SET version = version + 1, data = ?, updated = ?
@@ -56,7 +62,7 @@ var writeSQL = [numWriteStmts]string{
 	wRecordSetAliases: `UPDATE records SET aliases = ? WHERE kind = ? AND mchid = ? AND key = ?`,
 	wAliasInsert: `INSERT INTO record_aliases (kind, alias, mchid, key) VALUES (?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`,
-	wAliasOwner: `SELECT mchid, key FROM record_aliases WHERE kind = ? AND alias = ?`,
+	wAliasOwner: `SELECT key FROM record_aliases WHERE kind = ? AND mchid = ? AND alias = ?`,
 	wSessionInsert: `INSERT INTO sessions (id, mchid, product, state, due_at, created, updated, version, json)
 		VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?) ON CONFLICT DO NOTHING`,
 	wSessionUpdate: `UPDATE sessions SET mchid = ?, product = ?, state = ?, due_at = ?, updated = ?,
@@ -312,14 +318,8 @@ func (w *wtx) applyOp(o *op) error {
 func (w *wtx) applyBatch(o *op) error {
 	b := o.batch
 	for i, m := range b.Merchants {
-		created := nanos(m.CreatedAt)
-		if created == 0 {
-			created = w.now
-		}
-		err := w.stmt(wMerchantUpsert).QueryRow(m.MchID, created, w.now, m.PlatformPrivateKeyPEM, m.Token, o.merchants[i]).
-			Scan(&o.mStamps[i].created)
-		if err != nil {
-			return w.s.fail("upsert merchant", err)
+		if err := w.putMerchant(m, o.merchants[i], &o.mStamps[i]); err != nil {
+			return err
 		}
 	}
 	for i, r := range b.Creates {
@@ -349,6 +349,32 @@ func (w *wtx) applyBatch(o *op) error {
 		if err := w.putNotification(n, o.notifies[i], &o.nStamps[i]); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// putMerchant writes a merchant as it is (Version 0) or, with a Version,
+// updates it if that version is still current (compare-and-swap).
+func (w *wtx) putMerchant(m *sandbox.Merchant, doc []byte, st *stamp) error {
+	if m.Version == 0 {
+		created := nanos(m.CreatedAt)
+		if created == 0 {
+			created = w.now
+		}
+		err := w.stmt(wMerchantUpsert).QueryRow(m.MchID, created, w.now, m.PlatformPrivateKeyPEM, m.Token, doc).
+			Scan(&st.created, &st.version)
+		if err != nil {
+			return w.s.fail("upsert merchant", err)
+		}
+		return nil
+	}
+	err := w.stmt(wMerchantUpdate).QueryRow(w.now, m.PlatformPrivateKeyPEM, m.Token, doc, m.MchID, m.Version).
+		Scan(&st.created, &st.version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return w.casFailure(wMerchantVersion, fmt.Sprintf("merchant %q", m.MchID), m.Version, m.MchID)
+	}
+	if err != nil {
+		return w.s.fail("update merchant", err)
 	}
 	return nil
 }
@@ -392,14 +418,14 @@ func (w *wtx) addAlias(r *sandbox.Record, alias string) error {
 	if ok {
 		return nil
 	}
-	var mchid, key string
-	if err := w.stmt(wAliasOwner).QueryRow(r.Kind, alias).Scan(&mchid, &key); err != nil {
+	var key string
+	if err := w.stmt(wAliasOwner).QueryRow(r.Kind, r.MchID, alias).Scan(&key); err != nil {
 		return w.s.fail("find alias", err)
 	}
-	if mchid == r.MchID && key == r.Key {
+	if key == r.Key {
 		return nil
 	}
-	return sandbox.Errorf(sandbox.CodeConflict, "alias %q of %s is already taken by another record", alias, r.Kind)
+	return sandbox.Errorf(sandbox.CodeConflict, "alias %q of %s is already taken by another record of merchant %q", alias, r.Kind, r.MchID)
 }
 
 // updateRecord updates r if its version is current and adds its new

@@ -37,6 +37,8 @@ func Run(t *testing.T, h Harness) {
 		run  func(*testing.T, Harness)
 	}{
 		{"Merchants", testMerchants},
+		{"MerchantCAS", testMerchantCAS},
+		{"Hooks", testHooks},
 		{"Records", testRecords},
 		{"Sessions", testSessions},
 		{"Notifications", testNotifications},
@@ -175,7 +177,7 @@ func testRecords(t *testing.T, h Harness) {
 			t.Errorf("GetRecord = %+v, want %+v", got, &want)
 		}
 		for _, a := range []string{"q1", "p1"} {
-			got, err := s.FindRecord(ctx, r.Kind, a)
+			got, err := s.FindRecord(ctx, r.Kind, "m1", a)
 			if err != nil || got.Key != "o1" {
 				t.Errorf("FindRecord(%q) = %v, %v; want o1", a, got, err)
 			}
@@ -190,8 +192,8 @@ func testRecords(t *testing.T, h Harness) {
 	}{
 		{"duplicate key", &sandbox.Batch{Creates: []*sandbox.Record{NewRecord("m1", "o1")}},
 			sandbox.CodeConflict, []string{"payscore.order", `"o1"`, "already exists"}},
-		{"duplicate alias of another merchant", &sandbox.Batch{Creates: []*sandbox.Record{NewRecord("m2", "o9", "p1")}},
-			sandbox.CodeConflict, []string{"payscore.order", `"p1"`, "taken"}},
+		{"duplicate alias", &sandbox.Batch{Creates: []*sandbox.Record{NewRecord("m1", "o9", "p1")}},
+			sandbox.CodeConflict, []string{"payscore.order", `"p1"`, "taken", `"m1"`}},
 		{"stale version", &sandbox.Batch{Updates: []*sandbox.Record{{Kind: r.Kind, MchID: "m1", Key: "o1", Version: 5, Data: json.RawMessage(`{}`)}}},
 			sandbox.CodeConflict, []string{`"o1"`, "version 5 is stale", "has 1"}},
 		{"update of a missing record", &sandbox.Batch{Updates: []*sandbox.Record{{Kind: r.Kind, MchID: "m1", Key: "nope", Version: 1}}},
@@ -229,7 +231,7 @@ func testRecords(t *testing.T, h Harness) {
 		if u.Version != 2 || !u.CreatedAt.Equal(r.CreatedAt) || u.UpdatedAt.Before(u.CreatedAt) {
 			t.Errorf("after update: version %d created %v updated %v; want 2, %v, later", u.Version, u.CreatedAt, u.UpdatedAt, r.CreatedAt)
 		}
-		got, err := s.FindRecord(ctx, r.Kind, "n1")
+		got, err := s.FindRecord(ctx, r.Kind, "m1", "n1")
 		if err != nil {
 			t.Fatalf("FindRecord(new alias): %v", err)
 		}
@@ -240,7 +242,7 @@ func testRecords(t *testing.T, h Harness) {
 			t.Errorf("aliases = %q, want %q", got.Aliases, want)
 		}
 		// The x9 alias of the failed case above must not have stuck.
-		if _, err := s.FindRecord(ctx, r.Kind, "x9"); !sandbox.IsCode(err, sandbox.CodeNotFound) {
+		if _, err := s.FindRecord(ctx, r.Kind, "m1", "x9"); !sandbox.IsCode(err, sandbox.CodeNotFound) {
 			t.Errorf("FindRecord(x9) = %v, want not found", err)
 		}
 	})
@@ -263,10 +265,23 @@ func testRecords(t *testing.T, h Harness) {
 		}
 	})
 
+	t.Run("an alias is per merchant", func(t *testing.T) {
+		other := NewRecord("m2", "o7", "q1")
+		Commit(t, s, &sandbox.Batch{Creates: []*sandbox.Record{other}})
+		for mchid, want := range map[string]int64{"m1": r.Version + 1, "m2": 1} {
+			got, err := s.FindRecord(ctx, r.Kind, mchid, "q1")
+			if err != nil || got.MchID != mchid || got.Version != want {
+				t.Errorf("FindRecord(%s, q1) = %+v, %v; want %s's own record", mchid, got, err, mchid)
+			}
+		}
+		_, err := s.FindRecord(ctx, r.Kind, "m3", "q1")
+		WantCode(t, err, sandbox.CodeNotFound, `"m3"`, `"q1"`)
+	})
+
 	t.Run("not found", func(t *testing.T) {
 		_, err := s.GetRecord(ctx, r.Kind, "m2", "o1")
 		WantCode(t, err, sandbox.CodeNotFound, "payscore.order", `"o1"`, `"m2"`)
-		_, err = s.FindRecord(ctx, "embedpay.trade", "q1")
+		_, err = s.FindRecord(ctx, "embedpay.trade", "m1", "q1")
 		WantCode(t, err, sandbox.CodeNotFound, "embedpay.trade", `"q1"`)
 	})
 }

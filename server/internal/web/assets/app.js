@@ -6,7 +6,8 @@
 'use strict';
 (() => {
   const DICT = JSON.parse(document.getElementById('i18n').textContent);
-  const PRODUCTS = ['payscore', 'repayment', 'embedpay', 'issuer'];
+  // The products this server runs, in its order: GET /sandbox/v1/products.
+  let PRODUCTS = [];
   const VIEWS = ['overview', 'scenarios', 'sessions', 'journal', 'notifications'];
   // The journal keeps this many rows: the page may stay open for days.
   const JOURNAL_CAP = 500;
@@ -307,6 +308,7 @@
     main().replaceChildren(h('p', { class: 'empty', text: t('loading') }));
     try {
       await loadMerchants();
+      PRODUCTS = (await api('GET', '/sandbox/v1/products')).products.map((p) => p.name);
       // The stream starts after the newest entry of any kind, so nothing
       // written while the journal loads is missed (what arrives twice is
       // skipped by id).
@@ -509,8 +511,26 @@
     const credentials = section('creds.title', h('p', { class: 'muted', text: t('creds.why') }), h('div', { class: 'creds' }, rows));
     const clockCard = section('clock.title', h('p', { class: 'muted', text: t('clock.why') }), clockBar());
     return h('div', { class: 'grid overview' },
-      h('div', { class: 'col' }, merchants, clockCard, products),
+      h('div', { class: 'col' }, merchants, clockCard, keyModeCard(m), products),
       h('div', { class: 'col wide' }, credentials));
+  }
+  // keyModeCard switches the platform key WeChat Pay signs with: the
+  // certificate, the public key, or the switch between them.
+  const KEY_MODES = ['certificate', 'switching', 'public_key'];
+  function keyModeCard(m) {
+    const change = async (mode) => {
+      try {
+        await api('PATCH', '/sandbox/v1/merchants/' + enc(m.mchid), { platform_key_mode: mode });
+        await loadMerchants();
+        toast(t('keymode.changed', { mode: t('keymode.' + mode) }));
+        render(true);
+      } catch (err) { report(err); }
+    };
+    return section('keymode.title', h('p', { class: 'muted', text: t('keymode.why') }),
+      h('div', { class: 'list', role: 'radiogroup', id: 'keymode' }, KEY_MODES.map((mode) =>
+        h('button', { type: 'button', class: 'small' + (m.platform_key_mode === mode ? ' on' : ''), role: 'radio',
+          'aria-checked': m.platform_key_mode === mode ? 'true' : 'false', data: { keyMode: mode },
+          onclick: () => change(mode), text: t('keymode.' + mode) }))));
   }
   function pemPreview(pem) {
     const lines = pem.trim().split('\n');
@@ -701,6 +721,7 @@
       x.product ? badge(productName(x.product), 'tag') : null,
       x.direction === 'out' ? badge(t('journal.attempt', { n: x.attempt || 1 }), 'tag') : null,
       nv ? badge('⚠ ' + t('journal.violations', { n: nv }), 'bad') : null,
+      (x.warnings || []).length ? badge(t('journal.warnings', { n: x.warnings.length }), 'warn') : null,
       x.diagnostics ? badge(t('journal.diagnostics'), 'warn') : null),
     h('span', { class: 'x-lat mono muted', text: (x.latency_ms || 0).toFixed(1) + ' ms' }));
   }
@@ -735,7 +756,10 @@
       location.hash = '#journal';
       reloadJournal();
     } });
-    const vs = x.violations || [];
+    // problems lists violations (refused) or warnings (let through).
+    const problems = (cls, titleKey, vs) => vs && vs.length ? h('div', { class: 'block ' + cls }, h('h3', { text: t(titleKey, { n: vs.length }) }),
+      h('table', {}, h('thead', {}, h('tr', {}, h('th', { text: t('x.path') }), h('th', { text: t('x.message') }))),
+        h('tbody', {}, vs.map((v) => h('tr', {}, h('td', { class: 'mono', text: v.path || '/' }), h('td', { text: v.message })))))) : null;
     openDetail('#' + x.id + ' ' + x.method,
       h('p', { class: 'mono wrap', text: x.url }),
       kv([
@@ -750,9 +774,8 @@
         ['x.scenario', x.scenario],
         ['x.request_id', x.request_id],
       ]),
-      vs.length ? h('div', { class: 'block violations' }, h('h3', { text: t('x.violations', { n: vs.length }) }),
-        h('table', {}, h('thead', {}, h('tr', {}, h('th', { text: t('x.path') }), h('th', { text: t('x.message') }))),
-          h('tbody', {}, vs.map((v) => h('tr', {}, h('td', { class: 'mono', text: v.path || '/' }), h('td', { text: v.message })))))) : null,
+      problems('violations', 'x.violations', x.violations),
+      problems('warnings', 'x.warnings', x.warnings),
       codeBlock('x.diagnostics', x.diagnostics),
       codeBlock('x.error', x.error),
       codeBlock('x.request', pretty(x.request_body)),
@@ -949,7 +972,7 @@
 
   // The 支付分 confirm page: confirm or cancel; after confirming, the user
   // leaves by the in-page button (query_id comes back) or by the top-left
-  // back icon (no extraData, seed 003 §1.3).
+  // back icon (no extraData, the 支付分 jump page §1.3).
   function standPayScore(ui) {
     const root = h('div', { class: 'phone-wrap' });
     const confirmPage = () => {
