@@ -17,6 +17,14 @@ COPY zoneinfo.zip /zoneinfo.zip
 COPY --chown=65532:65532 data /data
 COPY mpsandbox /mpsandbox
 
+# The semantic version of the HTTP surface (sandbox.APIVersion; the Makefile
+# and the e2e harness pass it) and the build it came from.
+ARG API_VERSION=unknown
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="mpsandbox" \
+      org.opencontainers.image.version="${API_VERSION}" \
+      org.opencontainers.image.revision="${REVISION}"
+
 ENV ZONEINFO=/zoneinfo.zip \
     MPSANDBOX_ADDR=0.0.0.0:8080 \
     MPSANDBOX_DATA_DIR=/data

@@ -9,6 +9,8 @@ SHELL := bash
 GO       ?= go
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
+# The HTTP surface's semantic version, from its one definition.
+API_VERSION := $(shell sed -n 's/^const APIVersion = "\(.*\)"$$/\1/p' server/internal/sandbox/version.go)
 BIN      := bin/mpsandbox
 IMAGE    ?= mpsandbox:dev
 # The image's build context; see Dockerfile.
@@ -29,7 +31,7 @@ export GOFLAGS := -tags=nomsgpack $(GOFLAGS)
 # Every package but the black-box suite, which needs docker and runs in `e2e`.
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/e2e$$')
 
-.PHONY: help build run test sdk-test e2e image bench soak lint fuzz clean
+.PHONY: help build run test sdk-test e2e examples image bench soak lint fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -40,10 +42,11 @@ build: ## build bin/mpsandbox (static)
 run: build ## build and start on 127.0.0.1:8080 with ./data
 	./$(BIN) --data-dir ./data $(ARGS)
 
-test: lint ## vet, unit tests with -race, the wx.* shim's node tests, e2e, then each Fuzz target briefly
+test: lint ## vet, unit tests with -race, the wx.* shim's node tests, e2e, the examples module, then each Fuzz target briefly
 	$(GO) test -race $(UNIT_PKGS)
 	$(MAKE) --no-print-directory sdk-test
 	$(MAKE) --no-print-directory e2e
+	$(MAKE) --no-print-directory examples
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
 
 sdk-test: build ## the wx.* shim's node tests (sdk/test) against bin/mpsandbox
@@ -53,6 +56,13 @@ sdk-test: build ## the wx.* shim's node tests (sdk/test) against bin/mpsandbox
 e2e: ## the testcontainers suite (builds its own image, mpsandbox:e2e)
 	$(GO) test -count=1 -timeout 10m ./e2e/...
 
+# examples/ is a module of its own that imports the testkit as a merchant's
+# does; its container half starts $(IMAGE), built here when docker answers
+# (without docker it skips, except under CI).
+examples: ## the examples module: a Pay Score flow with wechatpay-go, in process and in the image
+	if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image; fi
+	cd examples && MPSANDBOX_IMAGE=$(IMAGE) $(GO) test -count=1 ./...
+
 image: ## prepare build/image and docker build mpsandbox:dev
 	rm -rf $(CONTEXT)
 	mkdir -p $(CONTEXT)/data
@@ -60,7 +70,7 @@ image: ## prepare build/image and docker build mpsandbox:dev
 	cp Dockerfile $(CONTEXT)/
 	cp $(CA_CERTS) $(CONTEXT)/ca-certificates.crt
 	cp "$$($(GO) env GOROOT)/lib/time/zoneinfo.zip" $(CONTEXT)/
-	docker build -t $(IMAGE) $(CONTEXT)
+	docker build --build-arg API_VERSION=$(API_VERSION) --build-arg REVISION=$(VERSION) -t $(IMAGE) $(CONTEXT)
 
 bench: build ## load figures into docs/PERFORMANCE.md: jump, v3, notify, start-up, image, RSS vs a net/http reference
 	command -v wrk >/dev/null || apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }
@@ -77,6 +87,7 @@ lint: ## gofmt and go vet
 	@unformatted=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go'))
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	cd examples && $(GO) vet ./...
 
 # Finds the Fuzz targets by grepping the test files first, so only packages
 # that have one are compiled for -list; -fuzz takes one target at a time.

@@ -1,10 +1,9 @@
 package e2e
 
 import (
+	"context"
 	"crypto"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,11 +11,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/testcontainers/testcontainers-go"
+
+	"github.com/mpsandbox/mpsandbox/testkit"
 )
 
 // demoMchID is the merchant that exists on first start (the mchid of
 // WeChat's own docs).
-const demoMchID = "1230000109"
+const demoMchID = testkit.DemoMchID
 
 // credentialFields are the fields of GET /sandbox/v1/merchants/{mchid}/credentials
 // a merchant copies into its configuration; every one must be filled.
@@ -75,14 +78,18 @@ func findMerchant(ms []merchant, mchid string) (merchant, bool) {
 
 func TestStartAndDemoCredentials(t *testing.T) {
 	t.Parallel()
-	s := startSandbox(t, Options{})
+	s := startSandbox(t)
 
 	var version struct {
-		Version string `json:"version"`
+		Version    string `json:"version"`
+		APIVersion string `json:"api_version"`
 	}
 	s.JSON(t, http.MethodGet, "/version", nil, http.StatusOK, &version)
 	if version.Version != e2eVersion {
 		t.Errorf("version got %q, want %q (the -X main.version the suite built with)", version.Version, e2eVersion)
+	}
+	if version.APIVersion != testkit.Version {
+		t.Errorf("api_version got %q, want the testkit's %q", version.APIVersion, testkit.Version)
 	}
 	s.JSON(t, http.MethodGet, "/healthz", nil, http.StatusOK, nil)
 	// The image's HEALTHCHECK runs this; compose waits on it.
@@ -107,56 +114,38 @@ func TestStartAndDemoCredentials(t *testing.T) {
 		return
 	}
 
-	key := parsePrivateKey(t, creds["merchant_private_key_pem"].(string))
-	cert := parseCertificate(t, creds["merchant_certificate_pem"].(string))
-	// A merchant's SDK signs with the key and names the certificate by its
-	// serial: the two must belong together.
-	if pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(cert.PublicKey) {
+	// The testkit parses every key and certificate; a merchant's SDK signs
+	// with the key and names the certificate by its serial: the two must
+	// belong together.
+	m := s.merchant(t, demoMchID)
+	if pub, ok := m.MerchantPrivateKey.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(m.MerchantCertificate.PublicKey) {
 		t.Errorf("merchant certificate's public key does not match merchant_private_key_pem")
 	}
-	if got, want := creds["merchant_serial_no"], fmt.Sprintf("%X", cert.SerialNumber); got != want {
+	if got, want := m.MerchantSerialNo, fmt.Sprintf("%X", m.MerchantCertificate.SerialNumber); got != want {
 		t.Errorf("merchant_serial_no got %v, want the certificate's serial %s", got, want)
 	}
-	if _, err := x509.ParsePKIXPublicKey(pemBlock(t, creds["platform_public_key_pem"].(string)).Bytes); err != nil {
-		t.Errorf("platform_public_key_pem: %v", err)
-	}
 }
 
-func pemBlock(tb testing.TB, s string) *pem.Block {
-	tb.Helper()
-	b, _ := pem.Decode([]byte(s))
-	if b == nil {
-		tb.Fatalf("no PEM block in %.40q…", s)
-	}
-	return b
-}
-
-func parsePrivateKey(tb testing.TB, s string) crypto.Signer {
-	tb.Helper()
-	b := pemBlock(tb, s)
-	// WeChat hands out PKCS#8 (apiclient_key.pem); accept PKCS#1 too.
-	if k, err := x509.ParsePKCS8PrivateKey(b.Bytes); err == nil {
-		return k.(crypto.Signer)
-	}
-	k, err := x509.ParsePKCS1PrivateKey(b.Bytes)
+// The image says which version of the HTTP surface it serves.
+func TestImageLabel(t *testing.T) {
+	t.Parallel()
+	provider, err := testcontainers.NewDockerProvider()
 	if err != nil {
-		tb.Fatalf("merchant_private_key_pem (%s) is neither PKCS#8 nor PKCS#1: %v", b.Type, err)
+		t.Fatal(err)
 	}
-	return k
-}
-
-func parseCertificate(tb testing.TB, s string) *x509.Certificate {
-	tb.Helper()
-	c, err := x509.ParseCertificate(pemBlock(tb, s).Bytes)
+	defer provider.Close()
+	img, err := provider.Client().ImageInspect(context.Background(), testImage)
 	if err != nil {
-		tb.Fatalf("merchant_certificate_pem: %v", err)
+		t.Fatal(err)
 	}
-	return c
+	if got := img.Config.Labels["org.opencontainers.image.version"]; got != testkit.Version {
+		t.Errorf("org.opencontainers.image.version got %q, want %q", got, testkit.Version)
+	}
 }
 
 func TestValidate(t *testing.T) {
 	t.Parallel()
-	s := startSandbox(t, Options{})
+	s := startSandbox(t)
 
 	var list struct {
 		Schemas []string `json:"schemas"`
@@ -215,7 +204,7 @@ func TestValidate(t *testing.T) {
 
 func TestJournalStream(t *testing.T) {
 	t.Parallel()
-	s := startSandbox(t, Options{})
+	s := startSandbox(t)
 	demo, ok := findMerchant(merchants(t, s), demoMchID)
 	if !ok {
 		t.Fatalf("demo merchant %s missing", demoMchID)
@@ -277,7 +266,7 @@ func TestRestartKeepsMerchants(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			dir := tt.dataDir(t)
-			s := startSandbox(t, Options{DataDir: dir})
+			s := startSandbox(t, testkit.WithDataDir(dir))
 			var created merchant
 			s.JSON(t, http.MethodPost, "/sandbox/v1/merchants", map[string]any{"name": "e2e restart"}, http.StatusCreated, &created)
 			if created.MchID == "" {
@@ -314,7 +303,7 @@ func TestRestartKeepsMerchants(t *testing.T) {
 func TestAdminTokenOnPublicAddress(t *testing.T) {
 	t.Parallel()
 	const token = "e2e-admin-token"
-	s := startSandbox(t, Options{Public: true, AdminToken: token})
+	s := startSandbox(t, testkit.WithPublic(), testkit.WithAdminToken(token))
 
 	tests := []struct {
 		name       string

@@ -1,60 +1,24 @@
 package e2e
 
 import (
-	"crypto/md5"
-	"encoding/hex"
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mpsandbox/mpsandbox/testkit"
 )
-
-// pcloudSign is P云's MD5 signature (SOURCES.md §8), written here from the
-// document rather than imported, so that the suite checks the sandbox
-// against the rule and not against its own code: non-empty parameters but
-// sign, sorted by name, joined k=v&…, then &app_secret=<secret>; upper-case
-// hex.
-func pcloudSign(params map[string]string, secret string) string {
-	keys := make([]string, 0, len(params))
-	for k, v := range params {
-		if k != "sign" && v != "" {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		b.WriteString(k + "=" + params[k] + "&")
-	}
-	b.WriteString("app_secret=" + secret)
-	sum := md5.Sum([]byte(b.String()))
-	return strings.ToUpper(hex.EncodeToString(sum[:]))
-}
-
-func TestPCloudSignGoldenVector(t *testing.T) {
-	// trade-prepare.md's example: the suite's own signer must agree with
-	// the document before it judges the sandbox.
-	p := map[string]string{
-		"app_id": "op0096196358123123", "merchant": "62626601", "pay_order": "11111111118",
-		"subject": "停车支付3.00元(川A12345)", "body": "【川A12345】在【XXXXX-停车场】于【2021-07-01 00:00:00】支付费1.00元",
-		"value": "10", "channel": "200201", "callback_url": "https://a.b.c/backurl", "notify_url": "https://a.b.c/notify",
-		"extra": `{"plate_color":"-1","parking_serial":"01009970545516206225805859659","plate":"川AA37K2","enter_time":"1620621689000","park_name":"P云支付体验-停车场","parking_time":"175"}`,
-	}
-	if got := pcloudSign(p, "6409292d66625a2a12342134"); got != "96FD052F81BBB3C25B5BD628E189A154" {
-		t.Fatalf("got %s, want the doc's 96FD052F81BBB3C25B5BD628E189A154", got)
-	}
-}
 
 // pcloud is a merchant's view of the P云 half-screen payment on a sandbox.
 type pcloud struct {
-	s                       *Sandbox
-	appID, secret, merchant string
-	miniAppID               string
-	recv                    *Receiver
+	s    *Sandbox
+	m    *testkit.Merchant
+	recv *testkit.Receiver
 }
 
 // notice is one trade-notify the merchant's notify_url received.
@@ -64,45 +28,26 @@ type notice struct {
 	at       time.Time
 }
 
+// newPCloud starts a sandbox; the merchant's notify_url is the testkit's
+// Receiver, which checks the MD5 sign and answers 1001 only to a genuine
+// notification, as trade-notify.md asks.
 func newPCloud(t *testing.T) *pcloud {
 	t.Helper()
-	s := startSandbox(t, Options{})
-	c := credentials(t, s, demoMchID)
-	p := &pcloud{s: s, appID: c["pcloud_app_id"].(string), secret: c["pcloud_app_secret"].(string),
-		merchant: c["pcloud_merchant"].(string), miniAppID: c["appid"].(string)}
-	// The merchant's notify_url verifies the MD5 sign and answers 1001 only
-	// to a genuine notification, as trade-notify.md asks.
-	p.recv = newReceiver(t, func(r Received) (int, []byte) {
-		if n := p.parse(t, r); !n.signedOK {
-			return http.StatusOK, []byte(`{"code":"400","message":"签名错误","hint":"sign"}`)
-		}
-		return http.StatusOK, []byte(`{"code":"1001","message":"通知成功","hint":""}`)
-	})
-	return p
-}
-
-func (p *pcloud) parse(tb testing.TB, r Received) notice {
-	v, err := url.ParseQuery(string(r.Body))
-	if err != nil {
-		tb.Errorf("trade-notify is not a form: %q", r.Body)
-	}
-	params := map[string]string{}
-	for k := range v {
-		params[k] = v.Get(k)
-	}
-	return notice{params: params, signedOK: strings.EqualFold(pcloudSign(params, p.secret), params["sign"]), at: time.Now()}
+	s := startSandbox(t)
+	m := s.merchant(t, demoMchID)
+	return &pcloud{s: s, m: m, recv: m.Receiver(t)}
 }
 
 // form posts a signed form to a P云 path and decodes the answer, which P云
 // always gives with HTTP 200.
 func (p *pcloud) form(tb testing.TB, path string, params map[string]string) map[string]any {
 	tb.Helper()
-	params["sign"] = pcloudSign(params, p.secret)
+	params["sign"] = testkit.PCloudSign(params, p.m.PCloudAppSecret)
 	v := url.Values{}
 	for k, s := range params {
 		v.Set(k, s)
 	}
-	req, err := http.NewRequest(http.MethodPost, p.s.URL+path, strings.NewReader(v.Encode()))
+	req, err := http.NewRequest(http.MethodPost, p.s.URL()+path, strings.NewReader(v.Encode()))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -121,7 +66,7 @@ func (p *pcloud) form(tb testing.TB, path string, params map[string]string) map[
 func (p *pcloud) prepare(tb testing.TB, payOrder, value string) string {
 	tb.Helper()
 	out := p.form(tb, "/gate/1.0/payment/trade/prepare", map[string]string{
-		"app_id": p.appID, "merchant": p.merchant, "pay_order": payOrder, "subject": "停车支付", "value": value,
+		"app_id": p.m.PCloudAppID, "merchant": p.m.PCloudMerchant, "pay_order": payOrder, "subject": "停车支付", "value": value,
 		"notify_url": p.recv.URL + "/pcloud/notify", "trade_scene": "GENERIC", "timestamp": strconv.FormatInt(time.Now().UnixMilli(), 10),
 		"sign_type": "MD5",
 	})
@@ -134,7 +79,7 @@ func (p *pcloud) prepare(tb testing.TB, payOrder, value string) string {
 
 func (p *pcloud) query(tb testing.TB, payOrder string) map[string]any {
 	tb.Helper()
-	out := p.form(tb, "/gate/1.0/payment/trade/query", map[string]string{"app_id": p.appID, "merchant": p.merchant, "pay_order": payOrder})
+	out := p.form(tb, "/gate/1.0/payment/trade/query", map[string]string{"app_id": p.m.PCloudAppID, "merchant": p.m.PCloudMerchant, "pay_order": payOrder})
 	if out["code"] != "1001" || out["pay_order"] != payOrder {
 		tb.Fatalf("query %s: %v", payOrder, out)
 	}
@@ -150,49 +95,50 @@ func (p *pcloud) status(tb testing.TB, payOrder string) float64 {
 // on a base library old enough to need embeddedAppIdList.
 func (p *pcloud) jump(tb testing.TB, payID string) string {
 	tb.Helper()
-	var out struct {
-		ErrMsg    string `json:"errMsg"`
-		SessionID string `json:"session_id"`
-	}
-	p.s.JSON(tb, http.MethodPost, "/miniprogram/v1/openEmbeddedMiniProgram", map[string]any{
-		"caller": map[string]any{"appId": p.miniAppID, "platform": "android", "sdkVersion": "2.22.0",
-			"appJson": map[string]any{"embeddedAppIdList": []string{"wxa204074068ad40ef"}}},
-		"args": map[string]any{"appId": "wxa204074068ad40ef", "path": "/external/payment/trade/create/index?pay_id=" + payID},
-	}, http.StatusOK, &out)
-	if out.ErrMsg != "openEmbeddedMiniProgram:ok" || out.SessionID == "" {
-		tb.Fatalf("jump: %+v", out)
+	out, err := p.m.Jump(context.Background(),
+		testkit.OpenEmbeddedMiniProgram{AppID: "wxa204074068ad40ef", Path: "/external/payment/trade/create/index?pay_id=" + payID},
+		testkit.Caller{AppID: p.m.AppID, Platform: "android", SDKVersion: "2.22.0",
+			AppJSON: map[string]any{"embeddedAppIdList": []string{"wxa204074068ad40ef"}}})
+	if err != nil || out.ErrMsg != "openEmbeddedMiniProgram:ok" || out.SessionID == "" {
+		tb.Fatalf("jump: %+v, %v", out, err)
 	}
 	return out.SessionID
 }
 
-// onShow is what App.onShow receives when the user comes back.
-type onShow struct {
-	Scene        int `json:"scene"`
-	ReferrerInfo struct {
-		AppID     string         `json:"appId"`
-		ExtraData map[string]any `json:"extraData"`
-	} `json:"referrerInfo"`
-}
-
-func (p *pcloud) back(tb testing.TB, sessionID string) onShow {
+// back is what App.onShow receives when the user comes back.
+func (p *pcloud) back(tb testing.TB, sessionID string) *testkit.Return {
 	tb.Helper()
-	var out onShow
-	p.s.JSON(tb, http.MethodGet, "/miniprogram/v1/sessions/"+sessionID+"/return?wait=15s", nil, http.StatusOK, &out)
-	if out.Scene != 1038 || out.ReferrerInfo.AppID != "wxa204074068ad40ef" {
-		tb.Fatalf("return: %+v", out)
+	out, err := p.s.Return(context.Background(), sessionID, 15*time.Second)
+	if err != nil || out.Scene != 1038 || out.ReferrerInfo == nil || out.ReferrerInfo.AppID != "wxa204074068ad40ef" {
+		tb.Fatalf("return: %+v, %v", out, err)
 	}
 	return out
 }
 
-func (p *pcloud) advance(tb testing.TB, by string) {
+func (p *pcloud) advance(tb testing.TB, by time.Duration) {
 	tb.Helper()
-	p.s.JSON(tb, http.MethodPost, "/sandbox/v1/clock/advance", map[string]any{"mchid": demoMchID, "by": by}, http.StatusOK, nil)
+	if err := p.m.AdvanceClock(context.Background(), by); err != nil {
+		tb.Fatal(err)
+	}
 }
 
-// next is the next trade-notify; it must be about payOrder.
+// next is the next trade-notify, whether its sign verifies or not; it must
+// be about payOrder.
 func (p *pcloud) next(tb testing.TB, payOrder string) notice {
 	tb.Helper()
-	n := p.parse(tb, p.recv.Next(tb, 20*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	got, err := p.recv.Next(ctx)
+	var verr *testkit.VerifyError
+	if errors.As(err, &verr) {
+		got = verr.Notification
+	} else if err != nil {
+		tb.Fatal(err)
+	}
+	if got.Kind != testkit.KindPCloud {
+		tb.Fatalf("a %s notification, want a P云 trade-notify", got.Kind)
+	}
+	n := notice{params: got.Params, signedOK: err == nil, at: time.Now()}
 	if n.params["pay_order"] != payOrder {
 		tb.Fatalf("trade-notify for %q, want %q: %v", n.params["pay_order"], payOrder, n.params)
 	}
@@ -242,7 +188,7 @@ func TestEmbedPay(t *testing.T) {
 			t.Fatalf("extraData %v, want status 1 for 100 fen", e)
 		}
 		n := p.genuine(t, "E2E-PAID")
-		if n["status"] != "1" || n["pay_serial"] != e["pay_serial"] || n["value"] != "100" || n["app_id"] != p.appID {
+		if n["status"] != "1" || n["pay_serial"] != e["pay_serial"] || n["value"] != "100" || n["app_id"] != p.m.PCloudAppID {
 			t.Errorf("trade-notify %v does not match the return %v", n, e)
 		}
 		q := p.query(t, "E2E-PAID")
@@ -275,7 +221,7 @@ func TestEmbedPay(t *testing.T) {
 		if got := p.status(t, "E2E-PAYING"); got != 0 {
 			t.Errorf("query status %v, want 0 while paying", got)
 		}
-		p.advance(t, "30s")
+		p.advance(t, 30*time.Second)
 		if got := p.status(t, "E2E-PAYING"); got != 1 {
 			t.Errorf("query status %v, want 1 thirty seconds on", got)
 		}
@@ -313,7 +259,7 @@ func TestEmbedPay(t *testing.T) {
 		if len(rows) != 1 || rows[0].State != "pending" || rows[0].Attempts != 0 {
 			t.Fatalf("rows %+v, want one notification not yet sent", rows)
 		}
-		p.advance(t, "60s")
+		p.advance(t, time.Minute)
 		n := p.next(t, "E2E-LATE")
 		if !n.signedOK || n.params["status"] != "1" || !n.at.After(returned) {
 			t.Errorf("late trade-notify %v at %v, return at %v", n.params, n.at, returned)
@@ -337,7 +283,7 @@ func TestEmbedPay(t *testing.T) {
 		if forged.signedOK {
 			t.Fatalf("first trade-notify verifies, want a bad sign: %v", forged.params)
 		}
-		p.advance(t, "15s") // the receiver refused it: P云 retries
+		p.advance(t, 15*time.Second) // the receiver refused it: P云 retries
 		if n := p.genuine(t, "E2E-SIGN"); n["status"] != "1" {
 			t.Errorf("retry %v", n)
 		}

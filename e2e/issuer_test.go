@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -9,6 +11,8 @@ import (
 	"time"
 
 	"github.com/wechatpay-apiv3/wechatpay-go/utils"
+
+	"github.com/mpsandbox/mpsandbox/testkit"
 )
 
 // The issuer plugin as the host's app.json declares it (the plugin guide 插件接入).
@@ -20,9 +24,8 @@ const (
 // issuerHost is a merchant's mini-program that embeds the ETC issuer
 // plugin and lends it the payment functional page.
 type issuerHost struct {
-	s     *Sandbox
-	appID string
-	creds map[string]any
+	s *Sandbox
+	m *testkit.Merchant
 }
 
 // issuerAppJSON is the host's app.json: the plugin, and the functional
@@ -38,28 +41,33 @@ func issuerAppJSON(functionalPages bool) map[string]any {
 	return aj
 }
 
-// call posts a wx.* call as the host, with the scenario named in
-// caller.scenario when given, and decodes the answer.
-func (h *issuerHost) call(tb testing.TB, api string, aj, args map[string]any, scenario string, want int) map[string]any {
+// call makes a wx.* call as the host, with the scenario named in
+// caller.scenario when given: accepted when want is 200, else refused with
+// want.
+func (h *issuerHost) call(tb testing.TB, c testkit.Call, aj map[string]any, scenario string, want int) (*testkit.Launch, *testkit.CallError) {
 	tb.Helper()
-	caller := map[string]any{"appId": h.appID, "platform": "android", "sdkVersion": "3.4.0", "appJson": aj}
-	if scenario != "" {
-		caller["scenario"] = scenario
+	l, err := h.m.Jump(context.Background(), c, testkit.Caller{AppID: h.m.AppID, Platform: "android", SDKVersion: "3.4.0", AppJSON: aj, Scenario: scenario})
+	if want == http.StatusOK {
+		if err != nil {
+			tb.Fatalf("%s: %v", c.API(), err)
+		}
+		return l, nil
 	}
-	var out map[string]any
-	h.s.JSON(tb, http.MethodPost, "/miniprogram/v1/"+api, map[string]any{"caller": caller, "args": args}, want, &out)
-	return out
+	var ce *testkit.CallError
+	if !errors.As(err, &ce) || ce.Status != want {
+		tb.Fatalf("%s: got %+v, %v, want a %d refusal", c.API(), l, err, want)
+	}
+	return nil, ce
 }
 
 // open navigates to a plugin page and returns the session id.
 func (h *issuerHost) open(tb testing.TB, pluginURL, scenario string) string {
 	tb.Helper()
-	out := h.call(tb, "plugin/navigate", issuerAppJSON(true), map[string]any{"url": pluginURL}, scenario, http.StatusOK)
-	id, _ := out["session_id"].(string)
-	if out["errMsg"] != "navigateTo:ok" || id == "" {
-		tb.Fatalf("navigateTo %s: %v", pluginURL, out)
+	l, _ := h.call(tb, testkit.PluginNavigate{URL: pluginURL}, issuerAppJSON(true), scenario, http.StatusOK)
+	if l.ErrMsg != "navigateTo:ok" || l.SessionID == "" {
+		tb.Fatalf("navigateTo %s: %+v", pluginURL, l)
 	}
-	return id
+	return l.SessionID
 }
 
 // visit opens a page, lets the scenario's user take their two seconds on
@@ -67,17 +75,33 @@ func (h *issuerHost) open(tb testing.TB, pluginURL, scenario string) string {
 func (h *issuerHost) visit(tb testing.TB, pluginURL, scenario string) (string, map[string]any) {
 	tb.Helper()
 	id := h.open(tb, pluginURL, scenario)
-	h.s.JSON(tb, http.MethodPost, "/sandbox/v1/clock/advance", map[string]any{"mchid": demoMchID, "by": "2s"}, http.StatusOK, nil)
+	if err := h.m.AdvanceClock(context.Background(), 2*time.Second); err != nil {
+		tb.Fatal(err)
+	}
+	return id, h.back(tb, id, 15*time.Second)
+}
+
+// back is the session's return, decoded.
+func (h *issuerHost) back(tb testing.TB, id string, wait time.Duration) map[string]any {
+	tb.Helper()
+	ret, err := h.s.Return(context.Background(), id, wait)
 	var back map[string]any
-	h.s.JSON(tb, http.MethodGet, "/miniprogram/v1/sessions/"+id+"/return?wait=15s", nil, http.StatusOK, &back)
-	return id, back
+	if err == nil && !ret.Pending {
+		err = ret.Decode(&back)
+	}
+	if err != nil || back == nil {
+		tb.Fatalf("return of %s: %+v, %v", id, ret, err)
+	}
+	return back
 }
 
 // getter reads requirePlugin('issuer-plugin').<name>() for a session.
 func (h *issuerHost) getter(tb testing.TB, id, name string) map[string]any {
 	tb.Helper()
 	var out map[string]any
-	h.s.JSON(tb, http.MethodGet, "/miniprogram/v1/sessions/"+id+"/plugin/"+name, nil, http.StatusOK, &out)
+	if err := h.s.PluginResult(context.Background(), id, name, &out); err != nil {
+		tb.Fatalf("%s of %s: %v", name, id, err)
+	}
 	return out
 }
 
@@ -93,25 +117,22 @@ func (h *issuerHost) state(tb testing.TB, id, name string) float64 {
 // paymentArgs is what the host's beforeRequestPayment hands back for a
 // JSAPI order, signed as the merchant's backend signs it: RSA with the
 // official SDK's signer (SOURCES.md §5), or the v2 HMAC-SHA256 rule.
-func (h *issuerHost) paymentArgs(tb testing.TB, prepayID, nonce, signType string) map[string]any {
+func (h *issuerHost) paymentArgs(tb testing.TB, prepayID, nonce, signType string) testkit.RequestPayment {
 	tb.Helper()
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	pkg := "prepay_id=" + prepayID
 	var sign string
 	switch signType {
 	case "RSA":
-		key, err := utils.LoadPrivateKey(h.creds["merchant_private_key_pem"].(string))
-		if err != nil {
-			tb.Fatalf("merchant key: %v", err)
-		}
-		if sign, err = utils.SignSHA256WithRSA(h.appID+"\n"+ts+"\n"+nonce+"\n"+pkg+"\n", key); err != nil {
+		var err error
+		if sign, err = utils.SignSHA256WithRSA(h.m.AppID+"\n"+ts+"\n"+nonce+"\n"+pkg+"\n", h.m.MerchantPrivateKey); err != nil {
 			tb.Fatalf("sign: %v", err)
 		}
 	default:
-		sign = hmacSign(map[string]string{"appId": h.appID, "timeStamp": ts, "nonceStr": nonce, "package": pkg, "signType": signType},
-			h.creds["api_v2_key"].(string))
+		sign = testkit.V2HMACSign(map[string]string{"appId": h.m.AppID, "timeStamp": ts, "nonceStr": nonce, "package": pkg, "signType": signType},
+			h.m.APIv2Key)
 	}
-	return map[string]any{"timeStamp": ts, "nonceStr": nonce, "package": pkg, "signType": signType, "paySign": sign}
+	return testkit.RequestPayment{TimeStamp: ts, NonceStr: nonce, Package: pkg, SignType: signType, PaySign: sign}
 }
 
 var (
@@ -124,9 +145,8 @@ var (
 // and succeeding, activeAgain — asserting each getter; pays through the
 // functional page; and opens a table of bad plugin URLs.
 func TestIssuerPlugin(t *testing.T) {
-	s := startSandbox(t, Options{})
-	creds := credentials(t, s, demoMchID)
-	h := &issuerHost{s: s, appID: creds["appid"].(string), creds: creds}
+	s := startSandbox(t)
+	h := &issuerHost{s: s, m: s.merchant(t, demoMchID)}
 
 	const mobile = "13912345678"
 	_, back := h.visit(t, "plugin://issuer-plugin/login?etcProductId=P1001&accountType=1&carType=0&redirectUrl=/pages/login/login&mobile="+mobile, "")
@@ -194,28 +214,26 @@ func TestIssuerPlugin(t *testing.T) {
 			{"cancelled", "wx" + strconv.FormatInt(time.Now().UnixNano()+2, 10), "sandboxcancel7", "RSA", "requestPayment:fail cancel"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				out := h.call(t, "requestPayment", issuerAppJSON(true), h.paymentArgs(t, tc.prepayID, tc.nonce, tc.signType), "", http.StatusOK)
-				if out["errMsg"] != tc.want {
-					t.Fatalf("errMsg got %v, want %s", out["errMsg"], tc.want)
+				out, _ := h.call(t, h.paymentArgs(t, tc.prepayID, tc.nonce, tc.signType), issuerAppJSON(true), "", http.StatusOK)
+				if out.ErrMsg != tc.want {
+					t.Fatalf("errMsg got %v, want %s", out.ErrMsg, tc.want)
 				}
-				var ret map[string]any
-				s.JSON(t, http.MethodGet, "/miniprogram/v1/sessions/"+out["session_id"].(string)+"/return", nil, http.StatusOK, &ret)
-				if ret["errMsg"] != tc.want {
+				if ret := h.back(t, out.SessionID, 0); ret["errMsg"] != tc.want {
 					t.Errorf("return got %v, want errMsg %s", ret, tc.want)
 				}
 			})
 		}
 		t.Run("a paySign of other args", func(t *testing.T) {
 			args := h.paymentArgs(t, "wx_tampered", "nonce", "RSA")
-			args["nonceStr"] = "other"
-			out := h.call(t, "requestPayment", issuerAppJSON(true), args, "", http.StatusUnauthorized)
-			if msg, _ := out["errMsg"].(string); !strings.HasPrefix(msg, "requestPayment:fail /args/paySign 支付验证签名失败") {
+			args.NonceStr = "other"
+			_, out := h.call(t, args, issuerAppJSON(true), "", http.StatusUnauthorized)
+			if msg := out.ErrMsg; !strings.HasPrefix(msg, "requestPayment:fail /args/paySign 支付验证签名失败") {
 				t.Errorf("errMsg got %q, want requestPayment:fail naming /args/paySign", msg)
 			}
 		})
 		t.Run("no functional pages", func(t *testing.T) {
-			out := h.call(t, "requestPayment", issuerAppJSON(false), h.paymentArgs(t, "wx_nofp", "nonce", "RSA"), "", http.StatusBadRequest)
-			if msg, _ := out["errMsg"].(string); !strings.Contains(msg, "/caller/appJson/functionalPages callMiniProgramFunction:fail File not found") {
+			_, out := h.call(t, h.paymentArgs(t, "wx_nofp", "nonce", "RSA"), issuerAppJSON(false), "", http.StatusBadRequest)
+			if msg := out.ErrMsg; !strings.Contains(msg, "/caller/appJson/functionalPages callMiniProgramFunction:fail File not found") {
 				t.Errorf("errMsg got %q, want the missing functional page", msg)
 			}
 		})
@@ -245,25 +263,22 @@ func TestIssuerPlugin(t *testing.T) {
 			{"another plugin", "plugin://etc-plugin/login?type=1", "/args/url", "is not a target"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				out := h.call(t, "plugin/navigate", issuerAppJSON(true), map[string]any{"url": tc.url}, "", http.StatusBadRequest)
-				msg, _ := out["errMsg"].(string)
-				if !strings.HasPrefix(msg, "navigateTo:fail ") {
-					t.Errorf("errMsg got %q, want navigateTo:fail …", msg)
+				_, out := h.call(t, testkit.PluginNavigate{URL: tc.url}, issuerAppJSON(true), "", http.StatusBadRequest)
+				if !strings.HasPrefix(out.ErrMsg, "navigateTo:fail ") {
+					t.Errorf("errMsg got %q, want navigateTo:fail …", out.ErrMsg)
 				}
-				vs, _ := out["violations"].([]any)
-				for _, v := range vs {
-					v, _ := v.(map[string]any)
-					if v["path"] == tc.path && strings.Contains(v["message"].(string), tc.contains) {
+				for _, v := range out.Violations {
+					if v.Path == tc.path && strings.Contains(v.Message, tc.contains) {
 						return
 					}
 				}
-				t.Errorf("violations got %v, want one at %s containing %q", vs, tc.path, tc.contains)
+				t.Errorf("violations got %v, want one at %s containing %q", out.Violations, tc.path, tc.contains)
 			})
 		}
 		t.Run("no plugins entry", func(t *testing.T) {
-			out := h.call(t, "plugin/navigate", map[string]any{"pages": []string{"pages/index/index"}},
-				map[string]any{"url": "plugin://issuer-plugin/login?type=1&redirectUrl=/pages/a/a&mobile=" + mobile}, "", http.StatusBadRequest)
-			if msg, _ := out["errMsg"].(string); msg != "navigateTo:fail /caller/appJson/plugins is required" {
+			_, out := h.call(t, testkit.PluginNavigate{URL: "plugin://issuer-plugin/login?type=1&redirectUrl=/pages/a/a&mobile=" + mobile},
+				map[string]any{"pages": []string{"pages/index/index"}}, "", http.StatusBadRequest)
+			if msg := out.ErrMsg; msg != "navigateTo:fail /caller/appJson/plugins is required" {
 				t.Errorf("errMsg got %q, want the missing plugins entry", msg)
 			}
 		})

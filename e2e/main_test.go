@@ -15,6 +15,8 @@ import (
 
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
+
+	"github.com/mpsandbox/mpsandbox/testkit"
 )
 
 // testImage is the image every test starts. TestMain sets it once, before
@@ -116,6 +118,7 @@ func buildImage(ctx context.Context) (string, error) {
 			provider.Client().ImageRemove(ctx, previous.ID, client.ImageRemoveOptions{PruneChildren: true})
 		}
 	}()
+	apiVersion, revision := testkit.Version, e2eVersion
 	var log bytes.Buffer
 	img, err := provider.BuildImage(ctx, &testcontainers.ContainerRequest{
 		FromDockerfile: testcontainers.FromDockerfile{
@@ -123,6 +126,7 @@ func buildImage(ctx context.Context) (string, error) {
 			Repo:           "mpsandbox",
 			Tag:            "e2e",
 			KeepImage:      true,
+			BuildArgs:      map[string]*string{"API_VERSION": &apiVersion, "REVISION": &revision},
 			BuildLogWriter: &log,
 		},
 	})

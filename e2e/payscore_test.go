@@ -3,16 +3,12 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -23,83 +19,29 @@ import (
 	"github.com/wechatpay-apiv3/wechatpay-go/core/auth/verifiers"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/notify"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/option"
-	"github.com/wechatpay-apiv3/wechatpay-go/utils"
+
+	"github.com/mpsandbox/mpsandbox/testkit"
 )
 
-// wechatPayAPI is the host the merchant's SDK calls; sandboxTransport
-// sends it to the container instead (SOURCES.md §6).
+// wechatPayAPI is the host the merchant's SDK calls; the testkit's
+// Transport sends it to the container instead.
 const wechatPayAPI = "https://api.mch.weixin.qq.com"
-
-// sandboxTransport rewrites the host of every request, the verified
-// snippet of SOURCES.md §6: the host is not signed, so signatures hold.
-type sandboxTransport struct{ u *url.URL }
-
-func (t sandboxTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r2 := r.Clone(r.Context())
-	r2.URL.Scheme, r2.URL.Host, r2.Host = t.u.Scheme, t.u.Host, t.u.Host
-	return http.DefaultTransport.RoundTrip(r2)
-}
-
-// hmacSign is the v2 HMAC-SHA256 rule of the wxpayScoreUse extraData sign
-// (SOURCES.md §2), written here from the document: non-empty fields but
-// sign, sorted, k=v&…, then &key=<API v2 key>; HMAC-SHA256 keyed with the
-// same key; upper-case hex.
-func hmacSign(params map[string]string, key string) string {
-	keys := make([]string, 0, len(params))
-	for k, v := range params {
-		if k != "sign" && v != "" {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		b.WriteString(k + "=" + params[k] + "&")
-	}
-	b.WriteString("key=" + key)
-	mac := hmac.New(sha256.New, []byte(key))
-	mac.Write([]byte(b.String()))
-	return strings.ToUpper(hex.EncodeToString(mac.Sum(nil)))
-}
-
-func TestPayScoreSignGoldenVector(t *testing.T) {
-	// The v2 doc's example (SOURCES.md §2): the suite's signer must agree
-	// with the document before it judges the sandbox.
-	p := map[string]string{"appid": "wxd930ea5d5a258f4f", "body": "test", "device_info": "1000", "mch_id": "10000100", "nonce_str": "ibuaiVcKdpRxkhJA"}
-	if got := hmacSign(p, "192006250b4c09247ec02edce69f6a2d"); got != "6A9AE1657590FD6257D693A078E1C3E4BB6BA4DC30B23E0EE2496E54170DACD6" {
-		t.Fatalf("got %s, want the doc's HMAC-SHA256", got)
-	}
-}
 
 // payScore is a merchant integrating pay score against a sandbox, with the
 // official SDK in public-key mode.
 type payScore struct {
-	s                  *Sandbox
-	mchid, appid       string
-	serviceID          string
-	apiV2Key, apiV3Key string
-	client             *core.Client
-	handler            *notify.Handler
-	merchantKey        *rsa.PrivateKey
-	serial, pubKeyID   string
-	platformPub        *rsa.PublicKey
+	s       *Sandbox
+	m       *testkit.Merchant
+	client  *core.Client
+	handler *notify.Handler
 }
 
 func newPayScore(t *testing.T, s *Sandbox) *payScore {
 	t.Helper()
-	c := credentials(t, s, demoMchID)
-	str := func(k string) string { return c[k].(string) }
-	p := &payScore{s: s, mchid: str("mchid"), appid: str("appid"), serviceID: str("service_id"),
-		apiV2Key: str("api_v2_key"), apiV3Key: str("api_v3_key"), serial: str("merchant_serial_no"), pubKeyID: str("platform_public_key_id")}
+	p := &payScore{s: s, m: s.merchant(t, demoMchID)}
+	p.client = p.sdk(t, p.m.MerchantPrivateKey)
 	var err error
-	if p.merchantKey, err = utils.LoadPrivateKey(str("merchant_private_key_pem")); err != nil {
-		t.Fatal(err)
-	}
-	if p.platformPub, err = utils.LoadPublicKey(str("platform_public_key_pem")); err != nil {
-		t.Fatal(err)
-	}
-	p.client = p.sdk(t, p.merchantKey)
-	if p.handler, err = notify.NewRSANotifyHandler(p.apiV3Key, verifiers.NewSHA256WithRSAPubkeyVerifier(p.pubKeyID, *p.platformPub)); err != nil {
+	if p.handler, err = notify.NewRSANotifyHandler(p.m.APIv3Key, verifiers.NewSHA256WithRSAPubkeyVerifier(p.m.PlatformPublicKeyID, *p.m.PlatformPublicKey)); err != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -108,10 +50,9 @@ func newPayScore(t *testing.T, s *Sandbox) *payScore {
 // sdk is the merchant's core.Client, signing with key.
 func (p *payScore) sdk(t *testing.T, key *rsa.PrivateKey) *core.Client {
 	t.Helper()
-	u, _ := url.Parse(p.s.URL)
 	client, err := core.NewClient(context.Background(),
-		option.WithWechatPayPublicKeyAuthCipher(p.mchid, p.serial, key, p.pubKeyID, p.platformPub),
-		option.WithHTTPClient(&http.Client{Transport: sandboxTransport{u}, Timeout: 10 * time.Second}))
+		option.WithWechatPayPublicKeyAuthCipher(p.m.MchID, p.m.MerchantSerialNo, key, p.m.PlatformPublicKeyID, p.m.PlatformPublicKey),
+		option.WithHTTPClient(&http.Client{Transport: p.s.Transport(), Timeout: 10 * time.Second}))
 	if err != nil {
 		t.Fatalf("core.NewClient: %v", err)
 	}
@@ -142,7 +83,7 @@ func (p *payScore) call(t *testing.T, method, path string, body any) map[string]
 func (p *payScore) create(t *testing.T, outOrderNo, notifyURL string) string {
 	t.Helper()
 	out := p.call(t, http.MethodPost, "/v3/payscore/serviceorder", map[string]any{
-		"out_order_no": outOrderNo, "appid": p.appid, "service_id": p.serviceID, "service_introduction": "停车服务",
+		"out_order_no": outOrderNo, "appid": p.m.AppID, "service_id": p.m.ServiceID, "service_introduction": "停车服务",
 		"post_payments": []any{map[string]any{"name": "停车费", "amount": 1500, "count": 1}},
 		"time_range":    map[string]any{"start_time": "OnAccept"},
 		"risk_fund":     map[string]any{"name": "ESTIMATE_ORDER_COST", "amount": 5000},
@@ -156,69 +97,89 @@ func (p *payScore) create(t *testing.T, outOrderNo, notifyURL string) string {
 
 func (p *payScore) query(t *testing.T, key, value string) map[string]any {
 	t.Helper()
-	return p.call(t, http.MethodGet, "/v3/payscore/serviceorder?service_id="+p.serviceID+"&appid="+p.appid+"&"+key+"="+url.QueryEscape(value), nil)
+	return p.call(t, http.MethodGet, "/v3/payscore/serviceorder?service_id="+p.m.ServiceID+"&appid="+p.m.AppID+"&"+key+"="+url.QueryEscape(value), nil)
 }
 
 // extraData is what the merchant's backend hands its mini-program.
 func (p *payScore) extraData(pkg string) map[string]string {
 	ed := map[string]string{
-		"mch_id": p.mchid, "package": pkg, "timestamp": strconv.FormatInt(time.Now().Unix(), 10),
+		"mch_id": p.m.MchID, "package": pkg, "timestamp": strconv.FormatInt(time.Now().Unix(), 10),
 		"nonce_str": strings.ToLower(rand.Text())[:26], "sign_type": "HMAC-SHA256",
 	}
-	ed["sign"] = hmacSign(ed, p.apiV2Key)
+	ed["sign"] = testkit.V2HMACSign(ed, p.m.APIv2Key)
 	return ed
 }
 
 // jump is wx.openBusinessView({businessType: 'wxpayScoreUse', extraData})
-// from the merchant's mini-program.
-func (p *payScore) jump(t *testing.T, ed map[string]string, want int) map[string]any {
+// from the merchant's mini-program; it must be accepted.
+func (p *payScore) jump(t *testing.T, ed map[string]string) string {
 	t.Helper()
-	var out map[string]any
-	p.s.JSON(t, http.MethodPost, "/miniprogram/v1/openBusinessView", map[string]any{
-		"caller": map[string]any{"appId": p.appid, "platform": "android", "wechatVersion": "8.0.50", "sdkVersion": "3.4.0"},
-		"args":   map[string]any{"businessType": "wxpayScoreUse", "extraData": ed},
-	}, want, &out)
-	return out
+	l, err := p.m.Jump(context.Background(), testkit.OpenBusinessView{BusinessType: "wxpayScoreUse", ExtraData: ed})
+	if err != nil {
+		t.Fatalf("jump: %v", err)
+	}
+	if l.ErrMsg != "openBusinessView:ok" {
+		t.Fatalf("jump: got %+v", l)
+	}
+	return l.SessionID
 }
 
-func (p *payScore) advance(t *testing.T, by string) {
+// refused is a jump the sandbox must refuse.
+func (p *payScore) refused(t *testing.T, ed map[string]string) *testkit.CallError {
 	t.Helper()
-	p.s.JSON(t, http.MethodPost, "/sandbox/v1/clock/advance", map[string]any{"mchid": p.mchid, "by": by}, http.StatusOK, nil)
+	_, err := p.m.Jump(context.Background(), testkit.OpenBusinessView{BusinessType: "wxpayScoreUse", ExtraData: ed})
+	var ce *testkit.CallError
+	if !errors.As(err, &ce) || ce.Status != http.StatusBadRequest {
+		t.Fatalf("jump: got %v, want a 400 refusal", err)
+	}
+	return ce
+}
+
+func (p *payScore) advance(t *testing.T, by time.Duration) {
+	t.Helper()
+	if err := p.m.AdvanceClock(context.Background(), by); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // returned lets the simulated user act (2 s on the clock) and reads what
 // App.onShow receives.
-func (p *payScore) returned(t *testing.T, sessionID string) map[string]any {
+func (p *payScore) returned(t *testing.T, sessionID string) *testkit.Return {
 	t.Helper()
-	p.advance(t, "2s")
-	var out map[string]any
-	p.s.JSON(t, http.MethodGet, "/miniprogram/v1/sessions/"+sessionID+"/return?wait=10s", nil, http.StatusOK, &out)
-	return out
+	p.advance(t, 2*time.Second)
+	ret, err := p.s.Return(context.Background(), sessionID, 10*time.Second)
+	if err != nil || ret.Pending {
+		t.Fatalf("return: got %+v, %v", ret, err)
+	}
+	return ret
 }
 
-// parse hands a received notification to the SDK's notify handler.
-func (p *payScore) parse(t *testing.T, r Received) (*notify.Request, map[string]any, error) {
+// next waits for the next notification, which the testkit's Receiver must
+// have verified and decrypted, and requires the SDK's notify handler to
+// accept the same request as event, with the same resource.
+func (p *payScore) next(t *testing.T, recv *testkit.Receiver, event string) map[string]any {
 	t.Helper()
-	req, err := http.NewRequest(r.Method, "http://merchant.example"+r.Path, bytes.NewReader(r.Body))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n, err := recv.Next(ctx)
+	if err != nil {
+		t.Fatalf("receiver: %v", err)
+	}
+	req, err := http.NewRequest(n.Method, "http://merchant.example"+n.Path, bytes.NewReader(n.Body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header = r.Header
-	var content map[string]any
-	n, err := p.handler.ParseNotifyRequest(context.Background(), req, &content)
-	return n, content, err
-}
-
-// next waits for the next notification and requires the SDK to accept it
-// as event.
-func (p *payScore) next(t *testing.T, recv *Receiver, event string) map[string]any {
-	t.Helper()
-	n, content, err := p.parse(t, recv.Next(t, 10*time.Second))
+	req.Header = n.Header
+	var content, mine map[string]any
+	parsed, err := p.handler.ParseNotifyRequest(context.Background(), req, &content)
 	if err != nil {
 		t.Fatalf("notify.NewRSANotifyHandler refuses the notification: %v", err)
 	}
-	if n.EventType != event {
-		t.Fatalf("event_type: got %s, want %s", n.EventType, event)
+	if err := n.Decode(&mine); err != nil {
+		t.Fatal(err)
+	}
+	if parsed.EventType != event || n.EventType != event || mine["out_order_no"] != content["out_order_no"] {
+		t.Fatalf("event_type: got %s (testkit %s), want %s", parsed.EventType, n.EventType, event)
 	}
 	return content
 }
@@ -231,46 +192,43 @@ func stateOf(o map[string]any) string {
 	return s
 }
 
-func queryID(ret map[string]any) string {
-	ri, _ := ret["referrerInfo"].(map[string]any)
-	ed, _ := ri["extraData"].(map[string]any)
-	id, _ := ed["query_id"].(string)
+func queryID(ret *testkit.Return) string {
+	if ret.ReferrerInfo == nil {
+		return ""
+	}
+	id, _ := ret.ReferrerInfo.ExtraData["query_id"].(string)
 	return id
 }
 
 func TestPayScore(t *testing.T) {
-	s := startSandbox(t, Options{})
+	s := startSandbox(t)
 	p := newPayScore(t, s)
-	recv := newReceiver(t, nil)
+	recv := p.m.Receiver(t)
 	notifyURL := recv.URL + "/payscore/notify"
 
 	t.Run("confirm, query by query_id, complete, paid", func(t *testing.T) {
 		pkg := p.create(t, "E2E0001", notifyURL)
-		out := p.jump(t, p.extraData(pkg), http.StatusOK)
-		if out["errMsg"] != "openBusinessView:ok" {
-			t.Fatalf("jump: got %v", out)
-		}
-		ret := p.returned(t, out["session_id"].(string))
+		ret := p.returned(t, p.jump(t, p.extraData(pkg)))
 		qid := queryID(ret)
-		if ret["scene"] != float64(1038) || qid == "" {
-			t.Fatalf("return: got %v, want scene 1038 with extraData.query_id", ret)
+		if ret.Scene != 1038 || qid == "" {
+			t.Fatalf("return: got %s, want scene 1038 with extraData.query_id", ret.Body)
 		}
 		if o := p.query(t, "query_id", qid); stateOf(o) != "DOING/USER_CONFIRM" || o["out_order_no"] != "E2E0001" {
 			t.Fatalf("query by query_id: got %v, want E2E0001 DOING/USER_CONFIRM", o)
 		}
-		p.advance(t, "1s")
+		p.advance(t, time.Second)
 		if res := p.next(t, recv, "PAYSCORE.USER_CONFIRM"); stateOf(res) != "DOING/USER_CONFIRM" || res["out_order_no"] != "E2E0001" {
 			t.Errorf("USER_CONFIRM resource: got %v", res)
 		}
 		done := p.call(t, http.MethodPost, "/v3/payscore/serviceorder/E2E0001/complete", map[string]any{
-			"appid": p.appid, "service_id": p.serviceID, "total_amount": 1500,
+			"appid": p.m.AppID, "service_id": p.m.ServiceID, "total_amount": 1500,
 			"post_payments": []any{map[string]any{"name": "停车费", "amount": 1500, "count": 1}},
 			"time_range":    map[string]any{"end_time": time.Now().In(time.FixedZone("CST", 8*3600)).Format("20060102150405")},
 		})
 		if stateOf(done) != "DOING/MCH_COMPLETE" {
 			t.Fatalf("complete: got %v", done)
 		}
-		p.advance(t, "1s")
+		p.advance(t, time.Second)
 		res := p.next(t, recv, "PAYSCORE.USER_PAID")
 		col, _ := res["collection"].(map[string]any)
 		if stateOf(res) != "DONE" || col["state"] != "USER_PAID" || col["paid_amount"] != float64(1500) {
@@ -301,42 +259,41 @@ func TestPayScore(t *testing.T) {
 	t.Run("a bad extraData sign shows the masked string-to-sign", func(t *testing.T) {
 		pkg := p.create(t, "E2E0003", notifyURL)
 		ed := p.extraData(pkg)
-		ed["sign"] = hmacSign(ed, p.apiV3Key) // the classic mistake: the v3 key
-		out := p.jump(t, ed, http.StatusBadRequest)
-		msg, _ := out["errMsg"].(string)
-		diag, _ := out["diagnostics"].(string)
+		ed["sign"] = testkit.V2HMACSign(ed, p.m.APIv3Key) // the classic mistake: the v3 key
+		out := p.refused(t, ed)
+		msg, diag := out.ErrMsg, out.Diagnostics
 		if !strings.HasPrefix(msg, "openBusinessView:fail ") || !strings.Contains(msg, "/args/extraData/sign") || !strings.HasSuffix(diag, "&key=***") {
-			t.Errorf("got %v, want a sign failure with the masked string-to-sign", out)
+			t.Errorf("got %s, want a sign failure with the masked string-to-sign", out.Body)
 		}
-		if strings.Contains(msg+diag, p.apiV2Key) || strings.Contains(msg+diag, p.apiV3Key) {
-			t.Errorf("the answer leaks a key: %v", out)
+		if strings.Contains(msg+diag, p.m.APIv2Key) || strings.Contains(msg+diag, p.m.APIv3Key) {
+			t.Errorf("the answer leaks a key: %s", out.Body)
 		}
 	})
 
 	t.Run("the back icon returns no query_id", func(t *testing.T) {
 		pkg := p.create(t, "PSBACK-E2E0004", notifyURL)
-		ret := p.returned(t, p.jump(t, p.extraData(pkg), http.StatusOK)["session_id"].(string))
-		if ri, _ := ret["referrerInfo"].(map[string]any); ri["appId"] != "wxd8f3793ea3b935b8" || ri["extraData"] != nil {
-			t.Errorf("return: got %v, want referrerInfo without extraData", ret)
+		ret := p.returned(t, p.jump(t, p.extraData(pkg)))
+		if ri := ret.ReferrerInfo; ri == nil || ri.AppID != "wxd8f3793ea3b935b8" || ri.ExtraData != nil {
+			t.Errorf("return: got %s, want referrerInfo without extraData", ret.Body)
 		}
 		if o := p.query(t, "out_order_no", "PSBACK-E2E0004"); stateOf(o) != "DOING/USER_CONFIRM" {
 			t.Errorf("query: got %v, want the order confirmed all the same", o)
 		}
-		p.advance(t, "1s")
+		p.advance(t, time.Second)
 		p.next(t, recv, "PAYSCORE.USER_CONFIRM")
 	})
 
 	t.Run("a notify target that answers 500, then 200", func(t *testing.T) {
 		var calls atomic.Int32
-		flaky := newReceiver(t, func(Received) (int, []byte) {
+		flaky := p.m.Receiver(t, func(n *testkit.Notification, err error) (int, []byte) {
 			if calls.Add(1) == 1 {
 				return http.StatusInternalServerError, []byte(`{"code":"FAIL","message":"失败"}`)
 			}
-			return http.StatusNoContent, nil
+			return testkit.DefaultAnswer(n, err)
 		})
 		pkg := p.create(t, "E2E0005", flaky.URL+"/notify")
-		p.returned(t, p.jump(t, p.extraData(pkg), http.StatusOK)["session_id"].(string))
-		p.advance(t, "1s")
+		p.returned(t, p.jump(t, p.extraData(pkg)))
+		p.advance(t, time.Second)
 		p.next(t, flaky, "PAYSCORE.USER_CONFIRM") // answered 500
 		type notification struct {
 			State    string `json:"state"`
@@ -360,7 +317,7 @@ func TestPayScore(t *testing.T) {
 		// The retry is scheduled from the failed attempt's time: advance only
 		// once that failure is recorded, or the retry lands past the advance.
 		waitFor(func(n notification) bool { return n.Attempts == 1 })
-		p.advance(t, "15s")                       // WeChat's first retry interval
+		p.advance(t, 15*time.Second)              // WeChat's first retry interval
 		p.next(t, flaky, "PAYSCORE.USER_CONFIRM") // answered 204
 		list := struct{ Notifications []notification }{waitFor(func(n notification) bool { return n.State == "delivered" })}
 		if len(list.Notifications) != 1 || list.Notifications[0].State != "delivered" || list.Notifications[0].Attempts != 2 {
@@ -371,10 +328,10 @@ func TestPayScore(t *testing.T) {
 	// Last: it moves the merchant's clock by an hour.
 	t.Run("an expired package is refused", func(t *testing.T) {
 		pkg := p.create(t, "E2E0006", notifyURL)
-		p.advance(t, "1h")
-		out := p.jump(t, p.extraData(pkg), http.StatusBadRequest)
-		if msg, _ := out["errMsg"].(string); !strings.Contains(msg, "/args/extraData/package") || !strings.Contains(msg, "expired") {
-			t.Errorf("got %v, want a package violation saying it expired", out)
+		p.advance(t, time.Hour)
+		out := p.refused(t, p.extraData(pkg))
+		if !strings.Contains(out.ErrMsg, "/args/extraData/package") || !strings.Contains(out.ErrMsg, "expired") {
+			t.Errorf("got %s, want a package violation saying it expired", out.Body)
 		}
 	})
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -18,7 +17,8 @@ import (
 	"github.com/wechatpay-apiv3/wechatpay-go/core"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/option"
 	"github.com/wechatpay-apiv3/wechatpay-go/services/wexinpayscoreparking"
-	"github.com/wechatpay-apiv3/wechatpay-go/utils"
+
+	"github.com/mpsandbox/mpsandbox/testkit"
 )
 
 // The repayment mini-program (the repayment page).
@@ -33,32 +33,22 @@ const (
 // the user state with the v2 XML query and the official SDK's typed v3
 // vehicle client.
 type repayment struct {
-	s                      *Sandbox
-	mchid, appid, apiV2Key string
-	plates                 wexinpayscoreparking.ServicesApiService
-	transactions           wexinpayscoreparking.TransactionsApiService
+	s            *Sandbox
+	m            *testkit.Merchant
+	plates       wexinpayscoreparking.ServicesApiService
+	transactions wexinpayscoreparking.TransactionsApiService
 }
 
 func newRepayment(t *testing.T, s *Sandbox) *repayment {
 	t.Helper()
-	c := credentials(t, s, demoMchID)
-	str := func(k string) string { return c[k].(string) }
-	key, err := utils.LoadPrivateKey(str("merchant_private_key_pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := utils.LoadPublicKey(str("platform_public_key_pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, _ := url.Parse(s.URL)
+	m := s.merchant(t, demoMchID)
 	client, err := core.NewClient(context.Background(),
-		option.WithWechatPayPublicKeyAuthCipher(str("mchid"), str("merchant_serial_no"), key, str("platform_public_key_id"), pub),
-		option.WithHTTPClient(&http.Client{Transport: sandboxTransport{u}, Timeout: 10 * time.Second}))
+		option.WithWechatPayPublicKeyAuthCipher(m.MchID, m.MerchantSerialNo, m.MerchantPrivateKey, m.PlatformPublicKeyID, m.PlatformPublicKey),
+		option.WithHTTPClient(&http.Client{Transport: s.Transport(), Timeout: 10 * time.Second}))
 	if err != nil {
 		t.Fatalf("core.NewClient: %v", err)
 	}
-	return &repayment{s: s, mchid: str("mchid"), appid: str("appid"), apiV2Key: str("api_v2_key"),
+	return &repayment{s: s, m: m,
 		plates: wexinpayscoreparking.ServicesApiService{Client: client}, transactions: wexinpayscoreparking.TransactionsApiService{Client: client}}
 }
 
@@ -81,7 +71,7 @@ func (r *repayment) overdue(t *testing.T, amount int) vehicleUser {
 	t.Helper()
 	var u vehicleUser
 	r.s.JSON(t, http.MethodPost, "/sandbox/v1/vehicle-users", map[string]any{
-		"mchid": r.mchid, "user_state": "OVERDUE", "advances": []map[string]any{{"amount": amount}},
+		"mchid": r.m.MchID, "user_state": "OVERDUE", "advances": []map[string]any{{"amount": amount}},
 	}, http.StatusCreated, &u)
 	if u.OpenID == "" || u.UserState != "OVERDUE" || len(u.Advances) != 1 {
 		t.Fatalf("created user: %+v", u)
@@ -124,12 +114,12 @@ func parseXML(t *testing.T, b []byte) map[string]string {
 }
 
 // querystate posts the v2 user-state query, signed HMAC-SHA256 with
-// hmacSign (payscore_test.go, checked against the v2 golden vector), unless
+// testkit.V2HMACSign (checked against the v2 golden vector), unless
 // sign is given; v2 answers 200 whatever happens.
 func (r *repayment) querystate(t *testing.T, params map[string]string, sign string) map[string]string {
 	t.Helper()
 	if sign == "" {
-		sign = hmacSign(params, r.apiV2Key)
+		sign = testkit.V2HMACSign(params, r.m.APIv2Key)
 	}
 	keys := make([]string, 0, len(params))
 	for k := range params {
@@ -142,7 +132,7 @@ func (r *repayment) querystate(t *testing.T, params map[string]string, sign stri
 		b.WriteString("<" + k + "><![CDATA[" + params[k] + "]]></" + k + ">")
 	}
 	b.WriteString("<sign>" + sign + "</sign></xml>")
-	req, err := http.NewRequest(http.MethodPost, r.s.URL+"/vehicle/pay/querystate", strings.NewReader(b.String()))
+	req, err := http.NewRequest(http.MethodPost, r.s.URL()+"/vehicle/pay/querystate", strings.NewReader(b.String()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,12 +148,12 @@ func (r *repayment) querystate(t *testing.T, params map[string]string, sign stri
 // success.
 func (r *repayment) state(t *testing.T, openid string) map[string]string {
 	t.Helper()
-	out := r.querystate(t, map[string]string{"appid": r.appid, "mch_id": r.mchid, "nonce_str": rand.Text(),
+	out := r.querystate(t, map[string]string{"appid": r.m.AppID, "mch_id": r.m.MchID, "nonce_str": rand.Text(),
 		"sign_type": "HMAC-SHA256", "trade_scene": "PARKING", "version": "3.0", "openid": openid}, "")
 	if out["return_code"] != "SUCCESS" || out["result_code"] != "SUCCESS" {
 		t.Fatalf("querystate: %v", out)
 	}
-	if got := hmacSign(out, r.apiV2Key); got != out["sign"] {
+	if got := testkit.V2HMACSign(out, r.m.APIv2Key); got != out["sign"] {
 		t.Fatalf("querystate answer sign: got %s, want %s", out["sign"], got)
 	}
 	return out
@@ -179,23 +169,12 @@ func (r *repayment) transaction(t *testing.T, outTradeNo string) *wexinpayscorep
 	return tx
 }
 
-func (r *repayment) advance(t *testing.T, by string) {
-	t.Helper()
-	r.s.JSON(t, http.MethodPost, "/sandbox/v1/clock/advance", map[string]any{"mchid": r.mchid, "by": by}, http.StatusOK, nil)
-}
-
 // launch makes a wx.* (or App SDK) call and returns the session id.
-func (r *repayment) launch(t *testing.T, api string, args map[string]any) string {
+func (r *repayment) launch(t *testing.T, c testkit.Call) string {
 	t.Helper()
-	var out struct {
-		ErrMsg    string `json:"errMsg"`
-		SessionID string `json:"session_id"`
-	}
-	r.s.JSON(t, http.MethodPost, "/miniprogram/v1/"+api, map[string]any{
-		"caller": map[string]any{"appId": r.appid, "platform": "android", "sdkVersion": "3.4.0"}, "args": args,
-	}, http.StatusOK, &out)
-	if !strings.HasSuffix(out.ErrMsg, ":ok") || out.SessionID == "" {
-		t.Fatalf("%s: %+v", api, out)
+	out, err := r.m.Jump(context.Background(), c)
+	if err != nil || !strings.HasSuffix(out.ErrMsg, ":ok") || out.SessionID == "" {
+		t.Fatalf("%s: %+v, %v", c.API(), out, err)
 	}
 	return out.SessionID
 }
@@ -203,22 +182,30 @@ func (r *repayment) launch(t *testing.T, api string, args map[string]any) string
 // navigate is the repayment page's <navigator>/wx.navigateToMiniProgram jump.
 func (r *repayment) navigate(t *testing.T, openid, nonce string) string {
 	t.Helper()
-	return r.launch(t, "navigateToMiniProgram", map[string]any{"appId": repayAppID, "path": repayPage,
-		"extraData": map[string]any{"appid": repayAppID, "mchid": r.mchid, "nonce_str": nonce, "openid": openid}})
+	return r.launch(t, testkit.NavigateToMiniProgram{AppID: repayAppID, Path: repayPage,
+		ExtraData: map[string]any{"appid": repayAppID, "mchid": r.m.MchID, "nonce_str": nonce, "openid": openid}})
 }
 
 // back lets the user act (2 s on the clock) and reads what the caller sees.
 func (r *repayment) back(t *testing.T, sessionID string) map[string]any {
 	t.Helper()
-	r.advance(t, "2s")
+	if err := r.m.AdvanceClock(context.Background(), 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	ret, err := r.s.Return(context.Background(), sessionID, 10*time.Second)
 	var out map[string]any
-	r.s.JSON(t, http.MethodGet, "/miniprogram/v1/sessions/"+sessionID+"/return?wait=10s", nil, http.StatusOK, &out)
+	if err == nil && !ret.Pending {
+		err = ret.Decode(&out)
+	}
+	if err != nil || out == nil {
+		t.Fatalf("return of %s: %+v, %v", sessionID, ret, err)
+	}
 	return out
 }
 
 func TestRepayment(t *testing.T) {
 	t.Parallel()
-	s := startSandbox(t, Options{})
+	s := startSandbox(t)
 	r := newRepayment(t, s)
 
 	t.Run("an OVERDUE user repays through the mini-program", func(t *testing.T) {
@@ -265,10 +252,10 @@ func TestRepayment(t *testing.T) {
 		u := r.overdue(t, 600)
 		// The repayment page's iOS sample names the merchant mch_id.
 		path := func(nonce, openid string) string {
-			return repayPage + "?mch_id=" + r.mchid + "&appid=" + r.appid + "&nonce_str=" + nonce + "&openid=" + openid
+			return repayPage + "?mch_id=" + r.m.MchID + "&appid=" + r.m.AppID + "&nonce_str=" + nonce + "&openid=" + openid
 		}
-		ret := r.back(t, r.launch(t, "app/launchMiniProgram", map[string]any{"userName": repayUserName,
-			"path": path("5K8264ILTKCH16CQ2502SI8ZNMTM67VS", u.OpenID), "miniprogramType": 0}))
+		ret := r.back(t, r.launch(t, testkit.AppLaunchMiniProgram{UserName: repayUserName,
+			Path: path("5K8264ILTKCH16CQ2502SI8ZNMTM67VS", u.OpenID)}))
 		if ret["errCode"] != float64(0) || ret["extMsg"] != nil {
 			t.Fatalf("onResp: got %v, want errCode 0 and no extMsg", ret)
 		}
@@ -278,19 +265,19 @@ func TestRepayment(t *testing.T) {
 		// The user cancels the next launch: ERR_USER_CANCEL.
 		v := r.overdue(t, 700)
 		cancelled := path("CANCEL0000000000000000000000001", v.OpenID)
-		if ret := r.back(t, r.launch(t, "app/launchMiniProgram", map[string]any{"userName": repayUserName, "path": cancelled})); ret["errCode"] != float64(-2) {
+		if ret := r.back(t, r.launch(t, testkit.AppLaunchMiniProgram{UserName: repayUserName, Path: cancelled})); ret["errCode"] != float64(-2) {
 			t.Fatalf("cancelled onResp: got %v, want errCode -2", ret)
 		}
 	})
 
 	t.Run("a bad v2 signature", func(t *testing.T) {
-		out := r.querystate(t, map[string]string{"appid": r.appid, "mch_id": r.mchid, "nonce_str": rand.Text(),
+		out := r.querystate(t, map[string]string{"appid": r.m.AppID, "mch_id": r.m.MchID, "nonce_str": rand.Text(),
 			"sign_type": "HMAC-SHA256", "trade_scene": "PARKING", "version": "3.0", "openid": "oUpF8uMEb4qRXf22hE3X68TekukE"},
 			strings.Repeat("0", 64))
 		if out["return_code"] != "FAIL" || out["return_msg"] != "签名错误" || out["sign"] != "" || out["result_code"] != "" {
 			t.Fatalf("got %v, want return_code FAIL, return_msg 签名错误, unsigned", out)
 		}
-		if d := out["sandbox_diagnostics"]; !strings.HasSuffix(d, "&key=***") || strings.Contains(d, r.apiV2Key) {
+		if d := out["sandbox_diagnostics"]; !strings.HasSuffix(d, "&key=***") || strings.Contains(d, r.m.APIv2Key) {
 			t.Fatalf("diagnostics %q: want the string-to-sign, key masked", d)
 		}
 	})
@@ -299,7 +286,7 @@ func TestRepayment(t *testing.T) {
 		var list struct {
 			Users []vehicleUser `json:"users"`
 		}
-		s.JSON(t, http.MethodGet, "/sandbox/v1/vehicle-users?mchid="+r.mchid, nil, http.StatusOK, &list)
+		s.JSON(t, http.MethodGet, "/sandbox/v1/vehicle-users?mchid="+r.m.MchID, nil, http.StatusOK, &list)
 		want := map[string]string{"NORMAL": "NORMAL", "PAUSED": "PAUSE", "OVERDUE": "NORMAL", "UNAUTHORIZED": "OUT_SERVICE"}
 		seen := map[string]bool{}
 		for _, u := range list.Users {
@@ -308,7 +295,7 @@ func TestRepayment(t *testing.T) {
 			}
 			seen[u.UserState] = true
 			resp, _, err := r.plates.QueryPlateService(context.Background(), wexinpayscoreparking.QueryPlateServiceRequest{
-				Appid: core.String(r.appid), PlateNumber: core.String(u.PlateNumber), Openid: core.String(u.OpenID),
+				Appid: core.String(r.m.AppID), PlateNumber: core.String(u.PlateNumber), Openid: core.String(u.OpenID),
 				PlateColor: wexinpayscoreparking.PlateColor(u.Plates[0].PlateColor).Ptr(),
 			})
 			if err != nil {

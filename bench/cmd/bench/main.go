@@ -43,7 +43,7 @@ func main() {
 	flag.IntVar(&c.Startups, "startups", 15, "starts of the binary on an existing data dir")
 	flag.IntVar(&c.Rounds, "rounds", 2, "alternating rounds of reference and jump load; the best of each is reported")
 	flag.StringVar(&c.DatabaseURL, "database-url", "", "the PostgreSQL database of the postgres phase (default: a throwaway cluster, when PostgreSQL is installed)")
-	flag.StringVar(&phases, "phases", "all", "comma-separated subset: sign,jump,v3,notify,postgres,rss,startup,container")
+	flag.StringVar(&phases, "phases", "all", "comma-separated subset: sign,jump,v3,notify,postgres,rss,startup,testkit,container")
 	flag.Parse()
 	c.Phases = map[string]bool{}
 	for _, p := range strings.Split(phases, ",") {

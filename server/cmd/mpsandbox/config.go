@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +31,37 @@ type Config struct {
 	NotifyLease       time.Duration
 	MaxBody           int64
 	ShutdownTimeout   time.Duration
+
+	// Staging: reproducible credentials (CI only); HTTPS from certificate
+	// files or from a local CA kept in the data dir; who reads /metrics.
+	CredentialsSeed string
+	TLSCert         string
+	TLSKey          string
+	TLSSelfSigned   bool
+	PublicNames     []string
+	MetricsToken    string
+}
+
+// TLS reports whether the server speaks HTTPS.
+func (c Config) TLS() bool { return c.TLSSelfSigned || c.TLSCert != "" }
+
+// nameList is a repeatable flag of comma-separated names.
+type nameList struct{ names *[]string }
+
+func (l nameList) String() string {
+	if l.names == nil {
+		return ""
+	}
+	return strings.Join(*l.names, ",")
+}
+
+func (l nameList) Set(v string) error {
+	for _, n := range strings.Split(v, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			*l.names = append(*l.names, n)
+		}
+	}
+	return nil
 }
 
 // parseConfig reads flags (args, without the program name) over the
@@ -93,7 +125,8 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&c.DatabaseURL, "database-url", env("DATABASE_URL", ""), "postgres://… URL of a PostgreSQL database to keep everything in instead of SQLite, shared by every replica; --data-dir is then unused (MPSANDBOX_DATABASE_URL)")
 	fs.BoolVar(&c.InMemory, "in-memory", envBool("IN_MEMORY", false), "keep everything in memory and lose it at exit, for throwaway runs (MPSANDBOX_IN_MEMORY)")
 	fs.StringVar(&c.ScenariosDir, "scenarios-dir", env("SCENARIOS_DIR", ""), "load scenarios from this directory instead of the embedded set (MPSANDBOX_SCENARIOS_DIR)")
-	fs.StringVar(&c.MerchantsFile, "merchants-file", env("MERCHANTS_FILE", ""), "YAML file of merchants to create at start if missing (MPSANDBOX_MERCHANTS_FILE)")
+	fs.StringVar(&c.MerchantsFile, "merchants-file", env("MERCHANTS_FILE", ""), "YAML file of merchants, with any of their credentials, to create at start if missing; GET /sandbox/v1/merchants/{mchid}/export writes one (MPSANDBOX_MERCHANTS_FILE)")
+	fs.StringVar(&c.CredentialsSeed, "credentials-seed", env("CREDENTIALS_SEED", ""), "make every generated credential (keys, secrets, ids, tokens) a function of this seed and the mchid, for throwaway CI runs; never on a shared server: the seed gives every key away (MPSANDBOX_CREDENTIALS_SEED)")
 	fs.Float64Var(&c.ClockScale, "clock-scale", envFloat("CLOCK_SCALE", 1), "sandbox seconds per real second; CI uses a large one (MPSANDBOX_CLOCK_SCALE)")
 	fs.StringVar(&c.AdminToken, "admin-token", env("ADMIN_TOKEN", ""), "bearer token of the admin API; bound to a non-loopback address without one, one is generated, logged once and kept in <data-dir>/admin-token (MPSANDBOX_ADMIN_TOKEN)")
 	fs.StringVar(&c.LogFormat, "log-format", env("LOG_FORMAT", "text"), "text or json (MPSANDBOX_LOG_FORMAT)")
@@ -105,6 +138,11 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.DurationVar(&c.NotifyLease, "notify-lease", envDur("NOTIFY_LEASE", 30*time.Second), "with --database-url: how long a notification one replica claimed stays its own; a killed replica's wait this long for another (MPSANDBOX_NOTIFY_LEASE)")
 	fs.Int64Var(&c.MaxBody, "max-body", int64(envInt("MAX_BODY", 1<<20)), "largest request body in bytes (MPSANDBOX_MAX_BODY)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDur("SHUTDOWN_TIMEOUT", 10*time.Second), "how long in-flight requests may take to finish at SIGTERM (MPSANDBOX_SHUTDOWN_TIMEOUT)")
+	fs.StringVar(&c.TLSCert, "tls-cert", env("TLS_CERT", ""), "serve HTTPS with this PEM certificate (chain); with --tls-key (MPSANDBOX_TLS_CERT)")
+	fs.StringVar(&c.TLSKey, "tls-key", env("TLS_KEY", ""), "the PEM private key of --tls-cert (MPSANDBOX_TLS_KEY)")
+	fs.BoolVar(&c.TLSSelfSigned, "tls-self-signed", envBool("TLS_SELF_SIGNED", false), "serve HTTPS with a certificate from a local CA kept in <data-dir>/tls; clients trust GET /sandbox/v1/ca.pem (MPSANDBOX_TLS_SELF_SIGNED)")
+	fs.Var(nameList{&c.PublicNames}, "public-name", "a host name or IP the sandbox is reached by, for --tls-self-signed's certificate (localhost and 127.0.0.1 always); repeat or comma-separate (MPSANDBOX_PUBLIC_NAME)")
+	fs.StringVar(&c.MetricsToken, "metrics-token", env("METRICS_TOKEN", ""), "bound to a non-loopback address, GET /metrics wants this bearer token or the admin token; it opens nothing else (MPSANDBOX_METRICS_TOKEN)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -131,6 +169,20 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	if c.MaxBody < 1024 {
 		errs = append(errs, "--max-body must be at least 1024 bytes")
+	}
+	if len(c.PublicNames) == 0 {
+		_ = nameList{&c.PublicNames}.Set(env("PUBLIC_NAME", ""))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, "--tls-cert and --tls-key go together")
+	}
+	if c.TLSSelfSigned && c.TLSCert != "" {
+		errs = append(errs, "--tls-self-signed or --tls-cert, not both")
+	}
+	for _, n := range c.PublicNames {
+		if strings.ContainsAny(n, "/: ") && net.ParseIP(n) == nil {
+			errs = append(errs, fmt.Sprintf("--public-name %q: a host name or an IP address, without scheme, port or path", n))
+		}
 	}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("%s", strings.Join(errs, "; "))

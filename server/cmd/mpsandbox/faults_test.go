@@ -422,7 +422,7 @@ func runWithin(cmd *exec.Cmd, d time.Duration) ([]byte, error) {
 
 // TestFaultDiskFullWhileServing lets the disk fill up under a running
 // server (a file size limit on its data files): writes are refused in the
-// caller's own error shape, the process stays up and ready, what was
+// caller's own error shape, the process stays up but /readyz turns not ready, what was
 // acknowledged before can still be read, and after a restart with room
 // again nothing acknowledged is missing and new writes succeed.
 func TestFaultDiskFullWhileServing(t *testing.T) {
@@ -456,9 +456,12 @@ func TestFaultDiskFullWhileServing(t *testing.T) {
 	if refused == 0 {
 		t.Fatalf("the disk never filled after %d trades", len(acked))
 	}
-	if status, _, err := call("GET", p.URL+"/readyz", nil, nil); err != nil || status != 200 {
-		t.Fatalf("readyz on a full disk: %d %v", status, err)
-	}
+	// Not ready once its next write probe fails, so that a load balancer
+	// stops sending work it cannot keep; reads go on being answered.
+	eventually(t, 3*readyProbeEvery, "/readyz turning not ready on a full disk", func() bool {
+		status, raw, err := call("GET", p.URL+"/readyz", nil, nil)
+		return err == nil && status == 503 && strings.Contains(string(raw), "cannot write")
+	})
 	for _, po := range acked {
 		if out, err := pcloudForm(p.URL, "/gate/1.0/payment/trade/query", c, map[string]string{"pay_order": po}); err != nil || out["code"] != "1001" {
 			t.Fatalf("query %s on a full disk: %v %v", po, out, err)
@@ -473,6 +476,9 @@ func TestFaultDiskFullWhileServing(t *testing.T) {
 	}
 	if _, err := prepare(p.URL, c, "FULL-AFTER", "100", "http://127.0.0.1:9/n"); err != nil {
 		t.Fatalf("with room again: %v", err)
+	}
+	if status, _, err := call("GET", p.URL+"/readyz", nil, nil); err != nil || status != 200 {
+		t.Fatalf("readyz with room again: %d %v", status, err)
 	}
 	t.Logf("%d trades acknowledged before the disk filled, %d refused", len(acked), refused)
 }

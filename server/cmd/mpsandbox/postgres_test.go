@@ -279,7 +279,7 @@ func TestPostgresReplicaKilledMidBurst(t *testing.T) {
 }
 
 // TestPostgresRestartedUnderTheServer stops the database under a running
-// binary: /readyz turns 503 store_unavailable (requests fail, the process
+// binary: /readyz turns 503 not_ready (requests fail, the process
 // lives on), and once the database is back it turns 200 again and a flow
 // goes through, without a restart of the binary.
 func TestPostgresRestartedUnderTheServer(t *testing.T) {
@@ -294,21 +294,24 @@ func TestPostgresRestartedUnderTheServer(t *testing.T) {
 	p := testproc.Start(t, testproc.Options{DatabaseURL: url})
 	c := credsOf(t, p.URL, demoMchID)
 	ledger := newLedger(t, c.PCloudSecret, 0)
-	ready := func() string {
+	ready := func() (int, string) {
+		var out struct{ Status, Reason string }
 		status, raw, err := call("GET", p.URL+"/readyz", nil, nil)
-		if err != nil {
-			t.Fatalf("/readyz: %v", err)
+		if err != nil || json.Unmarshal(raw, &out) != nil {
+			t.Fatalf("/readyz: %v %s", err, raw)
 		}
-		return fmt.Sprintf("%d %s", status, raw)
+		return status, out.Status + " " + out.Reason
 	}
-	if got := ready(); got != `200 {"status":"ready"}` {
-		t.Fatalf("/readyz = %s", got)
+	if status, got := ready(); status != 200 {
+		t.Fatalf("/readyz = %d %s", status, got)
 	}
 	if err := cluster.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "/readyz 503 with the database down", func() bool {
-		return ready() == `503 {"status":"store_unavailable"}`
+	// /readyz writes to the store at most every 5 s.
+	eventually(t, 15*time.Second, "/readyz 503 with the database down", func() bool {
+		status, got := ready()
+		return status == 503 && strings.HasPrefix(got, "not_ready the store cannot write: ")
 	})
 	if _, err := paidOrder(p.URL, c, "DOWN-1", ledger.URL+"/notify"); err == nil {
 		t.Error("a trade was acknowledged with the database down")
@@ -316,15 +319,18 @@ func TestPostgresRestartedUnderTheServer(t *testing.T) {
 	if err := cluster.Start(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "/readyz 200 once the database is back", func() bool { return ready() == `200 {"status":"ready"}` })
+	eventually(t, 30*time.Second, "/readyz 200 once the database is back", func() bool {
+		status, _ := ready()
+		return status == 200
+	})
 	if _, err := paidOrder(p.URL, c, "UP-1", ledger.URL+"/notify"); err != nil {
 		t.Fatalf("a trade after the database came back: %v", err)
 	}
 	advance(t, p.URL, demoMchID, 61*time.Second)
 	eventually(t, 30*time.Second, "the trade-notify delivered", func() bool { return len(ledger.missing(map[string]bool{"UP-1": true})) == 0 })
 	log := p.Log()
-	if strings.Count(log, `"msg":"store_unreachable"`) != 1 || strings.Count(log, `"msg":"store_reachable"`) != 1 {
-		t.Errorf("want one store_unreachable and one store_reachable line in the log:\n%s", log)
+	if strings.Count(log, `"msg":"store_not_writable"`) != 1 || strings.Count(log, `"msg":"store_writable_again"`) != 1 {
+		t.Errorf("want one store_not_writable and one store_writable_again line in the log:\n%s", log)
 	}
 	if err := p.Cmd.Process.Signal(syscall.Signal(0)); err != nil {
 		t.Errorf("the server is gone: %v", err)

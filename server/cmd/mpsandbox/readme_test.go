@@ -126,3 +126,27 @@ func hasAnyPrefix(s string, prefixes []string) bool {
 	}
 	return false
 }
+
+// TestLogKeys: every log call names a merchant, a session and an error by
+// the one key each (mchid, session_id, error), as the README promises.
+func TestLogKeys(t *testing.T) {
+	call := regexp.MustCompile(`\.(Debug|Info|Warn|Error)\("[a-z_]+",.*"(merchant|session|err|mch_id|sessionID)",`)
+	err := filepath.WalkDir(filepath.Join(repoRoot, "server"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for i, line := range strings.Split(string(raw), "\n") {
+			if m := call.FindStringSubmatch(line); m != nil {
+				t.Errorf("%s:%d logs %q: use mchid, session_id or error", path, i+1, m[2])
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

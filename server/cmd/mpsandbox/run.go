@@ -13,15 +13,16 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/mpsandbox/mpsandbox/server/embedded"
 	"github.com/mpsandbox/mpsandbox/server/internal/app"
 	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
+	"github.com/mpsandbox/mpsandbox/server/internal/metrics"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 	"github.com/mpsandbox/mpsandbox/server/internal/store/postgres"
 )
@@ -35,12 +36,12 @@ type Main struct {
 	// Addr is the address actually listened on (useful with port 0).
 	Addr string
 
-	ready atomic.Bool
-	// storeDown is the last /readyz's finding about the store.
-	storeDown atomic.Bool
-	listener  net.Listener
-	server    *http.Server
-	app       *app.App
+	ready    atomic.Bool
+	listener net.Listener
+	server   *http.Server
+	app      *app.App
+	metrics  *metrics.Metrics
+	writable *writable
 	// shutdown closes when Close begins, ending event streams and long polls.
 	shutdown chan struct{}
 	closing  sync.Once
@@ -78,23 +79,28 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}
 
+	ln, caPEM, err := m.listenTLS(ln, cfg)
+	if err != nil {
+		m.listener.Close()
+		return err
+	}
+	m.listener = ln
+
 	gin.SetMode(gin.ReleaseMode)
 	engine := app.NewEngine(app.EngineOptions{Logger: m.Logger, AccessLog: cfg.AccessLog, MaxBody: cfg.MaxBody})
-	engine.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
-	engine.GET("/readyz", func(c *gin.Context) {
+	registerCA(engine, caPEM)
+	m.metrics = metrics.New()
+	engine.Use(m.metrics.Middleware())
+	engine.GET("/metrics", m.metrics.Handler(open, cfg.AdminToken, cfg.MetricsToken))
+	embedded.RegisterProbes(engine, func() (bool, error) {
 		if !m.ready.Load() {
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "starting"})
-			return
+			return false, nil
 		}
-		if !m.storeReachable(c.Request.Context()) {
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "store_unavailable"})
-			return
+		if err := m.writable.check(); err != nil {
+			return true, fmt.Errorf("the store cannot write: %w", err)
 		}
-		c.JSON(http.StatusOK, gin.H{"status": "ready"})
-	})
-	engine.GET("/version", func(c *gin.Context) {
-		c.JSON(http.StatusOK, gin.H{"version": version, "go": runtime.Version()})
-	})
+		return true, nil
+	}, version)
 	if err := m.wire(ctx, cfg, engine, open); err != nil {
 		ln.Close()
 		return err
@@ -107,38 +113,8 @@ func (m *Main) Run(ctx context.Context) error {
 	}()
 	m.ready.Store(true)
 	m.Logger.Info("ready", "addr", m.Addr, "version", version, "startup_ms", time.Since(start).Milliseconds(),
-		"data_dir", dataDescription(cfg), "clock_scale", cfg.ClockScale, "admin_open", open)
+		"data_dir", dataDescription(cfg), "clock_scale", cfg.ClockScale, "admin_open", open, "tls", cfg.TLS())
 	return nil
-}
-
-// pinger is a store that lives in another process (PostgreSQL) and can
-// be unreachable while this one runs.
-type pinger interface {
-	Ping(ctx context.Context) error
-}
-
-// readyPing bounds the store check of one /readyz.
-const readyPing = 2 * time.Second
-
-// storeReachable reports whether the store answers, for /readyz: a
-// replica whose database is away is taken out of its load balancer's
-// rotation until the database is back. A change is logged once.
-func (m *Main) storeReachable(ctx context.Context) bool {
-	p, ok := m.app.Store.(pinger)
-	if !ok {
-		return true
-	}
-	ctx, cancel := context.WithTimeout(ctx, readyPing)
-	defer cancel()
-	err := p.Ping(ctx)
-	if m.storeDown.Swap(err != nil) != (err != nil) {
-		if err != nil {
-			m.Logger.Warn("store_unreachable", "error", err.Error())
-		} else {
-			m.Logger.Info("store_reachable")
-		}
-	}
-	return err == nil
 }
 
 func dataDescription(cfg Config) string {
@@ -176,12 +152,14 @@ func (m *Main) wire(ctx context.Context, cfg Config, engine *gin.Engine, open bo
 		Store: st, StorePath: path, Logger: m.Logger, ClockScale: cfg.ClockScale, Scenarios: scenarioFS,
 		MerchantsFile: cfg.MerchantsFile, JournalMaxEntries: cfg.JournalMaxEntries, JournalMaxAge: cfg.JournalMaxAge,
 		ManualTimeout: cfg.ManualTimeout, NotifyLease: cfg.NotifyLease, Access: httpapi.Access{Open: open, AdminToken: cfg.AdminToken},
-		Shutdown: m.shutdown, Products: products,
+		Shutdown: m.shutdown, Products: embedded.Products,
+		CredentialsSeed: cfg.CredentialsSeed, Metrics: m.metrics,
 	})
 	if err != nil {
 		return err
 	}
 	m.app = a
+	m.writable = &writable{probe: a.ProbeWrite, log: m.Logger}
 	a.Register(engine)
 	a.Start()
 	return nil

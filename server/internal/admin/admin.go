@@ -70,9 +70,14 @@ func (a *API) Register(r gin.IRouter) {
 	g.GET("/merchants/:mchid", h(a.getMerchant))
 	g.PATCH("/merchants/:mchid", h(a.updateMerchant))
 	g.GET("/merchants/:mchid/credentials", h(a.getCredentials))
+	g.GET("/merchants/:mchid/export", h(a.exportMerchant))
 	g.GET("/merchants/:mchid/scenarios", h(a.getActive))
 	g.PUT("/merchants/:mchid/scenarios/:product", h(a.setActive))
 	g.DELETE("/merchants/:mchid/scenarios/:product", h(a.clearActive))
+	g.GET("/merchants/:mchid/api-faults", h(a.listAPIFaults))
+	g.POST("/merchants/:mchid/api-faults", h(a.addAPIFault))
+	g.DELETE("/merchants/:mchid/api-faults", h(a.deleteAPIFault))
+	g.DELETE("/merchants/:mchid/api-faults/:id", h(a.deleteAPIFault))
 
 	g.GET("/products", h(a.listProducts))
 
@@ -111,6 +116,7 @@ type merchantView struct {
 	PCloudAppID string                            `json:"pcloud_app_id"`
 	NotifyHosts []string                          `json:"notify_hosts"`
 	KeyMode     string                            `json:"platform_key_mode"`
+	APIFaults   []sandbox.APIFault                `json:"api_faults"`
 	Active      map[string]sandbox.ActiveScenario `json:"active_scenarios"`
 	Clock       clockView                         `json:"clock"`
 	CreatedAt   time.Time                         `json:"created_at"`
@@ -139,7 +145,7 @@ func (a *API) view(m *sandbox.Merchant) merchantView {
 		active = map[string]sandbox.ActiveScenario{}
 	}
 	return merchantView{MchID: m.MchID, Name: m.Name, AppID: m.AppID, ServiceID: m.ServiceID, PCloudAppID: m.PCloudAppID,
-		NotifyHosts: hosts, KeyMode: m.KeyMode(), Active: active, Clock: a.clockOf(m.MchID), CreatedAt: m.CreatedAt}
+		NotifyHosts: hosts, KeyMode: m.KeyMode(), APIFaults: apiFaults(m), Active: active, Clock: a.clockOf(m.MchID), CreatedAt: m.CreatedAt}
 }
 
 // merchant returns the merchant named in the path if the caller may see it;
@@ -196,6 +202,8 @@ func (a *API) getMerchant(c *gin.Context) error {
 type credentialsView struct {
 	*sandbox.Merchant
 	MerchantToken string `json:"merchant_token"`
+	// APIFaults are not credentials: the merchant's view lists them.
+	APIFaults []sandbox.APIFault `json:"api_faults,omitempty"`
 }
 
 func credentials(m *sandbox.Merchant) credentialsView {
@@ -226,6 +234,53 @@ func (a *API) getCredentials(c *gin.Context) error {
 		return err
 	}
 	c.JSON(http.StatusOK, credentials(m))
+	return nil
+}
+
+// listAPIFaults handles "GET /sandbox/v1/merchants/{mchid}/api-faults".
+func (a *API) listAPIFaults(c *gin.Context) error {
+	m, err := a.merchant(c, c.Param("mchid"))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, gin.H{"api_faults": apiFaults(m)})
+	return nil
+}
+
+func apiFaults(m *sandbox.Merchant) []sandbox.APIFault {
+	if m.APIFaults == nil {
+		return []sandbox.APIFault{}
+	}
+	return m.APIFaults
+}
+
+// addAPIFault handles "POST /sandbox/v1/merchants/{mchid}/api-faults".
+func (a *API) addAPIFault(c *gin.Context) error {
+	if _, err := a.merchant(c, c.Param("mchid")); err != nil {
+		return err
+	}
+	var req merchant.APIFaultRequest
+	if err := httpapi.DecodeJSON(a.Schemas, "admin/api-fault-create", httpapi.Body(c), &req); err != nil {
+		return err
+	}
+	f, err := a.Merchants.AddAPIFault(c.Request.Context(), c.Param("mchid"), req)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusCreated, f)
+	return nil
+}
+
+// deleteAPIFault handles "DELETE /sandbox/v1/merchants/{mchid}/api-faults[/{id}]":
+// one fault, or all of them.
+func (a *API) deleteAPIFault(c *gin.Context) error {
+	if _, err := a.merchant(c, c.Param("mchid")); err != nil {
+		return err
+	}
+	if err := a.Merchants.DeleteAPIFault(c.Request.Context(), c.Param("mchid"), c.Param("id")); err != nil {
+		return err
+	}
+	c.Status(http.StatusNoContent)
 	return nil
 }
 

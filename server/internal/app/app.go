@@ -13,11 +13,13 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/mpsandbox/mpsandbox/fixtures"
 	"github.com/mpsandbox/mpsandbox/scenarios"
 	"github.com/mpsandbox/mpsandbox/schemas"
 	"github.com/mpsandbox/mpsandbox/sdk"
@@ -25,8 +27,11 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
 	"github.com/mpsandbox/mpsandbox/server/internal/journal"
 	"github.com/mpsandbox/mpsandbox/server/internal/merchant"
+	"github.com/mpsandbox/mpsandbox/server/internal/metrics"
 	"github.com/mpsandbox/mpsandbox/server/internal/miniprogram"
 	"github.com/mpsandbox/mpsandbox/server/internal/notify"
+	"github.com/mpsandbox/mpsandbox/server/internal/openapi"
+	"github.com/mpsandbox/mpsandbox/server/internal/report"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 	"github.com/mpsandbox/mpsandbox/server/internal/scenario"
 	"github.com/mpsandbox/mpsandbox/server/internal/schema"
@@ -77,6 +82,9 @@ type Options struct {
 	// MerchantsFile is a YAML file of merchants created at start when
 	// missing (--merchants-file).
 	MerchantsFile string
+	// CredentialsSeed makes generated credentials a function of it and the
+	// mchid (--credentials-seed); empty draws them from crypto/rand.
+	CredentialsSeed string
 
 	// JournalMaxEntries and JournalMaxAge bound the journal's history
 	// (default: the journal's).
@@ -102,6 +110,10 @@ type Options struct {
 
 	// Products builds the simulated products, in this order.
 	Products []Constructor
+
+	// Metrics, when set, times the store's commits, counts notification
+	// attempts and reads the queues and sizes at each scrape.
+	Metrics *metrics.Metrics
 }
 
 // App is the wired sandbox.
@@ -116,8 +128,10 @@ type App struct {
 	Sessions  *miniprogram.Service
 	Products  []sandbox.Product
 	Admin     *admin.API
+	Report    *report.Builder
 	Page      *web.Page
 
+	raw     sandbox.Store // the store unwrapped, for its own probes
 	cancel  context.CancelFunc
 	workers sync.WaitGroup
 	closing sync.Once
@@ -137,11 +151,17 @@ func New(ctx context.Context, o Options) (*App, error) {
 			return nil, err
 		}
 	}
+	raw := st
+	if o.Metrics != nil {
+		st = o.Metrics.Store(st)
+	}
 	a, err := build(ctx, o, st)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
+	a.raw = raw
+	a.observe(o.Metrics, o.Logger)
 	return a, nil
 }
 
@@ -169,23 +189,26 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 		}
 	}
 	a.Clock = sandbox.NewClock(o.ClockScale, o.Now)
-	if a.Merchants, err = merchant.Load(ctx, st, a.Clock); err != nil {
-		return nil, fmt.Errorf("merchants: %w", err)
-	}
-	// The directory hears of every commit from here on, the merchants
-	// file's own included.
-	st.OnCommit(a.Merchants.Committed)
+	var fileMerchants []merchant.FileEntry
 	if o.MerchantsFile != "" {
-		if err := loadMerchantsFile(ctx, a.Merchants, o.MerchantsFile); err != nil {
+		if fileMerchants, err = readMerchantsFile(o.MerchantsFile); err != nil {
 			return nil, err
 		}
+	}
+	listsDemo := slices.ContainsFunc(fileMerchants, func(e merchant.FileEntry) bool { return e.MchID == fixtures.DemoMchID })
+	if a.Merchants, err = merchant.Load(ctx, st, a.Clock, merchant.WithCredentialsSeed(o.CredentialsSeed), merchant.WithoutDemo(listsDemo)); err != nil {
+		return nil, fmt.Errorf("merchants: %w", err)
+	}
+	if err := importMerchants(ctx, a.Merchants, o.MerchantsFile, fileMerchants); err != nil {
+		return nil, err
 	}
 
 	a.Journal = journal.New(st, journal.Options{MaxEntries: o.JournalMaxEntries, MaxAge: o.JournalMaxAge, Logger: o.Logger})
 	builders := map[string]sandbox.NotifyBuilder{}
 	a.Worker = notify.New(notify.Options{
 		Store: st, Clock: a.Clock, Journal: a.Journal, Logger: o.Logger, Builders: builders, MaxPoll: o.MaxPoll,
-		Lease: o.NotifyLease,
+		Lease:     o.NotifyLease,
+		Attempted: attempted(o.Metrics),
 	})
 	deps := sandbox.Deps{
 		Store: st, Clock: a.Clock, Merchants: a.Merchants, Scenarios: a.Scenarios, Validator: a.Schemas,
@@ -214,10 +237,21 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 	}
 
 	// One commit path: whatever commits, the store tells the directory
-	// (above), the notification worker and the sessions, which re-read what
-	// they need from it.
+	// (merchant.Load registers it), the notification worker and the
+	// sessions, which re-read what they need from it.
 	st.OnCommit(a.Worker.Committed)
 	st.OnCommit(a.Sessions.Committed)
+
+	acks := map[string]func(int, []byte) bool{}
+	for name, b := range builders {
+		acks[name] = b.Acknowledged
+	}
+	names := make([]string, len(a.Products))
+	for i, p := range a.Products {
+		names[i] = p.Name()
+	}
+	a.Report = &report.Builder{Store: st, Scenarios: a.Scenarios, Products: names, Acknowledged: acks, TargetProduct: a.Sessions.TargetProduct, Flush: a.Journal.Flush}
+	adminRoutes = append(adminRoutes, a.Report.Register)
 
 	access := o.Access
 	if access.MerchantByToken == nil {
@@ -236,7 +270,7 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 
 // Register mounts every route of the sandbox: each product's upstream API,
 // the mini-program contract, the admin API (with the products' own admin
-// routes), the QA page and the wx.* shim.
+// routes), the OpenAPI document, the QA page and the wx.* shim.
 func (a *App) Register(r gin.IRouter) {
 	for _, p := range a.Products {
 		if routes, ok := p.(sandbox.Routes); ok {
@@ -245,6 +279,9 @@ func (a *App) Register(r gin.IRouter) {
 	}
 	a.Sessions.Register(r, a.Schemas, a.Journal)
 	a.Admin.Register(r)
+	// The OpenAPI document of /sandbox/v1 and /miniprogram/v1, open like
+	// the schemas it bundles are public: a client generator fetches it.
+	r.GET(openapi.Path, openapi.Handler(schemas.FS, sandbox.APIVersion))
 	a.Page.Register(r)
 	// The wx.* shim a merchant copies into a develop or trial mini-program (sdk/README.md).
 	shim := []byte(sdk.Module())

@@ -1,57 +1,53 @@
 package app
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
-
-	"gopkg.in/yaml.v3"
+	"strings"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/merchant"
+	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
-// merchantsFile is the YAML named by --merchants-file:
-//
-//	merchants:
-//	  - mchid: "1900000001"
-//	    name: 测试商户
-//	    appid: wx1234567890abcdef
-//	    notify_hosts: ["127.0.0.1:9000"]
-type merchantsFile struct {
-	Merchants []struct {
-		MchID                string   `yaml:"mchid"`
-		Name                 string   `yaml:"name"`
-		AppID                string   `yaml:"appid"`
-		NotifyHosts          []string `yaml:"notify_hosts"`
-		MerchantPublicKeyPEM string   `yaml:"merchant_public_key_pem"`
-	} `yaml:"merchants"`
-}
-
-// loadMerchantsFile creates the file's merchants that do not exist yet;
-// existing ones keep their credentials.
-func loadMerchantsFile(ctx context.Context, dir *merchant.Directory, path string) error {
+// readMerchantsFile reads the file named by --merchants-file (format:
+// merchant.FileEntry, documented in the README).
+func readMerchantsFile(path string) ([]merchant.FileEntry, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("merchants file: %w", err)
+		return nil, fmt.Errorf("merchants file: %w", err)
 	}
-	var f merchantsFile
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil {
-		return fmt.Errorf("merchants file %s: %w", path, err)
+	entries, err := merchant.ParseFile(raw)
+	if err != nil {
+		return nil, fmt.Errorf("merchants file %s: %w", path, err)
 	}
-	for i, m := range f.Merchants {
-		if m.MchID == "" {
-			return fmt.Errorf("merchants file %s: merchants[%d]: mchid is required", path, i)
-		}
-		if _, ok := dir.Get(m.MchID); ok {
+	return entries, nil
+}
+
+// importMerchants creates the file's merchants that do not exist yet;
+// existing ones keep their state and credentials. Every problem of every
+// entry is reported, each with its place.
+func importMerchants(ctx context.Context, dir *merchant.Directory, path string, entries []merchant.FileEntry) error {
+	var problems []string
+	for i, e := range entries {
+		if _, ok := dir.Get(e.MchID); ok {
 			continue
 		}
-		if _, err := dir.Create(ctx, merchant.CreateRequest{MchID: m.MchID, Name: m.Name, AppID: m.AppID,
-			NotifyHosts: m.NotifyHosts, MerchantPublicKeyPEM: m.MerchantPublicKeyPEM}); err != nil {
-			return fmt.Errorf("merchants file %s: merchants[%d] (%s): %w", path, i, m.MchID, err)
+		if _, err := dir.Import(ctx, e); err != nil {
+			place := fmt.Sprintf("merchants[%d] (%s)", i, e.MchID)
+			var se *sandbox.Error
+			if errors.As(err, &se) && len(se.Fields) > 0 {
+				for _, f := range se.Fields {
+					problems = append(problems, fmt.Sprintf("%s%s: %s", place, strings.ReplaceAll(f.Path, "/", "."), f.Message))
+				}
+				continue
+			}
+			problems = append(problems, fmt.Sprintf("%s: %v", place, err))
 		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("merchants file %s: %s", path, strings.Join(problems, "; "))
 	}
 	return nil
 }

@@ -164,7 +164,7 @@ func (p *Product) BuildNotify(_ context.Context, m *sandbox.Merchant, n *sandbox
 	}
 	params := notifyParams(&pl, status, tradeTime, m.PCloudAppSecret)
 	if n.Faults.BadSignature && n.Attempts == 0 {
-		params["sign"] = spoil(params["sign"])
+		params["sign"] = wxsign.Spoil(params["sign"])
 	}
 	return &sandbox.OutboundRequest{
 		Method: http.MethodPost,
@@ -172,18 +172,6 @@ func (p *Product) BuildNotify(_ context.Context, m *sandbox.Merchant, n *sandbox
 		Header: http.Header{"Content-Type": {formType + "; charset=UTF-8"}},
 		Body:   []byte(encodeForm(params)),
 	}, nil
-}
-
-// spoil changes the last hex digit of a sign, so that it stays well-formed
-// and only a merchant who checks it notices.
-func spoil(sign string) string {
-	b := []byte(sign)
-	if b[len(b)-1] == '0' {
-		b[len(b)-1] = '1'
-	} else {
-		b[len(b)-1] = '0'
-	}
-	return string(b)
 }
 
 func encodeForm(params map[string]string) string {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/gin-gonic/gin"
@@ -38,9 +39,26 @@ func (strictValidator) ValidateJSON(_ string, raw []byte) ([]sandbox.Violation, 
 	return out, nil
 }
 
-type recorder struct{ got []*sandbox.Exchange }
+type recorder struct {
+	mu  sync.Mutex
+	got []*sandbox.Exchange
+}
 
-func (r *recorder) Record(x *sandbox.Exchange) { r.got = append(r.got, x) }
+func (r *recorder) Record(x *sandbox.Exchange) {
+	r.mu.Lock()
+	r.got = append(r.got, x)
+	r.mu.Unlock()
+}
+
+// last is the latest entry, nil when none.
+func (r *recorder) last() *sandbox.Exchange {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.got) == 0 {
+		return nil
+	}
+	return r.got[len(r.got)-1]
+}
 
 func testEngine(j sandbox.Journal) *gin.Engine {
 	e := gin.New()

@@ -72,9 +72,10 @@ func AccessLog(log *slog.Logger) gin.HandlerFunc {
 		start := time.Now()
 		c.Next()
 		attrs := []any{
-			"request_id", RequestID(c), "method", c.Request.Method, "path", c.Request.URL.Path,
+			LogRequestID, RequestID(c), "method", c.Request.Method, "path", c.Request.URL.Path,
 			"status", c.Writer.Status(), "latency_ms", float64(time.Since(start).Microseconds()) / 1000,
 		}
+		attrs = append(attrs, subjectAttrs(c)...)
 		if len(c.Errors) > 0 {
 			attrs = append(attrs, "error", c.Errors.String())
 		}
@@ -156,6 +157,9 @@ func Journaled(j sandbox.Journal, product string) gin.HandlerFunc {
 		c.Writer = w
 		c.Next()
 		x.Status = w.Status()
+		if c.GetBool(keyNoAnswer) {
+			x.Status = 0
+		}
 		x.LatencyMS = float64(time.Since(start).Microseconds()) / 1000
 		x.RequestBody = string(Body(c))
 		x.ResponseBody = w.buf.String()

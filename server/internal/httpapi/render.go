@@ -6,6 +6,7 @@
 package httpapi
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -46,6 +47,10 @@ func Handle(h func(c *gin.Context) error) gin.HandlerFunc {
 
 // Fail renders err in the group's dialect and stops the chain.
 func Fail(c *gin.Context, err error) {
+	if errors.Is(err, ErrNoAnswer) {
+		c.Abort()
+		return
+	}
 	e := sandbox.AsError(err)
 	if x := exchange(c); x != nil {
 		x.Violations = append(x.Violations, e.Fields...)

@@ -324,7 +324,7 @@ func (w *writer) write(ctx context.Context) {
 	if len(w.batch) > 0 {
 		if err := j.st.AppendExchanges(ctx, w.batch); err != nil {
 			j.failed.Add(int64(len(w.batch)))
-			j.log.Error("journal_append_failed", "entries", len(w.batch), "err", err)
+			j.log.Error("journal_append_failed", "entries", len(w.batch), "error", err)
 		} else {
 			j.written.Add(int64(len(w.batch)))
 			j.publish(w.batch)
@@ -348,7 +348,7 @@ func (w *writer) write(ctx context.Context) {
 func (j *Journal) prune(ctx context.Context) {
 	n, err := j.st.PruneJournal(ctx, j.o.MaxEntries, time.Now().Add(-j.o.MaxAge))
 	if err != nil {
-		j.log.Error("journal_prune_failed", "err", err)
+		j.log.Error("journal_prune_failed", "error", err)
 		return
 	}
 	j.pruned.Add(int64(n))

@@ -20,6 +20,11 @@ import (
 type Directory struct {
 	store sandbox.Store
 	clock *sandbox.Clock
+	// generate makes a merchant's credentials (fixtures.NewMerchant, or
+	// fixtures.SeededMerchant under WithCredentialsSeed).
+	generate func(mchid, name string) (*fixtures.Merchant, error)
+	// noDemo leaves the demo merchant out of a first start (WithoutDemo).
+	noDemo bool
 
 	mu       sync.RWMutex
 	byID     map[string]*sandbox.Merchant
@@ -28,20 +33,46 @@ type Directory struct {
 	byToken  map[string]*sandbox.Merchant
 }
 
+// Option changes how a Directory makes merchants.
+type Option func(*Directory)
+
+// WithCredentialsSeed makes every generated credential a function of seed
+// and the mchid (--credentials-seed): the same merchants on every fresh
+// start, for throwaway CI runs. Never for a shared server: the seed gives
+// away every key.
+func WithCredentialsSeed(seed string) Option {
+	return func(d *Directory) {
+		if seed != "" {
+			d.generate = func(mchid, name string) (*fixtures.Merchant, error) {
+				return fixtures.SeededMerchant(seed, mchid, name)
+			}
+		}
+	}
+}
+
+// WithoutDemo leaves the demo merchant out of a first start: a merchants
+// file that lists it creates it instead, with its credentials.
+func WithoutDemo(without bool) Option { return func(d *Directory) { d.noDemo = without } }
+
 // Load reads every merchant from the store, creating the demo merchant on
-// first start, and restores each merchant's clock offset.
-func Load(ctx context.Context, st sandbox.Store, clock *sandbox.Clock) (*Directory, error) {
-	d := &Directory{store: st, clock: clock}
+// first start, and restores each merchant's clock offset. From then on the
+// directory hears of every commit through the store's after-commit hooks
+// (Committed), its own changes included.
+func Load(ctx context.Context, st sandbox.Store, clock *sandbox.Clock, opts ...Option) (*Directory, error) {
+	d := &Directory{store: st, clock: clock, generate: fixtures.NewMerchant}
+	for _, o := range opts {
+		o(d)
+	}
 	ms, err := st.ListMerchants(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if len(ms) == 0 {
-		f, err := fixtures.DemoMerchant()
+	if len(ms) == 0 && !d.noDemo {
+		f, err := d.generate(fixtures.DemoMchID, fixtures.DemoName)
 		if err != nil {
 			return nil, fmt.Errorf("generate demo merchant: %w", err)
 		}
-		demo := fromFixture(f)
+		demo := FromFixture(f)
 		demo.CreatedAt = time.Now().UTC()
 		if err := st.Commit(ctx, &sandbox.Batch{Merchants: []*sandbox.Merchant{demo}}); err != nil {
 			return nil, fmt.Errorf("store demo merchant: %w", err)
@@ -52,6 +83,7 @@ func Load(ctx context.Context, st sandbox.Store, clock *sandbox.Clock) (*Directo
 	for _, m := range ms {
 		clock.SetOffset(m.MchID, m.ClockOffset)
 	}
+	st.OnCommit(d.Committed)
 	return d, nil
 }
 
@@ -145,6 +177,7 @@ func (d *Directory) Edit(mchid string) (*sandbox.Merchant, error) {
 		c.Active[k] = v
 	}
 	c.NotifyHosts = append([]string(nil), m.NotifyHosts...)
+	c.APIFaults = append([]sandbox.APIFault(nil), m.APIFaults...)
 	return &c, nil
 }
 
@@ -223,13 +256,8 @@ func (d *Directory) Create(ctx context.Context, req CreateRequest) (*sandbox.Mer
 	if !mchidPattern.MatchString(mchid) {
 		return nil, sandbox.Invalid("invalid merchant", sandbox.Violation{Path: "/mchid", Message: "must be 8 to 12 digits, like WeChat Pay merchant ids"})
 	}
-	if _, ok := d.Get(mchid); ok {
+	if _, ok := d.Get(mchid); ok { // before the keys are made
 		return nil, sandbox.Errorf(sandbox.CodeConflict, "merchant %q already exists", mchid)
-	}
-	if req.AppID != "" {
-		if _, ok := d.ByAppID(req.AppID); ok {
-			return nil, sandbox.Invalid("invalid merchant", sandbox.Violation{Path: "/appid", Message: fmt.Sprintf("appid %q already belongs to another merchant", req.AppID)})
-		}
 	}
 	if err := checkPublicKey(req.MerchantPublicKeyPEM); err != nil {
 		return nil, err
@@ -238,11 +266,11 @@ func (d *Directory) Create(ctx context.Context, req CreateRequest) (*sandbox.Mer
 	if name == "" {
 		name = "商户 " + mchid
 	}
-	f, err := fixtures.NewMerchant(mchid, name)
+	f, err := d.generate(mchid, name)
 	if err != nil {
 		return nil, err
 	}
-	m := fromFixture(f)
+	m := FromFixture(f)
 	if req.AppID != "" {
 		m.AppID = req.AppID
 	}
@@ -251,11 +279,35 @@ func (d *Directory) Create(ctx context.Context, req CreateRequest) (*sandbox.Mer
 		m.MerchantPublicKeyPEM = req.MerchantPublicKeyPEM
 	}
 	m.PlatformKeyMode = req.PlatformKeyMode
-	m.CreatedAt = time.Now().UTC()
-	if err := d.store.Commit(ctx, &sandbox.Batch{Merchants: []*sandbox.Merchant{m}}); err != nil {
+	if err := d.add(ctx, m); err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// add commits a new merchant and makes it visible, unless its mchid, appid,
+// P云 app_id or token is another merchant's.
+func (d *Directory) add(ctx context.Context, m *sandbox.Merchant) error {
+	if _, ok := d.Get(m.MchID); ok {
+		return sandbox.Errorf(sandbox.CodeConflict, "merchant %q already exists", m.MchID)
+	}
+	var vs []sandbox.Violation
+	for _, k := range []struct {
+		field, value string
+		idx          map[string]*sandbox.Merchant
+	}{{"appid", m.AppID, d.byApp}, {"pcloud_app_id", m.PCloudAppID, d.byPCloud}, {"merchant_token", m.Token, d.byToken}} {
+		if other, ok := d.lookup(k.idx, k.value); ok {
+			vs = append(vs, sandbox.Violation{Path: "/" + k.field, Message: fmt.Sprintf("%q already belongs to merchant %s", k.value, other.MchID)})
+		}
+	}
+	if len(vs) > 0 {
+		return sandbox.Invalid("invalid merchant", vs...)
+	}
+	m.CreatedAt = time.Now().UTC()
+	if err := d.store.Commit(ctx, &sandbox.Batch{Merchants: []*sandbox.Merchant{m}}); err != nil {
+		return err
+	}
+	return nil
 }
 
 // AdvanceClock moves the merchant's clock: the offset is committed, then
@@ -267,9 +319,9 @@ func (d *Directory) AdvanceClock(ctx context.Context, mchid string, by time.Dura
 	})
 }
 
-// fromFixture copies generated credentials into a domain merchant (fixtures
+// FromFixture copies generated credentials into a domain merchant (fixtures
 // cannot name sandbox types: it lives outside server/).
-func fromFixture(f *fixtures.Merchant) *sandbox.Merchant {
+func FromFixture(f *fixtures.Merchant) *sandbox.Merchant {
 	return &sandbox.Merchant{MchID: f.MchID, Name: f.Name, AppID: f.AppID, ServiceID: f.ServiceID,
 		MerchantSerialNo: f.MerchantSerialNo, MerchantPrivateKeyPEM: f.MerchantPrivateKeyPEM,
 		MerchantCertificatePEM: f.MerchantCertificatePEM, MerchantPublicKeyPEM: f.MerchantPublicKeyPEM,

@@ -21,7 +21,6 @@ func TestDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st.OnCommit(d.Committed) // as app wires it
 	demo, ok := d.Get("1230000109")
 	if !ok || demo.AppID == "" || demo.Token == "" {
 		t.Fatalf("demo merchant: %+v", demo)

@@ -6,6 +6,7 @@ package miniprogram
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -125,6 +126,19 @@ func targetKey(api string, args map[string]any) (key, path string) {
 	default:
 		return strings.TrimSpace(str("appId")), "/args/appId"
 	}
+}
+
+// TargetProduct names the product that serves the target of a wx.* call's
+// args, "" when none does: what a call refused before it became a session
+// was for.
+func (s *Service) TargetProduct(api string, args json.RawMessage) string {
+	var a map[string]any
+	_ = json.Unmarshal(args, &a)
+	key, _ := targetKey(api, a)
+	if p, ok := s.targets[sandbox.Target{API: api, Key: key}]; ok {
+		return p.Name()
+	}
+	return ""
 }
 
 // Launch handles one wx.* call: it finds the merchant's product for the
@@ -424,7 +438,7 @@ func (s *Service) scan(ctx context.Context) time.Duration {
 		due, err := s.o.Store.DueSessions(ctx, m.MchID, now, 100)
 		if err != nil {
 			if ctx.Err() == nil {
-				s.o.Logger.Error("due_sessions_failed", "merchant", m.MchID, "error", err)
+				s.o.Logger.Error("due_sessions_failed", "mchid", m.MchID, "error", err)
 			}
 			return sleep
 		}
@@ -447,7 +461,7 @@ func (s *Service) scan(ctx context.Context) time.Duration {
 			go func() {
 				defer func() { <-sem; wg.Done() }()
 				if err := s.resolve(ctx, p, sess, action, sess.DueAt); err != nil && !sandbox.IsCode(err, sandbox.CodeConflict) {
-					s.o.Logger.Error("resolve_failed", "session", sess.ID, "merchant", m.MchID, "error", err)
+					s.o.Logger.Error("resolve_failed", "session_id", sess.ID, "mchid", m.MchID, "error", err)
 				}
 			}()
 		}

@@ -169,7 +169,6 @@ func newHarnessWith(t testing.TB, o harnessOptions) *harness {
 		t.Fatal(err)
 	}
 	// As app wires them.
-	st.OnCommit(h.dir.Committed)
 	st.OnCommit(h.svc.Committed)
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})

@@ -79,6 +79,9 @@ type Options struct {
 	// notifications wait that long before another takes them over.
 	Owner string
 	Lease time.Duration
+	// Attempted sees each notification after an attempt, in the state the
+	// attempt left it (the metrics count it); nil ignores.
+	Attempted func(*sandbox.Notification)
 }
 
 // Worker delivers due notifications.
@@ -97,6 +100,7 @@ type Worker struct {
 	log         *slog.Logger
 	owner       string
 	lease       time.Duration
+	attempted   func(*sandbox.Notification)
 
 	kick chan struct{}
 	// stale holds the merchants a commit wrote since Run last read them
@@ -159,6 +163,7 @@ func New(o Options) *Worker {
 		log:         o.Logger,
 		owner:       o.Owner,
 		lease:       o.Lease,
+		attempted:   o.Attempted,
 		kick:        make(chan struct{}, 1),
 		inflight:    map[string]struct{}{},
 		released:    map[string]struct{}{},
@@ -240,7 +245,7 @@ func (w *Worker) merchants(ctx context.Context, ms []*sandbox.Merchant) []*sandb
 		if err == nil {
 			return all
 		}
-		w.log.Error("notify_list_merchants_failed", "err", err)
+		w.log.Error("notify_list_merchants_failed", "error", err)
 		w.staleMu.Lock()
 		w.relist = true
 		w.staleMu.Unlock()
@@ -256,7 +261,7 @@ func (w *Worker) merchants(ctx context.Context, ms []*sandbox.Merchant) []*sandb
 		case err == nil:
 			out = append(out, m)
 		case !sandbox.IsCode(err, sandbox.CodeNotFound):
-			w.log.Error("notify_read_merchant_failed", "merchant", id, "err", err)
+			w.log.Error("notify_read_merchant_failed", "mchid", id, "error", err)
 			w.staleMu.Lock()
 			w.relist = true
 			w.staleMu.Unlock()
@@ -287,7 +292,7 @@ func (w *Worker) scan(ctx context.Context, merchants []*sandbox.Merchant) time.D
 			// renewed).
 			due, err := w.st.ClaimNotifications(ctx, m.MchID, now, w.owner, w.lease, busy+room)
 			if err != nil && ctx.Err() == nil { // a store in another process fails a read at shutdown
-				w.log.Error("notify_due_failed", "merchant", m.MchID, "err", err)
+				w.log.Error("notify_due_failed", "mchid", m.MchID, "error", err)
 			}
 			for _, n := range due {
 				if room > 0 && w.claim(n) {
@@ -299,7 +304,7 @@ func (w *Worker) scan(ctx context.Context, merchants []*sandbox.Merchant) time.D
 		next, err := w.st.NextDue(ctx, m.MchID)
 		if err != nil {
 			if ctx.Err() == nil {
-				w.log.Error("notify_next_due_failed", "merchant", m.MchID, "err", err)
+				w.log.Error("notify_next_due_failed", "mchid", m.MchID, "error", err)
 			}
 			continue
 		}
@@ -397,6 +402,9 @@ func (w *Worker) attempt(ctx context.Context, m *sandbox.Merchant, n *sandbox.No
 	}
 	w.commit(ctx, n)
 	w.journal.Record(x)
+	if w.attempted != nil {
+		w.attempted(n)
+	}
 }
 
 // try makes the attempt unless FailNext, the allow-list or a missing
@@ -477,9 +485,9 @@ func (w *Worker) commit(ctx context.Context, n *sandbox.Notification) {
 		if cur, err := w.st.GetNotification(ctx, n.ID); err == nil {
 			state = cur.State
 		}
-		w.log.Info("notify_outcome_dropped", "merchant", n.MchID, "notify_id", n.ID, "attempt", n.Attempts, "state", state)
+		w.log.Info("notify_outcome_dropped", "mchid", n.MchID, "notify_id", n.ID, "attempt", n.Attempts, "state", state)
 	default:
-		w.log.Error("notify_commit_failed", "merchant", n.MchID, "notify_id", n.ID, "attempt", n.Attempts, "err", err)
+		w.log.Error("notify_commit_failed", "mchid", n.MchID, "notify_id", n.ID, "attempt", n.Attempts, "error", err)
 	}
 }
 

@@ -218,7 +218,7 @@ func (p *Product) handleQuery(c *gin.Context) error {
 		return err
 	}
 	o.advance(p.d.Clock.Now(m.MchID))
-	return p.v3.JSON(c, http.StatusOK, o.full())
+	return p.v3.JSON(c, http.StatusOK, o.queried())
 }
 
 // notFound is v3's 404 ORDER_NOT_EXIST for a missing order; other store

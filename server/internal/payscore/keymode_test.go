@@ -3,7 +3,6 @@ package payscore
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -68,8 +67,10 @@ func (w *world) setKeyMode(mode string) {
 }
 
 // certificateClient is the official SDK in certificate mode: its
-// downloader fetches and decrypts GET /v3/certificates from the sandbox.
-func (w *world) certificateClient() (*core.Client, *x509.Certificate) {
+// downloader fetches and decrypts GET /v3/certificates from the sandbox;
+// the visitor of what it downloaded is what a certificate-mode receiver
+// verifies notifications with.
+func (w *world) certificateClient() (*core.Client, core.CertificateVisitor) {
 	w.tb.Helper()
 	ctx := context.Background()
 	key, err := utils.LoadPrivateKey(w.m.MerchantPrivateKeyPEM)
@@ -87,15 +88,14 @@ func (w *world) certificateClient() (*core.Client, *x509.Certificate) {
 	if err := mgr.RegisterDownloaderWithClient(ctx, bare, w.m.MchID, w.m.APIv3Key); err != nil {
 		w.tb.Fatalf("the SDK's certificate downloader: %v", err)
 	}
-	cert, ok := mgr.GetCertificate(ctx, w.m.MchID, w.m.PlatformSerialNo)
-	if !ok {
+	if _, ok := mgr.GetCertificate(ctx, w.m.MchID, w.m.PlatformSerialNo); !ok {
 		w.tb.Fatalf("downloaded %v, want the certificate %s", mgr.GetCertificateMap(ctx, w.m.MchID), w.m.PlatformSerialNo)
 	}
 	c, err := core.NewClient(ctx, option.WithWechatPayAutoAuthCipherUsingDownloaderMgr(w.m.MchID, w.m.MerchantSerialNo, key, mgr), option.WithHTTPClient(hc))
 	if err != nil {
 		w.tb.Fatal(err)
 	}
-	return c, cert
+	return c, mgr.GetCertificateVisitor(w.m.MchID)
 }
 
 // payscoreNotifications runs one order through USER_CONFIRM and USER_PAID
@@ -122,14 +122,13 @@ func TestKeyModesWithTheSDK(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			w := newWorld(t)
 			w.setKeyMode(mode)
-			certClient, cert := w.certificateClient()
+			certClient, certs := w.certificateClient()
 			pubClient := w.sdk
 			w.sdk = certClient // works in every mode
 			pub, err := utils.LoadPublicKey(w.m.PlatformPublicKeyPEM)
 			if err != nil {
 				t.Fatal(err)
 			}
-			certs := core.NewCertificateMapWithList([]*x509.Certificate{cert})
 			handlers := map[string]*wxnotify.Handler{}
 			for name, v := range map[string]auth.Verifier{
 				"certificate": verifiers.NewSHA256WithRSAVerifier(certs),

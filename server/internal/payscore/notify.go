@@ -26,12 +26,23 @@ func summary(event string) string {
 	return "确认订单"
 }
 
-// Scenario notification faults the product applies.
+// Scenario notification faults the product applies (scenario.schema.json
+// notify.faults).
 const (
 	faultBadSignature = "bad_signature"
 	faultDuplicate    = "duplicate"
 	faultDrop         = "drop"
+	// faultOutOfOrder: once PAYSCORE.USER_PAID is acknowledged, the
+	// order's PAYSCORE.USER_CONFIRM arrives again, stale.
+	faultOutOfOrder = "out_of_order"
+	// faultLate: notifications go out lateDelay after their event (or the
+	// scenario's longer notify.delay).
+	faultLate = "late"
 )
+
+// lateDelay is how late a "late" notification is when the scenario names
+// no longer notify.delay [I], as P云's are.
+const lateDelay = time.Minute
 
 // BuildNotify builds one attempt of a PAYSCORE.* notification: the v3
 // envelope, the order encrypted under the API v3 key, signed headers.
@@ -48,7 +59,9 @@ func (p *Product) Acknowledged(status int, body []byte) bool {
 func (p *Product) Schedule() []time.Duration { return wxpayv3.Schedule() }
 
 // Faults are those a pay-score notification plays.
-func (p *Product) Faults() []string { return []string{faultBadSignature, faultDuplicate, faultDrop} }
+func (p *Product) Faults() []string {
+	return []string{faultBadSignature, faultDuplicate, faultDrop, faultOutOfOrder, faultLate}
+}
 
 // notification returns the notification of event about the order as v
 // shows it at at, shaped by the scenario: delay, faults, failures.
@@ -59,7 +72,7 @@ func (p *Product) notification(o *order, v *view, event string, at time.Time, sc
 	}
 	n := &sandbox.Notification{
 		ID: httpapi.NewID("ntf_"), MchID: o.MchID, Product: sandbox.ProductPayScore, Event: event, Ref: o.OutOrderNo,
-		URL: o.NotifyURL, Payload: payload, State: sandbox.NotifyPending, DueAt: at.Add(sc.Notify.Delay.D()),
+		URL: o.NotifyURL, Payload: payload, State: sandbox.NotifyPending, DueAt: at.Add(notifyDelay(sc)),
 		FailNext: sc.Notify.FailNext,
 		Faults: sandbox.Faults{
 			BadSignature: sc.Notify.HasFault(faultBadSignature),
@@ -70,6 +83,14 @@ func (p *Product) notification(o *order, v *view, event string, at time.Time, sc
 		n.State = sandbox.NotifyDropped // listed by the admin API, never sent
 	}
 	return n, nil
+}
+
+// notifyDelay is how long after its event a notification goes out.
+func notifyDelay(sc *sandbox.Scenario) time.Duration {
+	if sc.Notify.HasFault(faultLate) {
+		return max(sc.Notify.Delay.D(), lateDelay)
+	}
+	return sc.Notify.Delay.D()
 }
 
 func eventPayload(ev wxpayv3.Event, v *view) (json.RawMessage, error) {
@@ -103,7 +124,7 @@ func (p *Product) notifyPaid(ctx context.Context, o *order, b *sandbox.Batch) er
 		if n.Payload, err = eventPayload(ev, paid.full()); err != nil {
 			return err
 		}
-		n.DueAt = at.Add(sc.Notify.Delay.D())
+		n.DueAt = at.Add(notifyDelay(sc))
 		b.Notifications = append(b.Notifications, n)
 		return nil
 	}
@@ -113,6 +134,47 @@ func (p *Product) notifyPaid(ctx context.Context, o *order, b *sandbox.Batch) er
 	}
 	o.Sandbox.PaidNotify = n.ID
 	b.Notifications = append(b.Notifications, n)
+	if sc.Notify.HasFault(faultOutOfOrder) {
+		if err := p.outOfOrder(ctx, o, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// outOfOrder makes the PAYSCORE.USER_PAID notification n come back, once
+// acknowledged, as the order's stale PAYSCORE.USER_CONFIRM: the same
+// event, id included, as a late retry of it would be. It takes the place
+// of the duplicate fault on n, so that n stays the one row cancel and sync
+// drop.
+func (p *Product) outOfOrder(ctx context.Context, o *order, n *sandbox.Notification) error {
+	ns, err := p.d.Store.ListNotifications(ctx, sandbox.NotificationFilter{MchID: o.MchID, Product: sandbox.ProductPayScore, Ref: o.OutOrderNo})
+	if err != nil {
+		return err
+	}
+	var ev wxpayv3.Event
+	for _, c := range ns {
+		if c.Event != EventUserConfirm {
+			continue
+		}
+		ev.Stale = &wxpayv3.Event{}
+		if err := json.Unmarshal(c.Payload, ev.Stale); err != nil {
+			return err
+		}
+		break
+	}
+	if ev.Stale == nil {
+		return nil // never confirmed: nothing stale to send
+	}
+	stale := ev.Stale
+	if err := json.Unmarshal(n.Payload, &ev); err != nil {
+		return err
+	}
+	ev.Stale = stale
+	if n.Payload, err = json.Marshal(ev); err != nil {
+		return err
+	}
+	n.Faults.Duplicate = true
 	return nil
 }
 

@@ -167,10 +167,15 @@ type bookkeeping struct {
 // view is what an answer or a notification shows of an order.
 type view struct {
 	shown
-	TotalAmount    *int64      `json:"total_amount,omitempty"`
-	Package        string      `json:"package,omitempty"`
-	NeedCollection *bool       `json:"need_collection,omitempty"`
-	Collection     *collection `json:"collection,omitempty"`
+	TotalAmount *int64 `json:"total_amount,omitempty"`
+	Package     string `json:"package,omitempty"`
+	// MiniprogramAppID is the 支付分 mini-program's appId, which the
+	// merchant's App.onShow compares with referrerInfo.appId when the user
+	// comes back: create answers it (the 小程序调起支付分 guide's onShow
+	// sample: "miniprogram_appid 由【创建订单】返回"), and query [S].
+	MiniprogramAppID string      `json:"miniprogram_appid,omitempty"`
+	NeedCollection   *bool       `json:"need_collection,omitempty"`
+	Collection       *collection `json:"collection,omitempty"`
 }
 
 // full is the order as query, modify, sync and notifications show it.
@@ -182,10 +187,18 @@ func (o *order) full() *view {
 // created is the order as create answers it: with its package, without
 // amounts or collection (SOURCES.md §2).
 func (o *order) created() *view {
-	v := &view{shown: o.shown}
+	v := &view{shown: o.shown, MiniprogramAppID: AppID}
 	if o.State == stateCreated {
 		v.Package = o.Sandbox.Package
 	}
+	return v
+}
+
+// queried is the order as query answers it: full, with the mini-program
+// appId as create gave it.
+func (o *order) queried() *view {
+	v := o.full()
+	v.MiniprogramAppID = AppID
 	return v
 }
 

@@ -86,6 +86,9 @@ func (p *Product) handleQueryState(c *gin.Context) error {
 			"'s API v2 key", Fields: fields, Diagnostics: e.Diagnostics}
 	}
 	wxpayv2.Authenticated(c, wxpayv2.Signer{AppID: params["appid"], MchID: m.MchID, Key: m.APIv2Key, SignType: wxsign.SignTypeHMACSHA256})
+	if err := p.faults.Play(c, m.MchID); err != nil {
+		return err
+	}
 	if len(vs) > 0 {
 		return sandbox.Invalid("the request's parameters are malformed", vs...)
 	}

@@ -97,6 +97,9 @@ type Product struct {
 	d   sandbox.Deps
 	v3  *wxpayv3.API
 	log *slog.Logger
+	// faults plays the merchants' API faults on the v2 endpoints (the v3
+	// layer plays them on the v3 ones).
+	faults *httpapi.FaultPlayer
 
 	// seeded records the merchants whose fixture users exist, so that the
 	// check costs a map read after the first request. Bounded by the number
@@ -127,6 +130,7 @@ func New(d sandbox.Deps) (*Product, error) {
 		d:      d,
 		v3:     wxpayv3.New(wxpayv3.Options{Merchants: d.Merchants, Clock: d.Clock}),
 		log:    d.Logger.With("product", sandbox.ProductRepayment),
+		faults: httpapi.NewFaultPlayer(d.Merchants),
 		seeded: map[string]bool{},
 	}, nil
 }

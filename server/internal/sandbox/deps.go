@@ -1,6 +1,9 @@
 package sandbox
 
-import "log/slog"
+import (
+	"context"
+	"log/slog"
+)
 
 // Merchants looks merchants up from memory (merchant.Directory).
 type Merchants interface {
@@ -8,6 +11,9 @@ type Merchants interface {
 	ByAppID(appid string) (*Merchant, bool)
 	ByPCloudAppID(appid string) (*Merchant, bool)
 	List() []*Merchant
+	// TakeAPIFault uses up one call of the merchant's first API fault that
+	// applies to a call and returns it as it was, or nil when none does.
+	TakeAPIFault(ctx context.Context, mchid, method, urlPath string) (*APIFault, error)
 }
 
 // Deps is what every product package is built from; app.New fills it.

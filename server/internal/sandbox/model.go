@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"encoding/json"
+	"path"
 	"time"
 )
 
@@ -61,6 +62,9 @@ type Merchant struct {
 	Active map[string]ActiveScenario `json:"active_scenarios"`
 	// ClockOffset is the merchant's total manual clock advance.
 	ClockOffset time.Duration `json:"clock_offset_ns"`
+	// APIFaults are the faults the upstream APIs play on the merchant's
+	// next calls, first match first.
+	APIFaults []APIFault `json:"api_faults,omitempty"`
 
 	CreatedAt time.Time `json:"created_at"`
 	// Version counts the merchant's commits; a change committed with it is
@@ -92,6 +96,63 @@ func (m *Merchant) KeyMode() string {
 		return PlatformKeyModePublicKey
 	}
 	return m.PlatformKeyMode
+}
+
+// API fault kinds: what an upstream API does instead of answering a call.
+const (
+	// FaultRateLimited refuses the call unprocessed: v3 429
+	// RATELIMIT_EXCEEDED, v2 FREQUENCY_LIMITED.
+	FaultRateLimited = "rate_limited"
+	// FaultSystemError: v3 500 SYSTEM_ERROR, v2 return_code FAIL.
+	FaultSystemError = "system_error"
+	// FaultServiceUnavailable: v3 503 SERVICE_UNAVAILABLE, v2 as
+	// system_error.
+	FaultServiceUnavailable = "service_unavailable"
+	// FaultTimeout answers nothing: the connection is held, then closed.
+	FaultTimeout = "timeout"
+	// FaultBadSignature processes the call and answers with a signature
+	// that does not verify.
+	FaultBadSignature = "bad_signature"
+)
+
+// APIFaultKinds lists the kinds.
+var APIFaultKinds = []string{FaultRateLimited, FaultSystemError, FaultServiceUnavailable, FaultTimeout, FaultBadSignature}
+
+// APIFault makes an upstream API misbehave on a merchant's next calls to an
+// endpoint.
+type APIFault struct {
+	ID string `json:"id"`
+	// Method is the HTTP method it applies to; empty is any.
+	Method string `json:"method,omitempty"`
+	// Path is a path.Match pattern of the request path:
+	// "/v3/payscore/serviceorder/*/complete".
+	Path string `json:"path"`
+	Kind string `json:"kind"`
+	// Remaining is how many more calls it applies to; at 0 it is gone.
+	Remaining int `json:"remaining"`
+	// Hold is how long a timeout keeps the connection before closing it.
+	Hold      Duration  `json:"hold,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Matches reports whether the fault applies to a call.
+func (f *APIFault) Matches(method, urlPath string) bool {
+	if f.Method != "" && f.Method != method {
+		return false
+	}
+	ok, err := path.Match(f.Path, urlPath)
+	return ok && err == nil
+}
+
+// APIFault returns the index of the merchant's first fault that applies
+// to a call.
+func (m *Merchant) APIFault(method, urlPath string) (int, bool) {
+	for i := range m.APIFaults {
+		if m.APIFaults[i].Matches(method, urlPath) {
+			return i, true
+		}
+	}
+	return -1, false
 }
 
 // ActiveScenario is a merchant's chosen scenario for a product. Once means it

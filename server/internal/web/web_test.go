@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/mpsandbox/mpsandbox/schemas"
+	"github.com/mpsandbox/mpsandbox/server/internal/report"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
@@ -236,11 +237,21 @@ func TestEveryWordIsInBothLanguages(t *testing.T) {
 	for _, f := range credentialFields(t, js) {
 		used["cred."+f] = "CREDS"
 	}
+	for _, k := range sandbox.APIFaultKinds {
+		used["apifault.kind."+k] = "sandbox.APIFaultKinds"
+	}
 	for _, m := range sandbox.PlatformKeyModes {
 		used["keymode."+m] = "sandbox.PlatformKeyModes"
 	}
 	for _, op := range []string{"redeliver", "hold", "release", "fail-next"} {
 		used["notify.done."+op] = "notification operations"
+	}
+	for _, v := range []report.Verdict{report.Passed, report.Failed, report.NotExercised} {
+		used["verdict."+string(v)] = "report.Verdict"
+	}
+	used["report.window.all"] = "REPORT_WINDOWS ''"
+	for _, w := range jsList(t, js, "REPORT_WINDOWS") {
+		used["report.window."+w] = "REPORT_WINDOWS"
 	}
 
 	for k, where := range used {
@@ -345,7 +356,7 @@ func credentialFields(t *testing.T, js string) []string {
 	}
 	// Not credentials: shown elsewhere on the page, or not strings.
 	notCredentials := map[string]bool{"name": true, "notify_hosts": true, "active_scenarios": true, "clock_offset_ns": true, "created_at": true,
-		"platform_key_mode": true}
+		"platform_key_mode": true, "api_faults": true}
 	want := []string{"merchant_token"}
 	typ := reflect.TypeFor[sandbox.Merchant]()
 	for i := range typ.NumField() {

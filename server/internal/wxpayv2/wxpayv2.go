@@ -54,6 +54,15 @@ const (
 	MsgSystemError = "系统错误" // [I] v2's SYSTEMERROR description
 )
 
+// CodeFrequencyLimited is v2's err_code for a call refused for its rate
+// (a rate_limited API fault); MsgFrequencyLimited its err_code_des, "频率限制"
+// in v2's common error table as the SDKs copy it [I: not on the querystate
+// page].
+const (
+	CodeFrequencyLimited = "FREQUENCY_LIMITED"
+	MsgFrequencyLimited  = "频率限制"
+)
+
 // CodeXMLFormatError marks an error whose body is not a v2 XML document, so
 // that Render answers return_msg "XML格式错误".
 const CodeXMLFormatError = "XML_FORMAT_ERROR"
@@ -220,6 +229,9 @@ func (s Signer) write(c *gin.Context, params map[string]string) error {
 	if err != nil {
 		return err
 	}
+	if httpapi.SignatureSpoiled(c) {
+		sign = wxsign.Spoil(sign)
+	}
 	params["sign"] = sign
 	c.Data(http.StatusOK, contentType, EncodeXML(params))
 	return nil
@@ -240,6 +252,11 @@ func Business(errCode, errCodeDes string, fields ...sandbox.Violation) *sandbox.
 // else malformed is "参数格式校验错误". Every violation and the signature
 // diagnostics go in the sandbox_* elements.
 func Render(c *gin.Context, e *sandbox.Error) {
+	if e.Code == sandbox.CodeRateLimited && e.Upstream == "" {
+		r := *e
+		r.Upstream, r.Message = CodeFrequencyLimited, MsgFrequencyLimited
+		e = &r
+	}
 	params := map[string]string{}
 	if d := detail(e); d != "" {
 		params[FieldDetail] = d

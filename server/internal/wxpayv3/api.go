@@ -6,6 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
@@ -32,6 +33,7 @@ type API struct {
 	wall      func() time.Time
 	rand      func() float64
 	keys      keyCache
+	faults    *httpapi.FaultPlayer
 }
 
 // New returns the v3 protocol layer.
@@ -45,7 +47,8 @@ func New(o Options) *API {
 	if o.Rand == nil {
 		o.Rand = rand.Float64
 	}
-	return &API{merchants: o.Merchants, clock: o.Clock, wall: o.Wall, rand: o.Rand, keys: keyCache{m: map[string]*merchantKeys{}}}
+	return &API{merchants: o.Merchants, clock: o.Clock, wall: o.Wall, rand: o.Rand,
+		keys: keyCache{m: map[string]*merchantKeys{}}, faults: httpapi.NewFaultPlayer(o.Merchants)}
 }
 
 const keyMerchant = "mpsandbox.wxpayv3.merchant"

@@ -24,15 +24,19 @@ const TimestampWindow = 300 * time.Second
 // a timestamp 300 s or more away, or a signature that the merchant's
 // registered public key does not verify is the real 401 SIGN_ERROR; every
 // problem found is listed, and a bad signature shows the string-to-sign
-// the sandbox expected.
+// the sandbox expected. An authenticated call then meets the merchant's
+// API fault for it, if one is scripted (httpapi.FaultPlayer).
 func (a *API) Authenticate() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		m, err := a.authenticate(c)
+		if err == nil {
+			c.Set(keyMerchant, m)
+			err = a.faults.Play(c, m.MchID)
+		}
 		if err != nil {
 			httpapi.Fail(c, err)
 			return
 		}
-		c.Set(keyMerchant, m)
 		c.Next()
 	}
 }

@@ -25,6 +25,16 @@ const (
 // SignErrorMessage is the message of the real 401 (SOURCES.md §1, community).
 const SignErrorMessage = "签名错误,请检查后再试"
 
+// messages are the real messages of the codes an error may carry without
+// one of its own (the API faults): the status table of
+// https://pay.weixin.qq.com/wiki/doc/apiv3_partner/wechatpay/wechatpay2_1.shtml;
+// SERVICE_UNAVAILABLE's text is not published [I].
+var messages = map[string]string{
+	CodeRateLimitExceeded:  "请求未受理,请降低频率后重试",
+	CodeSystemError:        "系统异常,请稍后重试",
+	CodeServiceUnavailable: "服务不可用,请稍后重试",
+}
+
 // Where a problem is, as v3's detail.location names it.
 const (
 	LocationBody          = "body"
@@ -75,6 +85,9 @@ func location(c *gin.Context) string {
 func Render(c *gin.Context, e *sandbox.Error) {
 	status, code := statusCode(e)
 	body := ErrorBody{Code: code, Message: e.Message, Violations: e.Fields, Diagnostics: e.Diagnostics}
+	if body.Message == "" {
+		body.Message = messages[code]
+	}
 	if body.Message == "" {
 		body.Message = http.StatusText(status)
 	}

@@ -1,6 +1,7 @@
 package wxpayv3
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -124,6 +125,12 @@ func (d *merchants) put(m *sandbox.Merchant) {
 func (d *merchants) ByAppID(string) (*sandbox.Merchant, bool)       { return nil, false }
 func (d *merchants) ByPCloudAppID(string) (*sandbox.Merchant, bool) { return nil, false }
 func (d *merchants) List() []*sandbox.Merchant                      { return nil }
+
+// TakeAPIFault: API faults are tested on the real directory, through the
+// admin API (payscore's apifault_test.go).
+func (d *merchants) TakeAPIFault(context.Context, string, string, string) (*sandbox.APIFault, error) {
+	return nil, nil
+}
 
 type journal struct {
 	mu  sync.Mutex

@@ -33,6 +33,10 @@ type Event struct {
 	OriginalType   string          `json:"original_type"`
 	AssociatedData string          `json:"associated_data"`
 	Resource       json.RawMessage `json:"resource"`
+	// Stale, with Faults.Duplicate, is the out-of-order fault: once the
+	// merchant acknowledged this event, the notification is sent again as
+	// this earlier one.
+	Stale *Event `json:"stale,omitempty"`
 }
 
 // NewEvent returns an event created at at (the merchant's sandbox time)
@@ -77,6 +81,9 @@ func (a *API) BuildNotify(_ context.Context, m *sandbox.Merchant, n *sandbox.Not
 	var ev Event
 	if err := json.Unmarshal(n.Payload, &ev); err != nil {
 		return nil, &sandbox.Error{Code: sandbox.CodeInternal, Message: "notification " + n.ID + " payload is not a v3 event", Err: err}
+	}
+	if ev.Stale != nil && !n.Faults.Duplicate {
+		ev = *ev.Stale
 	}
 	res, err := encrypt(m.APIv3Key, ev.AssociatedData, ev.Resource)
 	if err != nil {

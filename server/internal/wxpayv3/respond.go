@@ -48,7 +48,7 @@ func (a *API) Write(c *gin.Context, status int, body []byte) error {
 		return err
 	}
 	h := c.Writer.Header()
-	if err := a.sign(h, s, body, false); err != nil {
+	if err := a.sign(h, s, body, httpapi.SignatureSpoiled(c)); err != nil {
 		return err
 	}
 	h.Set("Request-ID", httpapi.RequestID(c))

@@ -52,3 +52,11 @@ func TestMask(t *testing.T) {
 		})
 	}
 }
+
+func TestSpoil(t *testing.T) {
+	for in, want := range map[string]string{"9A0A": "9A00", "9A00": "9A01", "abc=": "abc0", "": "0"} {
+		if got := Spoil(in); got != want {
+			t.Errorf("Spoil(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

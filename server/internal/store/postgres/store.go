@@ -125,12 +125,15 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Ping checks that the database answers, for a readiness probe.
-func (s *Store) Ping(ctx context.Context) error {
-	if s.closed.Load() {
-		return errClosed()
-	}
-	return s.fail("ping", s.pool.Ping(ctx))
+// ProbeWrite proves the database reachable and writable now, for
+// /readyz: a transaction that rewrites the schema version with its own
+// value. A stopped server, a lost network or a read-only standby fails it
+// as it would fail a real commit.
+func (s *Store) ProbeWrite(ctx context.Context) error {
+	return s.inTx(ctx, "probe write", func(ctx context.Context, tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "UPDATE mpsandbox_schema SET version = version")
+		return err
+	})
 }
 
 // errClosed is what every call after Close returns.

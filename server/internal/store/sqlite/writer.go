@@ -121,6 +121,8 @@ type op struct {
 	xjson [][]byte
 	ids   []int64
 
+	probe bool // ProbeWrite
+
 	prune  bool
 	keep   int
 	before int64
@@ -310,6 +312,8 @@ func (w *wtx) applyOp(o *op) error {
 		return w.applyBatch(o)
 	case o.prune:
 		return w.applyPrune(o)
+	case o.probe:
+		return w.applyProbe()
 	default:
 		return w.applyExchanges(o)
 	}

@@ -8,7 +8,9 @@
   const DICT = JSON.parse(document.getElementById('i18n').textContent);
   // The products this server runs, in its order: GET /sandbox/v1/products.
   let PRODUCTS = [];
-  const VIEWS = ['overview', 'scenarios', 'sessions', 'journal', 'notifications'];
+  const VIEWS = ['overview', 'scenarios', 'sessions', 'journal', 'notifications', 'report'];
+  // The report's windows: a duration before now, or the whole journal.
+  const REPORT_WINDOWS = ['1h', '24h', '168h', ''];
   // The journal keeps this many rows: the page may stay open for days.
   const JOURNAL_CAP = 500;
   const ADVANCES = ['1m', '5m', '15m', '1h', '24h'];
@@ -170,6 +172,7 @@
     expanded: new Set(),
     refreshTimer: 0,
     locked: false,
+    reportSince: '24h',
   };
   const merchant = () => S.merchants.find((m) => m.mchid === S.mchid);
   const enc = encodeURIComponent;
@@ -349,6 +352,8 @@
     for (const a of $$('#tabs a')) a.classList.toggle('on', a.dataset.view === S.view);
     document.body.dataset.view = S.view;
     render(false);
+    // #journal/{id} opens that exchange: the report's evidence links.
+    if (S.view === 'journal' && /^\d+$/.test(S.sub)) openExchange(S.sub);
   }
 
   // render draws the current view; quiet is a refresh after live events,
@@ -356,7 +361,7 @@
   function render(quiet) {
     if (S.locked) return;
     const gen = ++S.gen;
-    const views = { overview: viewOverview, scenarios: viewScenarios, sessions: viewSessions, journal: viewJournal, notifications: viewNotifications };
+    const views = { overview: viewOverview, scenarios: viewScenarios, sessions: viewSessions, journal: viewJournal, notifications: viewNotifications, report: viewReport };
     if (!quiet) main().replaceChildren(h('p', { class: 'empty', text: t('loading') }));
     const y = window.scrollY;
     views[S.view](gen).then((nodes) => {
@@ -511,7 +516,7 @@
     const credentials = section('creds.title', h('p', { class: 'muted', text: t('creds.why') }), h('div', { class: 'creds' }, rows));
     const clockCard = section('clock.title', h('p', { class: 'muted', text: t('clock.why') }), clockBar());
     return h('div', { class: 'grid overview' },
-      h('div', { class: 'col' }, merchants, clockCard, keyModeCard(m), products),
+      h('div', { class: 'col' }, merchants, clockCard, keyModeCard(m), apiFaultsCard(m), products),
       h('div', { class: 'col wide' }, credentials));
   }
   // keyModeCard switches the platform key WeChat Pay signs with: the
@@ -531,6 +536,45 @@
         h('button', { type: 'button', class: 'small' + (m.platform_key_mode === mode ? ' on' : ''), role: 'radio',
           'aria-checked': m.platform_key_mode === mode ? 'true' : 'false', data: { keyMode: mode },
           onclick: () => change(mode), text: t('keymode.' + mode) }))));
+  }
+  // apiFaultsCard scripts what an upstream API does instead of answering
+  // the merchant's next calls to an endpoint.
+  const FAULT_KINDS = ['rate_limited', 'system_error', 'service_unavailable', 'timeout', 'bad_signature'];
+  function apiFaultsCard(m) {
+    const base = '/sandbox/v1/merchants/' + enc(m.mchid) + '/api-faults';
+    const done = async (call, key) => {
+      try {
+        await call();
+        await loadMerchants();
+        toast(t(key));
+        render(true);
+      } catch (err) { report(err); }
+    };
+    const method = h('select', { name: 'method', 'aria-label': t('apifault.method') },
+      h('option', { value: '', text: t('apifault.any') }), ['GET', 'POST'].map((x) => h('option', { value: x, text: x })));
+    const path = h('input', { name: 'path', required: true, value: '/v3/payscore/serviceorder', placeholder: '/v3/payscore/serviceorder/*/complete', 'aria-label': t('apifault.path') });
+    const kind = h('select', { name: 'kind', 'aria-label': t('apifault.kind') }, FAULT_KINDS.map((k) => h('option', { value: k, text: t('apifault.kind.' + k) })));
+    const times = h('input', { name: 'times', type: 'number', min: '1', max: '100', value: '1', class: 'tiny', 'aria-label': t('apifault.times') });
+    const hold = h('input', { name: 'hold', class: 'short', placeholder: '30s', 'aria-label': t('apifault.hold'), pattern: '([0-9]+(\\.[0-9]+)?(ms|s|m))+' });
+    const add = (ev) => {
+      ev.preventDefault();
+      const body = { path: path.value.trim(), kind: kind.value, times: Number(times.value) || 1 };
+      if (method.value) body.method = method.value;
+      if (kind.value === 'timeout' && hold.value.trim()) body.hold = hold.value.trim();
+      done(() => api('POST', base, body), 'apifault.added');
+    };
+    const faults = m.api_faults || [];
+    return section('apifault.title', h('p', { class: 'muted', text: t('apifault.why') }),
+      h('div', { class: 'list', id: 'api-faults' }, faults.length ? faults.map((f) =>
+        h('div', { class: 'api-fault', data: { fault: f.id, kind: f.kind } },
+          badge(t('apifault.kind.' + f.kind), 'warn'), ' ',
+          h('span', { class: 'mono', text: (f.method || '*') + ' ' + f.path }), ' ',
+          h('span', { class: 'muted', text: t('apifault.remaining', { n: f.remaining }) + (f.hold ? ' · ' + f.hold : '') }), ' ',
+          h('button', { type: 'button', class: 'small', data: { op: 'delete' }, text: t('apifault.delete'),
+            onclick: () => done(() => api('DELETE', base + '/' + enc(f.id)), 'apifault.deleted') })))
+        : h('p', { class: 'muted', text: t('apifault.none') })),
+      h('form', { class: 'inline fault-form', id: 'api-fault-form', onsubmit: add }, method, path, kind, times, hold,
+        h('button', { type: 'submit', class: 'small', text: t('apifault.add') })));
   }
   function pemPreview(pem) {
     const lines = pem.trim().split('\n');
@@ -780,6 +824,84 @@
       codeBlock('x.error', x.error),
       codeBlock('x.request', pretty(x.request_body)),
       codeBlock('x.response', pretty(x.response_body)));
+  }
+
+  // openExchange shows one journal entry in the detail panel.
+  async function openExchange(id) {
+    try {
+      showExchange(await api('GET', '/sandbox/v1/journal/' + enc(id)));
+    } catch (err) { report(err); }
+  }
+
+  // ---- report: the merchant's integration report card
+  const verdictKind = { passed: 'ok', failed: 'bad', not_exercised: '' };
+  async function viewReport(gen) {
+    const m = merchant();
+    if (!m) return h('p', { class: 'empty', text: t('merchants.none') });
+    const path = '/sandbox/v1/merchants/' + enc(m.mchid) + '/report?since=' + enc(S.reportSince);
+    const r = await api('GET', path);
+    if (!current(gen)) return null;
+    const windowSelect = h('select', { name: 'since', 'aria-label': t('report.window'), onchange: (ev) => { S.reportSince = ev.target.value; render(false); } },
+      REPORT_WINDOWS.map((w) => h('option', { value: w, text: t('report.window.' + (w || 'all')), selected: S.reportSince === w })));
+    const totals = h('div', { class: 'report-totals' },
+      badge(t('report.passed-n', { n: r.counts.passed }), 'ok'),
+      badge(t('report.failed-n', { n: r.counts.failed }), r.counts.failed ? 'bad' : ''),
+      badge(t('report.not-exercised-n', { n: r.counts.not_exercised }), ''),
+      h('span', { class: 'muted', text: t('report.entries', { n: r.entries }) }),
+      r.truncated ? badge(t('report.truncated'), 'warn') : null);
+    const products = r.products.map((p) => h('section', { class: 'card report-product', data: { product: p.product } },
+      h('header', {}, h('h2', { text: productName(p.product) }),
+        h('div', { class: 'badges' },
+          badge(t('report.passed-n', { n: p.counts.passed }), 'ok'),
+          p.counts.failed ? badge(t('report.failed-n', { n: p.counts.failed }), 'bad') : null,
+          badge(t('report.not-exercised-n', { n: p.counts.not_exercised }), ''))),
+      p.checks.map(checkCard)));
+    const failed = r.products.flatMap((p) => p.checks.filter((c) => c.verdict === 'failed').map((c) =>
+      h('li', {}, badge(productName(p.product), 'tag'), ' ',
+        h('a', { href: '#report', onclick: (ev) => { ev.preventDefault(); $(`.report-product[data-product="${p.product}"] .check[data-check="${c.id}"]`)?.scrollIntoView(); }, text: c.title }),
+        ' — ', h('span', { class: 'muted', text: c.summary }))));
+    return [
+      h('div', { class: 'bar' },
+        h('label', { class: 'inline' }, h('span', { class: 'muted', text: t('report.window') + ' ' }), windowSelect),
+        h('button', { type: 'button', class: 'small', data: { op: 'export-html' }, onclick: () => download(path + '&format=html', 'mpsandbox-report-' + m.mchid + '.html'), text: t('report.export-html') }),
+        h('button', { type: 'button', class: 'small', data: { op: 'export-md' }, onclick: () => download(path + '&format=md', 'mpsandbox-report-' + m.mchid + '.md'), text: t('report.export-md') })),
+      h('p', { class: 'muted explain', text: t('report.why') }),
+      totals,
+      failed.length ? h('section', { class: 'card report-failed' }, h('h2', { text: t('report.failed-title') }), h('ul', {}, failed)) : null,
+      products,
+    ];
+  }
+
+  function checkCard(c) {
+    const evidence = c.evidence.map((e) => h('li', { class: e.bad ? 'bad' : '' },
+      h('button', { type: 'button', class: 'link mono', data: { exchange: e.id }, onclick: () => openExchange(e.id), text: '#' + e.id }),
+      ' ', h('span', { class: 'mono', text: e.what }), ' — ', h('span', { text: e.note })));
+    return h('article', { class: 'check ' + c.verdict, data: { check: c.id, verdict: c.verdict } },
+      h('header', {},
+        badge(t('verdict.' + c.verdict), verdictKind[c.verdict]),
+        h('h3', { text: c.title }),
+        h('span', { class: 'mono muted', text: c.id })),
+      h('p', { text: c.summary }),
+      h('dl', { class: 'facts' },
+        c.fix ? [h('dt', { text: t('report.fix') }), h('dd', { text: c.fix })] : null,
+        h('dt', { text: t('report.rule') }), h('dd', { text: c.rule + (c.inferred ? ' ' + t('report.inferred') : '') }),
+        h('dt', { text: t('report.source') }), h('dd', { text: c.source })),
+      evidence.length ? h('details', { open: c.verdict === 'failed' },
+        h('summary', { text: t('report.evidence', { n: c.evidence_total }) }), h('ul', { class: 'evidence' }, evidence)) : null);
+  }
+
+  // download saves an export; a plain link would not carry the token.
+  async function download(path, name) {
+    try {
+      const headers = token ? { Authorization: 'Bearer ' + token } : {};
+      const res = await fetch(path, { headers, cache: 'no-store' });
+      if (!res.ok) throw new APIError(res.status, null, await res.text());
+      const a = h('a', { href: URL.createObjectURL(await res.blob()), download: name });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+    } catch (err) { report(err); }
   }
 
   // ---- notifications, per order
