@@ -16,9 +16,9 @@ IMAGE    ?= mpsandbox:dev
 # The image's build context; see Dockerfile.
 CONTEXT  := build/image
 CA_CERTS ?= /etc/ssl/certs/ca-certificates.crt
-# How long each Fuzz target runs: briefly in `make test`, longer in `make fuzz`.
-TEST_FUZZTIME ?= 10s
-FUZZTIME      ?= 2m
+# How long each Fuzz target runs in `make fuzz` (`make test` runs their seed
+# corpora as ordinary tests).
+FUZZTIME ?= 2m
 # Extra flags for `make run`, e.g. ARGS='--clock-scale 60'.
 ARGS ?=
 
@@ -31,7 +31,7 @@ export GOFLAGS := -tags=nomsgpack $(GOFLAGS)
 # Every package but the black-box suite, which needs docker and runs in `e2e`.
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/e2e$$')
 
-.PHONY: help build run test sdk-test e2e examples image bench soak lint fuzz clean
+.PHONY: help build run test unit sdk-test e2e examples image bench soak lint fuzz vuln clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -42,12 +42,15 @@ build: ## build bin/mpsandbox (static)
 run: build ## build and start on 127.0.0.1:8080 with ./data
 	./$(BIN) --data-dir ./data $(ARGS)
 
-test: lint ## vet, unit tests with -race, the wx.* shim's node tests, e2e, the examples module, then each Fuzz target briefly
-	$(GO) test -race $(UNIT_PKGS)
-	$(MAKE) --no-print-directory sdk-test
-	$(MAKE) --no-print-directory e2e
-	$(MAKE) --no-print-directory examples
-	$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
+# The suites run side by side (each one's output together, as it ends):
+# the unit tests are CPU-bound, the node, container and examples suites
+# mostly wait on the binary and on docker. Every test that runs the binary
+# uses bin/mpsandbox, built once here (testproc's MPSANDBOX_TEST_BIN).
+test: lint ## vet, then side by side: unit tests with -race, the wx.* shim's node tests, e2e, the examples module
+	$(MAKE) --no-print-directory -j4 --output-sync=target unit sdk-test e2e examples
+
+unit: build ## the unit and integration tests with -race, against bin/mpsandbox
+	MPSANDBOX_TEST_BIN=$(abspath $(BIN)) $(GO) test -race $(UNIT_PKGS)
 
 sdk-test: build ## the wx.* shim's node tests (sdk/test) against bin/mpsandbox
 	command -v node >/dev/null || { echo "sdk-test needs node 18 or later (node --test, fetch)"; exit 1; }
@@ -80,8 +83,11 @@ bench: build ## load figures into docs/PERFORMANCE.md: jump, v3, notify, start-u
 	$(GO) run ./bench/cmd/bench -bin $(BIN) -ref bin/refserver -image "$$image" $(BENCH_ARGS)
 
 soak: build ## the long fault tests, then 10 min of mixed load; its report goes into docs/PERFORMANCE.md
-	MPSANDBOX_SOAK=1 $(GO) test -count=1 -timeout 30m -run '^TestFault' -v ./server/cmd/mpsandbox
+	MPSANDBOX_SOAK=1 MPSANDBOX_TEST_BIN=$(abspath $(BIN)) $(GO) test -count=1 -timeout 30m -run '^TestFault' -v ./server/cmd/mpsandbox
 	$(GO) run ./bench/cmd/soak -bin $(BIN) $(SOAK_ARGS)
+
+vuln: ## govulncheck: known vulnerabilities in the code paths the binary uses (needs vuln.go.dev)
+	$(GO) run golang.org/x/vuln/cmd/govulncheck@latest ./...
 
 lint: ## gofmt and go vet
 	@unformatted=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go'))

@@ -174,7 +174,7 @@ func TestOpenAPIMatchesRealAnswers(t *testing.T) {
 	created := check("POST", "/sandbox/v1/merchants", "/sandbox/v1/merchants", map[string]any{"name": "openapi"}, 201)
 	mchid := created["mchid"].(string)
 	check("GET", "/sandbox/v1/merchants/{mchid}", "/sandbox/v1/merchants/"+mchid, nil, 200)
-	check("PATCH", "/sandbox/v1/merchants/{mchid}", "/sandbox/v1/merchants/"+mchid, map[string]any{"notify_hosts": []string{"example.com"}}, 200)
+	check("PATCH", "/sandbox/v1/merchants/{mchid}", "/sandbox/v1/merchants/"+mchid, map[string]any{"notify_hosts": []string{"127.0.0.1:9000"}}, 200)
 	check("GET", "/sandbox/v1/merchants/{mchid}", "/sandbox/v1/merchants/1999999999", nil, 404)
 	check("PATCH", "/sandbox/v1/merchants/{mchid}", "/sandbox/v1/merchants/"+mchid, map[string]any{"bogus": 1}, 400)
 	check("GET", "/sandbox/v1/merchants/{mchid}/credentials", "/sandbox/v1/merchants/"+demo+"/credentials", nil, 200)

@@ -4,14 +4,15 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mpsandbox/mpsandbox/server/internal/notify"
 )
 
 // Config is everything the server can be told at start. Each flag has an
-// MPSANDBOX_* environment variable; a flag wins over the variable, the
-// variable over the default.
+// environment variable named by one rule (envName); a flag wins over the
+// variable, the variable over the default.
 type Config struct {
 	Addr          string
 	DataDir       string
@@ -27,10 +28,16 @@ type Config struct {
 
 	JournalMaxEntries int
 	JournalMaxAge     time.Duration
+	JournalMaxBytes   int64
 	ManualTimeout     time.Duration
 	NotifyLease       time.Duration
 	MaxBody           int64
+	BodyTimeout       time.Duration
+	BodyMinRate       int64
+	MaxConnsPerSource int
 	ShutdownTimeout   time.Duration
+	// NotifyAllow is the operator's allow-list of notification targets.
+	NotifyAllow *notify.Policy
 
 	// Staging: reproducible credentials (CI only); HTTPS from certificate
 	// files or from a local CA kept in the data dir; who reads /metrics.
@@ -64,85 +71,62 @@ func (l nameList) Set(v string) error {
 	return nil
 }
 
+// envPrefix is the one rule from a flag to its environment variable:
+// --clock-scale is MPSANDBOX_CLOCK_SCALE.
+const envPrefix = "MPSANDBOX_"
+
+// envName is the environment variable of a flag.
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
 // parseConfig reads flags (args, without the program name) over the
 // environment over the defaults.
 func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	var c Config
 	fs := flag.NewFlagSet("mpsandbox", flag.ContinueOnError)
-	env := func(name, def string) string {
-		if v := getenv("MPSANDBOX_" + name); v != "" {
-			return v
-		}
-		return def
-	}
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "listen address; bound to a non-loopback address the admin API requires a token")
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory of the SQLite database")
+	fs.StringVar(&c.DatabaseURL, "database-url", "", "postgres://… URL of a PostgreSQL database to keep everything in instead of SQLite, shared by every replica; --data-dir is then unused")
+	fs.BoolVar(&c.InMemory, "in-memory", false, "keep everything in memory and lose it at exit, for throwaway runs")
+	fs.StringVar(&c.ScenariosDir, "scenarios-dir", "", "load scenarios from this directory instead of the embedded set")
+	fs.StringVar(&c.MerchantsFile, "merchants-file", "", "YAML file of merchants, with any of their credentials, to create at start if missing; GET /sandbox/v1/merchants/{mchid}/export writes one")
+	fs.StringVar(&c.CredentialsSeed, "credentials-seed", "", "make every generated credential (keys, secrets, ids, tokens) a function of this seed and the mchid, for throwaway CI runs; never on a shared server")
+	fs.Float64Var(&c.ClockScale, "clock-scale", 1, "sandbox seconds per real second; CI uses a large one")
+	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token of the admin API; bound to a non-loopback address without one, one is generated, logged once and kept in <data-dir>/admin-token")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&c.AccessLog, "access-log", true, "one log line per request")
+	fs.IntVar(&c.JournalMaxEntries, "journal-max-entries", 100000, "journal history kept, by count")
+	fs.DurationVar(&c.JournalMaxAge, "journal-max-age", 24*time.Hour, "journal history kept, by age")
+	fs.Int64Var(&c.JournalMaxBytes, "journal-max-bytes", 256<<20, "journal history kept, by the bytes of its stored entries; pruned in the background")
+	fs.DurationVar(&c.ManualTimeout, "manual-timeout", 30*time.Minute, "how long a manual session waits for a person, on the sandbox clock")
+	fs.DurationVar(&c.NotifyLease, "notify-lease", 30*time.Second, "with --database-url: how long a notification one replica claimed stays its own; a killed replica's wait this long for another")
+	fs.Int64Var(&c.MaxBody, "max-body", 1<<20, "largest request body in bytes")
+	fs.DurationVar(&c.BodyTimeout, "body-timeout", 30*time.Second, "longest time a request body may take to arrive")
+	fs.Int64Var(&c.BodyMinRate, "body-min-rate", 1024, "bytes a second a request body must keep up after its first 5 s")
+	fs.IntVar(&c.MaxConnsPerSource, "max-conns-per-source", 128, "connections open at once from one client address; more are closed at once")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight requests may take to finish at SIGTERM")
+	notifyAllow := fs.String("notify-allow", notify.DefaultAllow, "where notifications may go, comma-separated: host names (exact or *.suffix), addresses and CIDR prefixes, each optionally :port; a merchant's notify_hosts can only narrow it; link-local and cloud-metadata addresses are always refused")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain); with --tls-key")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "the PEM private key of --tls-cert")
+	fs.BoolVar(&c.TLSSelfSigned, "tls-self-signed", false, "serve HTTPS with a certificate from a local CA kept in <data-dir>/tls; clients trust GET /sandbox/v1/ca.pem")
+	fs.Var(nameList{&c.PublicNames}, "public-name", "a host name or IP the sandbox is reached by: in --tls-self-signed's certificate (localhost and 127.0.0.1 always), and a Host the admin API answers to besides localhost and the bound address (DNS rebinding); repeat or comma-separate")
+	fs.StringVar(&c.MetricsToken, "metrics-token", "", "bound to a non-loopback address, GET /metrics wants this bearer token or the admin token; it opens nothing else")
+	// Every flag reads its variable first, so that the command line wins.
 	var errs []string
-	envFloat := func(name string, def float64) float64 {
-		v := env(name, "")
-		if v == "" {
-			return def
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		f.Usage += " (" + name + ")"
+		if _, list := f.Value.(nameList); list {
+			return // a list appends: its variable is read after the command line, when that gave none
 		}
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			errs = append(errs, fmt.Sprintf("MPSANDBOX_%s=%q is not a number", name, v))
+		if v := getenv(name); v != "" {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Sprintf("%s=%q is not a valid --%s (%v; the default is %s)", name, v, f.Name, err, f.DefValue))
+			}
 		}
-		return f
-	}
-	envInt := func(name string, def int) int {
-		v := env(name, "")
-		if v == "" {
-			return def
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			errs = append(errs, fmt.Sprintf("MPSANDBOX_%s=%q is not a whole number", name, v))
-		}
-		return n
-	}
-	envBool := func(name string, def bool) bool {
-		v := env(name, "")
-		if v == "" {
-			return def
-		}
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, fmt.Sprintf("MPSANDBOX_%s=%q is not true or false", name, v))
-		}
-		return b
-	}
-	envDur := func(name string, def time.Duration) time.Duration {
-		v := env(name, "")
-		if v == "" {
-			return def
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			errs = append(errs, fmt.Sprintf("MPSANDBOX_%s=%q is not a duration like 30s", name, v))
-		}
-		return d
-	}
-	fs.StringVar(&c.Addr, "addr", env("ADDR", "127.0.0.1:8080"), "listen address; bound to a non-loopback address the admin API requires a token (MPSANDBOX_ADDR)")
-	fs.StringVar(&c.DataDir, "data-dir", env("DATA_DIR", "./data"), "directory of the SQLite database (MPSANDBOX_DATA_DIR)")
-	fs.StringVar(&c.DatabaseURL, "database-url", env("DATABASE_URL", ""), "postgres://… URL of a PostgreSQL database to keep everything in instead of SQLite, shared by every replica; --data-dir is then unused (MPSANDBOX_DATABASE_URL)")
-	fs.BoolVar(&c.InMemory, "in-memory", envBool("IN_MEMORY", false), "keep everything in memory and lose it at exit, for throwaway runs (MPSANDBOX_IN_MEMORY)")
-	fs.StringVar(&c.ScenariosDir, "scenarios-dir", env("SCENARIOS_DIR", ""), "load scenarios from this directory instead of the embedded set (MPSANDBOX_SCENARIOS_DIR)")
-	fs.StringVar(&c.MerchantsFile, "merchants-file", env("MERCHANTS_FILE", ""), "YAML file of merchants, with any of their credentials, to create at start if missing; GET /sandbox/v1/merchants/{mchid}/export writes one (MPSANDBOX_MERCHANTS_FILE)")
-	fs.StringVar(&c.CredentialsSeed, "credentials-seed", env("CREDENTIALS_SEED", ""), "make every generated credential (keys, secrets, ids, tokens) a function of this seed and the mchid, for throwaway CI runs; never on a shared server: the seed gives every key away (MPSANDBOX_CREDENTIALS_SEED)")
-	fs.Float64Var(&c.ClockScale, "clock-scale", envFloat("CLOCK_SCALE", 1), "sandbox seconds per real second; CI uses a large one (MPSANDBOX_CLOCK_SCALE)")
-	fs.StringVar(&c.AdminToken, "admin-token", env("ADMIN_TOKEN", ""), "bearer token of the admin API; bound to a non-loopback address without one, one is generated, logged once and kept in <data-dir>/admin-token (MPSANDBOX_ADMIN_TOKEN)")
-	fs.StringVar(&c.LogFormat, "log-format", env("LOG_FORMAT", "text"), "text or json (MPSANDBOX_LOG_FORMAT)")
-	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (MPSANDBOX_LOG_LEVEL)")
-	fs.BoolVar(&c.AccessLog, "access-log", envBool("ACCESS_LOG", true), "one log line per request (MPSANDBOX_ACCESS_LOG)")
-	fs.IntVar(&c.JournalMaxEntries, "journal-max-entries", envInt("JOURNAL_MAX_ENTRIES", 100000), "journal history kept, by count (MPSANDBOX_JOURNAL_MAX_ENTRIES)")
-	fs.DurationVar(&c.JournalMaxAge, "journal-max-age", envDur("JOURNAL_MAX_AGE", 24*time.Hour), "journal history kept, by age (MPSANDBOX_JOURNAL_MAX_AGE)")
-	fs.DurationVar(&c.ManualTimeout, "manual-timeout", envDur("MANUAL_TIMEOUT", 30*time.Minute), "how long a manual session waits for a person, on the sandbox clock (MPSANDBOX_MANUAL_TIMEOUT)")
-	fs.DurationVar(&c.NotifyLease, "notify-lease", envDur("NOTIFY_LEASE", 30*time.Second), "with --database-url: how long a notification one replica claimed stays its own; a killed replica's wait this long for another (MPSANDBOX_NOTIFY_LEASE)")
-	fs.Int64Var(&c.MaxBody, "max-body", int64(envInt("MAX_BODY", 1<<20)), "largest request body in bytes (MPSANDBOX_MAX_BODY)")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDur("SHUTDOWN_TIMEOUT", 10*time.Second), "how long in-flight requests may take to finish at SIGTERM (MPSANDBOX_SHUTDOWN_TIMEOUT)")
-	fs.StringVar(&c.TLSCert, "tls-cert", env("TLS_CERT", ""), "serve HTTPS with this PEM certificate (chain); with --tls-key (MPSANDBOX_TLS_CERT)")
-	fs.StringVar(&c.TLSKey, "tls-key", env("TLS_KEY", ""), "the PEM private key of --tls-cert (MPSANDBOX_TLS_KEY)")
-	fs.BoolVar(&c.TLSSelfSigned, "tls-self-signed", envBool("TLS_SELF_SIGNED", false), "serve HTTPS with a certificate from a local CA kept in <data-dir>/tls; clients trust GET /sandbox/v1/ca.pem (MPSANDBOX_TLS_SELF_SIGNED)")
-	fs.Var(nameList{&c.PublicNames}, "public-name", "a host name or IP the sandbox is reached by, for --tls-self-signed's certificate (localhost and 127.0.0.1 always); repeat or comma-separate (MPSANDBOX_PUBLIC_NAME)")
-	fs.StringVar(&c.MetricsToken, "metrics-token", env("METRICS_TOKEN", ""), "bound to a non-loopback address, GET /metrics wants this bearer token or the admin token; it opens nothing else (MPSANDBOX_METRICS_TOKEN)")
+	})
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -167,11 +151,22 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 		// replica send a notification still in flight.
 		errs = append(errs, "--notify-lease must be at least 10s: an attempt alone may take 5s")
 	}
+	if c.JournalMaxBytes < 1<<20 {
+		errs = append(errs, "--journal-max-bytes must be at least 1048576 (1 MiB)")
+	}
+	if p, err := notify.ParsePolicy(*notifyAllow); err != nil {
+		errs = append(errs, err.Error())
+	} else {
+		c.NotifyAllow = p
+	}
+	if c.BodyTimeout < time.Second || c.BodyMinRate < 1 || c.MaxConnsPerSource < 1 {
+		errs = append(errs, "--body-timeout must be at least 1s, --body-min-rate and --max-conns-per-source at least 1")
+	}
 	if c.MaxBody < 1024 {
 		errs = append(errs, "--max-body must be at least 1024 bytes")
 	}
 	if len(c.PublicNames) == 0 {
-		_ = nameList{&c.PublicNames}.Set(env("PUBLIC_NAME", ""))
+		_ = nameList{&c.PublicNames}.Set(getenv(envName("public-name")))
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, "--tls-cert and --tls-key go together")

@@ -15,6 +15,8 @@ import (
 	"github.com/wechatpay-apiv3/wechatpay-go/core"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/option"
 	"github.com/wechatpay-apiv3/wechatpay-go/utils"
+
+	"github.com/mpsandbox/mpsandbox/server/internal/notify"
 )
 
 // credentialFields are every credential a merchant has.
@@ -28,7 +30,10 @@ var credentialFields = []string{"mchid", "name", "appid", "service_id", "notify_
 // same credentials there — the official SDK signs with them and verifies
 // the new sandbox's answers with them.
 func TestExportedMerchantsComeBack(t *testing.T) {
-	_, a := start(t, func(c *Config) { c.Addr = "0.0.0.0:0"; c.AdminToken = "s3cret" })
+	_, a := start(t, func(c *Config) {
+		c.Addr, c.AdminToken = "0.0.0.0:0", "s3cret"
+		c.NotifyAllow = notify.MustPolicy(notify.DefaultAllow + ",staging.example.com:443")
+	})
 	if r := send(t, "POST", a+"/sandbox/v1/merchants", "s3cret", `{"mchid":"1900000077","notify_hosts":["staging.example.com:443"]}`); r.Status != 201 {
 		t.Fatalf("create: %d %s", r.Status, r.Raw)
 	}

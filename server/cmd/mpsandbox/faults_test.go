@@ -129,10 +129,19 @@ func TestFaultKill9KeepsAcceptedWork(t *testing.T) {
 				}
 			}()
 		}
+		// The kill comes once a delivery is in flight: on a loaded machine
+		// the worker may take a while to start one.
 		time.Sleep(300 * time.Millisecond)
-		ledger.mu.Lock()
-		inflight := ledger.inflight
-		ledger.mu.Unlock()
+		inflight, deadline := 0, time.Now().Add(10*time.Second)
+		for {
+			ledger.mu.Lock()
+			inflight = ledger.inflight
+			ledger.mu.Unlock()
+			if inflight > 0 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 		p.Kill()
 		wg.Wait()
 		if inflight == 0 {
@@ -495,7 +504,7 @@ func TestFaultConcurrentChangesToOneOrder(t *testing.T) {
 	if soak() {
 		races = 100
 	}
-	p := testproc.Start(t, testproc.Options{DataDir: t.TempDir()})
+	p := testproc.Start(t, testproc.Options{DataDir: t.TempDir(), Flags: []string{"--notify-allow", "127.0.0.1,merchant.example"}})
 	c := credsOf(t, p.URL, demoMchID)
 	create := func(no string, amount int) map[string]any {
 		return map[string]any{

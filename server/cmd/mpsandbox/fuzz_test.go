@@ -78,6 +78,9 @@ func FuzzValidate(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req := httptest.NewRequest(http.MethodPost, "/sandbox/v1/validate/miniprogram/call", bytes.NewReader(body))
+		// A local client of the loopback-bound server, as the QA page is.
+		req.Host, req.RemoteAddr = "127.0.0.1:8080", "127.0.0.1:40000"
+		req.Header.Set("Content-Type", "application/json")
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)
 		if w.Code != 200 && w.Code != 400 && w.Code != 413 {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mpsandbox/mpsandbox/server/internal/notify"
 	"github.com/mpsandbox/mpsandbox/server/internal/wxsign"
 )
 
@@ -300,7 +301,10 @@ func TestMerchantsFileAndUpdates(t *testing.T) {
 	if err := os.WriteFile(file, []byte("merchants:\n  - mchid: \"1900000042\"\n    name: 文件商户\n    notify_hosts: [\"127.0.0.1:9000\"]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, base := start(t, func(c *Config) { c.MerchantsFile = file })
+	_, base := start(t, func(c *Config) {
+		c.MerchantsFile = file
+		c.NotifyAllow = notify.MustPolicy(notify.DefaultAllow + ",notify.example.test")
+	})
 	m := send(t, "GET", base+"/sandbox/v1/merchants/1900000042", "", "")
 	if m.Status != 200 || m.Body["name"] != "文件商户" || fmt.Sprint(m.Body["notify_hosts"]) != "[127.0.0.1:9000]" {
 		t.Fatalf("merchant from the file: %d %s", m.Status, m.Raw)

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -69,10 +70,20 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	m.listener, m.Addr = ln, ln.Addr().String()
+	m.Addr = ln.Addr().String()
+	ln = httpapi.LimitListener(ln, cfg.MaxConnsPerSource)
+	m.listener = ln
 
 	open := httpapi.IsLoopbackAddr(cfg.Addr)
-	if !open && cfg.AdminToken == "" {
+	switch {
+	case cfg.AdminToken != "":
+	case open:
+		// Local clients need none; one through a proxy or by another name
+		// does, so there is always one. Printed once, as Jupyter does.
+		cfg.AdminToken = randomToken()
+		m.Logger.Info("admin_token_generated", "admin_token", cfg.AdminToken,
+			"hint", "local clients need no token; a client through a proxy or by another name sends Authorization: Bearer <admin_token>")
+	default:
 		if cfg.AdminToken, err = m.generatedAdminToken(cfg); err != nil {
 			ln.Close()
 			return err
@@ -87,7 +98,8 @@ func (m *Main) Run(ctx context.Context) error {
 	m.listener = ln
 
 	gin.SetMode(gin.ReleaseMode)
-	engine := app.NewEngine(app.EngineOptions{Logger: m.Logger, AccessLog: cfg.AccessLog, MaxBody: cfg.MaxBody})
+	engine := app.NewEngine(app.EngineOptions{Logger: m.Logger, AccessLog: cfg.AccessLog, MaxBody: cfg.MaxBody,
+		BodyTime: httpapi.BodyTime{Max: cfg.BodyTimeout, MinRate: cfg.BodyMinRate}})
 	registerCA(engine, caPEM)
 	m.metrics = metrics.New()
 	engine.Use(m.metrics.Middleware())
@@ -105,7 +117,10 @@ func (m *Main) Run(ctx context.Context) error {
 		ln.Close()
 		return err
 	}
-	m.server = &http.Server{Handler: engine, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// No ReadTimeout: it would also cut event streams and long polls (the
+	// server's background read would time out); request bodies are bounded
+	// by httpapi.ReadBody instead.
+	m.server = &http.Server{Handler: engine, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	go func() {
 		if err := m.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.Logger.Error("serve_failed", "error", err)
@@ -151,7 +166,8 @@ func (m *Main) wire(ctx context.Context, cfg Config, engine *gin.Engine, open bo
 	a, err := app.New(ctx, app.Options{
 		Store: st, StorePath: path, Logger: m.Logger, ClockScale: cfg.ClockScale, Scenarios: scenarioFS,
 		MerchantsFile: cfg.MerchantsFile, JournalMaxEntries: cfg.JournalMaxEntries, JournalMaxAge: cfg.JournalMaxAge,
-		ManualTimeout: cfg.ManualTimeout, NotifyLease: cfg.NotifyLease, Access: httpapi.Access{Open: open, AdminToken: cfg.AdminToken},
+		JournalMaxBytes: cfg.JournalMaxBytes, NotifyAllow: cfg.NotifyAllow,
+		ManualTimeout: cfg.ManualTimeout, NotifyLease: cfg.NotifyLease, Access: httpapi.Access{Open: open, AdminToken: cfg.AdminToken, Hosts: servedHosts(cfg)},
 		Shutdown: m.shutdown, Products: embedded.Products,
 		CredentialsSeed: cfg.CredentialsSeed, Metrics: m.metrics,
 	})
@@ -188,6 +204,18 @@ func (m *Main) close() error {
 	}
 	m.Logger.Info("stopped")
 	return errors.Join(errs...)
+}
+
+// servedHosts are the Host names the admin API answers to besides the
+// local ones: the bound address (unless a wildcard) and --public-name.
+func servedHosts(cfg Config) []string {
+	hosts := append([]string(nil), cfg.PublicNames...)
+	if h, _, err := net.SplitHostPort(cfg.Addr); err == nil && h != "" {
+		if ip, err := netip.ParseAddr(h); err != nil || !ip.IsUnspecified() {
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts
 }
 
 func randomToken() string {

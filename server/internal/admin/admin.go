@@ -6,15 +6,20 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
+	"github.com/mpsandbox/mpsandbox/server/internal/journal"
 	"github.com/mpsandbox/mpsandbox/server/internal/merchant"
 	"github.com/mpsandbox/mpsandbox/server/internal/miniprogram"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
@@ -38,6 +43,8 @@ type Notifications interface {
 	FailNext(ctx context.Context, mchid, id string, n int) (*sandbox.Notification, error)
 	Hold(ctx context.Context, mchid, id string) (*sandbox.Notification, error)
 	Release(ctx context.Context, mchid, id string) (*sandbox.Notification, error)
+	// HostViolations checks notify_hosts against the operator's allow-list.
+	HostViolations(path string, hosts []string) []sandbox.Violation
 }
 
 // API serves /sandbox/v1.
@@ -63,13 +70,14 @@ type API struct {
 
 // Register mounts the admin API.
 func (a *API) Register(r gin.IRouter) {
-	g := r.Group("/sandbox/v1", httpapi.UseRenderer(httpapi.RenderAdmin), a.Access.Require())
+	g := r.Group("/sandbox/v1", httpapi.UseRenderer(httpapi.RenderAdmin), noStore, a.Access.Require())
 	h := httpapi.Handle
 	g.GET("/merchants", h(a.listMerchants))
 	g.POST("/merchants", h(a.createMerchant))
 	g.GET("/merchants/:mchid", h(a.getMerchant))
 	g.PATCH("/merchants/:mchid", h(a.updateMerchant))
 	g.GET("/merchants/:mchid/credentials", h(a.getCredentials))
+	g.POST("/merchants/:mchid/token", h(a.rotateToken))
 	g.GET("/merchants/:mchid/export", h(a.exportMerchant))
 	g.GET("/merchants/:mchid/scenarios", h(a.getActive))
 	g.PUT("/merchants/:mchid/scenarios/:product", h(a.setActive))
@@ -105,6 +113,14 @@ func (a *API) Register(r gin.IRouter) {
 	for _, mount := range a.Extra {
 		mount(g)
 	}
+}
+
+// noStore keeps every answer of the admin API — credentials, tokens, the
+// journal — out of caches, and its type from being sniffed.
+func noStore(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
+	c.Header("X-Content-Type-Options", "nosniff")
+	c.Next()
 }
 
 // merchantView is a merchant without its secrets.
@@ -179,6 +195,9 @@ func (a *API) createMerchant(c *gin.Context) error {
 	if err := httpapi.DecodeJSON(a.Schemas, "admin/merchant-create", httpapi.Body(c), &req); err != nil {
 		return err
 	}
+	if vs := a.Notifications.HostViolations("/notify_hosts", req.NotifyHosts); len(vs) > 0 {
+		return sandbox.Invalid("notify_hosts can only narrow what this sandbox allows", vs...)
+	}
 	m, err := a.Merchants.Create(c.Request.Context(), req)
 	if err != nil {
 		return err
@@ -219,6 +238,11 @@ func (a *API) updateMerchant(c *gin.Context) error {
 	if err := httpapi.DecodeJSON(a.Schemas, "admin/merchant-update", httpapi.Body(c), &req); err != nil {
 		return err
 	}
+	if req.NotifyHosts != nil {
+		if vs := a.Notifications.HostViolations("/notify_hosts", *req.NotifyHosts); len(vs) > 0 {
+			return sandbox.Invalid("notify_hosts can only narrow what this sandbox allows", vs...)
+		}
+	}
 	m, err := a.Merchants.Change(c.Request.Context(), c.Param("mchid"), req)
 	if err != nil {
 		return err
@@ -230,6 +254,24 @@ func (a *API) updateMerchant(c *gin.Context) error {
 // getCredentials handles "GET /sandbox/v1/merchants/{mchid}/credentials".
 func (a *API) getCredentials(c *gin.Context) error {
 	m, err := a.merchant(c, c.Param("mchid"))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, credentials(m))
+	return nil
+}
+
+// rotateToken handles "POST /sandbox/v1/merchants/{mchid}/token": a new
+// merchant token replaces the old one, which stops working at once. The
+// admin or the merchant itself may rotate it.
+func (a *API) rotateToken(c *gin.Context) error {
+	if _, err := a.merchant(c, c.Param("mchid")); err != nil {
+		return err
+	}
+	m, err := a.Merchants.Update(c.Request.Context(), c.Param("mchid"), func(m *sandbox.Merchant) error {
+		m.Token = httpapi.NewID("mps_")
+		return nil
+	})
 	if err != nil {
 		return err
 	}
@@ -557,28 +599,75 @@ func (a *API) journalFilter(c *gin.Context) (sandbox.JournalFilter, error) {
 	return f, err
 }
 
-// queryJournal handles "GET /sandbox/v1/journal".
+// journalPageBytes bounds a journal listing: the stored entries read for
+// one page, and again the summaries written.
+const journalPageBytes = 4 << 20
+
+// queryJournal handles "GET /sandbox/v1/journal": summaries (bodies cut to
+// a preview; GET /sandbox/v1/journal/{id} has the whole entry), newest
+// first, streamed, a page ending early once it holds journalPageBytes;
+// next_before is there when older entries match.
 func (a *API) queryJournal(c *gin.Context) error {
 	f, err := a.journalFilter(c)
 	if err != nil {
 		return err
 	}
-	list, err := a.Store.QueryJournal(c.Request.Context(), f)
+	f.MaxBytes = journalPageBytes
+	ctx := c.Request.Context()
+	list, err := a.Store.QueryJournal(ctx, f)
 	if err != nil {
 		return err
 	}
-	if list == nil {
-		list = []*sandbox.Exchange{}
+	older := false
+	if len(list) > 0 {
+		q := f
+		q.BeforeID, q.AfterID, q.Limit = list[len(list)-1].ID, 0, 1
+		more, err := a.Store.QueryJournal(ctx, q)
+		if err != nil {
+			return err
+		}
+		older = len(more) > 0
 	}
-	out := gin.H{"exchanges": list}
-	if len(list) == f.Limit {
-		out["next_before"] = list[len(list)-1].ID
+	c.Header("Content-Type", "application/json; charset=utf-8")
+	c.Status(http.StatusOK)
+	w := &countingWriter{w: c.Writer}
+	enc := json.NewEncoder(w)
+	_, _ = io.WriteString(w, `{"exchanges":[`)
+	var last int64
+	for i, x := range list {
+		if i > 0 {
+			if w.n >= journalPageBytes {
+				older = true
+				break
+			}
+			_, _ = io.WriteString(w, ",")
+		}
+		if enc.Encode(journal.Summary(x)) != nil {
+			return nil // the client went; the status is out already
+		}
+		last, list[i] = x.ID, nil // let the entry go once written
 	}
-	c.JSON(http.StatusOK, out)
+	_, _ = io.WriteString(w, "]")
+	if older {
+		_, _ = fmt.Fprintf(w, `,"next_before":%d`, last)
+	}
+	_, _ = io.WriteString(w, "}\n")
 	return nil
 }
 
-// getExchange handles "GET /sandbox/v1/journal/{id}".
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += n
+	return n, err
+}
+
+// getExchange handles "GET /sandbox/v1/journal/{id}": the whole entry.
 func (a *API) getExchange(c *gin.Context) error {
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
 	if err != nil {
@@ -588,7 +677,9 @@ func (a *API) getExchange(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	if x.MchID != "" && !httpapi.ScopeOf(c).Sees(x.MchID) {
+	// An entry of no merchant (a mistyped app_id, say) is the admin's
+	// alone: its ids are sequential, and it may be anyone's request.
+	if scope := httpapi.ScopeOf(c); !scope.All && (x.MchID == "" || !scope.Sees(x.MchID)) {
 		return sandbox.Errorf(sandbox.CodeNotFound, "exchange %d does not exist", id)
 	}
 	c.JSON(http.StatusOK, x)
@@ -645,12 +736,13 @@ func (a *API) getNotification(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	attempts, err := a.Store.QueryJournal(c.Request.Context(), sandbox.JournalFilter{NotifyID: n.ID, Limit: 1000})
+	stored, err := a.Store.QueryJournal(c.Request.Context(), sandbox.JournalFilter{NotifyID: n.ID, Limit: 1000, MaxBytes: journalPageBytes})
 	if err != nil {
 		return err
 	}
-	if attempts == nil {
-		attempts = []*sandbox.Exchange{}
+	attempts := make([]*sandbox.Exchange, len(stored))
+	for i, x := range stored {
+		attempts[i] = journal.Summary(x)
 	}
 	c.JSON(http.StatusOK, gin.H{"notification": n, "attempts": attempts})
 	return nil
@@ -707,6 +799,16 @@ func (a *API) getClock(c *gin.Context) error {
 	return nil
 }
 
+// The bounds of clock advances: far enough for any expiry or retry
+// schedule, and far from time.Duration's 292 years, past which a clock
+// would wrap into the past.
+const (
+	maxAdvance     = 10 * 365 * 24 * time.Hour
+	maxAdvanceText = "87600h (10 years)"
+	maxOffset      = 50 * 365 * 24 * time.Hour
+	maxOffsetText  = "438000h (50 years)"
+)
+
 // advanceClock handles "POST /sandbox/v1/clock/advance".
 func (a *API) advanceClock(c *gin.Context) error {
 	var req struct {
@@ -720,13 +822,20 @@ func (a *API) advanceClock(c *gin.Context) error {
 	if _, err := a.merchant(c, req.MchID); err != nil {
 		return err
 	}
+	if req.Seconds > maxAdvance.Seconds() {
+		return sandbox.Invalid("clock advance too large", sandbox.Violation{Path: "/seconds", Message: fmt.Sprintf("must be at most %.0f (%s)", maxAdvance.Seconds(), maxAdvanceText)})
+	}
 	by := time.Duration(req.Seconds * float64(time.Second))
 	if req.By != "" {
 		d, err := time.ParseDuration(req.By)
-		if err != nil || d <= 0 {
-			return sandbox.Invalid("bad duration", sandbox.Violation{Path: "/by", Message: "must be a positive Go duration like 90s or 1h"})
+		if err != nil || d <= 0 || d > maxAdvance {
+			return sandbox.Invalid("bad duration", sandbox.Violation{Path: "/by", Message: "must be a positive Go duration like 90s or 1h, at most " + maxAdvanceText})
 		}
 		by = d
+	}
+	if off := a.Clock.Offset(req.MchID); off+by > maxOffset {
+		return sandbox.Invalid("clock advance too large", sandbox.Violation{Path: "/by", Message: fmt.Sprintf(
+			"merchant %s's clock is already %s ahead; advances may add up to %s in all", req.MchID, off, maxOffsetText)})
 	}
 	if _, err := a.Merchants.AdvanceClock(c.Request.Context(), req.MchID, by); err != nil {
 		return err
@@ -761,7 +870,14 @@ func (a *API) validate(c *gin.Context) error {
 	if _, ok := a.Schemas.Source(name); !ok {
 		return sandbox.Errorf(sandbox.CodeNotFound, "schema %q does not exist (GET /sandbox/v1/schemas lists them)", name)
 	}
-	violations, err := a.Schemas.ValidateJSON(name, httpapi.Body(c))
+	body := httpapi.Body(c)
+	if !utf8.Valid(body) {
+		// JSON text is UTF-8 (RFC 8259 §8.1); a decoder would quietly turn
+		// the bad bytes into U+FFFD and call the document valid.
+		c.JSON(http.StatusOK, gin.H{"schema": name, "valid": false, "violations": []sandbox.Violation{{Path: "", Message: "is not valid UTF-8 (JSON text must be, RFC 8259 §8.1)"}}})
+		return nil
+	}
+	violations, err := a.Schemas.ValidateJSON(name, body)
 	if err != nil {
 		return err
 	}

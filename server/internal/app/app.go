@@ -90,6 +90,8 @@ type Options struct {
 	// (default: the journal's).
 	JournalMaxEntries int
 	JournalMaxAge     time.Duration
+	// JournalMaxBytes bounds the journal's history by its stored bytes.
+	JournalMaxBytes int64
 	// ManualTimeout is how long a manual session waits for a person
 	// (default: the mini-program service's).
 	ManualTimeout time.Duration
@@ -100,6 +102,10 @@ type Options struct {
 	// own before another process sharing the store may take it over
 	// (default: the worker's).
 	NotifyLease time.Duration
+
+	// NotifyAllow is where notifications may go (default
+	// notify.DefaultAllow: loopback only).
+	NotifyAllow *notify.Policy
 
 	// Access guards the admin API; a nil MerchantByToken is the
 	// directory's.
@@ -203,16 +209,15 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 		return nil, err
 	}
 
-	a.Journal = journal.New(st, journal.Options{MaxEntries: o.JournalMaxEntries, MaxAge: o.JournalMaxAge, Logger: o.Logger})
+	a.Journal = journal.New(st, journal.Options{MaxEntries: o.JournalMaxEntries, MaxAge: o.JournalMaxAge, MaxBytes: o.JournalMaxBytes, Logger: o.Logger})
 	builders := map[string]sandbox.NotifyBuilder{}
 	a.Worker = notify.New(notify.Options{
 		Store: st, Clock: a.Clock, Journal: a.Journal, Logger: o.Logger, Builders: builders, MaxPoll: o.MaxPoll,
-		Lease:     o.NotifyLease,
-		Attempted: attempted(o.Metrics),
+		Lease: o.NotifyLease, Allow: o.NotifyAllow, Attempted: attempted(o.Metrics),
 	})
 	deps := sandbox.Deps{
 		Store: st, Clock: a.Clock, Merchants: a.Merchants, Scenarios: a.Scenarios, Validator: a.Schemas,
-		Journal: a.Journal, Logger: o.Logger,
+		Journal: a.Journal, NotifyTargets: a.Worker, Logger: o.Logger,
 	}
 	var adminRoutes []func(gin.IRouter)
 	for _, build := range o.Products {
@@ -325,6 +330,8 @@ type EngineOptions struct {
 	AccessLog bool
 	// MaxBody is the largest request body (default httpapi.DefaultMaxBody).
 	MaxBody int64
+	// BodyTime bounds how long a request body may take (default: httpapi's).
+	BodyTime httpapi.BodyTime
 }
 
 // NewEngine returns the server's gin engine: request ids, panic recovery,
@@ -344,7 +351,7 @@ func NewEngine(o EngineOptions) *gin.Engine {
 	if o.AccessLog {
 		mw = append(mw, httpapi.AccessLog(o.Logger))
 	}
-	engine.Use(append(mw, httpapi.ReadBody(o.MaxBody))...)
+	engine.Use(append(mw, httpapi.ReadBody(o.MaxBody, o.BodyTime))...)
 	engine.NoRoute(httpapi.Handle(func(c *gin.Context) error {
 		return sandbox.Errorf(sandbox.CodeNotFound, "no route %s %s; the surfaces are /v3/…, /gate/1.0/…, /miniprogram/v1/…, /sandbox/v1/… (see the README)", c.Request.Method, c.Request.URL.Path)
 	}))

@@ -1,9 +1,11 @@
 package embedpay
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -637,5 +639,34 @@ func BenchmarkPrepareJumpReturn(b *testing.B) {
 		payOrder := "B-" + strconv.Itoa(i)
 		sid := w.open(w.prepare(payOrder, "114"), nil)
 		w.returned(sid)
+	}
+}
+
+// BenchmarkJump is the bench's jump path in process: an
+// openEmbeddedMiniProgram over loopback HTTP to one of 100 prepared trades
+// whose user closes the half screen (value 106, embedpay.closed), so that
+// a pay_id opens again and again.
+func BenchmarkJump(b *testing.B) {
+	w := newWorld(b)
+	bodies := make([][]byte, 100)
+	for i := range bodies {
+		payID := w.prepare("J-"+strconv.Itoa(i), "106")
+		bodies[i], _ = json.Marshal(map[string]any{"caller": w.caller(), "args": cashierArgs(WeChatAppID, payID)})
+	}
+	url := w.Server.URL + "/miniprogram/v1/openEmbeddedMiniProgram"
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		resp, err := http.Post(url, "application/json", bytes.NewReader(bodies[i%len(bodies)]))
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("jump: %d", resp.StatusCode)
+		}
+		i++
 	}
 }

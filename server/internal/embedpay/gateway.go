@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -63,7 +64,7 @@ func (p *Product) handlePrepare(c *gin.Context) error {
 	x.MchID = m.MchID
 	now := p.d.Clock.Now(m.MchID)
 	expire := now.Add(defaultExpiry)
-	if s := params["expire_time"]; s != "" && !hasPath(vs, "/expire_time") {
+	if s := params["expire_time"]; s != "" && !slices.ContainsFunc(vs, func(v sandbox.Violation) bool { return v.Path == "/expire_time" }) {
 		at, err := time.Parse(time.RFC3339Nano, s)
 		switch {
 		case err != nil:
@@ -74,6 +75,9 @@ func (p *Product) handlePrepare(c *gin.Context) error {
 		default:
 			expire = at
 		}
+	}
+	if u := params["notify_url"]; u != "" && !slices.ContainsFunc(vs, func(v sandbox.Violation) bool { return v.Path == "/notify_url" }) {
+		vs = append(vs, p.d.NotifyTargets.NotifyURLViolations(m, "/notify_url", u)...)
 	}
 	explicit := c.GetHeader("X-Sandbox-Scenario")
 	if explicit != "" {
@@ -158,15 +162,6 @@ func (p *Product) checkExtra(params map[string]string) ([]sandbox.Violation, err
 		vs[i].Path = "/extra" + vs[i].Path
 	}
 	return vs, nil
-}
-
-func hasPath(vs []sandbox.Violation, path string) bool {
-	for _, v := range vs {
-		if v.Path == path {
-			return true
-		}
-	}
-	return false
 }
 
 // queryResponse is trade/query's success. value and status are JSON numbers

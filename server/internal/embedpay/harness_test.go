@@ -14,6 +14,7 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/app"
 	"github.com/mpsandbox/mpsandbox/server/internal/app/apptest"
 	"github.com/mpsandbox/mpsandbox/server/internal/merchant"
+	"github.com/mpsandbox/mpsandbox/server/internal/notify"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 	"github.com/mpsandbox/mpsandbox/server/internal/schema"
 	"github.com/mpsandbox/mpsandbox/server/internal/wxsign"
@@ -60,6 +61,8 @@ func newWorld(tb testing.TB) *world {
 	other := testMerchant("1900000109", "wxfedcba0987654321", "op1111111111111", "othersecretothersecretothersecre", "70000001")
 	s := apptest.Start(tb, app.Options{
 		Now: apptest.Frozen(base), Merchants: []*sandbox.Merchant{m, other}, Products: []app.Constructor{app.Product(New)},
+		// The doc's example notifies https://a.b.c/notify.
+		NotifyAllow: notify.MustPolicy(notify.DefaultAllow + ",a.b.c"),
 	})
 	w := &world{tb: tb, Sandbox: s, set: s.Schemas, p: s.Products[0].(*Product), m: m, other: other}
 	w.recv = newReceiver(tb, w.Merchants)
@@ -89,13 +92,19 @@ func (w *world) post(path, contentType, body string, header map[string]string) (
 func (w *world) do(req *http.Request, want int) (map[string]any, []byte) {
 	w.tb.Helper()
 	raw := apptest.Send(w.tb, req, want)
+	return decode(w.tb, raw), raw
+}
+
+// decode reads a JSON object, numbers as json.Number.
+func decode(tb testing.TB, raw []byte) map[string]any {
+	tb.Helper()
 	var out map[string]any
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	if err := dec.Decode(&out); err != nil {
-		w.tb.Fatalf("%s %s: decode %s: %v", req.Method, req.URL.Path, raw, err)
+		tb.Fatalf("decode %s: %v", raw, err)
 	}
-	return out, raw
+	return out
 }
 
 // form encodes params, signing them with secret unless a sign is given.
@@ -177,15 +186,7 @@ func cashierArgs(appID, payID string) map[string]any {
 // jump calls openEmbeddedMiniProgram; want is the HTTP status expected.
 func (w *world) jump(caller, args map[string]any, header map[string]string, want int) map[string]any {
 	w.tb.Helper()
-	body, _ := json.Marshal(map[string]any{"caller": caller, "args": args})
-	req, _ := http.NewRequest(http.MethodPost, w.Server.URL+"/miniprogram/v1/openEmbeddedMiniProgram", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	out, raw := w.do(req, want)
-	w.valid("common/errmsg-result", raw)
-	return out
+	return decode(w.tb, w.Call(w.tb, sandbox.APIOpenEmbeddedMiniProgram, caller, args, header, want))
 }
 
 // open prepares nothing: it jumps to payID as the test merchant and returns
@@ -204,18 +205,11 @@ func (w *world) open(payID string, header map[string]string) string {
 // checks them against the schema.
 func (w *world) returned(sessionID string) map[string]any {
 	w.tb.Helper()
-	req, _ := http.NewRequest(http.MethodGet, w.Server.URL+"/miniprogram/v1/sessions/"+sessionID+"/return?wait=5s", nil)
-	out, raw := w.do(req, http.StatusOK)
-	w.valid(SchemaReturn, raw)
-	return out
+	return decode(w.tb, w.Return(w.tb, sessionID, SchemaReturn))
 }
 
 // pending checks that the user has not come back yet.
-func (w *world) pending(sessionID string) {
-	w.tb.Helper()
-	req, _ := http.NewRequest(http.MethodGet, w.Server.URL+"/miniprogram/v1/sessions/"+sessionID+"/return", nil)
-	w.do(req, http.StatusAccepted)
-}
+func (w *world) pending(sessionID string) { w.tb.Helper(); w.Pending(w.tb, sessionID) }
 
 func (w *world) valid(name string, raw []byte) { w.tb.Helper(); apptest.Valid(w.tb, w.set, name, raw) }
 

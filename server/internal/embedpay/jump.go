@@ -33,12 +33,9 @@ func asString(v any) string {
 // the header or caller.scenario, else the one named at prepare, else a magic
 // value, the merchant's active one, the default.
 func (p *Product) Launch(ctx context.Context, call *sandbox.Call) (*sandbox.Launched, error) {
-	vs, err := p.d.Validator.Validate(SchemaOpenArgs, call.Doc)
+	vs, err := sandbox.ValidateAt(p.d.Validator, SchemaOpenArgs, call.Doc, "/args")
 	if err != nil {
 		return nil, err
-	}
-	for i := range vs {
-		vs[i].Path = "/args" + vs[i].Path
 	}
 	// Keys are matched exactly, as JavaScript does: encoding/json would let
 	// a stray "appid" stand in for "appId".
@@ -186,17 +183,17 @@ type extraData struct {
 // opened again. An auto session acts at its DueAt, not when the worker got
 // to it, so timelines do not drift with scan latency.
 func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string, at time.Time) (*sandbox.Batch, error) {
-	rec, t, err := p.loadTrade(ctx, s.MchID, s.Ref)
-	if err != nil {
-		return nil, err
-	}
 	s.State, s.Action = sandbox.SessionReturned, action
 	ret := sandbox.BackFrom(s.Target, nil)
 	status, ok := actionStatus(action)
 	if !ok {
 		// A physical back or a half-screen close: extraData is empty
-		// (SOURCES.md §4, CSDN 141154426).
+		// (SOURCES.md §4, CSDN 141154426), and the trade is not read.
 		return nil, p.setReturn(s, ret)
+	}
+	rec, t, err := p.loadTrade(ctx, s.MchID, s.Ref)
+	if err != nil {
+		return nil, err
 	}
 	var batch sandbox.Batch
 	if len(t.Points) == 0 {

@@ -38,7 +38,7 @@ func faultServer(t *testing.T, f sandbox.APIFault) (*FaultPlayer, *recorder, *ht
 	p := NewFaultPlayer(&oneFault{fault: f})
 	j := &recorder{}
 	e := gin.New()
-	e.Use(RequestIDs(), ReadBody(1024))
+	e.Use(RequestIDs(), ReadBody(1024, BodyTime{}))
 	e.GET("/v3/x", UseRenderer(RenderAdmin), Journaled(j, "test"), Handle(func(c *gin.Context) error {
 		if err := p.Play(c, "1230000109"); err != nil {
 			return err

@@ -62,7 +62,7 @@ func (r *recorder) last() *sandbox.Exchange {
 
 func testEngine(j sandbox.Journal) *gin.Engine {
 	e := gin.New()
-	e.Use(RequestIDs(), Recovery(slog.New(slog.DiscardHandler)), ReadBody(64))
+	e.Use(RequestIDs(), Recovery(slog.New(slog.DiscardHandler)), ReadBody(64, BodyTime{}))
 	g := e.Group("/t", UseRenderer(RenderAdmin), Journaled(j, "test"))
 	g.POST("/decode", Handle(func(c *gin.Context) error {
 		var v struct {
@@ -221,13 +221,62 @@ func TestAccess(t *testing.T) {
 			}
 		})
 	}
-	open := Access{Open: true}
+}
+
+// TestAccessLoopback: bound to loopback, only a local client naming a local
+// host goes without a token; a rebound name, a proxy, a page of another
+// origin and a form post (a no-cors fetch) do not (issue 13, item 5).
+func TestAccessLoopback(t *testing.T) {
+	a := Access{Open: true, AdminToken: "admintok"}
+	e := gin.New()
+	ok := func(c *gin.Context) { c.String(200, "%v", ScopeOf(c).All) }
+	e.GET("/sandbox/v1/x", UseRenderer(RenderAdmin), a.Require(), ok)
+	e.GET("/sandbox/v1/journal/stream", UseRenderer(RenderAdmin), a.Require(), ok)
+	e.POST("/sandbox/v1/x", UseRenderer(RenderAdmin), a.Require(), ok)
+	for _, tc := range []struct {
+		name, method, path, host, remote string
+		header                           map[string]string
+		want                             int
+	}{
+		{"local", "GET", "/sandbox/v1/x", "127.0.0.1:8080", "127.0.0.1:5000", nil, 200},
+		{"localhost", "GET", "/sandbox/v1/x", "localhost:8080", "[::1]:5000", nil, 200},
+		{"rebound name", "GET", "/sandbox/v1/x", "rebind.attacker.example:8080", "127.0.0.1:5000", nil, 421},
+		{"through a proxy", "GET", "/sandbox/v1/x", "127.0.0.1:8080", "127.0.0.1:5000", map[string]string{"X-Forwarded-For": "203.0.113.9"}, 401},
+		{"through a proxy, with the token", "GET", "/sandbox/v1/x", "127.0.0.1:8080", "127.0.0.1:5000", map[string]string{"X-Forwarded-For": "203.0.113.9", "Authorization": "Bearer admintok"}, 200},
+		{"a page elsewhere", "GET", "/sandbox/v1/x", "127.0.0.1:8080", "127.0.0.1:5000", map[string]string{"Origin": "http://evil.example"}, 403},
+		{"its own page", "GET", "/sandbox/v1/x", "127.0.0.1:8080", "127.0.0.1:5000", map[string]string{"Origin": "http://127.0.0.1:8080"}, 200},
+		{"no-cors form post", "POST", "/sandbox/v1/x", "127.0.0.1:8080", "127.0.0.1:5000", map[string]string{"Content-Type": "text/plain"}, 415},
+		{"json post", "POST", "/sandbox/v1/x", "127.0.0.1:8080", "127.0.0.1:5000", map[string]string{"Content-Type": "application/json; charset=utf-8"}, 200},
+		{"bodiless post with X-Requested-With", "POST", "/sandbox/v1/x", "127.0.0.1:8080", "127.0.0.1:5000", map[string]string{"X-Requested-With": "curl"}, 200},
+		{"?token= is for streams only", "GET", "/sandbox/v1/x?token=admintok", "127.0.0.1:8080", "127.0.0.1:5000", map[string]string{"X-Forwarded-For": "x"}, 401},
+		{"?token= on the stream", "GET", "/sandbox/v1/journal/stream?token=admintok", "127.0.0.1:8080", "127.0.0.1:5000", map[string]string{"X-Forwarded-For": "x"}, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest(tc.method, tc.path, nil)
+			req.Host, req.RemoteAddr = tc.host, tc.remote
+			for k, v := range tc.header {
+				req.Header.Set(k, v)
+			}
+			w := httptest.NewRecorder()
+			e.ServeHTTP(w, req)
+			if w.Code != tc.want {
+				t.Fatalf("got %d %s, want %d", w.Code, w.Body, tc.want)
+			}
+		})
+	}
+	// Off loopback with names given, other names are refused too.
+	named := Access{AdminToken: "admintok", Hosts: []string{"sandbox.staging.example"}}
 	e2 := gin.New()
-	e2.GET("/x", open.Require(), func(c *gin.Context) { c.String(200, "%v", ScopeOf(c).All) })
-	w := httptest.NewRecorder()
-	e2.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/x", nil))
-	if w.Body.String() != "true" {
-		t.Fatalf("loopback: got %q, want open access", w.Body)
+	e2.GET("/x", UseRenderer(RenderAdmin), named.Require(), ok)
+	for host, want := range map[string]int{"sandbox.staging.example": 200, "SANDBOX.staging.example:443": 200, "other.example": 421} {
+		req := httptest.NewRequest("GET", "/x", nil)
+		req.Host = host
+		req.Header.Set("Authorization", "Bearer admintok")
+		w := httptest.NewRecorder()
+		e2.ServeHTTP(w, req)
+		if w.Code != want {
+			t.Errorf("Host %s: got %d, want %d", host, w.Code, want)
+		}
 	}
 }
 

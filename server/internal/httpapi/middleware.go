@@ -83,11 +83,14 @@ func AccessLog(log *slog.Logger) gin.HandlerFunc {
 	}
 }
 
-// ReadBody reads the request body once, up to max bytes, and keeps it for
-// Body. A larger body is refused with CodeTooLarge.
-func ReadBody(max int64) gin.HandlerFunc {
+// ReadBody reads the request body once, up to max bytes and within the
+// time bt allows, and keeps it for Body. A larger body is refused with
+// CodeTooLarge, a body too slow with 408. A request without a body (any
+// GET from a well-behaved client) is passed on untouched.
+func ReadBody(max int64, bt BodyTime) gin.HandlerFunc {
+	bt = bt.withDefaults()
 	return func(c *gin.Context) {
-		if c.Request.Body == nil || c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead {
+		if c.Request.Body == nil || c.Request.Body == http.NoBody {
 			c.Next()
 			return
 		}
@@ -95,7 +98,19 @@ func ReadBody(max int64) gin.HandlerFunc {
 			Fail(c, sandbox.Errorf(sandbox.CodeTooLarge, "request body of %d bytes is over the limit of %d bytes", c.Request.ContentLength, max))
 			return
 		}
-		b, err := io.ReadAll(io.LimitReader(c.Request.Body, max+1))
+		tb := &timedBody{r: io.LimitReader(c.Request.Body, max+1), rc: http.NewResponseController(c.Writer), start: time.Now(), b: bt}
+		b, err := io.ReadAll(tb)
+		if isTimeout(err) {
+			// The deadline stays, and the connection closes after the
+			// answer: otherwise the server would wait for the rest of the
+			// body before answering.
+			c.Header("Connection", "close")
+			Fail(c, &sandbox.Error{Code: sandbox.CodeInvalid, Status: http.StatusRequestTimeout, Message: fmt.Sprintf(
+				"the request body came too slowly: %d bytes in %s; a body gets %s, then must keep up %d bytes a second, and at most %s in all",
+				tb.n, time.Since(tb.start).Round(time.Millisecond), bt.Grace, bt.MinRate, bt.Max)})
+			return
+		}
+		tb.done()
 		if err != nil {
 			Fail(c, sandbox.Errorf(sandbox.CodeInvalid, "reading the request body: %v", err))
 			return
@@ -151,6 +166,7 @@ func Journaled(j sandbox.Journal, product string) gin.HandlerFunc {
 			RequestID: RequestID(c),
 			Method:    c.Request.Method,
 			URL:       c.Request.URL.RequestURI(),
+			Source:    c.RemoteIP(),
 		}
 		c.Set(keyExchange, x)
 		w := &captureWriter{ResponseWriter: c.Writer, max: journalBodyMax}

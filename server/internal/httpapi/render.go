@@ -58,10 +58,14 @@ func Fail(c *gin.Context, err error) {
 			x.Diagnostics = e.Diagnostics
 		}
 		x.Error = e.Error()
+		// A request refused for its credentials did not prove that it
+		// belongs to the merchant it names.
+		x.Unverified = x.Unverified || e.Code == sandbox.CodeUnauthorized
 	}
 	if e.Code == sandbox.CodeInternal && e.Err != nil {
 		_ = c.Error(e.Err) // the access log shows it
 	}
+	e = e.Bounded() // the journal keeps the whole (within its own budget)
 	r, _ := c.Get(keyRenderer)
 	render, ok := r.(Renderer)
 	if !ok {

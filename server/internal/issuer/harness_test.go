@@ -139,8 +139,10 @@ func (w *world) call(api string, caller, args map[string]any, scenarioID string,
 	if scenarioID != "" {
 		header["X-Sandbox-Scenario"] = scenarioID
 	}
-	out, raw := w.do(http.MethodPost, "/miniprogram/v1/"+api, map[string]any{"caller": caller, "args": args}, header, want)
-	w.valid("common/errmsg-result", raw)
+	var out map[string]any
+	if raw := w.Call(w.tb, api, caller, args, header, want); json.Unmarshal(raw, &out) != nil {
+		w.tb.Fatalf("%s: decode %s", api, raw)
+	}
 	return out
 }
 
@@ -175,8 +177,7 @@ func violationsOf(tb testing.TB, out map[string]any) []sandbox.Violation {
 // back waits for the session's way back and checks it against its schema.
 func (w *world) back(id string) visitReturn {
 	w.tb.Helper()
-	_, raw := w.do(http.MethodGet, "/miniprogram/v1/sessions/"+id+"/return?wait=5s", nil, nil, http.StatusOK)
-	w.valid(SchemaReturn, raw)
+	raw := w.Return(w.tb, id, SchemaReturn)
 	var r visitReturn
 	if err := json.Unmarshal(raw, &r); err != nil {
 		w.tb.Fatal(err)
@@ -185,10 +186,7 @@ func (w *world) back(id string) visitReturn {
 }
 
 // pending checks that the user is still in the plugin.
-func (w *world) pending(id string) {
-	w.tb.Helper()
-	w.do(http.MethodGet, "/miniprogram/v1/sessions/"+id+"/return", nil, nil, http.StatusAccepted)
-}
+func (w *world) pending(id string) { w.tb.Helper(); w.Pending(w.tb, id) }
 
 // getter reads one of the plugin's getters and checks it against its schema.
 func (w *world) getter(id, name string) map[string]any {

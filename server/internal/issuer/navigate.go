@@ -27,12 +27,9 @@ func (p *Product) Launch(ctx context.Context, call *sandbox.Call) (*sandbox.Laun
 // caller.scenario, else the one the order was made under, else a magic
 // value, the merchant's active one, the default.
 func (p *Product) launchVisit(ctx context.Context, call *sandbox.Call) (*sandbox.Launched, error) {
-	vs, err := p.d.Validator.Validate(SchemaNavigateArgs, call.Doc)
+	vs, err := sandbox.ValidateAt(p.d.Validator, SchemaNavigateArgs, call.Doc, "/args")
 	if err != nil {
 		return nil, err
-	}
-	for i := range vs {
-		vs[i].Path = "/args" + vs[i].Path
 	}
 	host, err := p.checkHost(call.Caller, false)
 	if err != nil {

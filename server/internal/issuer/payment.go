@@ -49,16 +49,15 @@ var millis = regexp.MustCompile(`^[1-9][0-9]{12}$`)
 // once in an auto scenario [I: user.after times the plugin pages, so that
 // the call's answer is the callback's result], or when a person decides.
 func (p *Product) launchPayment(ctx context.Context, call *sandbox.Call) (*sandbox.Launched, error) {
-	vs, err := p.d.Validator.Validate(SchemaPaymentArgs, call.Doc)
+	vs, err := sandbox.ValidateAt(p.d.Validator, SchemaPaymentArgs, call.Doc, "/args")
 	if err != nil {
 		return nil, err
 	}
 	a := readPaymentArgs(call.Doc)
 	for i := range vs {
-		if vs[i].Path == "/timeStamp" && millis.MatchString(a.TimeStamp) {
+		if vs[i].Path == "/args/timeStamp" && millis.MatchString(a.TimeStamp) {
 			vs[i].Message = "is " + a.TimeStamp + ", milliseconds: wx.requestPayment takes seconds since 1970 as a string of 10 digits"
 		}
-		vs[i].Path = "/args" + vs[i].Path
 	}
 	host, err := p.checkHost(call.Caller, true)
 	if err != nil {

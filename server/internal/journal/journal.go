@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
@@ -20,11 +22,19 @@ const (
 	DefaultMaxEntries = 100000
 	DefaultMaxAge     = 24 * time.Hour
 	DefaultMaxBody    = 64 << 10
+	DefaultMaxBytes   = 256 << 20
+	// DefaultUnverifiedRate is how many unverified exchanges a second one
+	// source may have journalled.
+	DefaultUnverifiedRate = 20
+	// DefaultQueueBytes bounds the exchanges waiting to be written, in
+	// bytes, besides Buffer's count.
+	DefaultQueueBytes = 64 << 20
 )
 
 const (
 	// subscriberBuffer bounds what a live subscriber may lag behind; past it
-	// the subscriber misses entries rather than slowing the writer.
+	// the subscriber is dropped rather than slowing the writer or holding
+	// entries in memory.
 	subscriberBuffer = 256
 	// pruneInterval and pruneEveryEntries bound history between prunes: by
 	// time, and by how many entries were appended since the last one.
@@ -44,9 +54,17 @@ type Options struct {
 	MaxEntries int
 	// MaxAge is the history kept, by age.
 	MaxAge time.Duration
-	// MaxBody is the bytes of each body kept; longer bodies are cut and
-	// marked.
+	// MaxBytes is the history kept, by the bytes of the stored entries.
+	MaxBytes int64
+	// MaxBody is the bytes kept of each body and of the diagnostics; longer
+	// ones are cut and marked. Every other field has a fixed bound.
 	MaxBody int
+	// UnverifiedRate is how many unverified exchanges (a bad or missing
+	// signature) one source may have journalled per second; the rest are
+	// counted, not stored.
+	UnverifiedRate int
+	// QueueBytes bounds the bytes of the exchanges waiting to be written.
+	QueueBytes int64
 	// Logger receives write and prune failures; nil discards them.
 	Logger *slog.Logger
 }
@@ -67,6 +85,15 @@ func (o *Options) defaults() {
 	if o.MaxBody <= 0 {
 		o.MaxBody = DefaultMaxBody
 	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = DefaultMaxBytes
+	}
+	if o.UnverifiedRate <= 0 {
+		o.UnverifiedRate = DefaultUnverifiedRate
+	}
+	if o.QueueBytes <= 0 {
+		o.QueueBytes = DefaultQueueBytes
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -79,14 +106,16 @@ type Stats struct {
 	Dropped  int64 // Record calls after the journal closed
 	Written  int64 // exchanges appended to the store
 	Failed   int64 // exchanges lost because the store refused a batch
-	Missed   int64 // entries slow subscribers missed
+	Missed   int64 // subscribers dropped for falling behind
 	Pruned   int64 // entries deleted from the store by pruning
+	Limited  int64 // unverified exchanges not stored: their source was over UnverifiedRate
 }
 
 // item is one queue entry: an exchange, or a Flush marker closed once
 // everything queued before it is in the store.
 type item struct {
 	x    *sandbox.Exchange
+	size int64 // x's share of QueueBytes
 	mark chan struct{}
 }
 
@@ -98,6 +127,15 @@ type Journal struct {
 	log *slog.Logger
 
 	q chan item
+	// queued holds QueueBytes: Record acquires an entry's size, the
+	// writer releases it once the entry is written.
+	queued  *semaphore.Weighted
+	stopCtx context.Context
+	stopFn  context.CancelFunc
+	// pruneKick asks the pruner for a prune; the pruner runs beside the
+	// writer so that appends never wait for one.
+	pruneKick chan struct{}
+	limiter   *sourceLimiter
 	// gate orders Record against shutdown: senders hold it shared, and the
 	// writer takes it exclusively to set closed, after which nothing can
 	// enter q and the final drain is complete.
@@ -117,22 +155,31 @@ type Journal struct {
 	pruneEvery    int
 	ping          time.Duration
 
-	recorded, waited, dropped, written, failed, missed, pruned atomic.Int64
+	recorded, waited, dropped, written, failed, missed, pruned, limited atomic.Int64
 }
 
 type subscriber struct {
 	f  sandbox.JournalFilter
 	ch chan *sandbox.Exchange
+	// lagged is set, before ch is closed, when the subscriber fell more
+	// than subscriberBuffer entries behind.
+	lagged atomic.Bool
 }
 
 // New returns a journal over st. Nothing is written until Run runs.
 func New(st sandbox.Store, o Options) *Journal {
 	o.defaults()
+	stopCtx, stopFn := context.WithCancel(context.Background())
 	return &Journal{
 		st:            st,
 		o:             o,
 		log:           o.Logger,
 		q:             make(chan item, o.Buffer),
+		queued:        semaphore.NewWeighted(o.QueueBytes),
+		stopCtx:       stopCtx,
+		stopFn:        stopFn,
+		pruneKick:     make(chan struct{}, 1),
+		limiter:       newSourceLimiter(o.UnverifiedRate),
 		stopping:      make(chan struct{}),
 		done:          make(chan struct{}),
 		subs:          map[*subscriber]struct{}{},
@@ -142,22 +189,26 @@ func New(st sandbox.Store, o Options) *Journal {
 	}
 }
 
-// Record masks secrets in x, cuts its bodies to MaxBody, sets its Time when
-// zero and queues it; it never does I/O. The journal owns x afterwards. When
-// the queue is full Record waits for room, so that every exchange is
-// journalled and memory stays bounded; after Close it drops x.
+// Record masks secrets in x, cuts every field to its bound (a small one
+// when x is unverified), sets its Time when zero and queues it; it never
+// does I/O. The journal owns x afterwards. When the queue is full (by count
+// or bytes) Record waits for room, so that every exchange is journalled and
+// memory stays bounded; after Close it drops x. An unverified exchange
+// whose source is over UnverifiedRate is counted and dropped: a flood of
+// unsigned requests cannot fill the journal.
 func (j *Journal) Record(x *sandbox.Exchange) {
 	if x == nil {
 		return
 	}
-	x.RequestBody = cut(Mask(x.RequestBody), j.o.MaxBody)
-	x.ResponseBody = cut(Mask(x.ResponseBody), j.o.MaxBody)
-	x.Diagnostics = Mask(x.Diagnostics)
-	x.URL = maskURL(x.URL)
 	if x.Time.IsZero() {
 		x.Time = time.Now()
 	}
-	if j.enqueue(item{x: x}) {
+	if x.Unverified && !j.limiter.allow(x.Source, x.Time) {
+		j.limited.Add(1)
+		return
+	}
+	bound(x, j.budgetOf(x))
+	if j.enqueue(item{x: x, size: min(size(x), j.o.QueueBytes)}) {
 		j.recorded.Add(1)
 	} else {
 		j.dropped.Add(1)
@@ -172,6 +223,12 @@ func (j *Journal) enqueue(it item) bool {
 	if j.closed {
 		return false
 	}
+	if it.size > 0 && !j.queued.TryAcquire(it.size) {
+		j.waited.Add(1)
+		if j.queued.Acquire(j.stopCtx, it.size) != nil {
+			return false
+		}
+	}
 	select {
 	case j.q <- it:
 		return true
@@ -182,6 +239,7 @@ func (j *Journal) enqueue(it item) bool {
 	case j.q <- it:
 		return true
 	case <-j.stopping:
+		j.queued.Release(it.size)
 		return false
 	}
 }
@@ -212,6 +270,7 @@ func (j *Journal) Stats() Stats {
 		Failed:   j.failed.Load(),
 		Missed:   j.missed.Load(),
 		Pruned:   j.pruned.Load(),
+		Limited:  j.limited.Load(),
 	}
 }
 
@@ -222,15 +281,14 @@ func (j *Journal) Run(ctx context.Context) {
 		return
 	}
 	defer j.finish(ctx)
-	tick := time.NewTicker(j.pruneInterval)
-	defer tick.Stop()
+	pruner := make(chan struct{})
+	go func() { defer close(pruner); j.runPruner(ctx) }()
+	defer func() { <-pruner }()
 	w := j.newWriter()
 	for {
 		select {
 		case it := <-j.q:
 			w.take(ctx, it)
-		case <-tick.C:
-			j.prune(ctx)
 		case <-ctx.Done():
 			return
 		case <-j.stopping:
@@ -251,7 +309,36 @@ func (j *Journal) Close() {
 }
 
 func (j *Journal) stop() {
-	j.stopOnce.Do(func() { close(j.stopping) })
+	j.stopOnce.Do(func() {
+		close(j.stopping)
+		j.stopFn()
+	})
+}
+
+// runPruner prunes every pruneInterval and whenever the writer asks, until
+// ctx ends or the journal stops.
+func (j *Journal) runPruner(ctx context.Context) {
+	tick := time.NewTicker(j.pruneInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+		case <-j.pruneKick:
+		case <-ctx.Done():
+			return
+		case <-j.stopping:
+			return
+		}
+		j.prune(ctx)
+	}
+}
+
+// askPrune wakes the pruner; it never blocks.
+func (j *Journal) askPrune() {
+	select {
+	case j.pruneKick <- struct{}{}:
+	default:
+	}
 }
 
 // finish closes the queue, writes what remains and ends the subscriptions.
@@ -284,10 +371,12 @@ drain:
 
 // writer holds the batch buffers of the one goroutine that writes.
 type writer struct {
-	j        *Journal
-	batch    []*sandbox.Exchange
-	marks    []chan struct{}
-	sincePrn int
+	j          *Journal
+	batch      []*sandbox.Exchange
+	marks      []chan struct{}
+	sincePrn   int
+	bytesSince int64 // appended since the last prune was asked for
+	held       int64 // QueueBytes the batch holds
 }
 
 func (j *Journal) newWriter() *writer {
@@ -315,6 +404,7 @@ func (w *writer) add(it item) {
 		return
 	}
 	w.batch = append(w.batch, it.x)
+	w.held += it.size
 }
 
 // write appends the batch, publishes it, prunes when due and releases the
@@ -329,13 +419,20 @@ func (w *writer) write(ctx context.Context) {
 			j.written.Add(int64(len(w.batch)))
 			j.publish(w.batch)
 			w.sincePrn += len(w.batch)
-			if w.sincePrn >= j.pruneEvery {
-				w.sincePrn = 0
-				j.prune(ctx)
+			for _, x := range w.batch {
+				w.bytesSince += size(x)
+			}
+			// A prune is asked for every pruneEvery entries and every
+			// eighth of MaxBytes, so that history stays near its bounds.
+			if w.sincePrn >= j.pruneEvery || w.bytesSince >= j.o.MaxBytes/8 {
+				w.sincePrn, w.bytesSince = 0, 0
+				j.askPrune()
 			}
 		}
 		clear(w.batch) // let the exchanges go
 		w.batch = w.batch[:0]
+		j.queued.Release(w.held)
+		w.held = 0
 	}
 	for _, m := range w.marks {
 		close(m)
@@ -344,9 +441,9 @@ func (w *writer) write(ctx context.Context) {
 	w.marks = w.marks[:0]
 }
 
-// prune bounds the history in the store by count and age.
+// prune bounds the history in the store by count, age and bytes.
 func (j *Journal) prune(ctx context.Context) {
-	n, err := j.st.PruneJournal(ctx, j.o.MaxEntries, time.Now().Add(-j.o.MaxAge))
+	n, err := j.st.PruneJournal(ctx, j.o.MaxEntries, time.Now().Add(-j.o.MaxAge), j.o.MaxBytes)
 	if err != nil {
 		j.log.Error("journal_prune_failed", "error", err)
 		return
@@ -355,32 +452,47 @@ func (j *Journal) prune(ctx context.Context) {
 }
 
 // Subscribe returns a channel of the exchanges matching f as they are
-// written (AfterID, BeforeID and Limit are ignored), and a function that
-// ends the subscription. A subscriber that falls more than 256 entries
-// behind misses entries instead of slowing the journal. The channel is
-// closed when the journal closes or the subscription ends.
-func (j *Journal) Subscribe(f sandbox.JournalFilter) (<-chan *sandbox.Exchange, func()) {
+// written (AfterID, BeforeID and Limit are ignored). A subscriber that
+// falls more than 256 entries behind is dropped instead of slowing the
+// journal: its channel is closed and Lagged reports true. The channel is
+// also closed when the journal closes or Cancel is called.
+func (j *Journal) Subscribe(f sandbox.JournalFilter) *Subscription {
 	s := &subscriber{f: f, ch: make(chan *sandbox.Exchange, subscriberBuffer)}
+	sub := &Subscription{C: s.ch, s: s, j: j}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.subsClosed {
 		close(s.ch)
-		return s.ch, func() {}
+		return sub
 	}
 	j.subs[s] = struct{}{}
-	return s.ch, func() {
-		j.mu.Lock()
-		defer j.mu.Unlock()
-		if _, ok := j.subs[s]; ok {
-			delete(j.subs, s)
-			close(s.ch)
-		}
+	return sub
+}
+
+// Subscription is a live feed of the journal.
+type Subscription struct {
+	C <-chan *sandbox.Exchange
+	s *subscriber
+	j *Journal
+}
+
+// Lagged reports whether C was closed because the subscriber fell behind.
+func (s *Subscription) Lagged() bool { return s.s.lagged.Load() }
+
+// Cancel ends the subscription.
+func (s *Subscription) Cancel() {
+	s.j.mu.Lock()
+	defer s.j.mu.Unlock()
+	if _, ok := s.j.subs[s.s]; ok {
+		delete(s.j.subs, s.s)
+		close(s.s.ch)
 	}
 }
 
 func (j *Journal) publish(xs []*sandbox.Exchange) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+subs:
 	for s := range j.subs {
 		for _, x := range xs {
 			if !matches(&s.f, x) {
@@ -389,7 +501,11 @@ func (j *Journal) publish(xs []*sandbox.Exchange) {
 			select {
 			case s.ch <- x:
 			default:
+				s.lagged.Store(true)
+				delete(j.subs, s)
+				close(s.ch)
 				j.missed.Add(1)
+				continue subs
 			}
 		}
 	}

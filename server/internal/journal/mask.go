@@ -2,9 +2,9 @@ package journal
 
 import (
 	"net/url"
-	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
 // masked replaces the value of a secret field.
@@ -192,15 +192,5 @@ func maskURL(u string) string {
 	return u[:q+1] + maskForm(u[q+1:])
 }
 
-// cut shortens s to at most max bytes, on a UTF-8 boundary, and says so at
-// the end so that nobody mistakes a cut body for what was sent.
-func cut(s string, max int) string {
-	if len(s) <= max {
-		return s
-	}
-	n := max
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…[cut: " + strconv.Itoa(len(s)) + " bytes in all]"
-}
+// cut shortens s to at most max bytes, marking the cut.
+var cut = sandbox.Cut

@@ -274,7 +274,9 @@ func (d *Directory) Create(ctx context.Context, req CreateRequest) (*sandbox.Mer
 	if req.AppID != "" {
 		m.AppID = req.AppID
 	}
-	m.NotifyHosts = req.NotifyHosts
+	if req.NotifyHosts != nil {
+		m.NotifyHosts = req.NotifyHosts
+	}
 	if req.MerchantPublicKeyPEM != "" {
 		m.MerchantPublicKeyPEM = req.MerchantPublicKeyPEM
 	}

@@ -9,7 +9,7 @@ import (
 	"io"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/mpsandbox/mpsandbox/fixtures"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"

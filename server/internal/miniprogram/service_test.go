@@ -175,7 +175,7 @@ func newHarnessWith(t testing.TB, o harnessOptions) *harness {
 	go func() { h.svc.Run(runCtx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	e := gin.New()
-	e.Use(httpapi.RequestIDs(), httpapi.ReadBody(httpapi.DefaultMaxBody))
+	e.Use(httpapi.RequestIDs(), httpapi.ReadBody(httpapi.DefaultMaxBody, httpapi.BodyTime{}))
 	h.svc.Register(e, set, nopJournal{})
 	h.srv = httptest.NewServer(e)
 	t.Cleanup(h.srv.Close)

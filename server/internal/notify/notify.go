@@ -33,10 +33,13 @@ const (
 	// attemptTimeout is how long a merchant has to answer: WeChat Pay gives
 	// 5 s (SOURCES.md §1, notifications).
 	attemptTimeout = 5 * time.Second
-	// responseHead is how much of an answer is read, journalled and given to
+	// responseHead is how much of an answer is read and given to
 	// Acknowledged: receivers answer a few bytes, and a hostile one must not
 	// make the sandbox buffer more.
 	responseHead = 4 << 10
+	// answerPreview is how much of an answer is journalled: enough to see
+	// why an attempt failed, not a way to read another service's pages.
+	answerPreview = 256
 	// adminTries bounds the compare-and-swap retries of an admin operation
 	// racing a delivery.
 	adminTries = 5
@@ -58,9 +61,12 @@ type Options struct {
 	Clock *sandbox.Clock
 	// Journal receives every attempt (default: none).
 	Journal sandbox.Journal
+	// Allow is where notifications may go (--notify-allow; default
+	// DefaultAllow, this machine's loopback).
+	Allow *Policy
 	// Client sends the notifications. The default keeps connections alive,
-	// times attempts out after 5 s and refuses non-loopback addresses for
-	// merchants that allow loopback only. Redirects are never followed.
+	// times attempts out after 5 s and holds each resolved address to
+	// Allow at connect time. Redirects are never followed.
 	Client *http.Client
 	// Builders holds each product's NotifyBuilder, by product name.
 	Builders map[string]sandbox.NotifyBuilder
@@ -87,6 +93,7 @@ type Options struct {
 // Worker delivers due notifications.
 type Worker struct {
 	st       sandbox.Store
+	policy   *Policy
 	clock    *sandbox.Clock
 	journal  sandbox.Journal
 	client   *http.Client
@@ -144,7 +151,10 @@ func New(o Options) *Worker {
 	if o.Lease <= 0 {
 		o.Lease = defaultLease
 	}
-	client := defaultClient(o.Workers)
+	if o.Allow == nil {
+		o.Allow = MustPolicy(DefaultAllow)
+	}
+	client := defaultClient(o.Workers, o.Allow)
 	if o.Client != nil {
 		c := *o.Client
 		client = &c
@@ -152,6 +162,7 @@ func New(o Options) *Worker {
 	client.CheckRedirect = noRedirect
 	w := &Worker{
 		st:          o.Store,
+		policy:      o.Allow,
 		clock:       o.Clock,
 		journal:     o.Journal,
 		client:      client,
@@ -416,7 +427,7 @@ func (w *Worker) try(ctx context.Context, b sandbox.NotifyBuilder, m *sandbox.Me
 		x.Error = failedOnPurpose
 		return false, ""
 	}
-	if err := Allowed(m, n.URL); err != nil {
+	if err := w.policy.Allowed(m, n.URL); err != nil {
 		x.Error = err.Error()
 		return false, sandbox.NotifyRefused
 	}
@@ -436,15 +447,12 @@ func (w *Worker) send(ctx context.Context, b sandbox.NotifyBuilder, m *sandbox.M
 		return false
 	}
 	x.Method, x.URL, x.RequestBody = req.Method, req.URL, string(req.Body)
-	if req.URL != n.URL {
-		if err := Allowed(m, req.URL); err != nil {
-			x.Error = err.Error()
-			return false
-		}
+	t, err := w.policy.check(m, req.URL)
+	if err != nil {
+		x.Error = err.Error()
+		return false
 	}
-	if len(m.NotifyHosts) == 0 {
-		ctx = context.WithValue(ctx, loopbackOnlyKey{}, true)
-	}
+	ctx = context.WithValue(ctx, targetKey{}, t)
 	if w.timeout {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, attemptTimeout)
@@ -466,6 +474,9 @@ func (w *Worker) send(ctx context.Context, b sandbox.NotifyBuilder, m *sandbox.M
 	head, err := io.ReadAll(io.LimitReader(resp.Body, responseHead))
 	resp.Body.Close()
 	x.Status, x.ResponseBody = resp.StatusCode, string(head)
+	if len(head) > answerPreview {
+		x.ResponseBody = strings.ToValidUTF8(string(head[:answerPreview]), "") + "…[preview: the answer's first 256 bytes]"
+	}
 	if err != nil {
 		x.Error = "reading the answer: " + err.Error()
 		return false
@@ -489,6 +500,12 @@ func (w *Worker) commit(ctx context.Context, n *sandbox.Notification) {
 	default:
 		w.log.Error("notify_commit_failed", "mchid", n.MchID, "notify_id", n.ID, "attempt", n.Attempts, "error", err)
 	}
+}
+
+// HostViolations checks a merchant's notify_hosts against the operator's
+// allow-list, which they can only narrow.
+func (w *Worker) HostViolations(path string, hosts []string) []sandbox.Violation {
+	return w.policy.HostViolations(path, hosts)
 }
 
 // Redeliver makes the notification pending and due now, whatever its state

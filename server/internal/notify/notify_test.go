@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -387,7 +388,8 @@ func TestRefusedTargetNeverContacted(t *testing.T) {
 		reason   string
 	}{
 		{"not in the allow-list", merchant("m1", "notify.example.com"), rc.URL, "allowed hosts are notify.example.com"},
-		{"loopback only", merchant("m1"), "http://notify.example.com/x", "loopback only"},
+		{"loopback only", merchant("m1"), "http://notify.example.com/x", "--notify-allow is 127.0.0.0/8, ::1, localhost"},
+		{"metadata", merchant("m1"), "http://169.254.169.254/latest/meta-data/", "never allowed"},
 		{"scheme", merchant("m1"), "file:///etc/passwd", `scheme "file"`},
 	}
 	for _, tt := range tests {
@@ -490,33 +492,47 @@ func TestRunLetsAttemptsFinish(t *testing.T) {
 }
 
 func TestAllowed(t *testing.T) {
+	loopback := MustPolicy(DefaultAllow)
+	wide := MustPolicy("merchant.example.com, *.example.org:8443, 10.0.0.0/8, [::1]:9000, 127.0.0.1")
 	tests := []struct {
-		name  string
-		hosts []string
-		url   string
-		ok    bool
+		name   string
+		policy *Policy
+		hosts  []string
+		url    string
+		ok     bool
 	}{
-		{"loopback v4", nil, "http://127.0.0.1:8080/notify", true},
-		{"loopback v4 range", nil, "http://127.8.9.10/notify", true},
-		{"loopback v6", nil, "http://[::1]:8080/notify", true},
-		{"localhost", nil, "https://LOCALHOST/notify", true},
-		{"public ip, loopback only", nil, "http://203.0.113.7/notify", false},
-		{"name, loopback only", nil, "http://merchant.example.com/notify", false},
-		{"private ip, loopback only", nil, "http://10.0.0.1/notify", false},
-		{"listed host, any port", []string{"merchant.example.com"}, "https://merchant.example.com:8443/n", true},
-		{"listed host, case", []string{"Merchant.Example.com"}, "https://merchant.example.com/n", true},
-		{"listed host:port", []string{"merchant.example.com:8443"}, "https://merchant.example.com:8443/n", true},
-		{"listed host:port, other port", []string{"merchant.example.com:8443"}, "https://merchant.example.com:9000/n", false},
-		{"listed v6", []string{"[::1]:9000"}, "http://[::1]:9000/n", true},
-		{"unlisted, loopback not implied", []string{"merchant.example.com"}, "http://127.0.0.1/n", false},
-		{"suffix is not a match", []string{"example.com"}, "http://evil-example.com/n", false},
-		{"scheme", nil, "ftp://127.0.0.1/n", false},
-		{"no host", nil, "http:///n", false},
-		{"not a url", nil, "http://[::1/n", false},
+		{"loopback v4", loopback, nil, "http://127.0.0.1:8080/notify", true},
+		{"loopback v4 range", loopback, nil, "http://127.8.9.10/notify", true},
+		{"loopback v6", loopback, nil, "http://[::1]:8080/notify", true},
+		{"localhost", loopback, nil, "https://LOCALHOST/notify", true},
+		{"public ip, loopback only", loopback, nil, "http://203.0.113.7/notify", false},
+		{"name, loopback only", loopback, nil, "http://merchant.example.com/notify", false},
+		{"private ip, loopback only", loopback, nil, "http://10.0.0.1/notify", false},
+		{"merchant cannot widen", loopback, []string{"merchant.example.com"}, "https://merchant.example.com/n", false},
+		{"metadata address, whatever the lists", wide, []string{"169.254.169.254"}, "http://169.254.169.254/latest/meta-data/", false},
+		{"link-local v6", wide, nil, "http://[fe80::1]/n", false},
+		{"metadata name", wide, nil, "http://metadata.google.internal/computeMetadata/v1/", false},
+		{"alibaba metadata", MustPolicy("100.64.0.0/10"), nil, "http://100.100.100.200/latest/meta-data/", false},
+		{"operator name", wide, nil, "https://merchant.example.com:8443/n", true},
+		{"operator name, case", wide, nil, "https://Merchant.Example.COM/n", true},
+		{"operator wildcard with port", wide, nil, "https://a.b.example.org:8443/n", true},
+		{"operator wildcard, other port", wide, nil, "https://a.example.org/n", false},
+		{"wildcard is not the apex", wide, nil, "https://example.org:8443/n", false},
+		{"suffix is not a match", wide, nil, "http://evil-merchant.example.com/n", false},
+		{"operator cidr", wide, nil, "http://10.9.8.7:3000/n", true},
+		{"operator v6 with port", wide, nil, "http://[::1]:9000/n", true},
+		{"operator v6, other port", wide, nil, "http://[::1]:9001/n", false},
+		{"merchant narrows to host:port", wide, []string{"merchant.example.com:8443"}, "https://merchant.example.com:8443/n", true},
+		{"merchant narrows, other port", wide, []string{"merchant.example.com:8443"}, "https://merchant.example.com:9000/n", false},
+		{"merchant narrows, default port", wide, []string{"merchant.example.com:443"}, "https://merchant.example.com/n", true},
+		{"merchant narrows, loopback not implied", wide, []string{"merchant.example.com"}, "http://127.0.0.1/n", false},
+		{"scheme", loopback, nil, "ftp://127.0.0.1/n", false},
+		{"no host", loopback, nil, "http:///n", false},
+		{"not a url", loopback, nil, "http://[::1/n", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := Allowed(merchant("m1", tt.hosts...), tt.url)
+			err := tt.policy.Allowed(merchant("m1", tt.hosts...), tt.url)
 			if (err == nil) != tt.ok {
 				t.Fatalf("Allowed(%v, %q) = %v, want ok %v", tt.hosts, tt.url, err, tt.ok)
 			}
@@ -525,31 +541,62 @@ func TestAllowed(t *testing.T) {
 			}
 		})
 	}
-	err := Allowed(merchant("m1", "a.example.com", "b.example.com:8443"), "http://c.example.com/n")
-	if want := `notify host "c.example.com" is not allowed for merchant m1: allowed hosts are a.example.com, b.example.com:8443`; err == nil || err.Error() != want {
+	err := wide.Allowed(merchant("m1", "a.example.com", "merchant.example.com:8443"), "http://merchant.example.com/n")
+	if want := `notify host "merchant.example.com" is not allowed for merchant m1: allowed hosts are a.example.com, merchant.example.com:8443`; err == nil || err.Error() != want {
 		t.Errorf("error %q, want %q", err, want)
 	}
 }
 
-// TestDialGuard: for a loopback-only merchant the default client refuses to
-// connect anywhere else, whatever name led there.
+// TestPolicyParse refuses entries no operator could mean, and never lets
+// link-local or metadata addresses in.
+func TestPolicyParse(t *testing.T) {
+	for _, bad := range []string{"169.254.0.0/16", "169.254.169.254", "[fe80::1]:80", "metadata.google.internal", "a b", "http://x/"} {
+		if _, err := ParsePolicy(bad); err == nil {
+			t.Errorf("ParsePolicy(%q) accepted it", bad)
+		}
+	}
+	if p, err := ParsePolicy(" 10.0.0.0/8 , receiver.internal:9000 ,"); err != nil || p.String() != "10.0.0.0/8, receiver.internal:9000" {
+		t.Errorf("ParsePolicy = %v, %v", p, err)
+	}
+}
+
+// TestHostViolations: a merchant's notify_hosts can only narrow the
+// operator's list.
+func TestHostViolations(t *testing.T) {
+	p := MustPolicy("receiver.internal:9000, 10.0.0.0/8, 127.0.0.1")
+	vs := p.HostViolations("/notify_hosts", []string{"receiver.internal", "receiver.internal:9000", "10.1.2.3:80", "127.0.0.1", "169.254.169.254", "other.example", "receiver.internal:80"})
+	var got []string
+	for _, v := range vs {
+		got = append(got, v.Path)
+	}
+	if want := []string{"/notify_hosts/4", "/notify_hosts/5", "/notify_hosts/6"}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("violations at %v (%v); want %v", got, vs, want)
+	}
+}
+
+// TestDialGuard: the default client holds the address a name resolved to
+// against the policy at connect time.
 func TestDialGuard(t *testing.T) {
 	rc := newReceiver(t, 200)
-	c := defaultClient(1)
-	loopbackOnly := context.WithValue(context.Background(), loopbackOnlyKey{}, true)
+	u, _ := url.Parse(rc.URL)
+	viaName := "http://localhost:" + u.Port() + "/n"
 	tests := []struct {
-		name string
-		ctx  context.Context
-		url  string
-		ok   bool
+		name   string
+		policy *Policy
+		url    string
+		ok     bool
 	}{
-		{"loopback allowed", loopbackOnly, rc.URL, true},
-		{"other address refused", loopbackOnly, "http://192.0.2.1:9/", false},
-		{"unguarded merchant reaches loopback", context.Background(), rc.URL, true},
+		{"listed loopback", MustPolicy(DefaultAllow), rc.URL, true},
+		{"an exact name the operator listed", MustPolicy("localhost"), viaName, true},
+		{"an address not listed", MustPolicy("192.0.2.0/24"), rc.URL, false},
+		{"link-local never", MustPolicy("0.0.0.0/0"), "http://169.254.169.254:" + u.Port() + "/", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req, _ := http.NewRequestWithContext(tt.ctx, "POST", tt.url, nil)
+			c := defaultClient(1, tt.policy)
+			tg, _ := tt.policy.check(merchant("m1"), tt.url)
+			ctx := context.WithValue(context.Background(), targetKey{}, tg)
+			req, _ := http.NewRequestWithContext(ctx, "POST", tt.url, nil)
 			resp, err := c.Do(req)
 			if err == nil {
 				resp.Body.Close()
@@ -557,10 +604,21 @@ func TestDialGuard(t *testing.T) {
 			if (err == nil) != tt.ok {
 				t.Fatalf("Do(%s) = %v, want ok %v", tt.url, err, tt.ok)
 			}
-			if err != nil && !strings.Contains(err.Error(), errNotLoopback.Error()) {
-				t.Errorf("error %v, want %v", err, errNotLoopback)
+			if err != nil && !strings.Contains(err.Error(), "refused") {
+				t.Errorf("error %v, want a refusal", err)
 			}
 		})
+	}
+	// A name the operator allowed by a wildcard vouches for nothing: when
+	// it resolves (rebinds) to a private address that is not listed, the
+	// dial is refused; a public one is fine.
+	p := MustPolicy("*.example.com")
+	untrusted := context.WithValue(context.Background(), targetKey{}, target{})
+	if err := p.guardDial(untrusted, "tcp", "10.1.2.3:80", nil); err != errNotListed {
+		t.Errorf("rebinding to 10.1.2.3: %v, want %v", err, errNotListed)
+	}
+	if err := p.guardDial(untrusted, "tcp", "203.0.113.9:443", nil); err != nil {
+		t.Errorf("a public address: %v", err)
 	}
 }
 

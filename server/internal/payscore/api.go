@@ -60,7 +60,9 @@ func (p *Product) handleCreate(c *gin.Context) error {
 	if err := httpapi.DecodeJSON(p.d.Validator, schemaCreate, httpapi.Body(c), &req); err != nil {
 		return err
 	}
-	if vs := checkCreate(m, &req); len(vs) > 0 {
+	vs := checkCreate(m, &req)
+	vs = append(vs, p.d.NotifyTargets.NotifyURLViolations(m, "/notify_url", req.NotifyURL)...)
+	if len(vs) > 0 {
 		return sandbox.Invalid("参数错误", vs...)
 	}
 	sc, err := p.d.Scenarios.Pick(sandbox.ProductPayScore, c.GetHeader(headerSandboxScenario), map[string]string{"out_order_no": req.OutOrderNo}, m)

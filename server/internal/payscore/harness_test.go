@@ -268,15 +268,7 @@ func businessViewArgs(extraData map[string]any) map[string]any {
 // jump makes a wx.* call; want is the HTTP status expected.
 func (w *world) jump(api string, caller, args map[string]any, header map[string]string, want int) map[string]any {
 	w.tb.Helper()
-	body, _ := json.Marshal(map[string]any{"caller": caller, "args": args})
-	req, _ := http.NewRequest(http.MethodPost, w.Server.URL+"/miniprogram/v1/"+api, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	out, raw := w.do(req, want)
-	w.valid("common/errmsg-result", raw)
-	return out
+	return decode(w.tb, w.Call(w.tb, api, caller, args, header, want))
 }
 
 func (w *world) do(req *http.Request, want int) (map[string]any, []byte) {
@@ -300,10 +292,7 @@ func (w *world) open(pkg string, header map[string]string) string {
 func (w *world) returned(sessionID string) map[string]any {
 	w.tb.Helper()
 	w.advance(2 * time.Second)
-	req, _ := http.NewRequest(http.MethodGet, w.Server.URL+"/miniprogram/v1/sessions/"+sessionID+"/return?wait=5s", nil)
-	out, raw := w.do(req, http.StatusOK)
-	w.valid(schemaReturn, raw)
-	return out
+	return decode(w.tb, w.Return(w.tb, sessionID, schemaReturn))
 }
 
 func queryIDOf(ret map[string]any) string {

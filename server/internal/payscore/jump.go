@@ -48,13 +48,11 @@ func (p *Product) Launch(ctx context.Context, call *sandbox.Call) (*sandbox.Laun
 	if call.API == sandbox.APINavigateToMiniProgram {
 		name = schemaNavigate
 	}
-	more, err := p.d.Validator.Validate(name, call.Doc)
+	more, err := sandbox.ValidateAt(p.d.Validator, name, call.Doc, "/args")
 	if err != nil {
 		return nil, err
 	}
-	for _, v := range more {
-		vs = append(vs, sandbox.Violation{Path: "/args" + v.Path, Message: v.Message})
-	}
+	vs = append(vs, more...)
 	var o *order
 	var diagnostics string
 	// Signature and package are checked whenever extraData is an object,

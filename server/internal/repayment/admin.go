@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -184,7 +185,7 @@ func (p *Product) handleListUsers(c *gin.Context) error {
 	}
 	var vs []sandbox.Violation
 	state := c.Query("user_state")
-	if state != "" && !isUserState(state) {
+	if state != "" && !slices.Contains(userStates[:], state) {
 		vs = append(vs, sandbox.Violation{Path: "/user_state", Message: fmt.Sprintf("%q is not NORMAL, PAUSED, OVERDUE or UNAUTHORIZED", state)})
 	}
 	limit := 100
@@ -236,15 +237,6 @@ func (p *Product) handleListUsers(c *gin.Context) error {
 	}
 	c.JSON(http.StatusOK, gin.H{"users": out})
 	return nil
-}
-
-func isUserState(s string) bool {
-	for _, st := range userStates {
-		if s == st {
-			return true
-		}
-	}
-	return false
 }
 
 // userView is a vehicle user as the admin API shows it

@@ -124,11 +124,7 @@ func (w *world) call(method, path, token string, body any, want int) (map[string
 	if status != want {
 		w.tb.Fatalf("%s %s: status got %d, want %d; body %s", method, path, status, want, raw)
 	}
-	var out map[string]any
-	if err := json.Unmarshal(raw, &out); err != nil {
-		w.tb.Fatalf("%s %s: decode %s: %v", method, path, raw, err)
-	}
-	return out, raw
+	return w.decode(raw), raw
 }
 
 // valid checks raw against a schema.
@@ -210,8 +206,16 @@ func (w *world) appPath(openid, nonce string) string {
 // jump calls the mini-program contract; want is the HTTP status expected.
 func (w *world) jump(api string, args map[string]any, want int) map[string]any {
 	w.tb.Helper()
-	out, raw := w.call(http.MethodPost, "/miniprogram/v1/"+api, "", map[string]any{"caller": w.caller(), "args": args}, want)
-	w.valid("common/errmsg-result", raw)
+	return w.decode(w.Call(w.tb, api, w.caller(), args, nil, want))
+}
+
+// decode reads a JSON object.
+func (w *world) decode(raw []byte) map[string]any {
+	w.tb.Helper()
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		w.tb.Fatalf("decode %s: %v", raw, err)
+	}
 	return out
 }
 
@@ -230,9 +234,7 @@ func (w *world) open(api string, args map[string]any) string {
 // schema of what the caller sees.
 func (w *world) returned(sessionID, schemaName string) map[string]any {
 	w.tb.Helper()
-	out, raw := w.call(http.MethodGet, "/miniprogram/v1/sessions/"+sessionID+"/return?wait=5s", "", nil, http.StatusOK)
-	w.valid(schemaName, raw)
-	return out
+	return w.decode(w.Return(w.tb, sessionID, schemaName))
 }
 
 // session reads a session from the store.

@@ -80,7 +80,7 @@ func (p *Product) navigateArgs(a map[string]any) (jumpParams, []sandbox.Violatio
 	// Keys are matched exactly as JavaScript does: encoding/json into a
 	// struct would let a stray "extradata" or "openId" stand in for the
 	// real one.
-	vs, err := p.validate(schemaNavigateArgs, a, "/args")
+	vs, err := sandbox.ValidateAt(p.d.Validator, schemaNavigateArgs, a, "/args")
 	if err != nil {
 		return params, nil, err
 	}
@@ -90,7 +90,7 @@ func (p *Product) navigateArgs(a map[string]any) (jumpParams, []sandbox.Violatio
 			"%q is not the repayment page: the path is fixed, %q (the repayment page)", path, Page)})
 	}
 	if extra, ok := a["extraData"]; ok {
-		more, err := p.validate(schemaExtraData, extra, "/args/extraData")
+		more, err := sandbox.ValidateAt(p.d.Validator, schemaExtraData, extra, "/args/extraData")
 		if err != nil {
 			return params, nil, err
 		}
@@ -122,7 +122,7 @@ func integer(m map[string]any, key string) (int64, bool) {
 // parameters from the path's query string.
 func (p *Product) appArgs(a map[string]any) (jumpParams, []sandbox.Violation, error) {
 	var params jumpParams
-	vs, err := p.validate(schemaAppLaunchArgs, a, "/args")
+	vs, err := sandbox.ValidateAt(p.d.Validator, schemaAppLaunchArgs, a, "/args")
 	if err != nil {
 		return params, nil, err
 	}
@@ -152,7 +152,7 @@ func (p *Product) appArgs(a map[string]any) (jumpParams, []sandbox.Violation, er
 		}
 		doc[k] = vals[0]
 	}
-	more, err := p.validate(schemaAppPathQuery, doc, "/args/path")
+	more, err := sandbox.ValidateAt(p.d.Validator, schemaAppPathQuery, doc, "/args/path")
 	if err != nil {
 		return params, nil, err
 	}
@@ -214,19 +214,6 @@ func (p *Product) checkParams(ctx context.Context, call *sandbox.Call, params ju
 		vs = append(vs, sandbox.Violation{Path: base + "/openid", Message: msg})
 	}
 	return u, vs, nil
-}
-
-// validate checks a decoded document against a schema, prefixing each
-// violation's path.
-func (p *Product) validate(name string, doc any, prefix string) ([]sandbox.Violation, error) {
-	vs, err := p.d.Validator.Validate(name, doc)
-	if err != nil {
-		return nil, err
-	}
-	for i := range vs {
-		vs[i].Path = prefix + vs[i].Path
-	}
-	return vs, nil
 }
 
 // pageOf is a mini-program path's page, without a leading slash or query.

@@ -24,5 +24,8 @@ type Deps struct {
 	Scenarios Scenarios
 	Validator Validator
 	Journal   Journal
-	Logger    *slog.Logger
+	// NotifyTargets checks notify_url at create time (the notification
+	// worker).
+	NotifyTargets NotifyTargets
+	Logger        *slog.Logger
 }

@@ -7,7 +7,9 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Code classifies an Error. Renderers turn it into a status and a body in the
@@ -74,6 +76,53 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// Bounds of an answered error: a request of a megabyte must not come back
+// three times over in its own error (the diagnostics quote the body, and
+// the message quotes it again).
+const (
+	maxErrorText        = 4 << 10
+	maxErrorDiagnostics = 16 << 10
+)
+
+// Bounded returns e with its message, each violation's message and its
+// diagnostics cut to bounded sizes, each cut marked; e itself is not
+// changed. Every violation is kept.
+func (e *Error) Bounded() *Error {
+	if len(e.Message) <= maxErrorText && len(e.Diagnostics) <= maxErrorDiagnostics && !longField(e.Fields) {
+		return e
+	}
+	c := *e
+	c.Message = Cut(e.Message, maxErrorText)
+	c.Diagnostics = Cut(e.Diagnostics, maxErrorDiagnostics)
+	c.Fields = make([]Violation, len(e.Fields))
+	for i, f := range e.Fields {
+		c.Fields[i] = Violation{Path: Cut(f.Path, maxErrorText), Message: Cut(f.Message, maxErrorText)}
+	}
+	return &c
+}
+
+func longField(vs []Violation) bool {
+	for _, v := range vs {
+		if len(v.Path) > maxErrorText || len(v.Message) > maxErrorText {
+			return true
+		}
+	}
+	return false
+}
+
+// Cut shortens s to at most max bytes, on a UTF-8 boundary, and says so at
+// the end so that nobody mistakes a cut text for what was sent.
+func Cut(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	n := max
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…[cut: " + strconv.Itoa(len(s)) + " bytes in all]"
+}
 
 // Errorf returns an *Error with the code and a formatted message.
 func Errorf(code Code, format string, args ...any) *Error {

@@ -293,9 +293,18 @@ type Exchange struct {
 	Warnings    []Violation `json:"warnings,omitempty"`
 	Diagnostics string      `json:"diagnostics,omitempty"`
 	Error       string      `json:"error,omitempty"`
+	// Source is the address the request came from (incoming exchanges).
+	Source string `json:"source,omitempty"`
+	// Unverified marks an exchange that did not prove it belongs to its
+	// merchant (a bad or missing signature, an unknown key): it is kept
+	// with a small budget and is rate-limited per source.
+	Unverified bool `json:"unverified,omitempty"`
+	// Summary marks a listing's entry whose fields were cut to a preview;
+	// GET /sandbox/v1/journal/{id} has the whole entry.
+	Summary bool `json:"summary,omitempty"`
 }
 
-// JournalFilter selects exchanges, newest first.
+// JournalFilter selects exchanges, newest first (oldest first with Oldest).
 type JournalFilter struct {
 	Product   string
 	MchID     string
@@ -306,6 +315,13 @@ type JournalFilter struct {
 	BeforeID int64
 	AfterID  int64
 	Limit    int
+	// MaxBytes, when above 0, ends the page early once the stored entries
+	// read pass that many bytes (the first entry is always returned), so
+	// that a page's memory is bounded whatever its entries hold.
+	MaxBytes int
+	// Oldest returns the oldest entries first: with AfterID, it pages
+	// forward (an event stream's replay).
+	Oldest bool
 }
 
 // NotificationFilter selects notifications, newest first.

@@ -120,9 +120,11 @@ type Store interface {
 	AppendExchanges(ctx context.Context, xs []*Exchange) error
 	QueryJournal(ctx context.Context, f JournalFilter) ([]*Exchange, error)
 	GetExchange(ctx context.Context, id int64) (*Exchange, error)
-	// PruneJournal deletes all but the newest keep entries and every entry
-	// older than before, returning how many it deleted.
-	PruneJournal(ctx context.Context, keep int, before time.Time) (int, error)
+	// PruneJournal deletes all but the newest keep entries, every entry
+	// older than before, and the oldest entries while the stored entries
+	// hold more than maxBytes (the bytes of their stored documents),
+	// returning how many it deleted. A zero bound is no bound.
+	PruneJournal(ctx context.Context, keep int, before time.Time, maxBytes int64) (int, error)
 
 	Close() error
 }
@@ -141,6 +143,16 @@ type Validator interface {
 // Journal records exchanges without blocking the request on a disk write.
 type Journal interface {
 	Record(x *Exchange)
+}
+
+// NotifyTargets says where notifications may go: the products' create
+// calls ask it about a notify_url, so that one that would be refused fails
+// at once.
+type NotifyTargets interface {
+	// NotifyURLViolations says why notifications to rawURL cannot be sent
+	// for m (the operator's --notify-allow, the merchant's notify_hosts,
+	// addresses never allowed), as violations at path; none when they can.
+	NotifyURLViolations(m *Merchant, path, rawURL string) []Violation
 }
 
 // OutboundRequest is a notification attempt a product built and signed.

@@ -54,6 +54,20 @@ type Call struct {
 	Scenario string
 }
 
+// ValidateAt validates doc, a part of a request checked on its own (a
+// call's args, its extraData), against the named schema, and puts each
+// violation's path under at ("/args").
+func ValidateAt(v Validator, name string, doc any, at string) ([]Violation, error) {
+	vs, err := v.Validate(name, doc)
+	if err != nil {
+		return nil, err
+	}
+	for i := range vs {
+		vs[i].Path = at + vs[i].Path
+	}
+	return vs, nil
+}
+
 // Target is one jump destination a product serves: the API and the value
 // that identifies it in the call's args — appId for navigateToMiniProgram
 // and openEmbeddedMiniProgram, businessType for openBusinessView, the plugin

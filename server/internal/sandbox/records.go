@@ -11,12 +11,6 @@ type Stored[T any] struct {
 	V   *T
 }
 
-// Aliased is implemented by a record's data that names the record's
-// aliases itself; Stored.Record then sets them.
-type Aliased interface {
-	Aliases() []string
-}
-
 // Get reads the merchant's record of kind by key and decodes it; a missing
 // one is CodeNotFound.
 func Get[T any](ctx context.Context, st Store, kind, mchid, key string) (*Stored[T], error) {
@@ -50,9 +44,8 @@ func Decode[T any](rec *Record) (*T, error) {
 	return v, nil
 }
 
-// Record returns a copy of the record holding V as it is now (and its
-// aliases, when V is Aliased), to commit as an Update: compare-and-swap on
-// the version read.
+// Record returns a copy of the record holding V as it is now, to commit as
+// an Update: compare-and-swap on the version read.
 func (s *Stored[T]) Record() (*Record, error) {
 	data, err := json.Marshal(s.V)
 	if err != nil {
@@ -60,21 +53,15 @@ func (s *Stored[T]) Record() (*Record, error) {
 	}
 	up := *s.Rec
 	up.Data = data
-	if a, ok := any(s.V).(Aliased); ok {
-		up.Aliases = a.Aliases()
-	}
 	return &up, nil
 }
 
 // NewRecord returns v as a new record to commit as a Create, with the
-// aliases given and, when v is Aliased, its own.
+// aliases given.
 func NewRecord(kind, mchid, key string, v any, aliases ...string) (*Record, error) {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return nil, &Error{Code: CodeInternal, Message: "encode " + kind + " " + key, Err: err}
-	}
-	if a, ok := v.(Aliased); ok {
-		aliases = append(aliases, a.Aliases()...)
 	}
 	return &Record{Kind: kind, MchID: mchid, Key: key, Aliases: aliases, Data: data}, nil
 }

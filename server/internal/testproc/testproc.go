@@ -28,14 +28,28 @@ var binary struct {
 	err  error
 }
 
-// Binary builds ./server/cmd/mpsandbox once per test process, with the
-// flags of the e2e image build (CGO_ENABLED=0, -trimpath) so the two share
-// the build cache; GOFLAGS from the environment (the Makefile's
-// -tags=nomsgpack) applies. A package that calls it removes the binary at
-// the end with Main.
+// BinaryEnv names a binary already built for the tests: `make test` builds
+// bin/mpsandbox once and every package that runs the binary uses it,
+// instead of each test process building its own at the same moment.
+const BinaryEnv = "MPSANDBOX_TEST_BIN"
+
+// Binary is the binary of BinaryEnv when set; otherwise it builds
+// ./server/cmd/mpsandbox once per test process, with the flags of the e2e
+// image build (CGO_ENABLED=0, -trimpath) so the two share the build cache;
+// GOFLAGS from the environment (the Makefile's -tags=nomsgpack) applies. A
+// package that calls it removes a binary it built at the end with Main.
 func Binary(tb testing.TB) string {
 	tb.Helper()
 	binary.once.Do(func() {
+		if p := os.Getenv(BinaryEnv); p != "" {
+			if binary.path, binary.err = filepath.Abs(p); binary.err == nil {
+				_, binary.err = os.Stat(binary.path)
+			}
+			if binary.err != nil {
+				binary.err = fmt.Errorf("%s=%s: %w (make build makes it)", BinaryEnv, p, binary.err)
+			}
+			return
+		}
 		binary.dir, binary.err = os.MkdirTemp("", "mpsandbox-bin-")
 		if binary.err != nil {
 			return

@@ -62,6 +62,10 @@ func (a *API) authenticate(c *gin.Context) (*sandbox.Merchant, error) {
 	}
 	keys := a.keys.get(m)
 	var diagnostics string
+	// quotedMessage bounds the string-to-sign quoted in the violation:
+	// diagnostics carry it (within their own bound); a body of a megabyte
+	// must not come back twice over.
+	const quotedMessage = 2 << 10
 	var warning *sandbox.Violation
 	if keys.merchantErr != nil {
 		vs = append(vs, sandbox.Violation{Path: "/signature", Message: "the public key registered for merchant " + m.MchID +
@@ -80,7 +84,7 @@ func (a *API) authenticate(c *gin.Context) (*sandbox.Merchant, error) {
 		if err != nil {
 			diagnostics = msg
 			vs = append(vs, sandbox.Violation{Path: "/signature", Message: sandbox.AsError(err).Message +
-				"; expected string-to-sign (METHOD\\nURI\\nTIMESTAMP\\nNONCE\\nBODY\\n): " + strconv.Quote(msg)})
+				"; expected string-to-sign (METHOD\\nURI\\nTIMESTAMP\\nNONCE\\nBODY\\n): " + strconv.Quote(sandbox.Cut(msg, quotedMessage))})
 		}
 	}
 	if len(vs) > 0 {

@@ -45,7 +45,7 @@ func newHarness(tb testing.TB) *harness {
 	h.dir.put(h.m)
 	h.api = New(Options{Merchants: h.dir, Clock: h.clock})
 	e := gin.New()
-	e.Use(httpapi.RequestIDs(), httpapi.ReadBody(httpapi.DefaultMaxBody))
+	e.Use(httpapi.RequestIDs(), httpapi.ReadBody(httpapi.DefaultMaxBody, httpapi.BodyTime{}))
 	g := e.Group("/v3", h.api.Middleware(h.j, "test")...)
 	g.GET("/certificates", httpapi.Handle(h.api.HandleCertificates))
 	echo := httpapi.Handle(func(c *gin.Context) error {

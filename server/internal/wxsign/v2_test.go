@@ -1,6 +1,7 @@
 package wxsign
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -159,5 +160,26 @@ func TestV2UnsupportedSignType(t *testing.T) {
 				t.Errorf("got fields %+v, want one at /sign_type", e.Fields)
 			}
 		})
+	}
+}
+
+// TestV2ExampleInDocs: the querystate request on the repayment page is
+// signed as this package signs, and shows its string-to-sign.
+func TestV2ExampleInDocs(t *testing.T) {
+	doc, err := os.ReadFile("../../../docs/products/repayment.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := map[string]string{"appid": "wxd930ea5d5a258f4f", "mch_id": "1230000109", "nonce_str": "5K8264ILTKCH16CQ2502SI8ZNMTM67VS",
+		"sign_type": SignTypeHMACSHA256, "trade_scene": "PARKING", "openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o", "version": "3.0"}
+	const key = "192006250b4c09247ec02edce69f6a2d"
+	sign, err := V2Sign(params, key, SignTypeHMACSHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<sign>" + sign + "</sign>", "`" + V2StringToSign(params, key) + "`"} {
+		if !strings.Contains(string(doc), want) {
+			t.Errorf("docs/products/repayment.md lacks %s", want)
+		}
 	}
 }

@@ -5,6 +5,7 @@
 package apptest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -151,4 +152,51 @@ func (s *Sandbox) Subject(tb testing.TB, id string) map[string]string {
 		text[k] = fmt.Sprint(v)
 	}
 	return text
+}
+
+// Call makes a wx.* call as a mini-program does — POST
+// /miniprogram/v1/{api} with {caller, args} and the headers given — and
+// returns the answer's body, failing tb unless its status is want and it
+// matches the contract's common/errmsg-result schema.
+func (s *Sandbox) Call(tb testing.TB, api string, caller, args map[string]any, header map[string]string, want int) []byte {
+	tb.Helper()
+	body, err := json.Marshal(map[string]any{"caller": caller, "args": args})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, s.Server.URL+"/miniprogram/v1/"+api, bytes.NewReader(body))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	raw := Send(tb, req, want)
+	Valid(tb, s.Schemas, "common/errmsg-result", raw)
+	return raw
+}
+
+// Return waits up to 5 s for the user to come back from session id and
+// returns what the caller sees, failing tb unless it came back and the
+// answer matches the named schema.
+func (s *Sandbox) Return(tb testing.TB, id, schemaName string) []byte {
+	tb.Helper()
+	req, err := http.NewRequest(http.MethodGet, s.Server.URL+"/miniprogram/v1/sessions/"+id+"/return?wait=5s", nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	raw := Send(tb, req, http.StatusOK)
+	Valid(tb, s.Schemas, schemaName, raw)
+	return raw
+}
+
+// Pending fails tb unless the user of session id is still away (202).
+func (s *Sandbox) Pending(tb testing.TB, id string) {
+	tb.Helper()
+	req, err := http.NewRequest(http.MethodGet, s.Server.URL+"/miniprogram/v1/sessions/"+id+"/return", nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	Send(tb, req, http.StatusAccepted)
 }

@@ -77,12 +77,21 @@ func text(s string) string {
 const pruneChunk = 500
 
 // PruneJournal deletes all but the newest keep exchanges (keep <= 0: no
-// limit on the count) and every exchange older than before (zero: no limit
-// on the age), returning how many it deleted. It deletes pruneChunk at a
-// time, each in its own transaction, so that no transaction holds many
-// row locks for long; replicas pruning at once each delete a share.
-func (s *Store) PruneJournal(ctx context.Context, keep int, before time.Time) (int, error) {
-	if keep <= 0 && before.IsZero() {
+// limit on the count), every exchange older than before (zero: no limit
+// on the age) and the oldest exchanges while the stored documents hold
+// more than maxBytes (<= 0: no limit on the bytes), returning how many it
+// deleted. It deletes pruneChunk at a time, each in its own transaction, so
+// that no transaction holds many row locks for long; replicas pruning at
+// once each delete a share.
+//
+// The byte bound sums the size column in each chunk's transaction, under
+// an advisory lock of its own so that two replicas do not both delete the
+// same excess (appends do not wait for it). Unlike the SQLite store's
+// running total, that sum reads the whole table: a prune costs a scan of
+// the journal's rows (not of their documents, stored out of line past
+// 2 KB).
+func (s *Store) PruneJournal(ctx context.Context, keep int, before time.Time, maxBytes int64) (int, error) {
+	if keep <= 0 && before.IsZero() && maxBytes <= 0 {
 		return 0, nil
 	}
 	total := 0
@@ -90,24 +99,39 @@ func (s *Store) PruneJournal(ctx context.Context, keep int, before time.Time) (i
 		n := 0
 		err := s.inTx(ctx, "prune journal", func(ctx context.Context, tx pgx.Tx) error {
 			n = 0
+			del := func(query string, args ...any) error {
+				tag, err := tx.Exec(ctx, query, args...)
+				n += int(tag.RowsAffected())
+				return err
+			}
 			if keep > 0 {
 				// Ids grow and only the oldest entries are ever deleted, so
 				// the newest keep are those above max(id) - keep.
-				tag, err := tx.Exec(ctx, `DELETE FROM journal WHERE id IN (
+				if err := del(`DELETE FROM journal WHERE id IN (
 					SELECT id FROM journal WHERE id <= (SELECT max(id) FROM journal) - $1 ORDER BY id LIMIT $2)`,
-					keep, pruneChunk)
-				if err != nil {
+					keep, pruneChunk); err != nil {
 					return err
 				}
-				n += int(tag.RowsAffected())
 			}
 			if !before.IsZero() {
-				tag, err := tx.Exec(ctx, `DELETE FROM journal WHERE id IN (
-					SELECT id FROM journal WHERE time < $1 LIMIT $2)`, nanos(before), pruneChunk)
-				if err != nil {
+				if err := del(`DELETE FROM journal WHERE id IN (
+					SELECT id FROM journal WHERE time < $1 LIMIT $2)`, nanos(before), pruneChunk); err != nil {
 					return err
 				}
-				n += int(tag.RowsAffected())
+			}
+			if maxBytes > 0 {
+				if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", pruneLock); err != nil {
+					return err
+				}
+				// The oldest entries go while the bytes before them are
+				// short of the excess: the last one deleted covers it.
+				if err := del(`WITH excess AS (SELECT coalesce(sum(size), 0) - $1 AS n FROM journal),
+					oldest AS (SELECT id, sum(size) OVER (ORDER BY id) - size AS before
+						FROM (SELECT id, size FROM journal ORDER BY id LIMIT $2) o)
+					DELETE FROM journal WHERE id IN (SELECT id FROM oldest, excess WHERE oldest.before < excess.n)`,
+					maxBytes, pruneChunk); err != nil {
+					return err
+				}
 			}
 			return nil
 		})

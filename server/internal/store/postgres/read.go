@@ -64,6 +64,9 @@ func readMany[T any](s *Store, ctx context.Context, scan func(pgx.Row) (*T, erro
 	var out []*T
 	for rows.Next() {
 		v, err := scan(rows)
+		if errors.Is(err, errPageFull) {
+			break
+		}
 		if err != nil {
 			return nil, s.fail("read", err)
 		}
@@ -165,18 +168,27 @@ var (
 	})
 )
 
+// errPageFull ends a list read early: the page has its bytes.
+var errPageFull = errors.New("page full")
+
 func scanExchange(r pgx.Row) (*sandbox.Exchange, error) {
+	x, _, err := scanExchangeSized(r)
+	return x, err
+}
+
+// scanExchangeSized also returns the bytes of the stored document.
+func scanExchangeSized(r pgx.Row) (*sandbox.Exchange, int, error) {
 	var id, t int64
 	var doc []byte
 	if err := r.Scan(&id, &t, &doc); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	x := &sandbox.Exchange{}
 	if err := json.Unmarshal(doc, x); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	x.ID, x.Time = id, fromNanos(t)
-	return x, nil
+	return x, len(doc), nil
 }
 
 // GetMerchant returns the merchant, with its secrets.
@@ -291,8 +303,9 @@ func (s *Store) NextDue(ctx context.Context, mchid string) (time.Time, error) {
 	return time.Unix(0, *due).UTC(), nil
 }
 
-// QueryJournal returns the exchanges f selects, newest first; f.Limit
-// defaults to 100, at most 1000.
+// QueryJournal returns the exchanges f selects, newest first (oldest first
+// with f.Oldest); f.Limit defaults to 100, at most 1000; f.MaxBytes ends
+// the page early.
 func (s *Store) QueryJournal(ctx context.Context, f sandbox.JournalFilter) ([]*sandbox.Exchange, error) {
 	q := newFilterQuery(`SELECT ` + exchangeCols + ` FROM journal`)
 	q.and(f.Product != "", "product = $", f.Product)
@@ -303,8 +316,23 @@ func (s *Store) QueryJournal(ctx context.Context, f sandbox.JournalFilter) ([]*s
 	q.and(f.Direction != "", "direction = $", f.Direction)
 	q.and(f.BeforeID > 0, "id < $", f.BeforeID)
 	q.and(f.AfterID > 0, "id > $", f.AfterID)
-	query, args := q.end("id DESC", f.Limit)
-	return readMany(s, ctx, scanExchange, query, args...)
+	order := "id DESC"
+	if f.Oldest {
+		order = "id"
+	}
+	query, args := q.end(order, f.Limit)
+	if f.MaxBytes <= 0 {
+		return readMany(s, ctx, scanExchange, query, args...)
+	}
+	used := 0
+	return readMany(s, ctx, func(r pgx.Row) (*sandbox.Exchange, error) {
+		if used >= f.MaxBytes {
+			return nil, errPageFull
+		}
+		x, n, err := scanExchangeSized(r)
+		used += n
+		return x, err
+	}, query, args...)
 }
 
 // GetExchange returns one journalled exchange.

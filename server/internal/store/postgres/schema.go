@@ -111,11 +111,12 @@ ALTER TABLE notifications ADD COLUMN lease_owner text NOT NULL DEFAULT '',
 }
 
 // Advisory lock keys (pg_advisory_lock takes any bigint; these spell
-// "mpsbxMIG" and "mpsbxJNL" in ASCII, so that they do not collide with
+// "mpsbxMIG", "mpsbxJNL" and "mpsbxPRN" in ASCII, so that they do not collide with
 // another application's by chance).
 const (
 	migrateLock int64 = 0x6d707362784d4947
 	journalLock int64 = 0x6d707362784a4e4c
+	pruneLock   int64 = 0x6d7073627850524e
 )
 
 // migrate applies the migrations the database has not run. It holds a

@@ -50,6 +50,15 @@ func TestContract(t *testing.T) {
 			}
 			return s, func() { check(c.Stop()) }, func() { check(c.Start()) }
 		},
+		JournalBytes: func(t *testing.T, s sandbox.Store) int64 {
+			// The documents themselves, not the size column the bound reads.
+			var n int64
+			if err := s.(*Store).pool.QueryRow(context.Background(),
+				`SELECT coalesce(sum(octet_length(doc)), 0) FROM journal`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		},
 	})
 }
 

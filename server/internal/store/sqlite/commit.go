@@ -202,18 +202,19 @@ func (s *Store) AppendExchanges(ctx context.Context, xs []*sandbox.Exchange) err
 const pruneChunk = 500
 
 // PruneJournal deletes all but the newest keep exchanges (keep <= 0: no
-// limit on the count) and every exchange older than before (zero: no limit
-// on the age), returning how many it deleted. It deletes pruneChunk at a
-// time, each in its own transaction, so that commits are not held up
-// behind one long delete.
-func (s *Store) PruneJournal(ctx context.Context, keep int, before time.Time) (int, error) {
-	if keep <= 0 && before.IsZero() {
+// limit on the count), every exchange older than before (zero: no limit
+// on the age) and the oldest exchanges while the stored documents hold more
+// than maxBytes (<= 0: no limit on the bytes), returning how many it
+// deleted. It deletes pruneChunk at a time, each in its own transaction, so
+// that commits are not held up behind one long delete.
+func (s *Store) PruneJournal(ctx context.Context, keep int, before time.Time, maxBytes int64) (int, error) {
+	if keep <= 0 && before.IsZero() && maxBytes <= 0 {
 		return 0, nil
 	}
 	total := 0
 	for {
 		o := newOp()
-		o.prune, o.keep, o.before = true, keep, nanos(before)
+		o.prune, o.keep, o.before, o.maxBytes = true, keep, nanos(before), maxBytes
 		if err := s.submit(ctx, o); err != nil {
 			return total, err
 		}

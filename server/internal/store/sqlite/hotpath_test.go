@@ -221,7 +221,7 @@ func TestPruneJournalInChunks(t *testing.T) {
 		t.Fatal(err)
 	}
 	keep := 100
-	got, err := s.PruneJournal(ctx, keep, time.Time{})
+	got, err := s.PruneJournal(ctx, keep, time.Time{}, 0)
 	if err != nil || got != n-keep {
 		t.Fatalf("PruneJournal(keep %d) = %d, %v; want %d", keep, got, err, n-keep)
 	}
@@ -234,7 +234,7 @@ func TestPruneJournalInChunks(t *testing.T) {
 			len(left), left[len(left)-1].ID, left[0].ID, keep, xs[n-keep].ID, xs[n-1].ID)
 	}
 	// By age: everything before the last 10 seconds' entries.
-	got, err = s.PruneJournal(ctx, 0, base.Add(time.Duration(n-10)*time.Second))
+	got, err = s.PruneJournal(ctx, 0, base.Add(time.Duration(n-10)*time.Second), 0)
 	if err != nil || got != keep-10 {
 		t.Fatalf("PruneJournal(by age) = %d, %v; want %d", got, err, keep-10)
 	}

@@ -86,6 +86,9 @@ func readMany[T any](s *Store, ctx context.Context, st *sql.Stmt, scan func(scan
 	var out []*T
 	for rows.Next() {
 		v, err := scan(rows)
+		if errors.Is(err, errPageFull) {
+			break
+		}
 		if err != nil {
 			return nil, s.fail("read", err)
 		}
@@ -221,18 +224,27 @@ var (
 	})
 )
 
+// errPageFull ends a list read early: the page has its bytes.
+var errPageFull = errors.New("page full")
+
 func scanExchange(r scanner) (*sandbox.Exchange, error) {
+	x, _, err := scanExchangeSized(r)
+	return x, err
+}
+
+// scanExchangeSized also returns the bytes of the stored document.
+func scanExchangeSized(r scanner) (*sandbox.Exchange, int, error) {
 	var id, t int64
 	var doc []byte
 	if err := r.Scan(&id, &t, &doc); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	x := &sandbox.Exchange{}
 	if err := json.Unmarshal(doc, x); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	x.ID, x.Time = id, fromNanos(t)
-	return x, nil
+	return x, len(doc), nil
 }
 
 // GetMerchant returns the merchant, with its secrets.
@@ -346,8 +358,9 @@ func (s *Store) NextDue(ctx context.Context, mchid string) (time.Time, error) {
 	return time.Unix(0, due.Int64).UTC(), nil
 }
 
-// QueryJournal returns the exchanges f selects, newest first; f.Limit
-// defaults to 100, at most 1000.
+// QueryJournal returns the exchanges f selects, newest first (oldest first
+// with f.Oldest); f.Limit
+// defaults to 100, at most 1000; f.MaxBytes ends the page early.
 func (s *Store) QueryJournal(ctx context.Context, f sandbox.JournalFilter) ([]*sandbox.Exchange, error) {
 	q := newFilterQuery(`SELECT id, time, json FROM journal`)
 	q.and(f.Product != "", "product = ?", f.Product)
@@ -358,7 +371,22 @@ func (s *Store) QueryJournal(ctx context.Context, f sandbox.JournalFilter) ([]*s
 	q.and(f.Direction != "", "direction = ?", f.Direction)
 	q.and(f.BeforeID > 0, "id < ?", f.BeforeID)
 	q.and(f.AfterID > 0, "id > ?", f.AfterID)
-	return readFiltered(s, ctx, q.end("id DESC", f.Limit), scanExchange)
+	order := "id DESC"
+	if f.Oldest {
+		order = "id"
+	}
+	if f.MaxBytes <= 0 {
+		return readFiltered(s, ctx, q.end(order, f.Limit), scanExchange)
+	}
+	used := 0
+	return readFiltered(s, ctx, q.end(order, f.Limit), func(r scanner) (*sandbox.Exchange, error) {
+		if used >= f.MaxBytes {
+			return nil, errPageFull
+		}
+		x, n, err := scanExchangeSized(r)
+		used += n
+		return x, err
+	})
 }
 
 // GetExchange returns one journalled exchange.

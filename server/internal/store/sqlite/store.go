@@ -70,6 +70,12 @@ type Store struct {
 	// ckpt checkpoints the WAL beside the writer (checkpoint.go); nil in
 	// memory.
 	ckpt *checkpointer
+	// journalBytes is the writer's running total of the journal's stored
+	// bytes (journalbytes.go); only the writer goroutine touches it.
+	journalBytes struct {
+		held  int64
+		known bool
+	}
 	// hooks are called after every successful Commit (OnCommit).
 	hooksMu sync.RWMutex
 	hooks   []func(sandbox.Committed)
@@ -125,7 +131,11 @@ func (s *Store) open(ctx context.Context) error {
 		// survives the process being killed) but not fsynced; IMMEDIATE
 		// takes the write lock at BEGIN, so no transaction fails upgrading.
 		// wal_autocheckpoint(0): the checkpointer does it, off the writer.
-		w := file + "?" + pragmas + "&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=wal_autocheckpoint(0)&_txlock=immediate"
+		// journal_size_limit: when the WAL starts over, a file grown by a
+		// burst is cut back to 8 MiB, so that one burst does not hold its
+		// disk space for good.
+		w := file + "?" + pragmas + "&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=wal_autocheckpoint(0)" +
+			"&_pragma=journal_size_limit(8388608)&_txlock=immediate"
 		if s.wdb, err = sql.Open("sqlite", w); err != nil {
 			return err
 		}

@@ -232,7 +232,16 @@ var (
 // TestContract runs the store contract every adapter keeps. SQLite has no
 // connection to lose and one process owns the file: no Replica, no Outage.
 func TestContract(t *testing.T) {
-	storetest.Run(t, storetest.Harness{Open: func(t *testing.T) sandbox.Store { return openStore(t) }})
+	storetest.Run(t, storetest.Harness{
+		Open: func(t *testing.T) sandbox.Store { return openStore(t) },
+		JournalBytes: func(t *testing.T, s sandbox.Store) int64 {
+			var n int64
+			if err := s.(*Store).rdb.QueryRow(`SELECT coalesce(sum(length(json)), 0) FROM journal`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		},
+	})
 }
 
 // waitFor polls cond, which depends on other goroutines' progress only.

@@ -36,6 +36,7 @@ const (
 	wJournalInsert
 	wPruneKeep
 	wPruneBefore
+	wPruneUpTo
 	numWriteStmts
 )
 
@@ -79,9 +80,12 @@ var writeSQL = [numWriteStmts]string{
 	// keep entries are those above max(id) - keep. Each statement deletes
 	// at most pruneChunk rows: PruneJournal repeats it, so that no single
 	// transaction holds the writer for long.
+	// Each returns the bytes of the documents it deleted, for the byte
+	// bound's running total (journalbytes.go).
 	wPruneKeep: `DELETE FROM journal WHERE id IN (
-		SELECT id FROM journal WHERE id <= (SELECT max(id) FROM journal) - ?1 ORDER BY id LIMIT ?2)`,
-	wPruneBefore: `DELETE FROM journal WHERE id IN (SELECT id FROM journal WHERE time < ?1 LIMIT ?2)`,
+		SELECT id FROM journal WHERE id <= (SELECT max(id) FROM journal) - ?1 ORDER BY id LIMIT ?2) RETURNING length(json)`,
+	wPruneBefore: `DELETE FROM journal WHERE id IN (SELECT id FROM journal WHERE time < ?1 LIMIT ?2) RETURNING length(json)`,
+	wPruneUpTo:   `DELETE FROM journal WHERE id IN (SELECT id FROM journal WHERE id <= ?1 ORDER BY id LIMIT ?2) RETURNING length(json)`,
 }
 
 // op states: the caller and the writer race to move an op out of queued, so
@@ -123,10 +127,13 @@ type op struct {
 
 	probe bool // ProbeWrite
 
-	prune  bool
-	keep   int
-	before int64
-	pruned int
+	prune    bool
+	keep     int
+	before   int64
+	maxBytes int64 // the byte bound of the journal (journalbytes.go)
+	pruned   int
+	// jdelta is what the op changed the journal's stored bytes by.
+	jdelta int64
 
 	err error
 }
@@ -194,6 +201,9 @@ type wtx struct {
 	tx  *sql.Tx
 	st  [numWriteStmts]*sql.Stmt
 	now int64
+	// pending is what the ops applied so far in this transaction changed
+	// the journal's stored bytes by.
+	pending int64
 }
 
 func (w *wtx) stmt(i int) *sql.Stmt {
@@ -247,7 +257,11 @@ func (w *wtx) apply(running []*op) error {
 	if err != nil {
 		return w.s.fail("begin", err)
 	}
-	w.tx = tx
+	w.tx, w.pending = tx, 0
+	if err := w.countJournal(running); err != nil {
+		tx.Rollback()
+		return err
+	}
 	if len(running) == 1 {
 		// Alone in its transaction, an op needs no savepoint: when it fails
 		// the whole transaction is rolled back.
@@ -272,6 +286,8 @@ func (w *wtx) apply(running []*op) error {
 				tx.Rollback()
 				return w.s.fail("rollback", err)
 			}
+		} else {
+			w.pending += o.jdelta
 		}
 		if _, err := w.exec(wRelease); err != nil {
 			tx.Rollback()
@@ -291,7 +307,13 @@ func (w *wtx) apply(running []*op) error {
 	err = tx.Commit()
 	w.s.records.committed(written, err == nil)
 	if err != nil {
+		w.s.journalBytes.known = false // count again rather than drift
 		return w.s.fail("commit", err)
+	}
+	for _, o := range all {
+		if o.err == nil {
+			w.s.journalBytes.held += o.jdelta
+		}
 	}
 	if c := w.s.ckpt; c != nil {
 		c.commits.Add(1)
@@ -544,6 +566,7 @@ func (w *wtx) applyExchanges(o *op) error {
 		if o.ids[i], err = res.LastInsertId(); err != nil {
 			return w.s.fail("append exchange", err)
 		}
+		o.jdelta += int64(len(o.xjson[i]))
 	}
 	return nil
 }
@@ -557,12 +580,9 @@ func (w *wtx) applyPrune(o *op) error {
 		if !p.on {
 			continue
 		}
-		res, err := w.exec(p.stmt, p.arg, pruneChunk)
-		if err != nil {
-			return w.s.fail("prune journal", err)
+		if err := w.deleteJournal(o, p.stmt, p.arg); err != nil {
+			return err
 		}
-		n, _ := res.RowsAffected()
-		o.pruned += int(n)
 	}
-	return nil
+	return w.pruneBytes(o)
 }

@@ -28,6 +28,9 @@ type Harness struct {
 	// Outage, when set, returns a new, empty store and two functions: down
 	// takes its database away (a stopped server), up brings it back.
 	Outage func(t *testing.T) (s sandbox.Store, down, up func())
+	// JournalBytes returns the bytes s counts its journal's stored entries
+	// at, the measure PruneJournal's byte bound applies to.
+	JournalBytes func(t *testing.T, s sandbox.Store) int64
 }
 
 // Run runs every contract test against the harness's stores.
@@ -46,6 +49,7 @@ func Run(t *testing.T, h Harness) {
 		{"NextDue", testNextDue},
 		{"Journal", testJournal},
 		{"QueryJournalLimits", testQueryJournalLimits},
+		{"JournalBytes", testJournalBytes},
 		{"CommitCancelled", testCommitCancelled},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"Closed", testClosed},
@@ -485,6 +489,10 @@ func testJournal(t *testing.T, h Harness) {
 		if i == 4 {
 			x.SessionID = "s1"
 		}
+		if i == 3 {
+			x.Warnings = []sandbox.Violation{{Path: "/w", Message: "inferred"}}
+			x.Source, x.Unverified = "192.0.2.7:4242", true
+		}
 		xs = append(xs, x)
 	}
 	if err := s.AppendExchanges(ctx, xs[:5]); err != nil {
@@ -523,6 +531,7 @@ func testJournal(t *testing.T, h Harness) {
 		{"before", sandbox.JournalFilter{BeforeID: id(3)}, []int{2, 1, 0}},
 		{"after", sandbox.JournalFilter{AfterID: id(6)}, []int{9, 8, 7}},
 		{"between", sandbox.JournalFilter{AfterID: id(2), BeforeID: id(6), MchID: "m1"}, []int{4}},
+		{"oldest first", sandbox.JournalFilter{AfterID: id(6), Oldest: true, Limit: 2}, []int{7, 8}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -556,11 +565,11 @@ func testJournal(t *testing.T, h Harness) {
 	})
 
 	t.Run("prune", func(t *testing.T) {
-		n, err := s.PruneJournal(ctx, 0, base.Add(2*time.Second)) // drops 0 and 1
+		n, err := s.PruneJournal(ctx, 0, base.Add(2*time.Second), 0) // drops 0 and 1
 		if err != nil || n != 2 {
 			t.Fatalf("PruneJournal(before +2s) = %d, %v; want 2", n, err)
 		}
-		n, err = s.PruneJournal(ctx, 3, time.Time{})
+		n, err = s.PruneJournal(ctx, 3, time.Time{}, 0)
 		if err != nil || n != 6 {
 			t.Fatalf("PruneJournal(keep 3) = %d, %v; want 6", n, err)
 		}
@@ -570,7 +579,7 @@ func testJournal(t *testing.T, h Harness) {
 		}
 		// Ids are not reused after a prune.
 		x := &sandbox.Exchange{Method: "GET", URL: "/"}
-		if _, err := s.PruneJournal(ctx, 0, time.Now().Add(time.Hour)); err != nil {
+		if _, err := s.PruneJournal(ctx, 0, time.Now().Add(time.Hour), 0); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.AppendExchanges(ctx, []*sandbox.Exchange{x}); err != nil {
@@ -580,6 +589,82 @@ func testJournal(t *testing.T, h Harness) {
 			t.Errorf("id after pruning everything = %d, want above %d", x.ID, id(9)+1)
 		}
 	})
+}
+
+// testJournalBytes fills the journal with entries of a known size and
+// prunes it to a byte bound: the oldest go, the newest that fit stay, and a
+// page read with MaxBytes stops once it holds that many bytes.
+func testJournalBytes(t *testing.T, h Harness) {
+	if h.JournalBytes == nil {
+		t.Skip("the harness cannot count the journal's bytes")
+	}
+	ctx := context.Background()
+	s := h.Open(t)
+	body := strings.Repeat("x", 10<<10)
+	const chunk = 500 // both stores prune 500 entries a transaction
+	n := 2*chunk + 3
+	xs := make([]*sandbox.Exchange, n)
+	for i := range xs {
+		xs[i] = &sandbox.Exchange{Direction: sandbox.DirectionIn, Method: "POST", URL: fmt.Sprintf("/x/%d", i), Status: 200, RequestBody: body}
+	}
+	if err := s.AppendExchanges(ctx, xs); err != nil {
+		t.Fatal(err)
+	}
+	page, err := s.QueryJournal(ctx, sandbox.JournalFilter{Limit: 1000, MaxBytes: 100 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each stored document is a little over 10 KiB: ten fit under 100 KiB,
+	// the eleventh passes it.
+	if len(page) != 10 || page[0].ID != xs[n-1].ID {
+		t.Fatalf("a page of at most 100 KiB held %d entries of 10 KiB; want 10, the newest first", len(page))
+	}
+	const budget = 1 << 20 // room for 99 entries
+	got, err := s.PruneJournal(ctx, 0, time.Time{}, budget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, err := s.QueryJournal(ctx, sandbox.JournalFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got+len(left) != n || len(left) < 95 || len(left) > 102 || left[0].ID != xs[n-1].ID {
+		t.Fatalf("pruned %d, %d left (newest id %d); want about 100 KiB-sized newest entries left, the newest (%d) among them",
+			got, len(left), left[0].ID, xs[n-1].ID)
+	}
+	if n := h.JournalBytes(t, s); n > budget {
+		t.Fatalf("after pruning to %d bytes the journal holds %d", budget, n)
+	}
+	// The bound follows appends and the other bounds' deletes: a second
+	// round prunes exactly the excess again.
+	more := make([]*sandbox.Exchange, 60)
+	for i := range more {
+		more[i] = &sandbox.Exchange{Direction: sandbox.DirectionIn, Method: "POST", URL: "/more", Status: 200, RequestBody: body}
+	}
+	if err := s.AppendExchanges(ctx, more); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PruneJournal(ctx, 150, time.Time{}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PruneJournal(ctx, 0, time.Time{}, budget); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.JournalBytes(t, s); n > budget || n < budget-(12<<10) {
+		t.Fatalf("after a second round the journal holds %d bytes; want just under %d", n, budget)
+	}
+	// An oldest-first page with a byte bound pages forward from AfterID.
+	first, err := s.QueryJournal(ctx, sandbox.JournalFilter{Oldest: true, Limit: 1000, MaxBytes: 30 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := s.QueryJournal(ctx, sandbox.JournalFilter{Oldest: true, AfterID: first[len(first)-1].ID, Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first) != 3 || first[0].ID >= first[1].ID || len(next) != 1 || next[0].ID <= first[2].ID {
+		t.Fatalf("oldest-first pages: %d entries then %d; want 3 in ascending ids, then the next one", len(first), len(next))
+	}
 }
 
 func testQueryJournalLimits(t *testing.T, h Harness) {

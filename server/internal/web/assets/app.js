@@ -126,7 +126,9 @@
   }
 
   async function api(method, path, body) {
-    const headers = { Accept: 'application/json' };
+    // X-Requested-With: the admin API refuses a state-changing call
+    // without it or a JSON body (a page of another site cannot send either).
+    const headers = { Accept: 'application/json', 'X-Requested-With': 'mpsandbox-qa' };
     if (token) headers.Authorization = 'Bearer ' + token;
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     let res;
@@ -792,6 +794,12 @@
   }
 
   function showExchange(x) {
+    // Listings and the live stream carry summaries (bodies cut to a
+    // preview): the detail shows the whole entry.
+    if (x.summary) {
+      api('GET', '/sandbox/v1/journal/' + x.id).then(showExchange).catch(report);
+      return;
+    }
     S.detail = x.id;
     for (const r of $$('.xrow')) r.classList.toggle('on', r.dataset.id === String(x.id));
     const filterBy = (k, v) => h('button', { type: 'button', class: 'link mono', text: v, onclick: () => {
