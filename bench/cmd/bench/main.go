@@ -19,6 +19,7 @@ import (
 // Config is what the run is told.
 type Config struct {
 	Bin, Ref, Image, Out, Root string
+	DatabaseURL                string
 	Warmup, Duration, Soak     time.Duration
 	Conns, Trades, Notify      int
 	Startups, Rounds           int
@@ -41,7 +42,8 @@ func main() {
 	flag.IntVar(&c.Notify, "notifications", 20000, "notifications released at once for the delivery figure")
 	flag.IntVar(&c.Startups, "startups", 15, "starts of the binary on an existing data dir")
 	flag.IntVar(&c.Rounds, "rounds", 2, "alternating rounds of reference and jump load; the best of each is reported")
-	flag.StringVar(&phases, "phases", "all", "comma-separated subset: sign,jump,v3,notify,rss,startup,testkit,container")
+	flag.StringVar(&c.DatabaseURL, "database-url", "", "the PostgreSQL database of the postgres phase (default: a throwaway cluster, when PostgreSQL is installed)")
+	flag.StringVar(&phases, "phases", "all", "comma-separated subset: sign,jump,v3,notify,postgres,rss,startup,testkit,container")
 	flag.Parse()
 	c.Phases = map[string]bool{}
 	for _, p := range strings.Split(phases, ",") {

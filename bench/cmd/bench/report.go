@@ -30,6 +30,7 @@ const (
 // NotifyFigures is the delivery measurement.
 type NotifyFigures struct {
 	Count      int // notifications released at once
+	Servers    int // sandboxes sharing the store that delivered them
 	Attempts   int // requests the receiver got
 	Journalled int // outbound journal entries with status 200
 	Elapsed    time.Duration
@@ -68,6 +69,18 @@ type Report struct {
 
 	Idle, Loaded drive.Memory
 	LoadRun      load.Result
+
+	PG PGFigures
+}
+
+// PGFigures are the postgres phase's: one sandbox on a PostgreSQL database
+// (jump path, v3), and notification delivery by one and by several
+// sandboxes sharing it.
+type PGFigures struct {
+	Skipped string // why the phase did not run, when it did not
+	Jump    []load.Result
+	V3      load.Result
+	Notify  []NotifyFigures
 }
 
 // best is the round with the most requests per second.
@@ -152,6 +165,7 @@ func (r *Report) Markdown() string {
 			r.Notify.Rate(), r.Notify.Count, ms(r.Notify.Elapsed), targetNotifyRate, verdict(r.Notify.Rate() >= targetNotifyRate))
 		w("| attempts journalled | %d of %d | | | all | %s |\n", r.Notify.Journalled, r.Notify.Attempts, verdict(r.Notify.Journalled >= r.Notify.Attempts))
 	}
+	r.pgRows(w)
 	if len(r.Starts) > 0 {
 		mx := slices.Max(r.Starts)
 		w("| start-to-ready of the binary (exec → first 200 from `/readyz`), existing data dir | median %s, max %s of %d | | | ≤ %s | %s |\n",
@@ -177,8 +191,13 @@ func (r *Report) Markdown() string {
 		w("| RSS after %v of jump load (%.0f req/s, %d connections) | %s MiB (peak VmHWM %s MiB) | | | ≤ 60 MiB | %s |\n",
 			c.Soak, r.LoadRun.RPS(), c.Conns, drive.MiB(r.Loaded.RSSKiB), drive.MiB(r.Loaded.PeakKiB), verdict(r.Loaded.PeakKiB <= targetLoadedKiB))
 	}
-	w("\nRounds, req/s (server CPU per request): reference %s; jump %s; jump without access log %s; jump with the store in memory %s.\n",
-		rates(r.Ref), rates(r.Jump), rates(r.JumpNoLog), rates(r.JumpMemory))
+	w("\nRounds, req/s (server CPU per request): reference %s; jump %s; jump without access log %s; jump with the store in memory %s; jump on PostgreSQL %s.\n",
+		rates(r.Ref), rates(r.Jump), rates(r.JumpNoLog), rates(r.JumpMemory), rates(r.PG.Jump))
+	if r.PG.Skipped != "" {
+		w("\nThe PostgreSQL figures were not measured: %s.\n", r.PG.Skipped)
+	} else if len(r.PG.Jump) > 0 || r.PG.V3.Requests > 0 {
+		w("\nOn PostgreSQL the server CPU per request is the sandbox's alone: the database server's processes, on the same cores, are not counted.\n")
+	}
 	w("%s\n", endMarker)
 	return b.String()
 }
@@ -213,4 +232,30 @@ func rates(rs []load.Result) string {
 		parts[i] = fmt.Sprintf("%.0f (%.0f µs)", r.RPS(), us(r.CPUPerRequest()))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// pgRows renders the postgres phase's rows, beside the SQLite ones.
+func (r *Report) pgRows(w func(format string, args ...any)) {
+	pg := r.PG
+	// against renders the comparison with the SQLite figure, when measured.
+	against := func(what string, pgRPS, sqliteRPS float64) string {
+		if sqliteRPS == 0 {
+			return " | | "
+		}
+		return fmt.Sprintf(" | %s on SQLite %.0f req/s | %.2f", what, sqliteRPS, pgRPS/sqliteRPS)
+	}
+	if jump := best(pg.Jump); jump.Requests > 0 {
+		w("| jump path on PostgreSQL (`--database-url`, a local throwaway cluster; no record cache) | %.0f req/s, p50 %s, p99 %s; CPU %.0f µs per request; %d failures%s | | |\n",
+			jump.RPS(), ms(jump.P50), ms(jump.P99), us(bestCPU(pg.Jump)), failures(pg.Jump), against("jump", jump.RPS(), best(r.Jump).RPS()))
+	}
+	if pg.V3.Requests > 0 {
+		w("| v3 `POST /v3/payscore/serviceorder` on PostgreSQL | %.0f req/s, p50 %s, p99 %s; CPU %.0f µs per request; %d failures%s | | |\n",
+			pg.V3.RPS(), ms(pg.V3.P50), ms(pg.V3.P99), us(pg.V3.CPUPerRequest()), pg.V3.Failures, against("v3", pg.V3.RPS(), r.V3.RPS()))
+	}
+	for _, n := range pg.Notify {
+		once := n.Attempts == n.Count
+		w("| notification delivery on PostgreSQL, %d sandbox(es) sharing the database | %.0f deliveries/s (%d released at once, delivered in %s); %d attempts, %d journalled | | | ≥ %.0f/s, each once, all journalled | %s |\n",
+			n.Servers, n.Rate(), n.Count, ms(n.Elapsed), n.Attempts, n.Journalled, targetNotifyRate,
+			verdict(n.Rate() >= targetNotifyRate && once && n.Journalled >= n.Attempts))
+	}
 }

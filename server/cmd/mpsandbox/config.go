@@ -17,6 +17,7 @@ type Config struct {
 	Addr          string
 	DataDir       string
 	InMemory      bool
+	DatabaseURL   string
 	ScenariosDir  string
 	MerchantsFile string
 	ClockScale    float64
@@ -29,6 +30,7 @@ type Config struct {
 	JournalMaxAge     time.Duration
 	JournalMaxBytes   int64
 	ManualTimeout     time.Duration
+	NotifyLease       time.Duration
 	MaxBody           int64
 	BodyTimeout       time.Duration
 	BodyMinRate       int64
@@ -85,6 +87,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs := flag.NewFlagSet("mpsandbox", flag.ContinueOnError)
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "listen address; bound to a non-loopback address the admin API requires a token")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory of the SQLite database")
+	fs.StringVar(&c.DatabaseURL, "database-url", "", "postgres://… URL of a PostgreSQL database to keep everything in instead of SQLite, shared by every replica; --data-dir is then unused")
 	fs.BoolVar(&c.InMemory, "in-memory", false, "keep everything in memory and lose it at exit, for throwaway runs")
 	fs.StringVar(&c.ScenariosDir, "scenarios-dir", "", "load scenarios from this directory instead of the embedded set")
 	fs.StringVar(&c.MerchantsFile, "merchants-file", "", "YAML file of merchants, with any of their credentials, to create at start if missing; GET /sandbox/v1/merchants/{mchid}/export writes one")
@@ -98,6 +101,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.DurationVar(&c.JournalMaxAge, "journal-max-age", 24*time.Hour, "journal history kept, by age")
 	fs.Int64Var(&c.JournalMaxBytes, "journal-max-bytes", 256<<20, "journal history kept, by the bytes of its stored entries; pruned in the background")
 	fs.DurationVar(&c.ManualTimeout, "manual-timeout", 30*time.Minute, "how long a manual session waits for a person, on the sandbox clock")
+	fs.DurationVar(&c.NotifyLease, "notify-lease", 30*time.Second, "with --database-url: how long a notification one replica claimed stays its own; a killed replica's wait this long for another")
 	fs.Int64Var(&c.MaxBody, "max-body", 1<<20, "largest request body in bytes")
 	fs.DurationVar(&c.BodyTimeout, "body-timeout", 30*time.Second, "longest time a request body may take to arrive")
 	fs.Int64Var(&c.BodyMinRate, "body-min-rate", 1024, "bytes a second a request body must keep up after its first 5 s")
@@ -129,6 +133,9 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Sprintf("unexpected arguments: %s", strings.Join(fs.Args(), " ")))
 	}
+	if c.InMemory && c.DatabaseURL != "" {
+		errs = append(errs, "--in-memory and --database-url choose two different stores: give one")
+	}
 	if c.ClockScale <= 0 {
 		errs = append(errs, "--clock-scale must be above 0")
 	}
@@ -137,6 +144,12 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	if c.JournalMaxEntries < 1 {
 		errs = append(errs, "--journal-max-entries must be at least 1")
+	}
+	if c.NotifyLease < 10*time.Second {
+		// A claim is renewed only by a scan with room for more; an attempt
+		// takes up to 5 s, and a lease shorter than that would let another
+		// replica send a notification still in flight.
+		errs = append(errs, "--notify-lease must be at least 10s: an attempt alone may take 5s")
 	}
 	if c.JournalMaxBytes < 1<<20 {
 		errs = append(errs, "--journal-max-bytes must be at least 1048576 (1 MiB)")

@@ -9,11 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mpsandbox/mpsandbox/server/internal/store/pgtest"
 	"github.com/mpsandbox/mpsandbox/server/internal/testproc"
 )
 
-// TestMain removes the binary the process and fault tests built.
-func TestMain(m *testing.M) { testproc.Main(m) }
+// TestMain removes the binary the process and fault tests built and stops
+// the PostgreSQL cluster of the PostgreSQL tests.
+func TestMain(m *testing.M) { testproc.Main(m, pgtest.Stop) }
 
 // TestSIGTERMEndsStreamsAndClosesTheStoreCleanly runs the real binary,
 // keeps a journal event stream open, sends SIGTERM, and expects a prompt

@@ -24,6 +24,8 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/app"
 	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
 	"github.com/mpsandbox/mpsandbox/server/internal/metrics"
+	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+	"github.com/mpsandbox/mpsandbox/server/internal/store/postgres"
 )
 
 // Main is the running server: Run wires everything and starts serving,
@@ -131,7 +133,10 @@ func (m *Main) Run(ctx context.Context) error {
 }
 
 func dataDescription(cfg Config) string {
-	if cfg.InMemory {
+	switch {
+	case cfg.DatabaseURL != "":
+		return postgres.Redact(cfg.DatabaseURL)
+	case cfg.InMemory:
 		return ":memory:"
 	}
 	return cfg.DataDir
@@ -140,8 +145,15 @@ func dataDescription(cfg Config) string {
 // wire builds every component (app.New), registers the routes and starts
 // the workers.
 func (m *Main) wire(ctx context.Context, cfg Config, engine *gin.Engine, open bool) error {
+	var st sandbox.Store
 	path := ":memory:"
-	if !cfg.InMemory {
+	switch {
+	case cfg.DatabaseURL != "":
+		var err error
+		if st, err = postgres.Open(ctx, postgres.Options{URL: cfg.DatabaseURL, Logger: m.Logger}); err != nil {
+			return err
+		}
+	case !cfg.InMemory:
 		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 			return fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
 		}
@@ -152,10 +164,10 @@ func (m *Main) wire(ctx context.Context, cfg Config, engine *gin.Engine, open bo
 		scenarioFS = os.DirFS(cfg.ScenariosDir)
 	}
 	a, err := app.New(ctx, app.Options{
-		StorePath: path, Logger: m.Logger, ClockScale: cfg.ClockScale, Scenarios: scenarioFS,
+		Store: st, StorePath: path, Logger: m.Logger, ClockScale: cfg.ClockScale, Scenarios: scenarioFS,
 		MerchantsFile: cfg.MerchantsFile, JournalMaxEntries: cfg.JournalMaxEntries, JournalMaxAge: cfg.JournalMaxAge,
 		JournalMaxBytes: cfg.JournalMaxBytes, NotifyAllow: cfg.NotifyAllow,
-		ManualTimeout: cfg.ManualTimeout, Access: httpapi.Access{Open: open, AdminToken: cfg.AdminToken, Hosts: servedHosts(cfg)},
+		ManualTimeout: cfg.ManualTimeout, NotifyLease: cfg.NotifyLease, Access: httpapi.Access{Open: open, AdminToken: cfg.AdminToken, Hosts: servedHosts(cfg)},
 		Shutdown: m.shutdown, Products: embedded.Products,
 		CredentialsSeed: cfg.CredentialsSeed, Metrics: m.metrics,
 	})

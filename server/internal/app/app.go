@@ -98,6 +98,10 @@ type Options struct {
 	// MaxPoll is the longest real wait of the notification worker and of
 	// the session scheduler between their scans (default: theirs).
 	MaxPoll time.Duration
+	// NotifyLease is how long a notification the worker claimed stays its
+	// own before another process sharing the store may take it over
+	// (default: the worker's).
+	NotifyLease time.Duration
 
 	// NotifyAllow is where notifications may go (default
 	// notify.DefaultAllow: loopback only).
@@ -209,7 +213,7 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 	builders := map[string]sandbox.NotifyBuilder{}
 	a.Worker = notify.New(notify.Options{
 		Store: st, Clock: a.Clock, Journal: a.Journal, Logger: o.Logger, Builders: builders, MaxPoll: o.MaxPoll,
-		Allow: o.NotifyAllow, Attempted: attempted(o.Metrics),
+		Lease: o.NotifyLease, Allow: o.NotifyAllow, Attempted: attempted(o.Metrics),
 	})
 	deps := sandbox.Deps{
 		Store: st, Clock: a.Clock, Merchants: a.Merchants, Scenarios: a.Scenarios, Validator: a.Schemas,

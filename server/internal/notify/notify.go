@@ -6,11 +6,17 @@
 // committed after the merchant answered, so a crash (kill -9) between the
 // answer and the commit leaves the row pending and it is sent again after
 // the restart. Merchants must tolerate duplicates, as they must upstream.
+//
+// Processes sharing a store (replicas on PostgreSQL) each claim the due
+// notifications they send (Store.ClaimNotifications, a lease): one sends a
+// notification, and when it dies another takes it over once the lease ends.
 package notify
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -39,6 +45,11 @@ const (
 	adminTries = 5
 	// failedOnPurpose is the error of an attempt FailNext failed.
 	failedOnPurpose = "failed on purpose: fail_next"
+	// defaultLease is how long a claimed notification stays this worker's
+	// (Store.ClaimNotifications) before another process sharing the store
+	// may take it over: well beyond an attempt (attemptTimeout) and its
+	// commit, and renewed by each scan while the attempt lasts.
+	defaultLease = 30 * time.Second
 )
 
 // Options configure a Worker.
@@ -67,6 +78,13 @@ type Options struct {
 	MaxPoll time.Duration
 	// Logger receives store failures and dropped outcomes; nil discards.
 	Logger *slog.Logger
+	// Owner names this worker in its claims on notifications (default: a
+	// random name): workers of processes sharing a store each deliver a
+	// notification the others do not hold. Lease is how long a claim
+	// lasts without renewal (default 30 s): a killed process's
+	// notifications wait that long before another takes them over.
+	Owner string
+	Lease time.Duration
 	// Attempted sees each notification after an attempt, in the state the
 	// attempt left it (the metrics count it); nil ignores.
 	Attempted func(*sandbox.Notification)
@@ -87,6 +105,8 @@ type Worker struct {
 	perMerchant int
 	maxPoll     time.Duration
 	log         *slog.Logger
+	owner       string
+	lease       time.Duration
 	attempted   func(*sandbox.Notification)
 
 	kick chan struct{}
@@ -125,6 +145,12 @@ func New(o Options) *Worker {
 	if o.Clock == nil {
 		o.Clock = sandbox.NewClock(1, nil)
 	}
+	if o.Owner == "" {
+		o.Owner = randomOwner()
+	}
+	if o.Lease <= 0 {
+		o.Lease = defaultLease
+	}
 	if o.Allow == nil {
 		o.Allow = MustPolicy(DefaultAllow)
 	}
@@ -146,6 +172,8 @@ func New(o Options) *Worker {
 		perMerchant: max(1, o.Workers/2),
 		maxPoll:     o.MaxPoll,
 		log:         o.Logger,
+		owner:       o.Owner,
+		lease:       o.Lease,
 		attempted:   o.Attempted,
 		kick:        make(chan struct{}, 1),
 		inflight:    map[string]struct{}{},
@@ -156,6 +184,13 @@ func New(o Options) *Worker {
 	}
 	o.Clock.OnAdvance(w.Wake)
 	return w
+}
+
+// randomOwner names a worker in its claims.
+func randomOwner() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "notify-" + hex.EncodeToString(b[:])
 }
 
 type discard struct{}
@@ -264,9 +299,10 @@ func (w *Worker) scan(ctx context.Context, merchants []*sandbox.Merchant) time.D
 		w.mu.Unlock()
 		if room > 0 {
 			// The rows in flight are still pending and due: ask for them too,
-			// so that the ones behind them are reached.
-			due, err := w.st.DueNotifications(ctx, m.MchID, now, busy+room)
-			if err != nil {
+			// so that the ones behind them are reached (and their claims
+			// renewed).
+			due, err := w.st.ClaimNotifications(ctx, m.MchID, now, w.owner, w.lease, busy+room)
+			if err != nil && ctx.Err() == nil { // a store in another process fails a read at shutdown
 				w.log.Error("notify_due_failed", "mchid", m.MchID, "error", err)
 			}
 			for _, n := range due {
@@ -278,7 +314,9 @@ func (w *Worker) scan(ctx context.Context, merchants []*sandbox.Merchant) time.D
 		}
 		next, err := w.st.NextDue(ctx, m.MchID)
 		if err != nil {
-			w.log.Error("notify_next_due_failed", "mchid", m.MchID, "error", err)
+			if ctx.Err() == nil {
+				w.log.Error("notify_next_due_failed", "mchid", m.MchID, "error", err)
+			}
 			continue
 		}
 		// A time already past belongs to a row in flight (its completion

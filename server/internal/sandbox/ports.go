@@ -68,8 +68,9 @@ func appendNew(list []string, s string) []string {
 	return append(list, s)
 }
 
-// Store is the state behind the sandbox. The SQLite adapter is the default;
-// a PostgreSQL adapter can follow behind the same interface.
+// Store is the state behind the sandbox. The SQLite adapter is the embedded
+// default; the PostgreSQL adapter serves several processes sharing one
+// database.
 type Store interface {
 	// Commit applies a batch atomically. When it returns nil the batch is
 	// durable against a crash of the process, and every OnCommit hook has
@@ -104,6 +105,13 @@ type Store interface {
 	// DueNotifications returns pending notifications of the merchant with a
 	// DueAt at or before now, oldest first.
 	DueNotifications(ctx context.Context, mchid string, now time.Time, limit int) ([]*Notification, error)
+	// ClaimNotifications returns what DueNotifications does, less the
+	// notifications another owner holds, and leases them to owner for
+	// lease (real time): processes sharing a store deliver each
+	// notification once. A lease ends when it runs out (its holder died)
+	// or when a Commit of the notification lands; claiming again renews
+	// the owner's own. A store one process owns may ignore owner and lease.
+	ClaimNotifications(ctx context.Context, mchid string, now time.Time, owner string, lease time.Duration, limit int) ([]*Notification, error)
 	// NextDue returns the earliest DueAt of a pending notification or
 	// session of the merchant, or the zero time when there is none.
 	NextDue(ctx context.Context, mchid string) (time.Time, error)

@@ -71,10 +71,13 @@ func Binary(tb testing.TB) string {
 	return binary.path
 }
 
-// Main runs the tests and removes the binary Binary built; call it from
-// TestMain.
-func Main(m *testing.M) {
+// Main runs the tests, then each of after (pgtest.Stop, say), and removes
+// the binary Binary built; call it from TestMain.
+func Main(m *testing.M, after ...func()) {
 	code := m.Run()
+	for _, f := range after {
+		f()
+	}
 	if binary.dir != "" {
 		os.RemoveAll(binary.dir)
 	}
@@ -85,8 +88,11 @@ func Main(m *testing.M) {
 type Options struct {
 	// Addr is --addr; empty means 127.0.0.1:0, a free loopback port.
 	Addr string
-	// DataDir is --data-dir; empty means --in-memory.
+	// DataDir is --data-dir; empty means --in-memory, unless DatabaseURL
+	// is set.
 	DataDir string
+	// DatabaseURL is --database-url: the PostgreSQL store.
+	DatabaseURL string
 	// Flags follow --addr, --data-dir and --log-format json.
 	Flags []string
 	// Wrap is a command line the binary and its arguments are appended
@@ -119,9 +125,12 @@ func Start(tb testing.TB, o Options) *Proc {
 		addr = "127.0.0.1:0"
 	}
 	args := []string{Binary(tb), "--addr", addr}
-	if o.DataDir != "" {
+	switch {
+	case o.DatabaseURL != "":
+		args = append(args, "--database-url", o.DatabaseURL)
+	case o.DataDir != "":
 		args = append(args, "--data-dir", o.DataDir)
-	} else {
+	default:
 		args = append(args, "--in-memory")
 	}
 	args = append(append(args, "--log-format", "json"), o.Flags...)

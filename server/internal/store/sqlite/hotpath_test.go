@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"reflect"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -297,71 +296,4 @@ func TestRecordCacheAfterACommitSeenElsewhere(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-}
-
-// TestPruneJournalByBytes fills the journal with entries of a known size and
-// prunes it to a byte bound: the oldest go, the newest that fit stay, and a
-// page read with MaxBytes stops once it holds that many bytes.
-func TestPruneJournalByBytes(t *testing.T) {
-	ctx := context.Background()
-	s := openStore(t)
-	body := strings.Repeat("x", 10<<10)
-	n := 2*pruneChunk + 3
-	xs := make([]*sandbox.Exchange, n)
-	for i := range xs {
-		xs[i] = &sandbox.Exchange{Direction: sandbox.DirectionIn, Method: "POST", URL: fmt.Sprintf("/x/%d", i), Status: 200, RequestBody: body}
-	}
-	if err := s.AppendExchanges(ctx, xs); err != nil {
-		t.Fatal(err)
-	}
-	page, err := s.QueryJournal(ctx, sandbox.JournalFilter{Limit: 1000, MaxBytes: 100 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Each stored document is a little over 10 KiB: ten fit under 100 KiB,
-	// the eleventh passes it.
-	if len(page) != 10 {
-		t.Fatalf("a page of at most 100 KiB held %d entries of 10 KiB; want 10", len(page))
-	}
-	const budget = 1 << 20 // room for 99 entries
-	got, err := s.PruneJournal(ctx, 0, time.Time{}, budget)
-	if err != nil {
-		t.Fatal(err)
-	}
-	left, err := s.QueryJournal(ctx, sandbox.JournalFilter{Limit: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got+len(left) != n || len(left) < 95 || len(left) > 102 || left[0].ID != xs[n-1].ID {
-		t.Fatalf("pruned %d, %d left (newest id %d); want about 100 KiB-sized newest entries left, the newest (%d) among them",
-			got, len(left), left[0].ID, xs[n-1].ID)
-	}
-	held := func() int64 {
-		var n int64
-		if err := s.rdb.QueryRowContext(ctx, `SELECT sum(length(json)) FROM journal`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	if n := held(); n > budget {
-		t.Fatalf("after pruning to %d bytes the journal holds %d", budget, n)
-	}
-	// The running total follows appends and the other bounds' deletes: a
-	// second round prunes exactly the excess again.
-	more := make([]*sandbox.Exchange, 60)
-	for i := range more {
-		more[i] = &sandbox.Exchange{Direction: sandbox.DirectionIn, Method: "POST", URL: "/more", Status: 200, RequestBody: body}
-	}
-	if err := s.AppendExchanges(ctx, more); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.PruneJournal(ctx, 150, time.Time{}, 0); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.PruneJournal(ctx, 0, time.Time{}, budget); err != nil {
-		t.Fatal(err)
-	}
-	if n := held(); n > budget || n < budget-(12<<10) {
-		t.Fatalf("after a second round the journal holds %d bytes; want just under %d", n, budget)
-	}
 }
