@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+	"github.com/mpsandbox/mpsandbox/server/internal/store/storedoc"
 )
 
 // ClaimNotifications leases the merchant's due pending notifications that
@@ -15,7 +16,7 @@ import (
 // decides). The owner's own leases are renewed: its worker asks again for
 // the rows it has in flight.
 func (s *Store) ClaimNotifications(ctx context.Context, mchid string, now time.Time, owner string, lease time.Duration, limit int) ([]*sandbox.Notification, error) {
-	return readMany(s, ctx, scanNotification, `WITH t AS (
+	return readMany(s, ctx, storedoc.Notification, `WITH t AS (
 			SELECT (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint AS now),
 		due AS (
 			SELECT id FROM notifications, t
@@ -27,5 +28,5 @@ func (s *Store) ClaimNotifications(ctx context.Context, mchid string, now time.T
 			FROM due, t WHERE n.id = due.id
 			RETURNING n.version, n.created, n.updated, n.doc, n.due_at, n.seq)
 		SELECT `+docCols+` FROM claimed ORDER BY due_at, seq`,
-		mchid, nanos(now), owner, sandbox.ListLimit(limit), lease.Nanoseconds())
+		mchid, storedoc.Nanos(now), owner, sandbox.ListLimit(limit), lease.Nanoseconds())
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+	"github.com/mpsandbox/mpsandbox/server/internal/store/storedoc"
 )
 
 // txAttempts bounds how often a transaction PostgreSQL aborted as a
@@ -66,7 +67,7 @@ type stamp struct {
 }
 
 func (st stamp) set(version *int64, created, updated *time.Time) {
-	*version, *created, *updated = st.version, fromNanos(st.created), fromNanos(st.updated)
+	*version, *created, *updated = st.version, storedoc.FromNanos(st.created), storedoc.FromNanos(st.updated)
 }
 
 // wtx is one Commit's transaction.
@@ -117,7 +118,7 @@ func (s *Store) Commit(ctx context.Context, b *sandbox.Batch) error {
 		return err
 	}
 	for i, m := range b.Merchants {
-		m.CreatedAt, m.Version = fromNanos(st.merchants[i].created), st.merchants[i].version
+		m.CreatedAt, m.Version = storedoc.FromNanos(st.merchants[i].created), st.merchants[i].version
 	}
 	for i, r := range b.Creates {
 		st.creates[i].set(&r.Version, &r.CreatedAt, &r.UpdatedAt)
@@ -192,7 +193,7 @@ func (w *wtx) apply(b *sandbox.Batch, d docs, st *stamps) error {
 	for i, x := range b.Sessions {
 		err := w.put(versioned{what: "session", table: "sessions", id: x.ID, version: x.Version, st: &st.sessions[i],
 			cols: []string{"mchid", "product", "state", "due_at", "doc"},
-			vals: []any{x.MchID, x.Product, string(x.State), nanos(x.DueAt), d.sessions[i]}})
+			vals: []any{x.MchID, x.Product, string(x.State), storedoc.Nanos(x.DueAt), d.sessions[i]}})
 		if err != nil {
 			return err
 		}
@@ -203,7 +204,7 @@ func (w *wtx) apply(b *sandbox.Batch, d docs, st *stamps) error {
 			// admin's change is in, and the notification is anyone's when
 			// it is due again.
 			cols: []string{"mchid", "product", "ref", "state", "due_at", "doc", "lease_owner", "lease_until"},
-			vals: []any{n.MchID, n.Product, n.Ref, string(n.State), nanos(n.DueAt), d.notifies[i], "", 0}})
+			vals: []any{n.MchID, n.Product, n.Ref, string(n.State), storedoc.Nanos(n.DueAt), d.notifies[i], "", 0}})
 		if err != nil {
 			return err
 		}
@@ -216,7 +217,7 @@ func (w *wtx) apply(b *sandbox.Batch, d docs, st *stamps) error {
 // (compare-and-swap).
 func (w *wtx) putMerchant(m *sandbox.Merchant, doc []byte, st *stamp) error {
 	if m.Version == 0 {
-		created := nanos(m.CreatedAt)
+		created := storedoc.Nanos(m.CreatedAt)
 		if created == 0 {
 			created = w.now
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+	"github.com/mpsandbox/mpsandbox/server/internal/store/storedoc"
 )
 
 // AppendExchanges journals xs in one transaction and sets their IDs (and
@@ -47,7 +48,7 @@ func (s *Store) AppendExchanges(ctx context.Context, xs []*sandbox.Exchange) err
 		for i, x := range xs {
 			b.Queue(`INSERT INTO journal (time, mchid, product, session_id, notify_id, direction, size, doc)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
-				nanos(x.Time), text(x.MchID), text(x.Product), text(x.SessionID), text(x.NotifyID), text(x.Direction),
+				storedoc.Nanos(x.Time), text(x.MchID), text(x.Product), text(x.SessionID), text(x.NotifyID), text(x.Direction),
 				len(docs[i]), docs[i]).
 				QueryRow(func(r pgx.Row) error { return r.Scan(&ids[i]) })
 		}
@@ -115,7 +116,7 @@ func (s *Store) PruneJournal(ctx context.Context, keep int, before time.Time, ma
 			}
 			if !before.IsZero() {
 				if err := del(`DELETE FROM journal WHERE id IN (
-					SELECT id FROM journal WHERE time < $1 LIMIT $2)`, nanos(before), pruneChunk); err != nil {
+					SELECT id FROM journal WHERE time < $1 LIMIT $2)`, storedoc.Nanos(before), pruneChunk); err != nil {
 					return err
 				}
 			}

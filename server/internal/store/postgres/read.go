@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+	"github.com/mpsandbox/mpsandbox/server/internal/store/storedoc"
 )
 
 const (
@@ -36,7 +37,7 @@ func encodeAll[T any](path string, xs []*T) ([][]byte, error) {
 
 // readOne runs a single-row query; no row is CodeNotFound with the message
 // notFound.
-func readOne[T any](s *Store, ctx context.Context, scan func(pgx.Row) (*T, error), notFound func() string, query string, args ...any) (*T, error) {
+func readOne[T any](s *Store, ctx context.Context, scan func(storedoc.Scanner) (*T, error), notFound func() string, query string, args ...any) (*T, error) {
 	if s.closed.Load() {
 		return nil, errClosed()
 	}
@@ -52,7 +53,7 @@ func readOne[T any](s *Store, ctx context.Context, scan func(pgx.Row) (*T, error
 }
 
 // readMany runs a list query.
-func readMany[T any](s *Store, ctx context.Context, scan func(pgx.Row) (*T, error), query string, args ...any) ([]*T, error) {
+func readMany[T any](s *Store, ctx context.Context, scan func(storedoc.Scanner) (*T, error), query string, args ...any) ([]*T, error) {
 	if s.closed.Load() {
 		return nil, errClosed()
 	}
@@ -111,7 +112,7 @@ func (q *filterQuery) end(orderBy string, limit int) (string, []any) {
 	return q.b.String(), q.args
 }
 
-func scanMerchant(r pgx.Row) (*sandbox.Merchant, error) {
+func scanMerchant(r storedoc.Scanner) (*sandbox.Merchant, error) {
 	var created, version int64
 	var key, token string
 	var doc []byte
@@ -122,11 +123,11 @@ func scanMerchant(r pgx.Row) (*sandbox.Merchant, error) {
 	if err := json.Unmarshal(doc, m); err != nil {
 		return nil, err
 	}
-	m.CreatedAt, m.Version, m.PlatformPrivateKeyPEM, m.Token = fromNanos(created), version, key, token
+	m.CreatedAt, m.Version, m.PlatformPrivateKeyPEM, m.Token = storedoc.FromNanos(created), version, key, token
 	return m, nil
 }
 
-func scanRecord(r pgx.Row) (*sandbox.Record, error) {
+func scanRecord(r storedoc.Scanner) (*sandbox.Record, error) {
 	rec := &sandbox.Record{}
 	var data []byte
 	var created, updated int64
@@ -136,48 +137,20 @@ func scanRecord(r pgx.Row) (*sandbox.Record, error) {
 	if len(rec.Aliases) == 0 {
 		rec.Aliases = nil
 	}
-	rec.Data, rec.CreatedAt, rec.UpdatedAt = data, fromNanos(created), fromNanos(updated)
+	rec.Data, rec.CreatedAt, rec.UpdatedAt = data, storedoc.FromNanos(created), storedoc.FromNanos(updated)
 	return rec, nil
 }
-
-// scanDoc decodes a row of docCols into a new T; meta gives the fields the
-// columns override.
-func scanDoc[T any](meta func(*T) (*int64, *time.Time, *time.Time)) func(pgx.Row) (*T, error) {
-	return func(r pgx.Row) (*T, error) {
-		var version, created, updated int64
-		var doc []byte
-		if err := r.Scan(&version, &created, &updated, &doc); err != nil {
-			return nil, err
-		}
-		v := new(T)
-		if err := json.Unmarshal(doc, v); err != nil {
-			return nil, err
-		}
-		pv, pc, pu := meta(v)
-		*pv, *pc, *pu = version, fromNanos(created), fromNanos(updated)
-		return v, nil
-	}
-}
-
-var (
-	scanSession = scanDoc(func(x *sandbox.Session) (*int64, *time.Time, *time.Time) {
-		return &x.Version, &x.CreatedAt, &x.UpdatedAt
-	})
-	scanNotification = scanDoc(func(n *sandbox.Notification) (*int64, *time.Time, *time.Time) {
-		return &n.Version, &n.CreatedAt, &n.UpdatedAt
-	})
-)
 
 // errPageFull ends a list read early: the page has its bytes.
 var errPageFull = errors.New("page full")
 
-func scanExchange(r pgx.Row) (*sandbox.Exchange, error) {
+func scanExchange(r storedoc.Scanner) (*sandbox.Exchange, error) {
 	x, _, err := scanExchangeSized(r)
 	return x, err
 }
 
 // scanExchangeSized also returns the bytes of the stored document.
-func scanExchangeSized(r pgx.Row) (*sandbox.Exchange, int, error) {
+func scanExchangeSized(r storedoc.Scanner) (*sandbox.Exchange, int, error) {
 	var id, t int64
 	var doc []byte
 	if err := r.Scan(&id, &t, &doc); err != nil {
@@ -187,7 +160,7 @@ func scanExchangeSized(r pgx.Row) (*sandbox.Exchange, int, error) {
 	if err := json.Unmarshal(doc, x); err != nil {
 		return nil, 0, err
 	}
-	x.ID, x.Time = id, fromNanos(t)
+	x.ID, x.Time = id, storedoc.FromNanos(t)
 	return x, len(doc), nil
 }
 
@@ -233,7 +206,7 @@ func (s *Store) ListRecords(ctx context.Context, kind, mchid string, limit int) 
 
 // GetSession returns a session by id.
 func (s *Store) GetSession(ctx context.Context, id string) (*sandbox.Session, error) {
-	return readOne(s, ctx, scanSession, func() string { return "session " + strconv.Quote(id) + " not found" },
+	return readOne(s, ctx, storedoc.Session, func() string { return "session " + strconv.Quote(id) + " not found" },
 		`SELECT `+docCols+` FROM sessions WHERE id = $1`, id)
 }
 
@@ -245,20 +218,20 @@ func (s *Store) ListSessions(ctx context.Context, f sandbox.SessionFilter) ([]*s
 	q.and(f.Product != "", "product = $", f.Product)
 	q.and(f.State != "", "state = $", string(f.State))
 	query, args := q.end("seq DESC", f.Limit)
-	return readMany(s, ctx, scanSession, query, args...)
+	return readMany(s, ctx, storedoc.Session, query, args...)
 }
 
 // DueSessions returns the merchant's pending sessions due at or before now,
 // oldest due first.
 func (s *Store) DueSessions(ctx context.Context, mchid string, now time.Time, limit int) ([]*sandbox.Session, error) {
-	return readMany(s, ctx, scanSession, `SELECT `+docCols+` FROM sessions
+	return readMany(s, ctx, storedoc.Session, `SELECT `+docCols+` FROM sessions
 		WHERE mchid = $1 AND state = 'pending' AND due_at <= $2 ORDER BY due_at, seq LIMIT $3`,
-		mchid, nanos(now), sandbox.ListLimit(limit))
+		mchid, storedoc.Nanos(now), sandbox.ListLimit(limit))
 }
 
 // GetNotification returns a notification by id.
 func (s *Store) GetNotification(ctx context.Context, id string) (*sandbox.Notification, error) {
-	return readOne(s, ctx, scanNotification, func() string { return "notification " + strconv.Quote(id) + " not found" },
+	return readOne(s, ctx, storedoc.Notification, func() string { return "notification " + strconv.Quote(id) + " not found" },
 		`SELECT `+docCols+` FROM notifications WHERE id = $1`, id)
 }
 
@@ -271,15 +244,15 @@ func (s *Store) ListNotifications(ctx context.Context, f sandbox.NotificationFil
 	q.and(f.Ref != "", "ref = $", f.Ref)
 	q.and(f.State != "", "state = $", string(f.State))
 	query, args := q.end("seq DESC", f.Limit)
-	return readMany(s, ctx, scanNotification, query, args...)
+	return readMany(s, ctx, storedoc.Notification, query, args...)
 }
 
 // DueNotifications returns the merchant's pending notifications due at or
 // before now, oldest due first.
 func (s *Store) DueNotifications(ctx context.Context, mchid string, now time.Time, limit int) ([]*sandbox.Notification, error) {
-	return readMany(s, ctx, scanNotification, `SELECT `+docCols+` FROM notifications
+	return readMany(s, ctx, storedoc.Notification, `SELECT `+docCols+` FROM notifications
 		WHERE mchid = $1 AND state = 'pending' AND due_at <= $2 ORDER BY due_at, seq LIMIT $3`,
-		mchid, nanos(now), sandbox.ListLimit(limit))
+		mchid, storedoc.Nanos(now), sandbox.ListLimit(limit))
 }
 
 // NextDue returns the earliest DueAt of the merchant's pending sessions and
@@ -325,7 +298,7 @@ func (s *Store) QueryJournal(ctx context.Context, f sandbox.JournalFilter) ([]*s
 		return readMany(s, ctx, scanExchange, query, args...)
 	}
 	used := 0
-	return readMany(s, ctx, func(r pgx.Row) (*sandbox.Exchange, error) {
+	return readMany(s, ctx, func(r storedoc.Scanner) (*sandbox.Exchange, error) {
 		if used >= f.MaxBytes {
 			return nil, errPageFull
 		}

@@ -216,18 +216,3 @@ func lostConnection(err error) bool {
 // nanos stores a time as UTC unix nanoseconds, as the SQLite store does:
 // timestamptz keeps microseconds, and the objects' times must read back as
 // they were written. The zero time is 0, since UnixNano of year 1 is out of
-// range.
-func nanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-// fromNanos is the inverse of nanos.
-func fromNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+	"github.com/mpsandbox/mpsandbox/server/internal/store/storedoc"
 )
 
 // Commit applies b atomically through the group-commit writer. When it
@@ -30,7 +31,7 @@ func (s *Store) Commit(ctx context.Context, b *sandbox.Batch) error {
 		return err
 	}
 	for i, m := range b.Merchants {
-		m.CreatedAt, m.Version = fromNanos(o.mStamps[i].created), o.mStamps[i].version
+		m.CreatedAt, m.Version = storedoc.FromNanos(o.mStamps[i].created), o.mStamps[i].version
 	}
 	for i, r := range b.Creates {
 		o.cStamps[i].set(&r.Version, &r.CreatedAt, &r.UpdatedAt)
@@ -63,7 +64,7 @@ func (s *Store) OnCommit(hook func(sandbox.Committed)) {
 }
 
 func (st stamp) set(version *int64, created, updated *time.Time) {
-	*version, *created, *updated = st.version, fromNanos(st.created), fromNanos(st.updated)
+	*version, *created, *updated = st.version, storedoc.FromNanos(st.created), storedoc.FromNanos(st.updated)
 }
 
 // encodeBatch checks b and encodes its JSON on the caller's goroutine, so
@@ -214,7 +215,7 @@ func (s *Store) PruneJournal(ctx context.Context, keep int, before time.Time, ma
 	total := 0
 	for {
 		o := newOp()
-		o.prune, o.keep, o.before, o.maxBytes = true, keep, nanos(before), maxBytes
+		o.prune, o.keep, o.before, o.maxBytes = true, keep, storedoc.Nanos(before), maxBytes
 		if err := s.submit(ctx, o); err != nil {
 			return total, err
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+	"github.com/mpsandbox/mpsandbox/server/internal/store/storedoc"
 )
 
 // The readers' fixed statements, prepared once on the read pool.
@@ -57,12 +58,10 @@ var readSQL = [numReadStmts]string{
 	rExchange: `SELECT id, time, json FROM journal WHERE id = ?`,
 }
 
-// scanner is what *sql.Row and *sql.Rows share.
-type scanner interface{ Scan(dest ...any) error }
-
+// storedoc.Scanner is what *sql.Row and *sql.Rows share.
 // readOne runs a single-row query; no row is CodeNotFound with the message
 // notFound.
-func readOne[T any](s *Store, ctx context.Context, stmt int, scan func(scanner) (*T, error), notFound func() string, args ...any) (*T, error) {
+func readOne[T any](s *Store, ctx context.Context, stmt int, scan func(storedoc.Scanner) (*T, error), notFound func() string, args ...any) (*T, error) {
 	if s.closed.Load() {
 		return nil, errClosed()
 	}
@@ -77,7 +76,7 @@ func readOne[T any](s *Store, ctx context.Context, stmt int, scan func(scanner) 
 }
 
 // readMany runs a list query on a prepared statement.
-func readMany[T any](s *Store, ctx context.Context, st *sql.Stmt, scan func(scanner) (*T, error), args ...any) ([]*T, error) {
+func readMany[T any](s *Store, ctx context.Context, st *sql.Stmt, scan func(storedoc.Scanner) (*T, error), args ...any) ([]*T, error) {
 	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, s.fail("read", err)
@@ -101,7 +100,7 @@ func readMany[T any](s *Store, ctx context.Context, st *sql.Stmt, scan func(scan
 }
 
 // readList runs one of the fixed list statements.
-func readList[T any](s *Store, ctx context.Context, stmt int, scan func(scanner) (*T, error), args ...any) ([]*T, error) {
+func readList[T any](s *Store, ctx context.Context, stmt int, scan func(storedoc.Scanner) (*T, error), args ...any) ([]*T, error) {
 	if s.closed.Load() {
 		return nil, errClosed()
 	}
@@ -110,7 +109,7 @@ func readList[T any](s *Store, ctx context.Context, stmt int, scan func(scanner)
 
 // readFiltered runs a list query built from a filter; its statement is
 // prepared once per distinct text.
-func readFiltered[T any](s *Store, ctx context.Context, q *filterQuery, scan func(scanner) (*T, error)) ([]*T, error) {
+func readFiltered[T any](s *Store, ctx context.Context, q *filterQuery, scan func(storedoc.Scanner) (*T, error)) ([]*T, error) {
 	if s.closed.Load() {
 		return nil, errClosed()
 	}
@@ -164,7 +163,7 @@ func (q *filterQuery) end(orderBy string, limit int) *filterQuery {
 	return q
 }
 
-func scanMerchant(r scanner) (*sandbox.Merchant, error) {
+func scanMerchant(r storedoc.Scanner) (*sandbox.Merchant, error) {
 	var created, version int64
 	var key, token string
 	var doc []byte
@@ -175,11 +174,11 @@ func scanMerchant(r scanner) (*sandbox.Merchant, error) {
 	if err := json.Unmarshal(doc, m); err != nil {
 		return nil, err
 	}
-	m.CreatedAt, m.Version, m.PlatformPrivateKeyPEM, m.Token = fromNanos(created), version, key, token
+	m.CreatedAt, m.Version, m.PlatformPrivateKeyPEM, m.Token = storedoc.FromNanos(created), version, key, token
 	return m, nil
 }
 
-func scanRecord(r scanner) (*sandbox.Record, error) {
+func scanRecord(r storedoc.Scanner) (*sandbox.Record, error) {
 	rec := &sandbox.Record{}
 	var aliases, data []byte
 	var created, updated int64
@@ -192,48 +191,20 @@ func scanRecord(r scanner) (*sandbox.Record, error) {
 	if len(rec.Aliases) == 0 {
 		rec.Aliases = nil
 	}
-	rec.Data, rec.CreatedAt, rec.UpdatedAt = data, fromNanos(created), fromNanos(updated)
+	rec.Data, rec.CreatedAt, rec.UpdatedAt = data, storedoc.FromNanos(created), storedoc.FromNanos(updated)
 	return rec, nil
 }
-
-// scanDoc decodes a row of docCols into a new T; meta gives the fields the
-// columns override.
-func scanDoc[T any](meta func(*T) (*int64, *time.Time, *time.Time)) func(scanner) (*T, error) {
-	return func(r scanner) (*T, error) {
-		var version, created, updated int64
-		var doc []byte
-		if err := r.Scan(&version, &created, &updated, &doc); err != nil {
-			return nil, err
-		}
-		v := new(T)
-		if err := json.Unmarshal(doc, v); err != nil {
-			return nil, err
-		}
-		pv, pc, pu := meta(v)
-		*pv, *pc, *pu = version, fromNanos(created), fromNanos(updated)
-		return v, nil
-	}
-}
-
-var (
-	scanSession = scanDoc(func(x *sandbox.Session) (*int64, *time.Time, *time.Time) {
-		return &x.Version, &x.CreatedAt, &x.UpdatedAt
-	})
-	scanNotification = scanDoc(func(n *sandbox.Notification) (*int64, *time.Time, *time.Time) {
-		return &n.Version, &n.CreatedAt, &n.UpdatedAt
-	})
-)
 
 // errPageFull ends a list read early: the page has its bytes.
 var errPageFull = errors.New("page full")
 
-func scanExchange(r scanner) (*sandbox.Exchange, error) {
+func scanExchange(r storedoc.Scanner) (*sandbox.Exchange, error) {
 	x, _, err := scanExchangeSized(r)
 	return x, err
 }
 
 // scanExchangeSized also returns the bytes of the stored document.
-func scanExchangeSized(r scanner) (*sandbox.Exchange, int, error) {
+func scanExchangeSized(r storedoc.Scanner) (*sandbox.Exchange, int, error) {
 	var id, t int64
 	var doc []byte
 	if err := r.Scan(&id, &t, &doc); err != nil {
@@ -243,7 +214,7 @@ func scanExchangeSized(r scanner) (*sandbox.Exchange, int, error) {
 	if err := json.Unmarshal(doc, x); err != nil {
 		return nil, 0, err
 	}
-	x.ID, x.Time = id, fromNanos(t)
+	x.ID, x.Time = id, storedoc.FromNanos(t)
 	return x, len(doc), nil
 }
 
@@ -299,7 +270,7 @@ func (s *Store) ListRecords(ctx context.Context, kind, mchid string, limit int) 
 
 // GetSession returns a session by id.
 func (s *Store) GetSession(ctx context.Context, id string) (*sandbox.Session, error) {
-	return readOne(s, ctx, rSession, scanSession, func() string { return "session " + strconv.Quote(id) + " not found" }, id)
+	return readOne(s, ctx, rSession, storedoc.Session, func() string { return "session " + strconv.Quote(id) + " not found" }, id)
 }
 
 // ListSessions returns the sessions f selects, newest first; f.Limit
@@ -309,18 +280,18 @@ func (s *Store) ListSessions(ctx context.Context, f sandbox.SessionFilter) ([]*s
 	q.and(f.MchID != "", "mchid = ?", f.MchID)
 	q.and(f.Product != "", "product = ?", f.Product)
 	q.and(f.State != "", "state = ?", string(f.State))
-	return readFiltered(s, ctx, q.end("rowid DESC", f.Limit), scanSession)
+	return readFiltered(s, ctx, q.end("rowid DESC", f.Limit), storedoc.Session)
 }
 
 // DueSessions returns the merchant's pending sessions due at or before now,
 // oldest due first.
 func (s *Store) DueSessions(ctx context.Context, mchid string, now time.Time, limit int) ([]*sandbox.Session, error) {
-	return readList(s, ctx, rDueSessions, scanSession, mchid, nanos(now), clampLimit(limit))
+	return readList(s, ctx, rDueSessions, storedoc.Session, mchid, storedoc.Nanos(now), clampLimit(limit))
 }
 
 // GetNotification returns a notification by id.
 func (s *Store) GetNotification(ctx context.Context, id string) (*sandbox.Notification, error) {
-	return readOne(s, ctx, rNotification, scanNotification, func() string { return "notification " + strconv.Quote(id) + " not found" }, id)
+	return readOne(s, ctx, rNotification, storedoc.Notification, func() string { return "notification " + strconv.Quote(id) + " not found" }, id)
 }
 
 // ListNotifications returns the notifications f selects, newest first;
@@ -331,13 +302,13 @@ func (s *Store) ListNotifications(ctx context.Context, f sandbox.NotificationFil
 	q.and(f.Product != "", "product = ?", f.Product)
 	q.and(f.Ref != "", "ref = ?", f.Ref)
 	q.and(f.State != "", "state = ?", string(f.State))
-	return readFiltered(s, ctx, q.end("rowid DESC", f.Limit), scanNotification)
+	return readFiltered(s, ctx, q.end("rowid DESC", f.Limit), storedoc.Notification)
 }
 
 // DueNotifications returns the merchant's pending notifications due at or
 // before now, oldest due first.
 func (s *Store) DueNotifications(ctx context.Context, mchid string, now time.Time, limit int) ([]*sandbox.Notification, error) {
-	return readList(s, ctx, rDueNotifications, scanNotification, mchid, nanos(now), clampLimit(limit))
+	return readList(s, ctx, rDueNotifications, storedoc.Notification, mchid, storedoc.Nanos(now), clampLimit(limit))
 }
 
 // NextDue returns the earliest DueAt of the merchant's pending sessions and
@@ -379,7 +350,7 @@ func (s *Store) QueryJournal(ctx context.Context, f sandbox.JournalFilter) ([]*s
 		return readFiltered(s, ctx, q.end(order, f.Limit), scanExchange)
 	}
 	used := 0
-	return readFiltered(s, ctx, q.end(order, f.Limit), func(r scanner) (*sandbox.Exchange, error) {
+	return readFiltered(s, ctx, q.end(order, f.Limit), func(r storedoc.Scanner) (*sandbox.Exchange, error) {
 		if used >= f.MaxBytes {
 			return nil, errPageFull
 		}

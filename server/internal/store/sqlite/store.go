@@ -17,7 +17,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	msqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -290,23 +289,6 @@ func (s *Store) fail(op string, err error) error {
 		}
 	}
 	return &sandbox.Error{Code: code, Message: "store: " + op + ": " + err.Error(), Err: err}
-}
-
-// nanos stores a time as UTC unix nanoseconds; the zero time is 0, since
-// UnixNano of year 1 is out of range.
-func nanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-// fromNanos is the inverse of nanos.
-func fromNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
 }
 
 // clampLimit applies the default and the maximum to a list limit.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+	"github.com/mpsandbox/mpsandbox/server/internal/store/storedoc"
 )
 
 // The writer's statements, prepared once on the write connection.
@@ -383,7 +384,7 @@ func (w *wtx) applyBatch(o *op) error {
 // updates it if that version is still current (compare-and-swap).
 func (w *wtx) putMerchant(m *sandbox.Merchant, doc []byte, st *stamp) error {
 	if m.Version == 0 {
-		created := nanos(m.CreatedAt)
+		created := storedoc.Nanos(m.CreatedAt)
 		if created == 0 {
 			created = w.now
 		}
@@ -512,15 +513,15 @@ func (w *wtx) casFailure(versionStmt int, what string, want int64, key ...any) e
 func (w *wtx) putSession(x *sandbox.Session, doc []byte, st *stamp) error {
 	return w.put(versioned{what: "session", id: x.ID, version: x.Version, st: st,
 		insert: wSessionInsert, update: wSessionUpdate, current: wSessionVersion},
-		[]any{x.ID, x.MchID, x.Product, string(x.State), nanos(x.DueAt), w.now, w.now, doc},
-		[]any{x.MchID, x.Product, string(x.State), nanos(x.DueAt), w.now, doc, x.ID, x.Version})
+		[]any{x.ID, x.MchID, x.Product, string(x.State), storedoc.Nanos(x.DueAt), w.now, w.now, doc},
+		[]any{x.MchID, x.Product, string(x.State), storedoc.Nanos(x.DueAt), w.now, doc, x.ID, x.Version})
 }
 
 func (w *wtx) putNotification(n *sandbox.Notification, doc []byte, st *stamp) error {
 	return w.put(versioned{what: "notification", id: n.ID, version: n.Version, st: st,
 		insert: wNotifyInsert, update: wNotifyUpdate, current: wNotifyVersion},
-		[]any{n.ID, n.MchID, n.Product, n.Ref, string(n.State), nanos(n.DueAt), w.now, w.now, doc},
-		[]any{n.MchID, n.Product, n.Ref, string(n.State), nanos(n.DueAt), w.now, doc, n.ID, n.Version})
+		[]any{n.ID, n.MchID, n.Product, n.Ref, string(n.State), storedoc.Nanos(n.DueAt), w.now, w.now, doc},
+		[]any{n.MchID, n.Product, n.Ref, string(n.State), storedoc.Nanos(n.DueAt), w.now, doc, n.ID, n.Version})
 }
 
 // versioned describes an object stored by id with a version: its
@@ -559,7 +560,7 @@ func (w *wtx) put(v versioned, insertArgs, updateArgs []any) error {
 
 func (w *wtx) applyExchanges(o *op) error {
 	for i, x := range o.xs {
-		res, err := w.exec(wJournalInsert, nanos(x.Time), x.MchID, x.Product, x.SessionID, x.NotifyID, x.Direction, o.xjson[i])
+		res, err := w.exec(wJournalInsert, storedoc.Nanos(x.Time), x.MchID, x.Product, x.SessionID, x.NotifyID, x.Direction, o.xjson[i])
 		if err != nil {
 			return w.s.fail("append exchange", err)
 		}

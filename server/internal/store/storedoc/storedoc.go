@@ -1,0 +1,61 @@
+// Package storedoc is what the SQL stores (sqlite, postgres) share in how
+// they keep the domain's objects: times as Unix nanoseconds, and rows of
+// (version, created, updated, document) decoded into a domain type whose
+// bookkeeping fields the columns override.
+package storedoc
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+)
+
+// Scanner is a row of either driver: database/sql's *Row and *Rows, pgx's
+// Row and Rows.
+type Scanner interface{ Scan(dest ...any) error }
+
+// Nanos is t as Unix nanoseconds; the zero time is 0.
+func Nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// FromNanos is the UTC time of Unix nanoseconds n; 0 is the zero time.
+func FromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// Doc decodes a row of (version, created, updated, doc) into a new T; meta
+// gives the fields the columns override.
+func Doc[T any](meta func(*T) (*int64, *time.Time, *time.Time)) func(Scanner) (*T, error) {
+	return func(r Scanner) (*T, error) {
+		var version, created, updated int64
+		var doc []byte
+		if err := r.Scan(&version, &created, &updated, &doc); err != nil {
+			return nil, err
+		}
+		v := new(T)
+		if err := json.Unmarshal(doc, v); err != nil {
+			return nil, err
+		}
+		pv, pc, pu := meta(v)
+		*pv, *pc, *pu = version, FromNanos(created), FromNanos(updated)
+		return v, nil
+	}
+}
+
+// Session and Notification decode the rows of their tables.
+var (
+	Session = Doc(func(x *sandbox.Session) (*int64, *time.Time, *time.Time) {
+		return &x.Version, &x.CreatedAt, &x.UpdatedAt
+	})
+	Notification = Doc(func(n *sandbox.Notification) (*int64, *time.Time, *time.Time) {
+		return &n.Version, &n.CreatedAt, &n.UpdatedAt
+	})
+)
