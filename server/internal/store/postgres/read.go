@@ -65,7 +65,7 @@ func readMany[T any](s *Store, ctx context.Context, scan func(storedoc.Scanner) 
 	var out []*T
 	for rows.Next() {
 		v, err := scan(rows)
-		if errors.Is(err, errPageFull) {
+		if errors.Is(err, storedoc.ErrPageFull) {
 			break
 		}
 		if err != nil {
@@ -139,29 +139,6 @@ func scanRecord(r storedoc.Scanner) (*sandbox.Record, error) {
 	}
 	rec.Data, rec.CreatedAt, rec.UpdatedAt = data, storedoc.FromNanos(created), storedoc.FromNanos(updated)
 	return rec, nil
-}
-
-// errPageFull ends a list read early: the page has its bytes.
-var errPageFull = errors.New("page full")
-
-func scanExchange(r storedoc.Scanner) (*sandbox.Exchange, error) {
-	x, _, err := scanExchangeSized(r)
-	return x, err
-}
-
-// scanExchangeSized also returns the bytes of the stored document.
-func scanExchangeSized(r storedoc.Scanner) (*sandbox.Exchange, int, error) {
-	var id, t int64
-	var doc []byte
-	if err := r.Scan(&id, &t, &doc); err != nil {
-		return nil, 0, err
-	}
-	x := &sandbox.Exchange{}
-	if err := json.Unmarshal(doc, x); err != nil {
-		return nil, 0, err
-	}
-	x.ID, x.Time = id, storedoc.FromNanos(t)
-	return x, len(doc), nil
 }
 
 // GetMerchant returns the merchant, with its secrets.
@@ -295,14 +272,14 @@ func (s *Store) QueryJournal(ctx context.Context, f sandbox.JournalFilter) ([]*s
 	}
 	query, args := q.end(order, f.Limit)
 	if f.MaxBytes <= 0 {
-		return readMany(s, ctx, scanExchange, query, args...)
+		return readMany(s, ctx, storedoc.Exchange, query, args...)
 	}
 	used := 0
 	return readMany(s, ctx, func(r storedoc.Scanner) (*sandbox.Exchange, error) {
 		if used >= f.MaxBytes {
-			return nil, errPageFull
+			return nil, storedoc.ErrPageFull
 		}
-		x, n, err := scanExchangeSized(r)
+		x, n, err := storedoc.ExchangeSized(r)
 		used += n
 		return x, err
 	}, query, args...)
@@ -310,6 +287,6 @@ func (s *Store) QueryJournal(ctx context.Context, f sandbox.JournalFilter) ([]*s
 
 // GetExchange returns one journalled exchange.
 func (s *Store) GetExchange(ctx context.Context, id int64) (*sandbox.Exchange, error) {
-	return readOne(s, ctx, scanExchange, func() string { return "exchange " + strconv.FormatInt(id, 10) + " not found" },
+	return readOne(s, ctx, storedoc.Exchange, func() string { return "exchange " + strconv.FormatInt(id, 10) + " not found" },
 		`SELECT `+exchangeCols+` FROM journal WHERE id = $1`, id)
 }

@@ -85,7 +85,7 @@ func readMany[T any](s *Store, ctx context.Context, st *sql.Stmt, scan func(stor
 	var out []*T
 	for rows.Next() {
 		v, err := scan(rows)
-		if errors.Is(err, errPageFull) {
+		if errors.Is(err, storedoc.ErrPageFull) {
 			break
 		}
 		if err != nil {
@@ -193,29 +193,6 @@ func scanRecord(r storedoc.Scanner) (*sandbox.Record, error) {
 	}
 	rec.Data, rec.CreatedAt, rec.UpdatedAt = data, storedoc.FromNanos(created), storedoc.FromNanos(updated)
 	return rec, nil
-}
-
-// errPageFull ends a list read early: the page has its bytes.
-var errPageFull = errors.New("page full")
-
-func scanExchange(r storedoc.Scanner) (*sandbox.Exchange, error) {
-	x, _, err := scanExchangeSized(r)
-	return x, err
-}
-
-// scanExchangeSized also returns the bytes of the stored document.
-func scanExchangeSized(r storedoc.Scanner) (*sandbox.Exchange, int, error) {
-	var id, t int64
-	var doc []byte
-	if err := r.Scan(&id, &t, &doc); err != nil {
-		return nil, 0, err
-	}
-	x := &sandbox.Exchange{}
-	if err := json.Unmarshal(doc, x); err != nil {
-		return nil, 0, err
-	}
-	x.ID, x.Time = id, storedoc.FromNanos(t)
-	return x, len(doc), nil
 }
 
 // GetMerchant returns the merchant, with its secrets.
@@ -347,14 +324,14 @@ func (s *Store) QueryJournal(ctx context.Context, f sandbox.JournalFilter) ([]*s
 		order = "id"
 	}
 	if f.MaxBytes <= 0 {
-		return readFiltered(s, ctx, q.end(order, f.Limit), scanExchange)
+		return readFiltered(s, ctx, q.end(order, f.Limit), storedoc.Exchange)
 	}
 	used := 0
 	return readFiltered(s, ctx, q.end(order, f.Limit), func(r storedoc.Scanner) (*sandbox.Exchange, error) {
 		if used >= f.MaxBytes {
-			return nil, errPageFull
+			return nil, storedoc.ErrPageFull
 		}
-		x, n, err := scanExchangeSized(r)
+		x, n, err := storedoc.ExchangeSized(r)
 		used += n
 		return x, err
 	})
@@ -362,5 +339,5 @@ func (s *Store) QueryJournal(ctx context.Context, f sandbox.JournalFilter) ([]*s
 
 // GetExchange returns one journalled exchange.
 func (s *Store) GetExchange(ctx context.Context, id int64) (*sandbox.Exchange, error) {
-	return readOne(s, ctx, rExchange, scanExchange, func() string { return "exchange " + strconv.FormatInt(id, 10) + " not found" }, id)
+	return readOne(s, ctx, rExchange, storedoc.Exchange, func() string { return "exchange " + strconv.FormatInt(id, 10) + " not found" }, id)
 }

@@ -6,6 +6,7 @@ package storedoc
 
 import (
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
@@ -59,3 +60,28 @@ var (
 		return &n.Version, &n.CreatedAt, &n.UpdatedAt
 	})
 )
+
+// ErrPageFull ends a list read early: the page has its bytes.
+var ErrPageFull = errors.New("page full")
+
+// Exchange decodes a journal row of (id, time, doc).
+func Exchange(r Scanner) (*sandbox.Exchange, error) {
+	x, _, err := ExchangeSized(r)
+	return x, err
+}
+
+// ExchangeSized is Exchange that also returns the bytes of the stored
+// document, what the journal's byte bounds count.
+func ExchangeSized(r Scanner) (*sandbox.Exchange, int, error) {
+	var id, t int64
+	var doc []byte
+	if err := r.Scan(&id, &t, &doc); err != nil {
+		return nil, 0, err
+	}
+	x := &sandbox.Exchange{}
+	if err := json.Unmarshal(doc, x); err != nil {
+		return nil, 0, err
+	}
+	x.ID, x.Time = id, FromNanos(t)
+	return x, len(doc), nil
+}
