@@ -40,7 +40,8 @@ const (
 	// time, and by how many entries were appended since the last one.
 	pruneInterval     = time.Minute
 	pruneEveryEntries = 10000
-	// shutdownWrite bounds the final flush when Run's context has ended.
+	// shutdownWrite bounds each append and the final flush when Run's
+	// context has ended.
 	shutdownWrite = 10 * time.Second
 )
 
@@ -412,7 +413,13 @@ func (w *writer) add(it item) {
 func (w *writer) write(ctx context.Context) {
 	j := w.j
 	if len(w.batch) > 0 {
-		if err := j.st.AppendExchanges(ctx, w.batch); err != nil {
+		// A batch taken from the queue is written even when Run's context
+		// ends meanwhile (shutdown): a store that honours cancellation would
+		// otherwise drop it. The write is bounded all the same.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownWrite)
+		err := j.st.AppendExchanges(actx, w.batch)
+		cancel()
+		if err != nil {
 			j.failed.Add(int64(len(w.batch)))
 			j.log.Error("journal_append_failed", "entries", len(w.batch), "error", err)
 		} else {

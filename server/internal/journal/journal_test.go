@@ -326,3 +326,41 @@ func BenchmarkRecord(b *testing.B) {
 		b.Fatalf("wrote %d of %d", s.Written, s.Recorded)
 	}
 }
+
+// slowAppends is a store whose appends take a while and honour their
+// context, as the PostgreSQL store's do: started is closed when the first
+// append begins.
+type slowAppends struct {
+	sandbox.Store
+	once    sync.Once
+	started chan struct{}
+}
+
+func (s *slowAppends) AppendExchanges(ctx context.Context, xs []*sandbox.Exchange) error {
+	s.once.Do(func() { close(s.started) })
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(100 * time.Millisecond):
+	}
+	return s.Store.AppendExchanges(ctx, xs)
+}
+
+// TestAppendInFlightSurvivesShutdown: a batch the writer took from the queue
+// is written even when Run's context ends during its append (a SIGTERM
+// while the journal writes); it used to be dropped with "context canceled".
+func TestAppendInFlightSurvivesShutdown(t *testing.T) {
+	st := &slowAppends{Store: openStore(t), started: make(chan struct{})}
+	j := New(st, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); j.Run(ctx) }()
+	j.Record(&sandbox.Exchange{Time: time.Now(), Direction: sandbox.DirectionIn, Method: "POST", URL: "/in-flight", Status: 200})
+	<-st.started
+	cancel()
+	<-done
+	xs, err := st.QueryJournal(context.Background(), sandbox.JournalFilter{Limit: 10})
+	if err != nil || len(xs) != 1 || xs[0].URL != "/in-flight" {
+		t.Fatalf("journal after shutdown: %d entries, %v; want the in-flight one", len(xs), err)
+	}
+}
