@@ -188,15 +188,8 @@ func (p *Product) handleListUsers(c *gin.Context) error {
 	if state != "" && !slices.Contains(userStates[:], state) {
 		vs = append(vs, sandbox.Violation{Path: "/user_state", Message: fmt.Sprintf("%q is not NORMAL, PAUSED, OVERDUE or UNAUTHORIZED", state)})
 	}
-	limit := 100
-	if l := c.Query("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 1000 {
-			vs = append(vs, sandbox.Violation{Path: "/limit", Message: "must be a whole number from 1 to 1000"})
-		}
-		limit = n
-	}
-	if len(vs) > 0 {
+	limit, bad := limitQuery(c)
+	if vs = append(vs, bad...); len(vs) > 0 {
 		return sandbox.Invalid("bad query", vs...)
 	}
 	ctx := c.Request.Context()
@@ -237,6 +230,19 @@ func (p *Product) handleListUsers(c *gin.Context) error {
 	}
 	c.JSON(http.StatusOK, gin.H{"users": out})
 	return nil
+}
+
+// limitQuery reads ?limit= of a list: 1 to 1000, 100 when absent.
+func limitQuery(c *gin.Context) (int, []sandbox.Violation) {
+	l := c.Query("limit")
+	if l == "" {
+		return 100, nil
+	}
+	n, err := strconv.Atoi(l)
+	if err != nil || n < 1 || n > 1000 {
+		return 0, []sandbox.Violation{{Path: "/limit", Message: "must be a whole number from 1 to 1000"}}
+	}
+	return n, nil
 }
 
 // userView is a vehicle user as the admin API shows it

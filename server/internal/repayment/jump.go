@@ -310,24 +310,33 @@ func (p *Product) Resolve(ctx context.Context, s *sandbox.Session, action string
 	if u == nil {
 		return nil, sandbox.Errorf(sandbox.CodeInternal, "session %s: vehicle user %s is gone", s.ID, s.Ref)
 	}
+	return p.pays(ctx, s.MchID, rec, u, s.ID, action, at)
+}
+
+// pays is the user's repay or fail at `at` (in the session, "" when the
+// user repays outside a jump): the batch that updates the user read as rec
+// (compare-and-swap) and, for repay, clears every advance, makes an
+// OVERDUE user NORMAL and sends what repaying sends; nil when the user owes
+// nothing (the page shows an empty list).
+func (p *Product) pays(ctx context.Context, mchid string, rec *sandbox.Record, u *user, sessionID, action string, at time.Time) (*sandbox.Batch, error) {
 	owed := u.owed()
 	if owed == 0 {
-		return nil, nil // nothing to repay: the page shows an empty list
+		return nil, nil
 	}
-	u.LastAttempt = &attempt{SessionID: s.ID, Action: action, At: at, Amount: owed}
+	u.LastAttempt = &attempt{SessionID: sessionID, Action: action, At: at, Amount: owed}
 	batch := &sandbox.Batch{}
 	if action == ActionRepay {
 		var repaid []string
 		for i := range u.Advances {
 			if !u.Advances[i].repaid() {
-				u.Advances[i].RepaidAt, u.Advances[i].RepaidIn = at, s.ID
+				u.Advances[i].RepaidAt, u.Advances[i].RepaidIn = at, sessionID
 				repaid = append(repaid, u.Advances[i].OutTradeNo)
 			}
 		}
 		if u.UserState == StateOverdue {
 			u.UserState = StateNormal
 		}
-		if err := p.repaidNotifications(ctx, s.MchID, u, repaid, at, batch); err != nil {
+		if err := p.repaidNotifications(ctx, mchid, u, repaid, at, batch); err != nil {
 			return nil, err
 		}
 	}

@@ -101,6 +101,23 @@ func (w *parkingWorld) next(event string) map[string]any {
 	}
 }
 
+// repaidEvents waits for what repaying an advance with a blocked entry
+// sends: TRANSACTION.PAY_BACK and VEHICLE.ENTRANCE_STATE_CHANGE, in either
+// order, by event.
+func (w *parkingWorld) repaidEvents() map[string]map[string]any {
+	w.tb.Helper()
+	got := map[string]map[string]any{}
+	for range 2 {
+		select {
+		case n := <-w.notices:
+			got[n.event] = n.resource
+		case <-time.After(5 * time.Second):
+			w.tb.Fatalf("after repaying: got %v, want PAY_BACK and ENTRANCE_STATE_CHANGE", got)
+		}
+	}
+	return got
+}
+
 // none checks that no notification arrives for a moment.
 func (w *parkingWorld) none() {
 	w.tb.Helper()
@@ -212,15 +229,7 @@ func TestParkingAdvancedThenRepaid(t *testing.T) {
 	}
 	w.advance(2 * time.Second)
 	w.returned(sid, "repayment/return")
-	got := map[string]map[string]any{}
-	for range 2 {
-		select {
-		case n := <-w.notices:
-			got[n.event] = n.resource
-		case <-time.After(5 * time.Second):
-			t.Fatalf("after repaying: got %v, want PAY_BACK and ENTRANCE_STATE_CHANGE", got)
-		}
-	}
+	got := w.repaidEvents()
 	if pb := got[EventTransactionPayBack]; pb["user_repaid"] != "Y" || pb["bank_type"] != "BPA" || pb["out_trade_no"] != "PKADVANCE0001" {
 		t.Fatalf("TRANSACTION.PAY_BACK: got %v, want user_repaid Y", pb)
 	}

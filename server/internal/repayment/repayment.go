@@ -194,9 +194,11 @@ func (p *Product) Register(r gin.IRouter) {
 	g.GET("/transactions/out-trade-no/:out_trade_no", h(p.handleTransaction))
 }
 
-// RegisterAdmin mounts the vehicle-user admin routes on /sandbox/v1, which
+// RegisterAdmin mounts the vehicle-user and parking admin routes on /sandbox/v1, which
 // has already checked access and renders the house envelope.
 func (p *Product) RegisterAdmin(g gin.IRouter) {
 	g.POST("/vehicle-users", httpapi.Handle(p.handleCreateUser))
 	g.GET("/vehicle-users", httpapi.Handle(p.handleListUsers))
+	g.POST("/vehicle-users/:openid/repay", httpapi.Handle(p.handleRepay))
+	g.GET("/parking", httpapi.Handle(p.handleListParking))
 }
