@@ -71,4 +71,31 @@ func TestProductRegistry(t *testing.T) {
 	if got, want := sorted(names), sorted(sc.products); !slices.Equal(got, want) {
 		t.Errorf("registered products %q, scenario.schema.json's products %q", got, want)
 	}
+
+	// The parking page offers every repayment scenario with parking params
+	// (an outcome of 创建停车入场 or 扣费受理), each named in both languages.
+	var scs struct {
+		Scenarios []struct {
+			ID     string         `json:"id"`
+			Params map[string]any `json:"params"`
+		} `json:"scenarios"`
+	}
+	status, body = s.do(t, http.MethodGet, "/sandbox/v1/scenarios?product="+sandbox.ProductRepayment, "", nil)
+	if err := json.Unmarshal(body, &scs); status != http.StatusOK || err != nil {
+		t.Fatalf("GET /sandbox/v1/scenarios?product=repayment: %d %v %s", status, err, body)
+	}
+	var parking []string
+	for _, sc := range scs.Scenarios {
+		_, deduction := sc.Params["deduction"]
+		_, block := sc.Params["block_reason"]
+		if deduction || block {
+			parking = append(parking, sc.ID)
+		}
+	}
+	if got, want := sorted(jsList(t, asset(t, "app.js"), "PARKING_OUTCOMES")), sorted(parking); len(want) == 0 || !slices.Equal(got, want) {
+		t.Errorf("app.js's PARKING_OUTCOMES are %q, the catalogue's parking scenarios %q", got, want)
+	}
+	for _, id := range parking {
+		words("parking.outcome." + id)
+	}
 }

@@ -122,13 +122,26 @@ func newPayScore(t *testing.T, s *server) *payScore {
 // prefix) and opens the 支付分 mini-program with wx.openBusinessView.
 func (p *payScore) open(t *testing.T, outOrderNo string) string {
 	t.Helper()
-	res, err := p.client.Post(context.Background(), "https://api.mch.weixin.qq.com/v3/payscore/serviceorder", map[string]any{
+	return p.openFor(t, "", "", outOrderNo)
+}
+
+// openFor is open for a partner (服务商) order of sub-merchant sub when sub
+// is set: created at the partner path, jumped to from the sub-merchant's
+// mini-program subAppID.
+func (p *payScore) openFor(t *testing.T, sub, subAppID, outOrderNo string) string {
+	t.Helper()
+	path, caller := "/v3/payscore/serviceorder", p.c["appid"]
+	body := map[string]any{
 		"out_order_no": outOrderNo, "appid": p.c["appid"], "service_id": p.c["service_id"],
 		"service_introduction": "共享充电宝",
 		"time_range":           map[string]any{"start_time": "OnAccept"},
 		"risk_fund":            map[string]any{"name": "DEPOSIT", "amount": 9900},
 		"notify_url":           p.notify,
-	})
+	}
+	if sub != "" {
+		path, caller, body["sub_mchid"], body["sub_appid"] = "/v3/payscore/partner/serviceorder", subAppID, sub, subAppID
+	}
+	res, err := p.client.Post(context.Background(), "https://api.mch.weixin.qq.com"+path, body)
 	if err != nil {
 		t.Fatalf("create %s: %v", outOrderNo, err)
 	}
@@ -151,7 +164,7 @@ func (p *payScore) open(t *testing.T, outOrderNo string) string {
 		extraData[k] = v
 	}
 	return launch(t, p.s, "openBusinessView",
-		map[string]any{"appId": p.c["appid"], "platform": "ios", "wechatVersion": "8.0.50", "sdkVersion": "3.4.0"},
+		map[string]any{"appId": caller, "platform": "ios", "wechatVersion": "8.0.50", "sdkVersion": "3.4.0"},
 		map[string]any{"businessType": "wxpayScoreUse", "extraData": extraData})
 }
 

@@ -249,6 +249,9 @@ func TestEveryWordIsInBothLanguages(t *testing.T) {
 	for _, v := range []report.Verdict{report.Passed, report.Failed, report.NotExercised} {
 		used["verdict."+string(v)] = "report.Verdict"
 	}
+	for _, id := range jsList(t, js, "PARKING_OUTCOMES") {
+		used["parking.outcome."+id] = "PARKING_OUTCOMES"
+	}
 	used["report.window.all"] = "REPORT_WINDOWS ''"
 	for _, w := range jsList(t, js, "REPORT_WINDOWS") {
 		used["report.window."+w] = "REPORT_WINDOWS"

@@ -8,7 +8,7 @@
   const DICT = JSON.parse(document.getElementById('i18n').textContent);
   // The products this server runs, in its order: GET /sandbox/v1/products.
   let PRODUCTS = [];
-  const VIEWS = ['overview', 'scenarios', 'sessions', 'journal', 'notifications', 'report'];
+  const VIEWS = ['overview', 'scenarios', 'sessions', 'parking', 'journal', 'notifications', 'report'];
   // The report's windows: a duration before now, or the whole journal.
   const REPORT_WINDOWS = ['1h', '24h', '168h', ''];
   // The journal keeps this many rows: the page may stay open for days.
@@ -265,7 +265,7 @@
       }
     }
     // Sessions and notifications change with what the journal sees.
-    if (S.view === 'sessions' || S.view === 'notifications' || S.view === 'overview') refreshSoon();
+    if (S.view === 'sessions' || S.view === 'parking' || S.view === 'notifications' || S.view === 'overview') refreshSoon();
   }
   // refreshSoon redraws the view once a burst of events is over, and not
   // while someone is typing in it.
@@ -363,7 +363,7 @@
   function render(quiet) {
     if (S.locked) return;
     const gen = ++S.gen;
-    const views = { overview: viewOverview, scenarios: viewScenarios, sessions: viewSessions, journal: viewJournal, notifications: viewNotifications, report: viewReport };
+    const views = { overview: viewOverview, scenarios: viewScenarios, sessions: viewSessions, parking: viewParking, journal: viewJournal, notifications: viewNotifications, report: viewReport };
     if (!quiet) main().replaceChildren(h('p', { class: 'empty', text: t('loading') }));
     const y = window.scrollY;
     views[S.view](gen).then((nodes) => {
@@ -518,7 +518,7 @@
     const credentials = section('creds.title', h('p', { class: 'muted', text: t('creds.why') }), h('div', { class: 'creds' }, rows));
     const clockCard = section('clock.title', h('p', { class: 'muted', text: t('clock.why') }), clockBar());
     return h('div', { class: 'grid overview' },
-      h('div', { class: 'col' }, merchants, clockCard, keyModeCard(m), strictCard(m), apiFaultsCard(m), products),
+      h('div', { class: 'col' }, merchants, clockCard, keyModeCard(m), strictCard(m), apiFaultsCard(m), subMerchantsCard(m), products),
       h('div', { class: 'col wide' }, credentials));
   }
   // keyModeCard switches the platform key WeChat Pay signs with: the
@@ -594,6 +594,49 @@
         : h('p', { class: 'muted', text: t('apifault.none') })),
       h('form', { class: 'inline fault-form', id: 'api-fault-form', onsubmit: add }, method, path, kind, times, hold,
         h('button', { type: 'submit', class: 'small', text: t('apifault.add') })));
+  }
+  // subMerchantsCard lists a service provider's (服务商) sub-merchants, the
+  // sub_mchid its partner-mode calls may name; adding one makes the
+  // merchant a service provider. PATCH replaces the whole list.
+  function subMerchantsCard(m) {
+    const subs = m.sub_merchants || [];
+    const save = async (list, key, sub) => {
+      try {
+        await api('PATCH', '/sandbox/v1/merchants/' + enc(m.mchid), { sub_merchants: list });
+        await loadMerchants();
+        toast(t(key, { sub }));
+        render(true);
+      } catch (err) { report(err); }
+    };
+    const id = h('input', { name: 'sub_mchid', required: true, class: 'short', placeholder: '1900000109', inputmode: 'numeric', 'aria-label': t('sub.mchid') });
+    const appid = h('input', { name: 'sub_appid', class: 'short', placeholder: 'wx…', 'aria-label': t('sub.appid') });
+    const add = (ev) => {
+      ev.preventDefault();
+      const sub = { sub_mchid: id.value.trim() };
+      if (appid.value.trim()) sub.sub_appid = appid.value.trim();
+      save([...subs, sub], 'sub.added', sub.sub_mchid);
+    };
+    return section('sub.title', h('p', { class: 'muted', text: t('sub.why') }),
+      h('div', { class: 'list', id: 'sub-merchants' }, subs.length ? subs.map((x) =>
+        h('div', { class: 'api-fault sub-merchant', data: { subMchid: x.sub_mchid } },
+          badge(t('partner.sub', { sub: x.sub_mchid }), 'tag'), ' ',
+          x.sub_appid ? h('span', { class: 'mono muted', text: 'sub_appid ' + x.sub_appid }) : null, ' ',
+          h('button', { type: 'button', class: 'small', data: { op: 'remove' }, text: t('sub.remove'),
+            onclick: () => save(subs.filter((y) => y.sub_mchid !== x.sub_mchid), 'sub.removed', x.sub_mchid) })))
+        : h('p', { class: 'muted', text: t('sub.none') })),
+      h('form', { class: 'inline fault-form', id: 'sub-merchant-form', onsubmit: add }, id, appid,
+        h('button', { type: 'submit', class: 'small', text: t('sub.add') })));
+  }
+  // partnerSub is the sub-merchant of a 支付分 partner (服务商) order from
+  // its sessions' and notifications' ref, "sub:<sub_mchid>:<out_order_no>"
+  // (docs/products/payscore.md); '' for a direct order.
+  function partnerSub(ref) {
+    const m = /^sub:([^:]+):/.exec(ref || '');
+    return m ? m[1] : '';
+  }
+  function partnerBadge(ref) {
+    const sub = partnerSub(ref);
+    return sub ? badge(t('partner.sub', { sub }), 'tag', t('partner.why')) : null;
   }
   function pemPreview(pem) {
     const lines = pem.trim().split('\n');
@@ -689,10 +732,11 @@
     if (!current(gen)) return null;
     const rows = out.sessions.map((s) => {
       const waiting = s.state === 'pending' && s.mode === 'manual';
-      return h('div', { class: 'row-item session' + (waiting ? ' waiting' : ''), data: { session: s.id, state: s.state } },
+      return h('div', { class: 'row-item session' + (waiting ? ' waiting' : ''), data: { session: s.id, state: s.state, subMchid: partnerSub(s.ref) || null } },
         h('div', { class: 'what' },
           h('strong', { text: productName(s.product) }),
           h('span', { class: 'mono', text: s.api }),
+          partnerBadge(s.ref),
           h('span', { class: 'mono muted', text: s.id })),
         h('div', { class: 'meta' },
           badge(t('state.' + s.state), s.state === 'pending' ? 'warn' : s.state === 'returned' ? 'ok' : ''),
@@ -944,9 +988,9 @@
       if (!groups.has(k)) groups.set(k, []);
       groups.get(k).push(n);
     }
-    const cards = Array.from(groups.values()).map((ns) => h('section', { class: 'card order', data: { ref: ns[0].ref } },
+    const cards = Array.from(groups.values()).map((ns) => h('section', { class: 'card order', data: { ref: ns[0].ref, subMchid: partnerSub(ns[0].ref) || null } },
       h('header', {}, h('h3', {}, h('span', { class: 'muted', text: t('notifications.order') + ' ' }), h('span', { class: 'mono', text: ns[0].ref })),
-        badge(productName(ns[0].product), 'tag')),
+        h('span', { class: 'badges' }, partnerBadge(ns[0].ref), badge(productName(ns[0].product), 'tag'))),
       ns.map((n) => notificationRow(n, attempts[n.id]))));
     return [
       h('div', { class: 'bar' }, clockBar()),
@@ -1004,6 +1048,123 @@
         h('td', {}, statusBadge(x.status)),
         h('td', { class: 'mono', text: (x.latency_ms || 0).toFixed(1) + ' ms' }),
         h('td', { class: 'wrap', text: x.error || '' })))));
+  }
+
+  // ---- parking: the repayment product's v3 parking flow behind 垫资 —
+  // entries (创建停车入场), deductions (扣费受理) and what they sent, per
+  // vehicle user; the outcome of the next ones; the user's repayment.
+  // PARKING_OUTCOMES are the repayment scenarios with parking params (a
+  // test holds the list to the catalogue).
+  const PARKING_OUTCOMES = ['repayment.parking-paid', 'repayment.parking-paid-after-retries', 'repayment.parking-failed', 'repayment.parking-advanced', 'repayment.parking-advanced-unrepaid', 'repayment.parking-entry-blocked'];
+  async function viewParking(gen) {
+    const m = merchant();
+    if (!m) return h('p', { class: 'empty', text: t('merchants.none') });
+    const q = 'mchid=' + enc(m.mchid);
+    const [active, users, flow, notes] = await Promise.all([
+      api('GET', '/sandbox/v1/merchants/' + enc(m.mchid) + '/scenarios'),
+      api('GET', '/sandbox/v1/vehicle-users?' + q),
+      api('GET', '/sandbox/v1/parking?' + q),
+      api('GET', '/sandbox/v1/notifications?product=repayment&limit=200&' + q),
+    ]);
+    if (!current(gen)) return null;
+    const sent = new Map();
+    for (const n of notes.notifications.slice().sort((a, b) => a.created_at.localeCompare(b.created_at))) {
+      if (!sent.has(n.ref)) sent.set(n.ref, []);
+      sent.get(n.ref).push(n);
+    }
+    const cards = users.users.map((u) => ({ u, entries: flow.entries.filter((e) => e.openid === u.openid), txs: flow.transactions.filter((x) => x.openid === u.openid) }))
+      .sort((a, b) => (b.entries.length + b.txs.length > 0) - (a.entries.length + a.txs.length > 0))
+      .map((x) => vehicleCard(m, x.u, x.entries, x.txs, sent));
+    const strays = flow.entries.filter((e) => !e.openid);
+    return [
+      h('div', { class: 'bar' }, clockBar()),
+      h('p', { class: 'muted explain', text: t('parking.why') }),
+      parkingOutcomes(m, active.products.repayment || {}),
+      cards.length ? cards : h('p', { class: 'empty', text: t('parking.users.none') }),
+      strays.length ? h('section', { class: 'card vehicle-user', data: { openid: '' } }, h('h3', { text: t('parking.strays') }), entriesTable(strays, sent)) : null,
+    ];
+  }
+  // parkingOutcomes activates the parking scenario that decides what the
+  // merchant's next entries and deductions do (until changed): the
+  // merchant's active repayment scenario.
+  function parkingOutcomes(m, state) {
+    const activeID = state.active ? state.active.id : '';
+    const base = '/sandbox/v1/merchants/' + enc(m.mchid) + '/scenarios/repayment';
+    const set = async (id) => {
+      try {
+        if (id) await api('PUT', base, { id }); else await api('DELETE', base);
+        toast(t('parking.outcome.set', { name: t(id ? 'parking.outcome.' + id : 'parking.outcome.default') }));
+        render(true);
+      } catch (err) { report(err); }
+    };
+    const button = (id, label) => h('button', { type: 'button', class: 'small' + (activeID === id ? ' on' : ''), role: 'radio',
+      'aria-checked': activeID === id ? 'true' : 'false', title: id || state.default, data: { outcome: id }, onclick: () => set(id), text: label });
+    return section('parking.outcome.title', h('p', { class: 'muted', text: t('parking.outcome.why') }),
+      h('div', { class: 'list', role: 'radiogroup', id: 'parking-outcome' },
+        button('', t('parking.outcome.default')),
+        PARKING_OUTCOMES.map((id) => button(id, t('parking.outcome.' + id)))),
+      activeID && !PARKING_OUTCOMES.includes(activeID) ? h('p', { class: 'muted', text: t('parking.outcome.other', { id: activeID }) }) : null);
+  }
+  function vehicleCard(m, u, entries, txs, sent) {
+    const repay = async (action) => {
+      try {
+        await api('POST', '/sandbox/v1/vehicle-users/' + enc(u.openid) + '/repay', { mchid: m.mchid, action });
+        toast(t(action === 'repay' ? 'parking.repaid' : 'parking.repay-failed'));
+        render(true);
+      } catch (err) { report(err); }
+    };
+    const a = u.last_attempt;
+    const stateKind = { NORMAL: 'ok', OVERDUE: 'bad', PAUSED: 'warn' }[u.user_state] || '';
+    return h('section', { class: 'card vehicle-user', data: { openid: u.openid, state: u.user_state, owed: u.owed, lastAttempt: a ? a.action : null } },
+      h('header', { class: 'order-head' },
+        h('h3', {}, h('span', { class: 'mono', text: u.plate_number }), ' ', h('span', { class: 'mono muted', text: u.openid })),
+        h('span', { class: 'badges' }, badge(u.user_state, stateKind), u.fixture ? badge(t('parking.fixture'), '') : null)),
+      kv([
+        ['parking.owed', u.owed ? yuan(u.owed) : ''],
+        ['parking.advances', u.advances.length ? u.advances.map((x) => x.out_trade_no + ' ' + yuan(x.amount) + ' user_repaid ' + x.user_repaid).join(' · ') : ''],
+        ['parking.last-attempt', a ? actionName('repayment', a.action) + ' · ' + yuan(a.amount) + ' · ' + fmtTime(a.at, true) + ' · ' + (a.session_id || t('parking.outside-jump')) : ''],
+      ]),
+      u.owed ? h('div', { class: 'ops' },
+        h('button', { type: 'button', class: 'primary', data: { op: 'repay' }, onclick: () => repay('repay'), text: t('parking.repay') }),
+        h('button', { type: 'button', data: { op: 'repay-fail' }, onclick: () => repay('fail'), text: t('parking.repay-fail') })) : null,
+      entries.length ? [h('h4', { text: t('parking.entries') }), entriesTable(entries, sent)] : null,
+      txs.length ? [h('h4', { text: t('parking.transactions') }), transactionsTable(txs, sent)] : null);
+  }
+  // sentBadges are the notifications sent for a ref: event and state.
+  function sentBadges(ns) {
+    const kind = { delivered: 'ok', pending: 'warn', held: 'warn', failed: 'bad', refused: 'bad' };
+    return (ns || []).map((n) => h('span', { class: 'badge ' + (kind[n.state] || ''), data: { event: n.event, state: n.state }, title: fmtTime(n.created_at, true) },
+      n.event + ' · ' + t('nstate.' + n.state)));
+  }
+  function parkingTable(cls, heads, rows) {
+    return h('div', { class: 'table-wrap' }, h('table', { class: 'attempts ' + cls },
+      h('thead', {}, h('tr', {}, heads.map((c) => h('th', { text: c })))),
+      h('tbody', {}, rows)));
+  }
+  function entriesTable(entries, sent) {
+    return parkingTable('entries', ['out_parking_no', t('parking.col.state'), t('parking.col.time'), t('parking.col.scenario'), t('parking.col.sent')],
+      entries.map((e) => h('tr', { data: { outParkingNo: e.entry.out_parking_no, state: e.entry.state } },
+        h('td', { class: 'mono', text: e.entry.out_parking_no }),
+        h('td', {}, badge(e.entry.state, e.entry.state === 'NORMAL' ? 'ok' : 'bad'), e.entry.block_reason ? ' ' + e.entry.block_reason : ''),
+        h('td', { class: 'mono', text: fmtTime(e.created_at, true) }),
+        h('td', { class: 'mono muted', text: e.scenario }),
+        h('td', { class: 'wrap' }, sentBadges(sent.get(e.entry.out_parking_no))))));
+  }
+  function transactionsTable(txs, sent) {
+    const kind = { SUCCESS: 'ok', ACCEPTED: 'warn', PAY_FAIL: 'bad' };
+    return parkingTable('transactions', ['out_trade_no', t('parking.col.amount'), 'trade_state', 'bank_type', 'user_repaid', t('parking.col.scenario'), t('parking.col.sent')],
+      txs.map((x) => {
+        const tx = x.transaction;
+        return h('tr', { data: { outTradeNo: tx.out_trade_no, tradeState: tx.trade_state, bankType: tx.bank_type || '', userRepaid: tx.user_repaid || '' } },
+          h('td', { class: 'mono', text: tx.out_trade_no }),
+          h('td', { class: 'mono', text: yuan(tx.amount.total) }),
+          h('td', {}, badge(tx.trade_state, kind[tx.trade_state] || ''),
+            tx.trade_state === 'ACCEPTED' ? h('span', { class: 'muted', text: ' ' + t('parking.settles', { at: fmtTime(x.settle_at, true) }) }) : null),
+          h('td', { class: 'mono', text: tx.bank_type || '—' }),
+          h('td', {}, tx.user_repaid ? badge(tx.user_repaid, tx.user_repaid === 'Y' ? 'ok' : 'bad') : '—'),
+          h('td', { class: 'mono muted', text: x.scenario }),
+          h('td', { class: 'wrap' }, sentBadges(sent.get(tx.out_trade_no))));
+      }));
   }
 
   // ---- act as the user: /act/{session_id}
