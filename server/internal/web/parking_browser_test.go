@@ -231,7 +231,6 @@ func TestQAPageShowsPartnerMode(t *testing.T) {
 	if got := subs(); len(got) != 1 || got[0]["sub_mchid"] != sub || got[0]["sub_appid"] != subApp {
 		t.Fatalf("sub_merchants after the form: %v", got)
 	}
-	screenshot(t, qa, "sub-merchants")
 
 	ps := newPayScore(t, s)
 	sid := ps.openFor(t, sub, subApp, "PSMANUALQA1")
