@@ -239,6 +239,75 @@ func TestPayScore(t *testing.T) {
 		}
 	})
 
+	t.Run("partner (服务商) mode: for a sub-merchant, from its mini-program", func(t *testing.T) {
+		const sub, subApp = "1900000109", "wx00000000000000a1"
+		var m struct {
+			Subs []map[string]any `json:"sub_merchants"`
+		}
+		s.JSON(t, http.MethodPatch, "/sandbox/v1/merchants/"+p.m.MchID, map[string]any{
+			"sub_merchants": []any{map[string]any{"sub_mchid": sub, "sub_appid": subApp}}}, http.StatusOK, &m)
+		if len(m.Subs) != 1 || m.Subs[0]["sub_mchid"] != sub {
+			t.Fatalf("PATCH sub_merchants: got %v", m.Subs)
+		}
+		precv := p.m.Receiver(t)
+		created := p.call(t, http.MethodPost, "/v3/payscore/partner/serviceorder", map[string]any{
+			"out_order_no": "E2EP0001", "appid": p.m.AppID, "sub_mchid": sub, "sub_appid": subApp, "service_id": p.m.ServiceID,
+			"service_introduction": "停车服务", "post_payments": []any{map[string]any{"name": "停车费", "amount": 1500, "count": 1}},
+			"time_range": map[string]any{"start_time": "OnAccept"}, "risk_fund": map[string]any{"name": "ESTIMATE_ORDER_COST", "amount": 5000},
+			"notify_url": precv.URL + "/payscore/partner/notify",
+		})
+		pkg, _ := created["package"].(string)
+		if created["state"] != "CREATED" || pkg == "" || created["mchid"] != p.m.MchID || created["sub_mchid"] != sub || created["sub_appid"] != subApp {
+			t.Fatalf("partner create: got %v, want CREATED with a package, mchid the provider, sub_mchid and sub_appid", created)
+		}
+		// The user jumps from the sub-merchant's mini-program; extraData is
+		// the provider's (its mch_id, signed with its API v2 key).
+		l, err := p.m.Jump(context.Background(), testkit.OpenBusinessView{BusinessType: "wxpayScoreUse", ExtraData: p.extraData(pkg)},
+			testkit.Caller{AppID: subApp, Platform: "ios", WechatVersion: "8.0.50", SDKVersion: "3.4.0"})
+		if err != nil || l.ErrMsg != "openBusinessView:ok" {
+			t.Fatalf("jump from the sub-merchant's mini-program: %+v, %v", l, err)
+		}
+		qid := queryID(p.returned(t, l.SessionID))
+		if qid == "" {
+			t.Fatal("return: no query_id")
+		}
+		query := "/v3/payscore/partner/serviceorder?service_id=" + p.m.ServiceID + "&sub_mchid=" + sub + "&"
+		if o := p.call(t, http.MethodGet, query+"query_id="+url.QueryEscape(qid), nil); stateOf(o) != "DOING/USER_CONFIRM" || o["out_order_no"] != "E2EP0001" || o["sub_mchid"] != sub {
+			t.Fatalf("partner query by query_id: got %v", o)
+		}
+		p.advance(t, time.Second)
+		res := p.next(t, precv, "PAYSCORE.USER_CONFIRM")
+		for k, want := range map[string]any{"mchid": p.m.MchID, "sub_mchid": sub, "sub_appid": subApp, "appid": p.m.AppID, "out_order_no": "E2EP0001"} {
+			if res[k] != want {
+				t.Errorf("USER_CONFIRM %s: got %v, want %v", k, res[k], want)
+			}
+		}
+		if res["openid"] == nil || res["sub_openid"] == nil || stateOf(res) != "DOING/USER_CONFIRM" {
+			t.Errorf("USER_CONFIRM: got %v, want DOING/USER_CONFIRM with openid and sub_openid", res)
+		}
+		done := p.call(t, http.MethodPost, "/v3/payscore/partner/serviceorder/E2EP0001/complete", map[string]any{
+			"service_id": p.m.ServiceID, "sub_mchid": sub, "total_amount": 1500,
+			"post_payments": []any{map[string]any{"name": "停车费", "amount": 1500, "count": 1}},
+			"time_range":    map[string]any{"end_time": time.Now().In(time.FixedZone("CST", 8*3600)).Format("20060102150405")},
+		})
+		if stateOf(done) != "DOING/MCH_COMPLETE" || done["sub_mchid"] != sub {
+			t.Fatalf("partner complete: got %v", done)
+		}
+		p.advance(t, time.Second)
+		if paid := p.next(t, precv, "PAYSCORE.USER_PAID"); stateOf(paid) != "DONE" || paid["sub_mchid"] != sub || paid["mchid"] != p.m.MchID {
+			t.Errorf("USER_PAID: got %v", paid)
+		}
+		if o := p.call(t, http.MethodGet, query+"out_order_no=E2EP0001", nil); stateOf(o) != "DONE" {
+			t.Errorf("final partner query: got %v", o)
+		}
+		// The provider's direct path does not find the sub-merchant's order.
+		_, err = p.client.Get(context.Background(), wechatPayAPI+"/v3/payscore/serviceorder?service_id="+p.m.ServiceID+"&appid="+p.m.AppID+"&out_order_no=E2EP0001")
+		var ae *core.APIError
+		if !errors.As(err, &ae) || ae.StatusCode != http.StatusNotFound || ae.Code != "ORDER_NOT_EXIST" {
+			t.Errorf("direct query of the partner order: got %v, want 404 ORDER_NOT_EXIST", err)
+		}
+	})
+
 	t.Run("a bad request signature is the real 401", func(t *testing.T) {
 		stranger, err := rsa.GenerateKey(rand.Reader, 2048)
 		if err != nil {

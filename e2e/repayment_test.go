@@ -205,14 +205,54 @@ func (r *repayment) back(t *testing.T, sessionID string) map[string]any {
 	return out
 }
 
+// normalUser creates a NORMAL vehicle user of the merchant.
+func (r *repayment) normalUser(t *testing.T) vehicleUser {
+	t.Helper()
+	var u vehicleUser
+	r.s.JSON(t, http.MethodPost, "/sandbox/v1/vehicle-users", map[string]any{"mchid": r.m.MchID, "user_state": "NORMAL"}, http.StatusCreated, &u)
+	return u
+}
+
+// deduct is 扣费受理 of amount fen for the user's plate with the typed SDK
+// client; the answer must be ACCEPTED.
+func (r *repayment) deduct(t *testing.T, u vehicleUser, outTradeNo, parkingID, notifyURL string, amount int64) {
+	t.Helper()
+	tx, _, err := r.transactions.CreateTransaction(context.Background(), wexinpayscoreparking.CreateTransactionRequest{
+		Appid: core.String(r.m.AppID), Description: core.String("停车费"), OutTradeNo: core.String(outTradeNo),
+		TradeScene: core.String("PARKING"), NotifyUrl: core.String(notifyURL),
+		Amount: &wexinpayscoreparking.OrderAmount{Total: core.Int64(amount)},
+		ParkingInfo: &wexinpayscoreparking.ParkingTradeScene{ParkingId: core.String(parkingID), PlateNumber: core.String(u.PlateNumber),
+			PlateColor: wexinpayscoreparking.PlateColor(u.Plates[0].PlateColor).Ptr(), StartTime: core.Time(time.Now().Add(-time.Hour)), EndTime: core.Time(time.Now()),
+			ParkingName: core.String("E2E 停车场"), ChargingDuration: core.Int64(3000), DeviceId: core.String("E2E-GATE")}})
+	if err != nil || *tx.TradeState != "ACCEPTED" {
+		t.Fatalf("CreateTransaction: got %v, %v, want ACCEPTED", tx, err)
+	}
+}
+
+// nextEvent waits for the receiver's next notification, which must be the
+// event, and returns its resource.
+func nextEvent(t *testing.T, recv *testkit.Receiver, event string) map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n, err := recv.Next(ctx)
+	var res map[string]any
+	if err == nil {
+		err = n.Decode(&res)
+	}
+	if err != nil || n.EventType != event {
+		t.Fatalf("notification: got %v %v, want %s", n, err, event)
+	}
+	return res
+}
+
 func TestRepayment(t *testing.T) {
 	t.Parallel()
 	s := startSandbox(t)
 	r := newRepayment(t, s)
 
 	t.Run("a deduction WeChat advances makes the user OVERDUE until the repayment", func(t *testing.T) {
-		var u vehicleUser
-		r.s.JSON(t, http.MethodPost, "/sandbox/v1/vehicle-users", map[string]any{"mchid": r.m.MchID, "user_state": "NORMAL"}, http.StatusCreated, &u)
+		u := r.normalUser(t)
 		recv := r.m.Receiver(t)
 		ctx := context.Background()
 		color := wexinpayscoreparking.PlateColor(u.Plates[0].PlateColor).Ptr()
@@ -226,35 +266,12 @@ func TestRepayment(t *testing.T) {
 			}
 			return p
 		}
-		next := func(event string) map[string]any {
-			t.Helper()
-			nctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			n, err := recv.Next(nctx)
-			var res map[string]any
-			if err == nil {
-				err = n.Decode(&res)
-			}
-			if err != nil || n.EventType != event {
-				t.Fatalf("notification: got %v %v, want %s", n, err, event)
-			}
-			return res
-		}
 		in := enter("E2EIN1")
 		if *in.State != "NORMAL" {
 			t.Fatalf("entry: got %s, want NORMAL", in)
 		}
-		tx, _, err := r.transactions.CreateTransaction(ctx, wexinpayscoreparking.CreateTransactionRequest{
-			Appid: core.String(r.m.AppID), Description: core.String("停车费"), OutTradeNo: core.String("PKADVANCEE2E1"),
-			TradeScene: core.String("PARKING"), NotifyUrl: core.String(recv.URL + "/parking/notify"),
-			Amount: &wexinpayscoreparking.OrderAmount{Total: core.Int64(800)},
-			ParkingInfo: &wexinpayscoreparking.ParkingTradeScene{ParkingId: in.Id, PlateNumber: core.String(u.PlateNumber),
-				PlateColor: color, StartTime: core.Time(time.Now().Add(-time.Hour)), EndTime: core.Time(time.Now()),
-				ParkingName: core.String("E2E 停车场"), ChargingDuration: core.Int64(3000), DeviceId: core.String("E2E-GATE")}})
-		if err != nil || *tx.TradeState != "ACCEPTED" {
-			t.Fatalf("CreateTransaction: got %v, %v, want ACCEPTED", tx, err)
-		}
-		if res := next("TRANSACTION.SUCCESS"); res["bank_type"] != "BPA" || res["user_repaid"] != "N" {
+		r.deduct(t, u, "PKADVANCEE2E1", *in.Id, recv.URL+"/parking/notify", 800)
+		if res := nextEvent(t, recv, "TRANSACTION.SUCCESS"); res["bank_type"] != "BPA" || res["user_repaid"] != "N" {
 			t.Fatalf("TRANSACTION.SUCCESS: got %v, want BPA, N", res)
 		}
 		if st := r.state(t, u.OpenID); st["user_state"] != "OVERDUE" || st["path"] == "" {
@@ -282,6 +299,44 @@ func TestRepayment(t *testing.T) {
 			t.Fatalf("after repaying: got %v, want PAY_BACK (Y) and ENTRANCE_STATE_CHANGE (NORMAL)", events)
 		}
 		if tx := r.transaction(t, "PKADVANCEE2E1"); *tx.UserRepaid != "Y" {
+			t.Fatalf("after repaying: transaction %s, want user_repaid Y", tx)
+		}
+	})
+
+	t.Run("an advance never repaid at the jump, repaid outside it", func(t *testing.T) {
+		u := r.normalUser(t)
+		recv := r.m.Receiver(t)
+		r.deduct(t, u, "PKUNREPAIDE2E1", "E2E-NO-ENTRY", recv.URL+"/parking/notify", 600)
+		if res := nextEvent(t, recv, "TRANSACTION.SUCCESS"); res["bank_type"] != "BPA" || res["user_repaid"] != "N" {
+			t.Fatalf("TRANSACTION.SUCCESS: got %v, want BPA, N", res)
+		}
+		// The jump plays the advance's scenario: the repayment fails.
+		r.back(t, r.navigate(t, u.OpenID, "5K8264ILTKCH16CQ2502SI8ZNMTM67VS"))
+		if st := r.state(t, u.OpenID); st["user_state"] != "OVERDUE" {
+			t.Fatalf("after the failed repayment: got %v, want OVERDUE", st)
+		}
+		var flow struct {
+			Transactions []struct {
+				OpenID      string         `json:"openid"`
+				Scenario    string         `json:"scenario"`
+				Transaction map[string]any `json:"transaction"`
+			} `json:"transactions"`
+		}
+		r.s.JSON(t, http.MethodGet, "/sandbox/v1/parking?mchid="+r.m.MchID+"&openid="+u.OpenID, nil, http.StatusOK, &flow)
+		if len(flow.Transactions) != 1 || flow.Transactions[0].Scenario != "repayment.parking-advanced-unrepaid" ||
+			flow.Transactions[0].Transaction["user_repaid"] != "N" || flow.Transactions[0].Transaction["bank_type"] != "BPA" {
+			t.Fatalf("GET /sandbox/v1/parking: got %+v, want the advance, user_repaid N", flow.Transactions)
+		}
+		// The user repays from WeChat itself (the QA page's button).
+		var after vehicleUser
+		r.s.JSON(t, http.MethodPost, "/sandbox/v1/vehicle-users/"+u.OpenID+"/repay", map[string]any{"mchid": r.m.MchID}, http.StatusOK, &after)
+		if after.UserState != "NORMAL" || len(after.Advances) != 1 || after.Advances[0].UserRepaid != "Y" {
+			t.Fatalf("repay: got %+v, want NORMAL with the advance repaid", after)
+		}
+		if res := nextEvent(t, recv, "TRANSACTION.PAY_BACK"); res["user_repaid"] != "Y" || res["out_trade_no"] != "PKUNREPAIDE2E1" {
+			t.Fatalf("TRANSACTION.PAY_BACK: got %v, want user_repaid Y", res)
+		}
+		if tx := r.transaction(t, "PKUNREPAIDE2E1"); *tx.UserRepaid != "Y" {
 			t.Fatalf("after repaying: transaction %s, want user_repaid Y", tx)
 		}
 	})
