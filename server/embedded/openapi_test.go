@@ -203,6 +203,12 @@ func TestOpenAPIMatchesRealAnswers(t *testing.T) {
 	check("GET", "/sandbox/v1/sessions", "/sandbox/v1/sessions", nil, 200)
 	check("GET", "/sandbox/v1/sessions/{id}", "/sandbox/v1/sessions/"+id, nil, 200)
 	check("POST", "/sandbox/v1/sessions/{id}/resolve", "/sandbox/v1/sessions/"+id+"/resolve", map[string]any{"action": "pay"}, 409)
+	overdue := check("POST", "/sandbox/v1/vehicle-users", "/sandbox/v1/vehicle-users", map[string]any{"mchid": demo, "user_state": "OVERDUE"}, 201)
+	check("POST", "/sandbox/v1/vehicle-users/{openid}/repay", "/sandbox/v1/vehicle-users/"+overdue["openid"].(string)+"/repay", map[string]any{"mchid": demo, "action": "fail"}, 200)
+	check("POST", "/sandbox/v1/vehicle-users/{openid}/repay", "/sandbox/v1/vehicle-users/"+overdue["openid"].(string)+"/repay", map[string]any{"mchid": demo}, 200)
+	check("POST", "/sandbox/v1/vehicle-users/{openid}/repay", "/sandbox/v1/vehicle-users/nobody/repay", map[string]any{"mchid": demo}, 404)
+	check("GET", "/sandbox/v1/parking", "/sandbox/v1/parking?mchid="+demo, nil, 200)
+	check("GET", "/sandbox/v1/parking", "/sandbox/v1/parking", nil, 400)
 
 	journal := check("GET", "/sandbox/v1/journal", "/sandbox/v1/journal?limit=5", nil, 200)
 	first := journal["exchanges"].([]any)[0].(map[string]any)["id"]
