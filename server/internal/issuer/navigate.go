@@ -48,6 +48,13 @@ func (p *Product) launchVisit(ctx context.Context, call *sandbox.Call) (*sandbox
 		}
 		vs = append(append(vs, urlVs...), queryVs...)
 		wellFormed = v.page != "" && len(urlVs) == 0 && len(queryVs) == 0
+		if wellFormed && v.page == PageLogin {
+			advice, err := p.loginAdvice(v)
+			if err != nil {
+				return nil, err
+			}
+			warnings = append(warnings, advice...)
+		}
 	}
 	var st state
 	if wellFormed {
@@ -70,6 +77,33 @@ func (p *Product) launchVisit(ctx context.Context, call *sandbox.Call) (*sandbox
 	}
 	l.Magic["page"] = v.page
 	return l, nil
+}
+
+// loginAdvice checks a login the plugin guide's rules accept against the
+// rules the sandbox only inferred (issuer/login.advice): redirectUrl and
+// mobile present, as in every example of the plugin guide, and the forms of
+// redirectUrl, mobile, etcProductId and wechatSignNo. What it returns are
+// warnings (refusals for a strict merchant).
+func (p *Product) loginAdvice(v visit) ([]sandbox.Violation, error) {
+	vs, err := p.checkQueryAgainst(SchemaLoginAdvice, v)
+	if err != nil {
+		return nil, err
+	}
+	for i := range vs {
+		name := strings.TrimPrefix(vs[i].Path, paramPath(""))
+		vs[i].Message += "; " + loginAdviceReason[name] + " (inferred rule: the plugin guide states none, so the sandbox warns; a strict merchant is refused)"
+	}
+	sortViolations(vs)
+	return vs, nil
+}
+
+// loginAdviceReason says, per parameter, what the sandbox inferred and what
+// follows from breaking it.
+var loginAdviceReason = map[string]string{
+	"redirectUrl":  "every login example of the plugin guide gives redirectUrl, a page path of the host; without one the sandbox's plugin goes back (navigateBack) and the host gets no openId or accessToken",
+	"mobile":       "every login example of the plugin guide gives mobile, a mainland mobile number of 11 digits",
+	"etcProductId": "the sandbox takes an etcProductId of 1 to 32 letters, digits, _ and -",
+	"wechatSignNo": "the sandbox takes a wechatSignNo of 1 to 64 letters, digits, _ and -",
 }
 
 // state is what a visit's parameters refer to.

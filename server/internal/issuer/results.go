@@ -129,12 +129,27 @@ func (r *resolution) login() error {
 	if err != nil {
 		return err
 	}
-	pairs := []string{"openId", openID(r.s.MchID, r.v.get("mobile")), "accessToken", newAccessToken()}
+	if r.v.get("redirectUrl") == "" {
+		// A login without redirectUrl (accepted with a warning): the plugin
+		// has no page to hand the credential to, so the user goes back [I].
+		r.ret = visitReturn{Page: PageLogin, OpenType: openBack}
+		return nil
+	}
+	pairs := []string{"openId", r.openID(), "accessToken", newAccessToken()}
 	if o := r.st.order; o != nil {
 		pairs = append(pairs, "orderNo", o.V.OrderNo, "plateNum", o.V.PlateNum)
 	}
 	r.ret = redirect(PageLogin, r.v.get("redirectUrl"), pairs...)
 	return nil
+}
+
+// openID is the openId of the login's user: by mobile, or, for a login
+// without one (accepted with a warning), by the session [I].
+func (r *resolution) openID() string {
+	if m := r.v.get("mobile"); m != "" {
+		return openID(r.s.MchID, m)
+	}
+	return openID(r.s.MchID, "session "+r.s.ID)
 }
 
 // apply creates the order of an application and its plate's device. The
@@ -149,7 +164,7 @@ func (r *resolution) apply(plate string) error {
 	o := &order{
 		OrderNo: no, Handle: r.v.variant, EtcProductID: r.v.get("etcProductId"),
 		AccountType: r.v.get("accountType"), CarType: r.v.get("carType"), WechatSignNo: r.v.get("wechatSignNo"),
-		PlateNum: plate, Mobile: r.v.get("mobile"), OpenID: openID(mchid, r.v.get("mobile")), CreatedAt: r.now,
+		PlateNum: plate, Mobile: r.v.get("mobile"), OpenID: r.openID(), CreatedAt: r.now,
 	}
 	if r.p.remember(r.s) {
 		o.Scenario = r.s.Scenario
