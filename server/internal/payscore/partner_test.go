@@ -204,7 +204,7 @@ func TestPartnerRefusals(t *testing.T) {
 	w := newWorld(t)
 	// No sub-merchants yet: every partner call is refused, naming the fix.
 	out := w.fail(http.MethodPost, "/v3/payscore/partner/serviceorder", w.partnerCreateBody("PBAD0001", subMchID), http.StatusBadRequest, "PARAM_ERROR")
-	if d := out["detail"].(map[string]any); d["field"] != "/sub_mchid" || out["message"] != msgNoRelation {
+	if d := out["detail"].(map[string]any); d["field"] != "/sub_mchid" || out["message"] != sandbox.MsgNoRelation {
 		t.Errorf("no sub-merchants: got %v", out)
 	}
 	// The admin API checks the sub-merchants it is given, every problem

@@ -130,6 +130,7 @@ func parkingParamsOf(sc *sandbox.Scenario) (parkingParams, error) {
 
 // parkingRequest is the body of 创建停车入场.
 type parkingRequest struct {
+	SubMchID     string `json:"sub_mchid,omitempty"`
 	OutParkingNo string `json:"out_parking_no"`
 	PlateNumber  string `json:"plate_number"`
 	PlateColor   string `json:"plate_color"`
@@ -176,6 +177,7 @@ func (e *entry) answer() parking {
 // REMOVE).
 type entranceState struct {
 	SpMchID                 string `json:"sp_mchid"`
+	SubMchID                string `json:"sub_mchid,omitempty"`
 	ParkingID               string `json:"parking_id"`
 	OutParkingNo            string `json:"out_parking_no"`
 	PlateNumber             string `json:"plate_number"`
@@ -247,8 +249,12 @@ func (p *Product) handleCreateParking(c *gin.Context) error {
 	if err := httpapi.DecodeJSON(p.d.Validator, schemaParkingCreate, httpapi.Body(c), &req); err != nil {
 		return err
 	}
-	if vs := p.d.NotifyTargets.NotifyURLViolations(m, "/notify_url", req.NotifyURL); len(vs) > 0 {
+	vs := p.d.NotifyTargets.NotifyURLViolations(m, "/notify_url", req.NotifyURL)
+	if len(vs) > 0 {
 		return sandbox.Invalid("参数错误", vs...)
+	}
+	if err := partnerOf(c, m, req.SubMchID, ""); err != nil {
+		return err
 	}
 	warnHTTP(c, req.NotifyURL)
 	sc, ps, err := p.pick(c, m, "out_parking_no", req.OutParkingNo)
@@ -332,6 +338,8 @@ func (p *Product) newID(prefix string) string {
 
 // deductRequest is the body of 扣费受理.
 type deductRequest struct {
+	SubMchID      string       `json:"sub_mchid,omitempty"`
+	SubAppID      string       `json:"sub_appid,omitempty"`
 	AppID         string       `json:"appid"`
 	Description   string       `json:"description"`
 	Attach        string       `json:"attach,omitempty"`
@@ -380,12 +388,12 @@ type deduction struct {
 // user repaid an advanced one.
 func (d *deduction) view(m *sandbox.Merchant, at time.Time, repaid bool) transaction {
 	r := d.Request
-	t := transaction{AppID: r.AppID, SpMchID: m.MchID, Description: r.Description, CreateTime: wxpayv3.FormatTime(d.CreateTime),
+	t := transaction{AppID: r.AppID, SpMchID: m.MchID, SubMchID: r.SubMchID, SubAppID: r.SubAppID, Description: r.Description, CreateTime: wxpayv3.FormatTime(d.CreateTime),
 		OutTradeNo: r.OutTradeNo, TradeState: tradeStateAccepted, Attach: r.Attach, TradeScene: r.TradeScene,
 		ParkingInfo: &parkingInfo{ParkingID: r.ParkingInfo.ParkingID, PlateNumber: r.ParkingInfo.PlateNumber,
 			PlateColor: r.ParkingInfo.PlateColor, StartTime: r.ParkingInfo.StartTime, EndTime: r.ParkingInfo.EndTime,
 			ParkingName: r.ParkingInfo.ParkingName, ChargingDuration: r.ParkingInfo.ChargingDuration, DeviceID: r.ParkingInfo.DeviceID},
-		Payer:  payer{OpenID: d.OpenID},
+		Payer:  payer{OpenID: d.OpenID, SubOpenID: subOpenID(r.SubAppID, d.OpenID)},
 		Amount: amount{Total: r.Amount.Total, Currency: currencyCNY}}
 	if at.Before(d.SettleAt) {
 		return t
@@ -421,6 +429,9 @@ func (p *Product) handleDeduct(c *gin.Context) error {
 	}
 	if len(vs) > 0 {
 		return sandbox.Invalid("参数错误", vs...)
+	}
+	if err := partnerOf(c, m, req.SubMchID, req.SubAppID); err != nil {
+		return err
 	}
 	warnHTTP(c, req.NotifyURL)
 	sc, ps, err := p.pick(c, m, "out_trade_no", req.OutTradeNo)
@@ -597,7 +608,7 @@ func (p *Product) changeEntry(s *sandbox.Stored[entry], state, reason string, at
 	}
 	r := s.V.Request
 	n, err := p.notification(up.MchID, r.OutParkingNo, r.NotifyURL, EventEntranceStateChange, originalParking, entranceState{
-		SpMchID: up.MchID, ParkingID: s.V.ID, OutParkingNo: r.OutParkingNo, PlateNumber: r.PlateNumber, PlateColor: r.PlateColor,
+		SpMchID: up.MchID, SubMchID: r.SubMchID, ParkingID: s.V.ID, OutParkingNo: r.OutParkingNo, PlateNumber: r.PlateNumber, PlateColor: r.PlateColor,
 		StartTime: r.StartTime, ParkingName: r.ParkingName, FreeDuration: r.FreeDuration, ParkingState: state,
 		BlockedStateDescription: reason, StateUpdateTime: wxpayv3.FormatTimeMillis(at),
 	}, at, p.scenario(s.V.Scenario))

@@ -37,11 +37,12 @@ type notice struct {
 // public-key mode.
 type parkingWorld struct {
 	*world
-	sdk     wexinpayscoreparking.ParkingsApiService
-	tx      wexinpayscoreparking.TransactionsApiService
-	rt      *sandboxRT
-	url     string
-	notices chan notice
+	sdk      wexinpayscoreparking.ParkingsApiService
+	tx       wexinpayscoreparking.TransactionsApiService
+	services wexinpayscoreparking.ServicesApiService
+	rt       *sandboxRT
+	url      string
+	notices  chan notice
 	// handler is the SDK's notify handler the receiver verifies with.
 	handler atomic.Pointer[notify.Handler]
 }
@@ -59,7 +60,8 @@ func newParkingWorld(t *testing.T) *parkingWorld {
 		t.Fatal(err)
 	}
 	pw := &parkingWorld{world: w, sdk: wexinpayscoreparking.ParkingsApiService{Client: client},
-		tx: wexinpayscoreparking.TransactionsApiService{Client: client}, rt: rt, notices: make(chan notice, 16)}
+		tx: wexinpayscoreparking.TransactionsApiService{Client: client}, services: wexinpayscoreparking.ServicesApiService{Client: client},
+		rt: rt, notices: make(chan notice, 16)}
 	pw.handler.Store(h)
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
 		raw, _ := io.ReadAll(req.Body)
@@ -77,6 +79,17 @@ func newParkingWorld(t *testing.T) *parkingWorld {
 	t.Cleanup(srv.Close)
 	pw.url = srv.URL + "/notify"
 	return pw
+}
+
+// apiErr checks that err is the SDK's APIError with the status and code,
+// and its body a v3 error.
+func (w *parkingWorld) apiErr(err error, status int, code string) {
+	w.tb.Helper()
+	var e *core.APIError
+	if !errors.As(err, &e) || e.StatusCode != status || e.Code != code {
+		w.tb.Fatalf("got %v, want %d %s", err, status, code)
+	}
+	w.valid("wxpay/error", []byte(e.Body))
 }
 
 // next waits for the next notification; it must be the event.
@@ -401,14 +414,7 @@ func TestParkingErrors(t *testing.T) {
 	w := newParkingWorld(t)
 	u := w.normalUser()
 	ctx := context.Background()
-	apiErr := func(err error, status int, code string) {
-		t.Helper()
-		var e *core.APIError
-		if !errors.As(err, &e) || e.StatusCode != status || e.Code != code {
-			t.Fatalf("got %v, want %d %s", err, status, code)
-		}
-		w.valid("wxpay/error", []byte(e.Body))
-	}
+	apiErr := w.apiErr
 
 	stranger := u
 	stranger.PlateNumber = "沪A54321"
