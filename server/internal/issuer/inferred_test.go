@@ -148,3 +148,53 @@ func TestPaidPrepayIDWarns(t *testing.T) {
 		t.Errorf("payment record: got %+v, want the first payment %+v", got, first)
 	}
 }
+
+// TestPageOrderWarns: the plugin guide lists the pages, not what each
+// needs from earlier ones, so a page out of the inferred order is accepted
+// with a warning at its parameter (a strict merchant is refused:
+// TestApplicationWalk) and does what it says: an activation without a
+// signed protocol activates, a second one activates again, a continuation
+// of an activated plate answers its order, an activeAgain of a deactivated
+// device activates it. Before the change each was refused.
+func TestPageOrderWarns(t *testing.T) {
+	w := newWorld(t)
+	r := w.apply("P2")
+	no, plate := r.Query["orderNo"], r.Query["plateNum"]
+	visit := func(url string, paths ...string) string {
+		t.Helper()
+		status, h, out := w.raw(sandbox.APIPluginNavigate, map[string]any{"url": url}, "issuer.instant")
+		if status != http.StatusOK || out["errMsg"] != "navigateTo:ok" {
+			t.Fatalf("%s: got %d %v, want navigateTo:ok", url, status, out)
+		}
+		w.warned(h, paths...)
+		id := out["session_id"].(string)
+		w.back(id)
+		return id
+	}
+
+	id := visit("plugin://issuer-plugin/activeDes?orderNo="+no, "/args/url?orderNo")
+	if got := w.getter(id, GetterActive); got["state"] != float64(ActiveSuccess) || got["obu"] == "" {
+		t.Errorf("activation without a signed protocol: getActiveResult %v, want {0, obu, card}", got)
+	}
+	// Still no signed protocol, and the device is active: two warnings.
+	visit("plugin://issuer-plugin/activeDes?orderNo="+no, "/args/url?orderNo", "/args/url?orderNo")
+	if d := w.loadDevice(plate); d.State != deviceActive || d.Activations != 2 {
+		t.Errorf("after a second activeDes: device %+v, want active, 2 activations", d)
+	}
+	cont := visit("plugin://issuer-plugin/login?etcProductId=P2&plateNum="+plate+"&handleType=continuation&redirectUrl=/pages/a/a&mobile=13912345678", "/args/url?plateNum")
+	if ret := w.back(cont); ret.Query["orderNo"] != no {
+		t.Errorf("continuation of an activated plate: way back %+v, want order %s", ret, no)
+	}
+	w.back(w.navigate("plugin://issuer-plugin/login?plateNum="+plate+"&handleType=aftersale&afterType=6&orderNo="+no+
+		"&redirectUrl=/pages/a/a&mobile=13912345678", "issuer.instant"))
+	if d := w.loadDevice(plate); d.State != deviceDeactivated {
+		t.Fatalf("after 注销: device %+v, want deactivated", d)
+	}
+	id = visit("plugin://issuer-plugin/activeAgain?plateNum="+plate, "/args/url?plateNum")
+	if got := w.getter(id, GetterActive); got["state"] != float64(ActiveSuccess) || got["obu"] == "" {
+		t.Errorf("activeAgain of a deactivated device: getActiveResult %v, want {0, obu, card}", got)
+	}
+	if d := w.loadDevice(plate); d.State != deviceActive {
+		t.Errorf("after activeAgain: device %+v, want active", d)
+	}
+}

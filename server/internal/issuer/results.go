@@ -113,10 +113,7 @@ func (r *resolution) login() error {
 			err = r.apply(r.v.get("plateNum"))
 		}
 	case loginReactivate:
-		d := r.st.device.V
-		d.Activations++
-		r.results[GetterActive] = activeResult{State: ActiveSuccess, OBU: d.OBU, Card: d.Card}
-		err = r.update(r.st.device)
+		err = r.activateAgain()
 	case loginResumeSigning:
 		if o := r.st.order; o != nil && o.V.CarServiceSignedAt == nil {
 			o.V.CarServiceSignedAt = &r.now
@@ -253,13 +250,17 @@ func (r *resolution) activate() error {
 	return r.update(d)
 }
 
-// activateAgain applies activeAgain: the activated device is activated once
-// more and reports its numbers.
+// activateAgain applies activeAgain (and a reactivation's login): the
+// activated device is activated once more and reports its numbers; one not
+// active (a warning at the call) is activated as activeDes does.
 func (r *resolution) activateAgain() error {
 	d := r.st.device
 	if r.act != ActionSuccess || d == nil {
 		r.results[GetterActive] = activeResult{State: activationState(r.act)}
 		return nil
+	}
+	if d.V.State != deviceActive {
+		return r.activate()
 	}
 	d.V.Activations++
 	r.results[GetterActive] = activeResult{State: ActiveSuccess, OBU: d.V.OBU, Card: d.V.Card}
