@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -28,7 +29,9 @@ var credentialFields = []string{"mchid", "name", "appid", "service_id", "notify_
 // TestExportedMerchantsComeBack exports two merchants, starts a sandbox on
 // a fresh data dir with the exports as its merchants file, and finds the
 // same credentials there — the official SDK signs with them and verifies
-// the new sandbox's answers with them.
+// the new sandbox's answers with them — and the same settings in the admin
+// API's view: platform key mode, strict, sub-merchants, API faults, active
+// scenarios.
 func TestExportedMerchantsComeBack(t *testing.T) {
 	_, a := start(t, func(c *Config) {
 		c.Addr, c.AdminToken = "0.0.0.0:0", "s3cret"
@@ -37,6 +40,30 @@ func TestExportedMerchantsComeBack(t *testing.T) {
 	if r := send(t, "POST", a+"/sandbox/v1/merchants", "s3cret", `{"mchid":"1900000077","notify_hosts":["staging.example.com:443"]}`); r.Status != 201 {
 		t.Fatalf("create: %d %s", r.Status, r.Raw)
 	}
+	for _, c := range []struct{ method, path, body string }{
+		{"PATCH", "", `{"platform_key_mode":"switching","strict":true,"sub_merchants":[{"sub_mchid":"1900000109","sub_appid":"wx00000000000000a1"},{"sub_mchid":"1900000110"}]}`},
+		{"POST", "/api-faults", `{"method":"POST","path":"/v3/payscore/serviceorder","kind":"timeout","times":3,"hold":"5s"}`},
+		{"POST", "/api-faults", `{"path":"/v3/vehicle/transactions/*","kind":"rate_limited"}`},
+		{"PUT", "/scenarios/payscore", `{"id":"payscore.cancel","once":true}`},
+		{"PUT", "/scenarios/repayment", `{"id":"repayment.failed"}`},
+	} {
+		if r := send(t, c.method, a+"/sandbox/v1/merchants/1900000077"+c.path, "s3cret", c.body); r.Status != 200 && r.Status != 201 {
+			t.Fatalf("%s %s: %d %s", c.method, c.path, r.Status, r.Raw)
+		}
+	}
+	settings := func(base, token, mchid string) string {
+		t.Helper()
+		v := send(t, "GET", base+"/sandbox/v1/merchants/"+mchid, token, "").Body
+		faults, _ := v["api_faults"].([]any)
+		for _, f := range faults { // made anew on import
+			delete(f.(map[string]any), "id")
+			delete(f.(map[string]any), "created_at")
+		}
+		b, _ := json.Marshal(map[string]any{"platform_key_mode": v["platform_key_mode"], "strict": v["strict"],
+			"sub_merchants": v["sub_merchants"], "api_faults": faults, "active_scenarios": v["active_scenarios"]})
+		return string(b)
+	}
+	wantSettings := map[string]string{"1230000109": settings(a, "s3cret", "1230000109"), "1900000077": settings(a, "s3cret", "1900000077")}
 	var file strings.Builder
 	want := map[string]map[string]any{}
 	for _, mchid := range []string{"1230000109", "1900000077"} {
@@ -58,6 +85,14 @@ func TestExportedMerchantsComeBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, b := start(t, func(c *Config) { c.MerchantsFile = path })
+	for mchid, w := range wantSettings {
+		if got := settings(b, "", mchid); got != w {
+			t.Errorf("%s settings after the round trip:\n got %s\nwant %s", mchid, got, w)
+		}
+	}
+	if !strings.Contains(wantSettings["1900000077"], `"hold":"5s"`) || !strings.Contains(wantSettings["1900000077"], `"once":true`) {
+		t.Errorf("the settings set before the export are not in the view: %s", wantSettings["1900000077"])
+	}
 	for mchid, w := range want {
 		got := send(t, "GET", b+"/sandbox/v1/merchants/"+mchid+"/credentials", "", "").Body
 		for _, f := range credentialFields {
@@ -149,7 +184,9 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 // entry and which field, all of them at once.
 func TestBadMerchantsFileNamesEveryProblem(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "merchants.yaml")
-	body := "merchants:\n  - mchid: \"1900000099\"\n    api_v3_key: short\n    platform_public_key_pem: \"-----BEGIN PUBLIC KEY-----\\nAAAA\\n-----END PUBLIC KEY-----\\n\"\n  - mchid: \"12\"\n"
+	body := "merchants:\n  - mchid: \"1900000099\"\n    api_v3_key: short\n    platform_public_key_pem: \"-----BEGIN PUBLIC KEY-----\\nAAAA\\n-----END PUBLIC KEY-----\\n\"\n  - mchid: \"12\"\n" +
+		"  - mchid: \"1900000098\"\n    platform_key_mode: cert\n    sub_merchants: [{sub_mchid: \"019\", sub_appid: wxNOPE}]\n" +
+		"    api_faults: [{path: v3/x, kind: slow, hold: 90s}]\n    active_scenarios: {payscore: {id: repayment.failed}}\n"
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +198,10 @@ func TestBadMerchantsFileNamesEveryProblem(t *testing.T) {
 		m.Close()
 		t.Fatal("a bad merchants file must stop the start")
 	}
-	for _, want := range []string{"merchants[0] (1900000099).api_v3_key", "merchants[0] (1900000099).platform_public_key_pem", "merchants[1] (12).mchid"} {
+	for _, want := range []string{"merchants[0] (1900000099).api_v3_key", "merchants[0] (1900000099).platform_public_key_pem", "merchants[1] (12).mchid",
+		"merchants[2] (1900000098).platform_key_mode", "merchants[2] (1900000098).sub_merchants.0.sub_mchid", "merchants[2] (1900000098).sub_merchants.0.sub_appid",
+		"merchants[2] (1900000098).api_faults.0.path", "merchants[2] (1900000098).api_faults.0.kind", "merchants[2] (1900000098).api_faults.0.hold",
+		"merchants[2] (1900000098).active_scenarios.payscore.id"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the error does not name %s: %v", want, err)
 		}
@@ -185,5 +225,17 @@ func TestMerchantsFileExample(t *testing.T) {
 		if v, _ := got.Body[f].(string); v == "" || !strings.Contains(string(raw), f+": "+v+"\n") {
 			t.Errorf("%s is %q, not the example's", f, v)
 		}
+	}
+	view := send(t, "GET", base+"/sandbox/v1/merchants/1900000001", "", "")
+	settings, _ := json.Marshal(map[string]any{"platform_key_mode": view.Body["platform_key_mode"], "strict": view.Body["strict"],
+		"sub_merchants": view.Body["sub_merchants"], "active_scenarios": view.Body["active_scenarios"]})
+	const want = `{"active_scenarios":{"payscore":{"id":"payscore.cancel","once":true}},"platform_key_mode":"switching","strict":true,` +
+		`"sub_merchants":[{"sub_appid":"wx00000000000000a1","sub_mchid":"1900000109"},{"sub_mchid":"1900000110"}]}`
+	if string(settings) != want {
+		t.Errorf("the example's settings:\n got %s\nwant %s", settings, want)
+	}
+	faults, _ := view.Body["api_faults"].([]any)
+	if len(faults) != 1 || !strings.Contains(fmt.Sprint(faults[0]), "hold:5s") || !strings.Contains(fmt.Sprint(faults[0]), "remaining:3") {
+		t.Errorf("the example's API fault: got %v", faults)
 	}
 }

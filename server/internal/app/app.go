@@ -205,7 +205,7 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 	if a.Merchants, err = merchant.Load(ctx, st, a.Clock, merchant.WithCredentialsSeed(o.CredentialsSeed), merchant.WithoutDemo(listsDemo)); err != nil {
 		return nil, fmt.Errorf("merchants: %w", err)
 	}
-	if err := importMerchants(ctx, a.Merchants, o.MerchantsFile, fileMerchants); err != nil {
+	if err := importMerchants(ctx, a.Merchants, a.Scenarios, o.MerchantsFile, fileMerchants); err != nil {
 		return nil, err
 	}
 

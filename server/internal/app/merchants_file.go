@@ -28,13 +28,13 @@ func readMerchantsFile(path string) ([]merchant.FileEntry, error) {
 // importMerchants creates the file's merchants that do not exist yet;
 // existing ones keep their state and credentials. Every problem of every
 // entry is reported, each with its place.
-func importMerchants(ctx context.Context, dir *merchant.Directory, path string, entries []merchant.FileEntry) error {
+func importMerchants(ctx context.Context, dir *merchant.Directory, scenarios sandbox.Scenarios, path string, entries []merchant.FileEntry) error {
 	var problems []string
 	for i, e := range entries {
 		if _, ok := dir.Get(e.MchID); ok {
 			continue
 		}
-		if _, err := dir.Import(ctx, e); err != nil {
+		if _, err := dir.Import(ctx, e, scenarios); err != nil {
 			place := fmt.Sprintf("merchants[%d] (%s)", i, e.MchID)
 			var se *sandbox.Error
 			if errors.As(err, &se) && len(se.Fields) > 0 {

@@ -1,13 +1,16 @@
 package embedpay
 
 import (
+	"bytes"
 	"encoding/json"
 	"mime"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
+	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
 
 // TestInferredRulesWarn: a prepare that breaks only what the sandbox
@@ -74,6 +77,57 @@ func TestInferredRulesWarn(t *testing.T) {
 	params["pay_order"] = "DOC-1"
 	if out, _ := prepare(params); out["code"] != codeParam {
 		t.Errorf("without trade_scene: got %v, want %s", out, codeParam)
+	}
+}
+
+// TestPaidPayIDWarns: P云's guide does not say its cashier refuses a pay_id
+// already paid for, so opening one again is accepted with a warning at
+// /args/path (header and journal): the cashier shows the trade's outcome
+// again and sends no notification. A strict merchant is refused. Before the
+// change the jump was refused.
+func TestPaidPayIDWarns(t *testing.T) {
+	w := newWorld(t)
+	payID := w.prepare("AGAIN-PAID-1", "100")
+	sid := w.open(payID, nil)
+	w.advance(2 * time.Second)
+	if extra := extraOf(t, w.returned(sid)); extra["status"].(json.Number) != "1" {
+		t.Fatalf("first payment: extraData %v, want status 1", extra)
+	}
+	sent := len(w.notifications("AGAIN-PAID-1"))
+	jump := func(want int) (map[string]any, http.Header) {
+		t.Helper()
+		body, _ := json.Marshal(map[string]any{"caller": w.caller(), "args": cashierArgs(WeChatAppID, payID)})
+		res, err := http.Post(w.Server.URL+"/miniprogram/v1/"+sandbox.APIOpenEmbeddedMiniProgram, "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(res.Body).Decode(&out); err != nil || res.StatusCode != want {
+			t.Fatalf("jump: got %d %v (%v), want %d", res.StatusCode, out, err, want)
+		}
+		return out, res.Header
+	}
+	w.SetStrict(t, w.m.MchID, true)
+	out, _ := jump(http.StatusBadRequest)
+	if msg, _ := out["errMsg"].(string); !strings.HasPrefix(msg, "openEmbeddedMiniProgram:fail") || !strings.Contains(msg, "was already paid for in session "+sid+" (status 1 now)") {
+		t.Errorf("strict: got %v, want a fail naming the first session", out)
+	}
+	w.SetStrict(t, w.m.MchID, false)
+	out, h := jump(http.StatusOK)
+	got, err := new(mime.WordDecoder).DecodeHeader(h.Get(httpapi.HeaderWarning))
+	if err != nil || !strings.HasPrefix(got, "/args/path: ") || !strings.Contains(got, "inferred rule") {
+		t.Errorf("X-Sandbox-Warning: got %q (%v), want /args/path: … inferred rule …", got, err)
+	}
+	if ws := w.Warnings(t, w.m.MchID, h.Get("X-Request-Id")); len(ws) != 1 || ws[0].Path != "/args/path" {
+		t.Errorf("journal warnings: got %+v", ws)
+	}
+	w.advance(2 * time.Second)
+	if extra := extraOf(t, w.returned(out["session_id"].(string))); extra["status"].(json.Number) != "1" {
+		t.Errorf("second cashier: extraData %v, want the trade as it stands (status 1)", extra)
+	}
+	if n := len(w.notifications("AGAIN-PAID-1")); n != sent {
+		t.Errorf("notifications: %d after the second cashier, want %d (nothing more sent)", n, sent)
 	}
 }
 

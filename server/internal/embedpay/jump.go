@@ -29,7 +29,8 @@ func asString(v any) string {
 // Launch handles openEmbeddedMiniProgram to P云's cashier. It checks every
 // rule at once — the target for the caller's platform, the base library and
 // embeddedAppIdList, the cashier page, and the pay_id: it exists, belongs to
-// the caller's merchant, is unexpired and unpaid — and picks the scenario:
+// the caller's merchant, is unexpired; one already paid for is a warning —
+// and picks the scenario:
 // the header or caller.scenario, else the one named at prepare, else a magic
 // value, the merchant's active one, the default.
 func (p *Product) Launch(ctx context.Context, call *sandbox.Call) (*sandbox.Launched, error) {
@@ -55,7 +56,7 @@ func (p *Product) Launch(ctx context.Context, call *sandbox.Call) (*sandbox.Laun
 	if len(vs) > 0 {
 		return nil, sandbox.Invalid("the half-screen cashier cannot open", vs...)
 	}
-	return &sandbox.Launched{Ref: t.PayOrder, Scenario: t.Scenario,
+	return &sandbox.Launched{Ref: t.PayOrder, Scenario: t.Scenario, Warnings: paidAgain(t, p.d.Clock.Now(call.Merchant.MchID)),
 		Magic: map[string]string{"value": strconv.FormatInt(t.Value, 10), "pay_order": t.PayOrder}}, nil
 }
 
@@ -134,7 +135,7 @@ func cashierPayID(path string) (string, []sandbox.Violation) {
 }
 
 // launchable finds the trade of payID and says why the cashier cannot open
-// it: unknown to the caller's merchant, expired, or already paid for.
+// it: unknown to the caller's merchant, or expired.
 func (p *Product) launchable(ctx context.Context, m *sandbox.Merchant, payID string, now time.Time) (*trade, []sandbox.Violation, error) {
 	rec, err := p.d.Store.FindRecord(ctx, KindTrade, m.MchID, payID)
 	if err != nil && !sandbox.IsCode(err, sandbox.CodeNotFound) {
@@ -157,12 +158,21 @@ func (p *Product) launchable(ctx context.Context, m *sandbox.Merchant, payID str
 			"pay_id %s expired at %s; the sandbox clock reads %s: prepare a new trade",
 			payID, t.ExpireAt.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))}}, nil
 	}
-	if len(t.Points) > 0 {
-		status, _, _ := t.statusAt(now)
-		return nil, []sandbox.Violation{{Path: "/args/path", Message: fmt.Sprintf(
-			"pay_id %s was already paid for in session %s (status %d now): prepare a new trade", payID, t.SessionID, status)}}, nil
-	}
 	return t, nil, nil
+}
+
+// paidAgain warns about a cashier opened on a pay_id somebody already paid
+// for (or tried to) [I: P云's guide does not say the cashier refuses it].
+// The cashier then shows the trade as it stands (see Resolve).
+func paidAgain(t *trade, now time.Time) []sandbox.Violation {
+	if len(t.Points) == 0 {
+		return nil
+	}
+	status, _, _ := t.statusAt(now)
+	return []sandbox.Violation{{Path: "/args/path", Message: fmt.Sprintf(
+		"pay_id %s was already paid for in session %s (status %d now): the cashier shows that outcome again and sends nothing; "+
+			"prepare a new trade for a new payment (inferred rule: P云's guide states none, so the sandbox warns; a strict merchant is refused)",
+		t.PayID, t.SessionID, status)}}
 }
 
 // extraData is what P云's cashier hands back (P云's payment-sapp guide §2.1.2): value in

@@ -98,6 +98,7 @@ const (
 // Schema names.
 const (
 	SchemaNavigateArgs      = "issuer/navigate.args"
+	SchemaLoginAdvice       = "issuer/login.advice"
 	SchemaAppJSON           = "issuer/app-json"
 	SchemaReturn            = "issuer/return"
 	SchemaActiveResult      = "issuer/active-result"

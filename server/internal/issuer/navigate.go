@@ -48,14 +48,22 @@ func (p *Product) launchVisit(ctx context.Context, call *sandbox.Call) (*sandbox
 		}
 		vs = append(append(vs, urlVs...), queryVs...)
 		wellFormed = v.page != "" && len(urlVs) == 0 && len(queryVs) == 0
+		if wellFormed && v.page == PageLogin {
+			advice, err := p.loginAdvice(v)
+			if err != nil {
+				return nil, err
+			}
+			warnings = append(warnings, advice...)
+		}
 	}
 	var st state
 	if wellFormed {
-		var stateVs []sandbox.Violation
-		if st, stateVs, err = p.lookup(ctx, call.Merchant.MchID, v); err != nil {
+		var stateVs, stateWarnings []sandbox.Violation
+		if st, stateVs, stateWarnings, err = p.lookup(ctx, call.Merchant.MchID, v); err != nil {
 			return nil, err
 		}
 		vs = append(vs, stateVs...)
+		warnings = append(warnings, stateWarnings...)
 	}
 	if len(vs) > 0 {
 		sortViolations(vs)
@@ -71,6 +79,36 @@ func (p *Product) launchVisit(ctx context.Context, call *sandbox.Call) (*sandbox
 	l.Magic["page"] = v.page
 	return l, nil
 }
+
+// loginAdvice checks a login the plugin guide's rules accept against the
+// rules the sandbox only inferred (issuer/login.advice): redirectUrl and
+// mobile present, as in every example of the plugin guide, and the forms of
+// redirectUrl, mobile, etcProductId and wechatSignNo. What it returns are
+// warnings (refusals for a strict merchant).
+func (p *Product) loginAdvice(v visit) ([]sandbox.Violation, error) {
+	vs, err := p.checkQueryAgainst(SchemaLoginAdvice, v)
+	if err != nil {
+		return nil, err
+	}
+	for i := range vs {
+		name := strings.TrimPrefix(vs[i].Path, paramPath(""))
+		vs[i].Message += "; " + loginAdviceReason[name] + " (inferred rule: the plugin guide states none, so the sandbox warns; a strict merchant is refused)"
+	}
+	sortViolations(vs)
+	return vs, nil
+}
+
+// loginAdviceReason says, per parameter, what the sandbox inferred and what
+// follows from breaking it.
+var loginAdviceReason = map[string]string{
+	"redirectUrl":  "every login example of the plugin guide gives redirectUrl, a page path of the host; without one the sandbox's plugin goes back (navigateBack) and the host gets no openId or accessToken",
+	"mobile":       "every login example of the plugin guide gives mobile, a mainland mobile number of 11 digits",
+	"etcProductId": "the sandbox takes an etcProductId of 1 to 32 letters, digits, _ and -",
+	"wechatSignNo": "the sandbox takes a wechatSignNo of 1 to 64 letters, digits, _ and -",
+}
+
+// pageOrderInferred ends a warning about the order of pages.
+const pageOrderInferred = " (inferred rule: the plugin guide does not say what each page needs, so the sandbox warns; a strict merchant is refused)"
 
 // state is what a visit's parameters refer to.
 type state struct {
@@ -90,14 +128,20 @@ func (st state) ref(v visit) string {
 }
 
 // lookup loads the order and the device a visit refers to, and says why the
-// page cannot act on them: an order that does not exist or whose openId or
-// plate differs, an activation without a signed protocol or of an
-// activated device, a reactivation of a plate with no active device.
-func (p *Product) lookup(ctx context.Context, mchid string, v visit) (state, []sandbox.Violation, error) {
+// page cannot act on them — an order or a device that does not exist, an
+// order whose openId or plate differs — and, as warnings, what breaks the
+// order of pages the sandbox only inferred [I: the plugin guide lists the
+// pages, not what needs what]: an activation without a signed protocol or
+// of a device activated before, a reactivation of a device not active, a
+// continuation of a device past its application.
+func (p *Product) lookup(ctx context.Context, mchid string, v visit) (state, []sandbox.Violation, []sandbox.Violation, error) {
 	var st state
-	var vs []sandbox.Violation
+	var vs, warnings []sandbox.Violation
 	bad := func(param, format string, args ...any) {
 		vs = append(vs, sandbox.Violation{Path: paramPath(param), Message: fmt.Sprintf(format, args...)})
+	}
+	warn := func(param, format string, args ...any) {
+		warnings = append(warnings, sandbox.Violation{Path: paramPath(param), Message: fmt.Sprintf(format, args...) + pageOrderInferred})
 	}
 	var err error
 	loadOrder := func(no string) bool {
@@ -118,7 +162,7 @@ func (p *Product) lookup(ctx context.Context, mchid string, v visit) (state, []s
 		case st.device == nil:
 			bad("plateNum", "plate %s has no ETC device at merchant %s: apply (login?etcProductId=…), sign the protocol and activate it (activeDes) first", plate, mchid)
 		case st.device.V.State != deviceActive:
-			bad("plateNum", "plate %s's ETC device (order %s) is %s, not activated: activate it with activeDes?orderNo=%s", plate, st.device.V.OrderNo, st.device.V.State, st.device.V.OrderNo)
+			warn("plateNum", "plate %s's ETC device (order %s) is %s, not activated: the sandbox activates it now; the flow is activeDes?orderNo=%s", plate, st.device.V.OrderNo, st.device.V.State, st.device.V.OrderNo)
 		}
 	}
 	plate := v.get("plateNum")
@@ -127,8 +171,8 @@ func (p *Product) lookup(ctx context.Context, mchid string, v visit) (state, []s
 		st.order, err = find[order](ctx, p.d.Store, KindOrder, mchid, signNoAlias(v.get("wechatSignNo")))
 	case v.page == PageLogin && v.variant == loginContinuation:
 		if loadDevice(plate); err == nil && st.device != nil && st.device.V.State != deviceIssued {
-			bad("plateNum", "plate %s's ETC device (order %s) is already %s: there is no application to continue; "+
-				"use handleType=reactivate or activeAgain", plate, st.device.V.OrderNo, st.device.V.State)
+			warn("plateNum", "plate %s's ETC device (order %s) is already %s: there is no application to continue "+
+				"(handleType=reactivate or activeAgain act on it); the sandbox answers with the order", plate, st.device.V.OrderNo, st.device.V.State)
 		}
 	case v.page == PageLogin && v.variant == loginReactivate, v.page == PageActiveAgain:
 		if loadDevice(plate); err == nil {
@@ -157,17 +201,17 @@ func (p *Product) lookup(ctx context.Context, mchid string, v visit) (state, []s
 		}
 		o := st.order.V
 		if o.ProtocolSignedAt == nil {
-			bad("orderNo", "order %s has no signed protocol: the user signs it first (signProtocol?orderNo=%s)", o.OrderNo, o.OrderNo)
+			warn("orderNo", "order %s has no signed protocol: the user presumably signs it first (signProtocol?orderNo=%s); the sandbox activates anyway", o.OrderNo, o.OrderNo)
 		}
 		st.device, err = load[device](ctx, p.d.Store, KindDevice, mchid, o.PlateNum)
 		if err == nil && st.device != nil && st.device.V.State != deviceIssued {
-			bad("orderNo", "order %s's device (plate %s) is already %s: reactivate it with activeAgain?plateNum=%s", o.OrderNo, o.PlateNum, st.device.V.State, o.PlateNum)
+			warn("orderNo", "order %s's device (plate %s) is already %s: a second activation is presumably activeAgain?plateNum=%s; the sandbox activates it again", o.OrderNo, o.PlateNum, st.device.V.State, o.PlateNum)
 		}
 	}
 	if err != nil {
-		return state{}, nil, err
+		return state{}, nil, nil, err
 	}
-	return st, vs, nil
+	return st, vs, warnings, nil
 }
 
 // visitReturn is how the user leaves a plugin page
@@ -237,7 +281,7 @@ func (p *Product) resolveVisit(ctx context.Context, s *sandbox.Session, act stri
 	if len(vs) > 0 {
 		return nil, sandbox.Invalid("the session's URL does not parse", vs...)
 	}
-	st, stale, err := p.lookup(ctx, s.MchID, v)
+	st, stale, _, err := p.lookup(ctx, s.MchID, v)
 	if err != nil {
 		return nil, err
 	}

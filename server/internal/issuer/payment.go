@@ -76,9 +76,12 @@ func (p *Product) launchPayment(ctx context.Context, call *sandbox.Call) (*sandb
 		return nil, err
 	}
 	if paid != nil {
-		// [I]: WeChat refuses a paid prepay_id; its exact wording is not documented.
-		return nil, sandbox.Invalid("the order is paid", sandbox.Violation{Path: "/args/package", Message: fmt.Sprintf(
-			"该订单已支付: prepay_id %s was paid at %s (session %s); create a new JSAPI order for a new payment",
+		// [I]: that WeChat refuses a paid prepay_id, and how, is not
+		// documented: a warning (a refusal for a strict merchant), and the
+		// payment sheet plays the scenario again.
+		warnings = append(warnings, sandbox.Violation{Path: "/args/package", Message: fmt.Sprintf(
+			"prepay_id %s was paid at %s (session %s); WeChat presumably answers 该订单已支付: create a new JSAPI order for a new payment "+
+				"(inferred rule: no document states it, so the sandbox warns; a strict merchant is refused)",
 			paid.V.PrepayID, paid.V.PaidAt.UTC().Format(time.RFC3339), paid.V.Session)})
 	}
 	return &sandbox.Launched{Ref: a.prepayID(), Magic: map[string]string{"nonceStr": a.NonceStr, "package": a.Package}, Warnings: warnings}, nil
@@ -118,7 +121,7 @@ func verifyPaySign(m *sandbox.Merchant, appID string, a paymentArgs) error {
 // resolvePayment answers the payment: paid, cancelled, or failed with the
 // scenario's reason. A payment marks its prepay_id paid; a concurrent
 // payment of the same prepay_id loses on the store's conflict.
-func (p *Product) resolvePayment(_ context.Context, s *sandbox.Session, act string, now time.Time) (*sandbox.Batch, error) {
+func (p *Product) resolvePayment(ctx context.Context, s *sandbox.Session, act string, now time.Time) (*sandbox.Batch, error) {
 	var b sandbox.Batch
 	ret := struct {
 		ErrMsg string `json:"errMsg"`
@@ -126,6 +129,13 @@ func (p *Product) resolvePayment(_ context.Context, s *sandbox.Session, act stri
 	switch act {
 	case ActionSuccess:
 		ret.ErrMsg = errMsgPaid
+		paid, err := load[payment](ctx, p.d.Store, KindPayment, s.MchID, s.Ref)
+		if err != nil {
+			return nil, err
+		}
+		if paid != nil {
+			break // paid again (a warning at the call): the first payment stays the record
+		}
 		rec, err := sandbox.NewRecord(KindPayment, s.MchID, s.Ref, &payment{PrepayID: s.Ref, Session: s.ID, PaidAt: now})
 		if err != nil {
 			return nil, err

@@ -113,10 +113,7 @@ func (r *resolution) login() error {
 			err = r.apply(r.v.get("plateNum"))
 		}
 	case loginReactivate:
-		d := r.st.device.V
-		d.Activations++
-		r.results[GetterActive] = activeResult{State: ActiveSuccess, OBU: d.OBU, Card: d.Card}
-		err = r.update(r.st.device)
+		err = r.activateAgain()
 	case loginResumeSigning:
 		if o := r.st.order; o != nil && o.V.CarServiceSignedAt == nil {
 			o.V.CarServiceSignedAt = &r.now
@@ -129,12 +126,27 @@ func (r *resolution) login() error {
 	if err != nil {
 		return err
 	}
-	pairs := []string{"openId", openID(r.s.MchID, r.v.get("mobile")), "accessToken", newAccessToken()}
+	if r.v.get("redirectUrl") == "" {
+		// A login without redirectUrl (accepted with a warning): the plugin
+		// has no page to hand the credential to, so the user goes back [I].
+		r.ret = visitReturn{Page: PageLogin, OpenType: openBack}
+		return nil
+	}
+	pairs := []string{"openId", r.openID(), "accessToken", newAccessToken()}
 	if o := r.st.order; o != nil {
 		pairs = append(pairs, "orderNo", o.V.OrderNo, "plateNum", o.V.PlateNum)
 	}
 	r.ret = redirect(PageLogin, r.v.get("redirectUrl"), pairs...)
 	return nil
+}
+
+// openID is the openId of the login's user: by mobile, or, for a login
+// without one (accepted with a warning), by the session [I].
+func (r *resolution) openID() string {
+	if m := r.v.get("mobile"); m != "" {
+		return openID(r.s.MchID, m)
+	}
+	return openID(r.s.MchID, "session "+r.s.ID)
 }
 
 // apply creates the order of an application and its plate's device. The
@@ -149,7 +161,7 @@ func (r *resolution) apply(plate string) error {
 	o := &order{
 		OrderNo: no, Handle: r.v.variant, EtcProductID: r.v.get("etcProductId"),
 		AccountType: r.v.get("accountType"), CarType: r.v.get("carType"), WechatSignNo: r.v.get("wechatSignNo"),
-		PlateNum: plate, Mobile: r.v.get("mobile"), OpenID: openID(mchid, r.v.get("mobile")), CreatedAt: r.now,
+		PlateNum: plate, Mobile: r.v.get("mobile"), OpenID: r.openID(), CreatedAt: r.now,
 	}
 	if r.p.remember(r.s) {
 		o.Scenario = r.s.Scenario
@@ -238,13 +250,17 @@ func (r *resolution) activate() error {
 	return r.update(d)
 }
 
-// activateAgain applies activeAgain: the activated device is activated once
-// more and reports its numbers.
+// activateAgain applies activeAgain (and a reactivation's login): the
+// activated device is activated once more and reports its numbers; one not
+// active (a warning at the call) is activated as activeDes does.
 func (r *resolution) activateAgain() error {
 	d := r.st.device
 	if r.act != ActionSuccess || d == nil {
 		r.results[GetterActive] = activeResult{State: activationState(r.act)}
 		return nil
+	}
+	if d.V.State != deviceActive {
+		return r.activate()
 	}
 	d.V.Activations++
 	r.results[GetterActive] = activeResult{State: ActiveSuccess, OBU: d.V.OBU, Card: d.V.Card}

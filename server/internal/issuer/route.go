@@ -135,11 +135,17 @@ func loginVariant(q map[string]string) (string, *sandbox.Violation) {
 // checkQuery validates the visit's query against its page's schema and
 // reports each problem at its parameter.
 func (p *Product) checkQuery(v visit) ([]sandbox.Violation, error) {
+	return p.checkQueryAgainst(v.schema(), v)
+}
+
+// checkQueryAgainst validates the visit's query against a schema and
+// reports each problem at its parameter.
+func (p *Product) checkQueryAgainst(schemaName string, v visit) ([]sandbox.Violation, error) {
 	doc := make(map[string]any, len(v.query))
 	for k, s := range v.query {
 		doc[k] = s
 	}
-	vs, err := p.d.Validator.Validate(v.schema(), doc)
+	vs, err := p.d.Validator.Validate(schemaName, doc)
 	if err != nil {
 		return nil, err
 	}

@@ -55,8 +55,6 @@ func TestBadPluginURLs(t *testing.T) {
 		{"plateNum without colour", login + "plateNum=浙A0P73H&handleType=reactivate" + tail, []want{{"/args/url?plateNum", "pattern"}}},
 		{"plateNum colour 7", "plugin://issuer-plugin/activeAgain?plateNum=浙A0P73H_7", []want{{"/args/url?plateNum", "pattern"}}},
 		{"percent-encoded plate, bad colour", "plugin://issuer-plugin/activeAgain?plateNum=%E6%B5%99A0P73H_9", []want{{"/args/url?plateNum", "pattern"}}},
-		{"short mobile", login + "type=1&redirectUrl=/pages/a/a&mobile=1391234", []want{{"/args/url?mobile", "pattern"}}},
-		{"redirectUrl a web URL", login + "type=1&redirectUrl=https://example.com/a&mobile=13912345678", []want{{"/args/url?redirectUrl", "pattern"}}},
 		{"type 2", login + "type=2" + tail, []want{{"/args/url?type", ""}}},
 		{"signGetAuth without openId", "plugin://issuer-plugin/signGetAuth?orderNo=ETC1", []want{{"/args/url?openId", "is required"}}},
 		{"signGetAuth of an unknown order", "plugin://issuer-plugin/signGetAuth?orderNo=ETC1&openId=oUpF8uMEb4qRXf22hE3X68TekukE",
@@ -67,8 +65,10 @@ func TestBadPluginURLs(t *testing.T) {
 		{"activeAgain of an unknown plate", "plugin://issuer-plugin/activeAgain?plateNum=浙A0P73H_0", []want{{"/args/url?plateNum", "has no ETC device"}}},
 		{"a parameter twice", "plugin://issuer-plugin/activeDes?orderNo=A&orderNo=B", []want{{"/args/url?orderNo", "given 2 times"}}},
 		{"a query that does not decode", "plugin://issuer-plugin/activeDes?orderNo=%zz", []want{{"/args/url", "not URL-encoded"}}},
-		{"every problem at once", login + "etcProductId=P1&accountType=9&mobile=1",
-			[]want{{"/args/url?accountType", ""}, {"/args/url?carType", "is required"}, {"/args/url?mobile", "pattern"}, {"/args/url?redirectUrl", "is required"}}},
+		{"every problem at once", login + "etcProductId=P1&accountType=9&mobile=1&afterType=1",
+			[]want{{"/args/url?accountType", ""}, {"/args/url?carType", "is required"}, {"/args/url?afterType", "not allowed"}}},
+		{"an unbounded etcProductId", login + "etcProductId=" + strings.Repeat("P", 257) + "&accountType=1&carType=0" + tail,
+			[]want{{"/args/url?etcProductId", "256"}}},
 		{"another plugin", "plugin://other-plugin/login?type=1", []want{{"/args/url", `"other-plugin" is not a target`}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

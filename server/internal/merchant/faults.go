@@ -36,10 +36,37 @@ type APIFaultRequest struct {
 // AddAPIFault scripts a fault for the merchant's next calls to an
 // endpoint, after the faults it has.
 func (d *Directory) AddAPIFault(ctx context.Context, mchid string, req APIFaultRequest) (*sandbox.APIFault, error) {
+	f, vs := req.fault()
+	if len(vs) > 0 {
+		return nil, sandbox.Invalid("invalid API fault", vs...)
+	}
+	_, err := d.Update(ctx, mchid, func(m *sandbox.Merchant) error {
+		if len(m.APIFaults) >= MaxAPIFaults {
+			return sandbox.Errorf(sandbox.CodeConflict, "merchant %s has %d API faults, the most it may have: delete one first", mchid, MaxAPIFaults)
+		}
+		m.APIFaults = append(m.APIFaults, f)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
+// apiFaultMethods are the methods a fault may name (schema
+// admin/api-fault-create); empty is any.
+var apiFaultMethods = []string{"", "GET", "POST", "PUT", "PATCH", "DELETE"}
+
+// fault checks the request — every problem, each at its field — and makes
+// the fault it asks for.
+func (req APIFaultRequest) fault() (sandbox.APIFault, []sandbox.Violation) {
 	var vs []sandbox.Violation
-	if _, err := path.Match(req.Path, ""); err != nil || len(req.Path) == 0 || req.Path[0] != '/' {
+	if !slices.Contains(apiFaultMethods, req.Method) {
+		vs = append(vs, sandbox.Violation{Path: "/method", Message: fmt.Sprintf("%q is not one of %v (left out: any)", req.Method, apiFaultMethods[1:])})
+	}
+	if _, err := path.Match(req.Path, ""); err != nil || len(req.Path) == 0 || req.Path[0] != '/' || len(req.Path) > 256 {
 		vs = append(vs, sandbox.Violation{Path: "/path", Message: fmt.Sprintf(
-			"%q is not a path pattern: a path starting with /, * for one segment, e.g. /v3/payscore/serviceorder/*/complete", req.Path)})
+			"%q is not a path pattern: a path of up to 256 characters starting with /, * for one segment, e.g. /v3/payscore/serviceorder/*/complete", req.Path)})
 	}
 	if !slices.Contains(sandbox.APIFaultKinds, req.Kind) {
 		vs = append(vs, sandbox.Violation{Path: "/kind", Message: fmt.Sprintf("%q is not one of %v", req.Kind, sandbox.APIFaultKinds)})
@@ -60,22 +87,8 @@ func (d *Directory) AddAPIFault(ctx context.Context, mchid string, req APIFaultR
 	case req.Kind == sandbox.FaultTimeout && hold == 0:
 		hold = DefaultHold
 	}
-	if len(vs) > 0 {
-		return nil, sandbox.Invalid("invalid API fault", vs...)
-	}
-	f := sandbox.APIFault{ID: httpapi.NewID("flt_"), Method: req.Method, Path: req.Path, Kind: req.Kind,
-		Remaining: times, Hold: sandbox.Duration(hold), CreatedAt: time.Now().UTC()}
-	_, err := d.Update(ctx, mchid, func(m *sandbox.Merchant) error {
-		if len(m.APIFaults) >= MaxAPIFaults {
-			return sandbox.Errorf(sandbox.CodeConflict, "merchant %s has %d API faults, the most it may have: delete one first", mchid, MaxAPIFaults)
-		}
-		m.APIFaults = append(m.APIFaults, f)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &f, nil
+	return sandbox.APIFault{ID: httpapi.NewID("flt_"), Method: req.Method, Path: req.Path, Kind: req.Kind,
+		Remaining: times, Hold: sandbox.Duration(hold), CreatedAt: time.Now().UTC()}, vs
 }
 
 // DeleteAPIFault removes one of the merchant's faults; an empty id removes

@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
+	"slices"
+	"strconv"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -24,8 +27,11 @@ type File struct {
 
 // FileEntry is one merchant of a merchants file, and what
 // GET /sandbox/v1/merchants/{mchid}/export writes: every credential the
-// merchant has, under the names of its credentials. Only mchid is required;
-// whatever is left out is generated (reproducibly with --credentials-seed).
+// merchant has, under the names of its credentials, and every setting the
+// admin API changes (platform_key_mode, strict, sub_merchants, api_faults,
+// active_scenarios), under the admin API's names. Only mchid is required;
+// a credential left out is generated (reproducibly with
+// --credentials-seed), a setting left out has its default.
 type FileEntry struct {
 	MchID         string   `yaml:"mchid"`
 	Name          string   `yaml:"name,omitempty"`
@@ -51,7 +57,49 @@ type FileEntry struct {
 	PCloudAppID     string `yaml:"pcloud_app_id,omitempty"`
 	PCloudAppSecret string `yaml:"pcloud_app_secret,omitempty"`
 	PCloudMerchant  string `yaml:"pcloud_merchant,omitempty"`
+
+	// The settings (PATCH /sandbox/v1/merchants/{mchid}, …/api-faults,
+	// …/scenarios/{product}).
+	PlatformKeyMode string                        `yaml:"platform_key_mode,omitempty"`
+	Strict          bool                          `yaml:"strict,omitempty"`
+	SubMerchants    []FileSubMerchant             `yaml:"sub_merchants,omitempty"`
+	APIFaults       []FileAPIFault                `yaml:"api_faults,omitempty"`
+	ActiveScenarios map[string]FileActiveScenario `yaml:"active_scenarios,omitempty"`
 }
+
+// FileSubMerchant is one of a service provider's sub-merchants.
+type FileSubMerchant struct {
+	SubMchID string `yaml:"sub_mchid"`
+	SubAppID string `yaml:"sub_appid,omitempty"`
+}
+
+// FileAPIFault is an API fault as POST …/api-faults takes it; times is
+// what remains of it.
+type FileAPIFault struct {
+	Method string `yaml:"method,omitempty"`
+	Path   string `yaml:"path"`
+	Kind   string `yaml:"kind"`
+	Times  int    `yaml:"times,omitempty"`
+	// Hold is a Go duration ("30s") or seconds, for a timeout.
+	Hold string `yaml:"hold,omitempty"`
+}
+
+// FileActiveScenario is the merchant's active scenario of a product, as
+// PUT …/scenarios/{product} takes it.
+type FileActiveScenario struct {
+	ID   string `yaml:"id"`
+	Once bool   `yaml:"once,omitempty"`
+}
+
+// Bounds of a merchants file entry's settings, as the admin API's.
+const (
+	maxSubMerchants = 100 // admin/merchant-create's maxItems
+)
+
+var (
+	subMchIDPattern = regexp.MustCompile(`^[1-9][0-9]{7,11}$`) // fixtures/mchid
+	appIDPattern    = regexp.MustCompile(`^wx[0-9a-f]{16}$`)   // fixtures/appid
+)
 
 // errTooShort marks a key below WeChat Pay's 2048 bits.
 var errTooShort = errors.New("key too short")
@@ -94,13 +142,117 @@ func EntryOf(m *sandbox.Merchant) FileEntry {
 		PlatformPublicKeyID: m.PlatformPublicKeyID, PlatformPrivateKeyPEM: m.PlatformPrivateKeyPEM,
 		PlatformPublicKeyPEM: m.PlatformPublicKeyPEM, PlatformSerialNo: m.PlatformSerialNo,
 		PlatformCertificatePEM: m.PlatformCertificatePEM,
-		PCloudAppID:            m.PCloudAppID, PCloudAppSecret: m.PCloudAppSecret, PCloudMerchant: m.PCloudMerchant}
+		PCloudAppID:            m.PCloudAppID, PCloudAppSecret: m.PCloudAppSecret, PCloudMerchant: m.PCloudMerchant,
+		PlatformKeyMode: m.PlatformKeyMode, Strict: m.Strict, SubMerchants: fileSubMerchants(m.SubMerchants),
+		APIFaults: fileAPIFaults(m.APIFaults), ActiveScenarios: fileActive(m.Active)}
+}
+
+func fileSubMerchants(subs []sandbox.SubMerchant) []FileSubMerchant {
+	var out []FileSubMerchant
+	for _, s := range subs {
+		out = append(out, FileSubMerchant{SubMchID: s.SubMchID, SubAppID: s.SubAppID})
+	}
+	return out
+}
+
+func fileAPIFaults(fs []sandbox.APIFault) []FileAPIFault {
+	var out []FileAPIFault
+	for _, f := range fs {
+		ff := FileAPIFault{Method: f.Method, Path: f.Path, Kind: f.Kind, Times: f.Remaining}
+		if f.Hold != 0 {
+			ff.Hold = f.Hold.D().String()
+		}
+		out = append(out, ff)
+	}
+	return out
+}
+
+func fileActive(active map[string]sandbox.ActiveScenario) map[string]FileActiveScenario {
+	if len(active) == 0 {
+		return nil
+	}
+	out := make(map[string]FileActiveScenario, len(active))
+	for p, a := range active {
+		out[p] = FileActiveScenario{ID: a.ID, Once: a.Once}
+	}
+	return out
+}
+
+// settings checks the entry's settings — every problem at its path — and
+// puts them on m. scenarios, when not nil, checks the active scenarios.
+func (e *FileEntry) settings(m *sandbox.Merchant, scenarios sandbox.Scenarios, bad func(field, format string, args ...any)) {
+	if e.PlatformKeyMode != "" && !slices.Contains(sandbox.PlatformKeyModes, e.PlatformKeyMode) {
+		bad("platform_key_mode", "%q is not one of %v", e.PlatformKeyMode, sandbox.PlatformKeyModes)
+	}
+	m.PlatformKeyMode, m.Strict = e.PlatformKeyMode, e.Strict
+	if len(e.SubMerchants) > maxSubMerchants {
+		bad("sub_merchants", "has %d sub-merchants; at most %d", len(e.SubMerchants), maxSubMerchants)
+	}
+	m.SubMerchants = nil
+	for i, s := range e.SubMerchants {
+		if !subMchIDPattern.MatchString(s.SubMchID) {
+			bad(fmt.Sprintf("sub_merchants/%d/sub_mchid", i), "%q is not a merchant id (8 to 12 digits, not starting with 0)", s.SubMchID)
+		}
+		if s.SubAppID != "" && !appIDPattern.MatchString(s.SubAppID) {
+			bad(fmt.Sprintf("sub_merchants/%d/sub_appid", i), "%q is not an appid (wx and 16 hex digits)", s.SubAppID)
+		}
+		m.SubMerchants = append(m.SubMerchants, sandbox.SubMerchant{SubMchID: s.SubMchID, SubAppID: s.SubAppID})
+	}
+	if len(e.APIFaults) > MaxAPIFaults {
+		bad("api_faults", "has %d faults; a merchant has at most %d", len(e.APIFaults), MaxAPIFaults)
+	}
+	m.APIFaults = nil
+	for i, ff := range e.APIFaults {
+		req := APIFaultRequest{Method: ff.Method, Path: ff.Path, Kind: ff.Kind, Times: ff.Times}
+		if ff.Hold != "" {
+			d, err := parseHold(ff.Hold)
+			if err != nil {
+				bad(fmt.Sprintf("api_faults/%d/hold", i), "%q: %v", ff.Hold, err)
+			}
+			req.Hold = sandbox.Duration(d)
+		}
+		f, vs := req.fault()
+		for _, v := range vs {
+			bad(fmt.Sprintf("api_faults/%d%s", i, v.Path), "%s", v.Message)
+		}
+		m.APIFaults = append(m.APIFaults, f)
+	}
+	products := make([]string, 0, len(e.ActiveScenarios))
+	for p := range e.ActiveScenarios {
+		products = append(products, p)
+	}
+	slices.Sort(products)
+	for _, p := range products {
+		a := e.ActiveScenarios[p]
+		if scenarios != nil {
+			if sc, ok := scenarios.Get(a.ID); !ok || sc.Product != p {
+				bad("active_scenarios/"+p+"/id", "%q is not a %s scenario of the catalogue (GET /sandbox/v1/scenarios)", a.ID, p)
+			}
+		}
+		if m.Active == nil {
+			m.Active = map[string]sandbox.ActiveScenario{}
+		}
+		m.Active[p] = sandbox.ActiveScenario{ID: a.ID, Once: a.Once}
+	}
+}
+
+// parseHold reads a Go duration or a number of seconds.
+func parseHold(s string) (time.Duration, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return d, nil
+	}
+	secs, err := strconv.ParseFloat(s, 64)
+	if err != nil || secs <= 0 {
+		return 0, errors.New("is neither a Go duration (30s) nor a number of seconds")
+	}
+	return time.Duration(secs * float64(time.Second)), nil
 }
 
 // Import creates the entry's merchant: generated credentials, each replaced
-// by the entry's when it gives one. Every problem is reported, with its
-// field.
-func (d *Directory) Import(ctx context.Context, e FileEntry) (*sandbox.Merchant, error) {
+// by the entry's when it gives one, and the entry's settings. Every problem
+// is reported, with its field. scenarios, when not nil, checks the active
+// scenarios against the catalogue.
+func (d *Directory) Import(ctx context.Context, e FileEntry, scenarios sandbox.Scenarios) (*sandbox.Merchant, error) {
 	if !mchidPattern.MatchString(e.MchID) {
 		return nil, sandbox.Invalid("invalid merchant", sandbox.Violation{Path: "/mchid", Message: "must be 8 to 12 digits, like WeChat Pay merchant ids"})
 	}
@@ -131,6 +283,7 @@ func (d *Directory) Import(ctx context.Context, e FileEntry) (*sandbox.Merchant,
 	if e.NotifyHosts != nil {
 		m.NotifyHosts = e.NotifyHosts
 	}
+	e.settings(m, scenarios, bad)
 	// The two keys are 32 bytes: v3's is the AES-256-GCM key and v2's is
 	// "32 位" in WeChat Pay's key setting (pay.weixin.qq.com, API 安全).
 	if len(m.APIv2Key) != 32 {

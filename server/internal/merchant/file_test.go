@@ -27,7 +27,7 @@ func TestImportIssuesCertificates(t *testing.T) {
 	}
 	keys, _ := fixtures.SeededMerchant("keys", "1900000123", "")
 	m, err := d.Import(ctx, FileEntry{MchID: "1900000123", MerchantPrivateKeyPEM: keys.MerchantPrivateKeyPEM,
-		MerchantSerialNo: "1234ABCD", PlatformPrivateKeyPEM: keys.PlatformPrivateKeyPEM, PlatformSerialNo: "5678EF01"})
+		MerchantSerialNo: "1234ABCD", PlatformPrivateKeyPEM: keys.PlatformPrivateKeyPEM, PlatformSerialNo: "5678EF01"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestImportIssuesCertificates(t *testing.T) {
 			t.Errorf("%s public key is not the given key's", p.name)
 		}
 	}
-	if _, err := d.Import(ctx, FileEntry{MchID: "1900000124", MerchantToken: m.Token, AppID: m.AppID}); err == nil {
+	if _, err := d.Import(ctx, FileEntry{MchID: "1900000124", MerchantToken: m.Token, AppID: m.AppID}, nil); err == nil {
 		t.Error("a second merchant with the first one's token and appid was imported")
 	}
 }

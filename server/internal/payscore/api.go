@@ -248,8 +248,12 @@ func (p *Product) handleQuery(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := matchKey(o, orderKey{AppID: q.Get("appid"), ServiceID: q.Get("service_id"), SubMchID: sub}); err != nil {
+	warns, err := matchKey(o, orderKey{AppID: q.Get("appid"), ServiceID: q.Get("service_id"), SubMchID: sub}, m, partner(c))
+	if err != nil {
 		return err
+	}
+	for _, v := range warns {
+		httpapi.Warn(c, v)
 	}
 	o.advance(p.d.Clock.Now(m.MchID))
 	return p.v3.JSON(c, http.StatusOK, o.queried())
@@ -267,22 +271,34 @@ func notFound(err error, path, why string) error {
 
 // matchKey refuses an appid, service_id or sub_mchid other than the
 // order's: the real API finds orders by them, so another finds nothing [I].
-// Partner mode names no appid.
-func matchKey(o *order, k orderKey) error {
-	var vs []sandbox.Violation
+// Partner mode names no appid (the partner tables list none): one given
+// that is not the order's is an inferred rule, returned as a warning — a
+// refusal for a strict merchant m.
+func matchKey(o *order, k orderKey, m *sandbox.Merchant, partnerMode bool) ([]sandbox.Violation, error) {
+	var vs, warns []sandbox.Violation
 	if k.SubMchID != o.SubMchID {
 		vs = append(vs, sandbox.Violation{Path: "/sub_mchid", Message: fmt.Sprintf("order %s is not an order of sub-merchant %q", o.OutOrderNo, k.SubMchID)})
 	}
 	if k.AppID != "" && k.AppID != o.AppID {
-		vs = append(vs, sandbox.Violation{Path: "/appid", Message: fmt.Sprintf("order %s was created with appid %q, not %q", o.OutOrderNo, o.AppID, k.AppID)})
+		v := sandbox.Violation{Path: "/appid", Message: fmt.Sprintf("order %s was created with appid %q, not %q", o.OutOrderNo, o.AppID, k.AppID)}
+		if partnerMode {
+			v.Message += "; the partner tables list no appid here, so whether the real API checks it is not known " +
+				"(inferred rule: a warning, a strict merchant is refused)"
+			warns = append(warns, v)
+		} else {
+			vs = append(vs, v)
+		}
 	}
 	if k.ServiceID != o.ServiceID {
 		vs = append(vs, sandbox.Violation{Path: "/service_id", Message: fmt.Sprintf("order %s was created with service_id %q, not %q", o.OutOrderNo, o.ServiceID, k.ServiceID)})
 	}
 	if len(vs) > 0 {
-		return &sandbox.Error{Code: sandbox.CodeNotFound, Upstream: wxpayv3.CodeOrderNotExist, Message: msgOrderNotExist, Fields: vs}
+		return nil, &sandbox.Error{Code: sandbox.CodeNotFound, Upstream: wxpayv3.CodeOrderNotExist, Message: msgOrderNotExist, Fields: vs}
 	}
-	return nil
+	if err := sandbox.Advice(m, warns); err != nil {
+		return nil, err
+	}
+	return warns, nil
 }
 
 // change checks an order's state and changes it, adding to b whatever
@@ -300,8 +316,10 @@ func (p *Product) mutate(c *gin.Context, key orderKey, f change) (*order, error)
 		return nil, err
 	}
 	ctx := c.Request.Context()
+	var warns []sandbox.Violation
 	o, err := sandbox.Update(ctx, p.d.Store, kindOrder, m.MchID, recordKey(key.SubMchID, no), func(o *order, b *sandbox.Batch) error {
-		if err := matchKey(o, key); err != nil {
+		var err error
+		if warns, err = matchKey(o, key, m, partner(c)); err != nil {
 			return err
 		}
 		now := p.d.Clock.Now(m.MchID)
@@ -313,6 +331,9 @@ func (p *Product) mutate(c *gin.Context, key orderKey, f change) (*order, error)
 			wxpayv3.SetLocation(c, wxpayv3.LocationURI)
 		}
 		return nil, notFound(err, "/out_order_no", fmt.Sprintf("merchant %s has no order %q", m.MchID, no))
+	}
+	for _, v := range warns {
+		httpapi.Warn(c, v)
 	}
 	return o, nil
 }

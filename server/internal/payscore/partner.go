@@ -1,8 +1,6 @@
 package payscore
 
 import (
-	"fmt"
-
 	"github.com/gin-gonic/gin"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
@@ -43,11 +41,6 @@ const (
 	schemaPartnerOrder          = "payscore/partner-order"
 )
 
-// msgNoRelation is the refusal of a sub_mchid the provider has no
-// relation (受理关系) with [I: the real code and text are not published;
-// the sandbox answers 400 PARAM_ERROR "受理关系不存在"].
-const msgNoRelation = "受理关系不存在"
-
 // partner reports whether the request came in at a partner path.
 func partner(c *gin.Context) bool { return c.GetBool(keyPartner) }
 
@@ -66,27 +59,17 @@ func checkSub(c *gin.Context, m *sandbox.Merchant, subMchID string) error {
 	if !partner(c) {
 		return nil
 	}
-	if m.SubMerchant(subMchID) == nil {
-		why := fmt.Sprintf("%q is not a sub-merchant of service provider %s", subMchID, m.MchID)
-		if len(m.SubMerchants) == 0 {
-			why += ", which has none: give it sub_merchants with PATCH /sandbox/v1/merchants/" + m.MchID
-		}
-		return sandbox.Invalid(msgNoRelation, sandbox.Violation{Path: "/sub_mchid", Message: why})
-	}
-	return nil
+	_, err := m.RequireSub(subMchID)
+	return err
 }
 
 // warnSubAppID warns when create's sub_appid is not the one the
 // sub-merchant was registered with: a warning, since the sandbox may not
 // know all of a sub-merchant's mini-programs [I].
 func warnSubAppID(c *gin.Context, m *sandbox.Merchant, req *createRequest) {
-	sub := m.SubMerchant(req.SubMchID)
-	if sub == nil || sub.SubAppID == "" || req.SubAppID == "" || req.SubAppID == sub.SubAppID {
-		return
+	if v, ok := m.ForeignSubAppID(req.SubMchID, req.SubAppID); ok {
+		httpapi.Warn(c, v)
 	}
-	httpapi.Warn(c, sandbox.Violation{Path: "/sub_appid", Message: fmt.Sprintf(
-		"%q is not sub-merchant %s's mini-program as registered in the sandbox (%q); the real API refuses a sub_appid not bound to the sub_mchid [I]",
-		req.SubAppID, req.SubMchID, sub.SubAppID)})
 }
 
 // registerPartner mounts the partner-mode service-order API.

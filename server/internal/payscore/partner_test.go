@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
@@ -204,7 +208,7 @@ func TestPartnerRefusals(t *testing.T) {
 	w := newWorld(t)
 	// No sub-merchants yet: every partner call is refused, naming the fix.
 	out := w.fail(http.MethodPost, "/v3/payscore/partner/serviceorder", w.partnerCreateBody("PBAD0001", subMchID), http.StatusBadRequest, "PARAM_ERROR")
-	if d := out["detail"].(map[string]any); d["field"] != "/sub_mchid" || out["message"] != msgNoRelation {
+	if d := out["detail"].(map[string]any); d["field"] != "/sub_mchid" || out["message"] != sandbox.MsgNoRelation {
 		t.Errorf("no sub-merchants: got %v", out)
 	}
 	// The admin API checks the sub-merchants it is given, every problem
@@ -254,4 +258,44 @@ func TestPartnerRefusals(t *testing.T) {
 	if h := res.Response.Header.Get("X-Sandbox-Warning"); h == "" {
 		t.Errorf("create with another sub_appid: no X-Sandbox-Warning")
 	}
+}
+
+// TestPartnerAppIDWarns: the partner tables list no appid in a change
+// body, so one that is not the order's is accepted with a
+// warning at /appid (header and journal) and refused for a strict
+// merchant; in direct mode it stays ORDER_NOT_EXIST. Before the change the
+// partner request was ORDER_NOT_EXIST too.
+func TestPartnerAppIDWarns(t *testing.T) {
+	w := newWorld(t)
+	w.makeProvider()
+	w.ok(http.MethodPost, "/v3/payscore/partner/serviceorder", w.partnerCreateBody("PAPPID1", subMchID), schemaPartnerCreateResponse)
+	cancel := map[string]any{"service_id": w.m.ServiceID, "sub_mchid": subMchID, "appid": "wx0000000000000bad", "reason": "用户投诉"}
+	const path = "/v3/payscore/partner/serviceorder/PAPPID1/cancel"
+
+	w.SetStrict(t, w.m.MchID, true)
+	if out := w.fail(http.MethodPost, path, cancel, http.StatusBadRequest, "PARAM_ERROR"); !strings.Contains(fmt.Sprint(out), "/appid") {
+		t.Errorf("strict: got %v, want PARAM_ERROR at /appid", out)
+	}
+	if got := stateOf(w.ok(http.MethodGet, w.partnerQuery(subMchID, "out_order_no", "PAPPID1"), nil, schemaPartnerOrder)); got != "CREATED" {
+		t.Errorf("after the strict refusal: got %s, want CREATED (nothing changed)", got)
+	}
+	w.SetStrict(t, w.m.MchID, false)
+	res, err := w.send(http.MethodPost, path, cancel)
+	if err != nil {
+		t.Fatalf("cancel with another appid: %v", err)
+	}
+	h := res.Response.Header
+	if got := h.Get(httpapi.HeaderWarning); !strings.HasPrefix(got, "/appid: ") || !strings.Contains(got, "inferred rule") {
+		t.Errorf("X-Sandbox-Warning %q, want /appid: … inferred rule …", got)
+	}
+	if ws := w.Warnings(t, w.m.MchID, h.Get("X-Request-Id")); len(ws) != 1 || ws[0].Path != "/appid" {
+		t.Errorf("journal warnings %+v", ws)
+	}
+	if got := stateOf(w.ok(http.MethodGet, w.partnerQuery(subMchID, "out_order_no", "PAPPID1"), nil, schemaPartnerOrder)); got != "REVOKED" {
+		t.Errorf("after the warned cancel: got %s, want REVOKED", got)
+	}
+	// Direct mode: the appid is in the tables and the order is found by it.
+	w.ok(http.MethodPost, "/v3/payscore/serviceorder", w.createBody("DAPPID1"), schemaCreateResponse)
+	w.fail(http.MethodPost, "/v3/payscore/serviceorder/DAPPID1/cancel",
+		map[string]any{"appid": "wx0000000000000bad", "service_id": w.m.ServiceID, "reason": "x"}, http.StatusNotFound, "ORDER_NOT_EXIST")
 }

@@ -318,9 +318,10 @@ func (w *world) validSuccess(out map[string]string) {
 // sandboxRT sends the SDK's requests, addressed to the real host, to the
 // test server and keeps each answer's body for schema checks.
 type sandboxRT struct {
-	u    *url.URL
-	mu   sync.Mutex
-	last []byte
+	u       *url.URL
+	mu      sync.Mutex
+	last    []byte
+	lastURI string
 }
 
 func (t *sandboxRT) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -334,9 +335,16 @@ func (t *sandboxRT) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp.Body.Close()
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	t.mu.Lock()
-	t.last = body
+	t.last, t.lastURI = body, r.URL.RequestURI()
 	t.mu.Unlock()
 	return resp, nil
+}
+
+// lastURL is the request URI of the last request.
+func (t *sandboxRT) lastURL() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.lastURI
 }
 
 func (t *sandboxRT) lastBody() []byte {

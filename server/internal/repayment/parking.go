@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -70,8 +71,24 @@ const (
 )
 
 // maxBlockedEntries bounds the blocked entries a user record remembers, to
-// notify them when the user repays.
+// notify them when the user repays, and the open entries, to block them
+// when the user comes to owe.
 const maxBlockedEntries = 32
+
+// remember appends out_parking_no to a bounded list of entries, keeping the
+// latest maxBlockedEntries.
+func remember(list []string, outParkingNo string) []string {
+	list = append(slices.DeleteFunc(list, func(s string) bool { return s == outParkingNo }), outParkingNo)
+	if n := len(list); n > maxBlockedEntries {
+		list = list[n-maxBlockedEntries:]
+	}
+	return list
+}
+
+// forget removes out_parking_no from a list of entries.
+func forget(list []string, outParkingNo string) []string {
+	return slices.DeleteFunc(list, func(s string) bool { return s == outParkingNo })
+}
 
 // parkingParams are a scenario's parking params.
 type parkingParams struct {
@@ -113,6 +130,7 @@ func parkingParamsOf(sc *sandbox.Scenario) (parkingParams, error) {
 
 // parkingRequest is the body of 创建停车入场.
 type parkingRequest struct {
+	SubMchID     string `json:"sub_mchid,omitempty"`
 	OutParkingNo string `json:"out_parking_no"`
 	PlateNumber  string `json:"plate_number"`
 	PlateColor   string `json:"plate_color"`
@@ -159,6 +177,7 @@ func (e *entry) answer() parking {
 // REMOVE).
 type entranceState struct {
 	SpMchID                 string `json:"sp_mchid"`
+	SubMchID                string `json:"sub_mchid,omitempty"`
 	ParkingID               string `json:"parking_id"`
 	OutParkingNo            string `json:"out_parking_no"`
 	PlateNumber             string `json:"plate_number"`
@@ -230,8 +249,12 @@ func (p *Product) handleCreateParking(c *gin.Context) error {
 	if err := httpapi.DecodeJSON(p.d.Validator, schemaParkingCreate, httpapi.Body(c), &req); err != nil {
 		return err
 	}
-	if vs := p.d.NotifyTargets.NotifyURLViolations(m, "/notify_url", req.NotifyURL); len(vs) > 0 {
+	vs := p.d.NotifyTargets.NotifyURLViolations(m, "/notify_url", req.NotifyURL)
+	if len(vs) > 0 {
 		return sandbox.Invalid("参数错误", vs...)
+	}
+	if err := partnerOf(c, m, req.SubMchID, ""); err != nil {
+		return err
 	}
 	warnHTTP(c, req.NotifyURL)
 	sc, ps, err := p.pick(c, m, "out_parking_no", req.OutParkingNo)
@@ -265,10 +288,11 @@ func (p *Product) handleCreateParking(c *gin.Context) error {
 			return err
 		}
 		b := &sandbox.Batch{Creates: []*sandbox.Record{rec}}
-		if e.BlockReason == blockOverdue {
-			u.BlockedEntries = append(u.BlockedEntries, req.OutParkingNo)
-			if n := len(u.BlockedEntries); n > maxBlockedEntries {
-				u.BlockedEntries = u.BlockedEntries[n-maxBlockedEntries:]
+		if e.BlockReason == blockOverdue || e.State == entryNormal {
+			if e.State == entryNormal {
+				u.OpenEntries = remember(u.OpenEntries, req.OutParkingNo)
+			} else {
+				u.BlockedEntries = remember(u.BlockedEntries, req.OutParkingNo)
 			}
 			up := *urec
 			if err := u.encode(&up); err != nil {
@@ -314,6 +338,8 @@ func (p *Product) newID(prefix string) string {
 
 // deductRequest is the body of 扣费受理.
 type deductRequest struct {
+	SubMchID      string       `json:"sub_mchid,omitempty"`
+	SubAppID      string       `json:"sub_appid,omitempty"`
 	AppID         string       `json:"appid"`
 	Description   string       `json:"description"`
 	Attach        string       `json:"attach,omitempty"`
@@ -362,12 +388,12 @@ type deduction struct {
 // user repaid an advanced one.
 func (d *deduction) view(m *sandbox.Merchant, at time.Time, repaid bool) transaction {
 	r := d.Request
-	t := transaction{AppID: r.AppID, SpMchID: m.MchID, Description: r.Description, CreateTime: wxpayv3.FormatTime(d.CreateTime),
+	t := transaction{AppID: r.AppID, SpMchID: m.MchID, SubMchID: r.SubMchID, SubAppID: r.SubAppID, Description: r.Description, CreateTime: wxpayv3.FormatTime(d.CreateTime),
 		OutTradeNo: r.OutTradeNo, TradeState: tradeStateAccepted, Attach: r.Attach, TradeScene: r.TradeScene,
 		ParkingInfo: &parkingInfo{ParkingID: r.ParkingInfo.ParkingID, PlateNumber: r.ParkingInfo.PlateNumber,
 			PlateColor: r.ParkingInfo.PlateColor, StartTime: r.ParkingInfo.StartTime, EndTime: r.ParkingInfo.EndTime,
 			ParkingName: r.ParkingInfo.ParkingName, ChargingDuration: r.ParkingInfo.ChargingDuration, DeviceID: r.ParkingInfo.DeviceID},
-		Payer:  payer{OpenID: d.OpenID},
+		Payer:  payer{OpenID: d.OpenID, SubOpenID: subOpenID(r.SubAppID, d.OpenID)},
 		Amount: amount{Total: r.Amount.Total, Currency: currencyCNY}}
 	if at.Before(d.SettleAt) {
 		return t
@@ -403,6 +429,9 @@ func (p *Product) handleDeduct(c *gin.Context) error {
 	}
 	if len(vs) > 0 {
 		return sandbox.Invalid("参数错误", vs...)
+	}
+	if err := partnerOf(c, m, req.SubMchID, req.SubAppID); err != nil {
+		return err
 	}
 	warnHTTP(c, req.NotifyURL)
 	sc, ps, err := p.pick(c, m, "out_trade_no", req.OutTradeNo)
@@ -466,10 +495,8 @@ func (p *Product) handleDeduct(c *gin.Context) error {
 			return err
 		}
 		b.Notifications = append(b.Notifications, n)
-		if d.BankType == bankTypeAdvanced {
-			if err := p.advanceFor(u, d, urec, b); err != nil {
-				return err
-			}
+		if err := p.leave(ctx, m.MchID, u, d, urec, b); err != nil {
+			return err
 		}
 		err = p.d.Store.Commit(ctx, b)
 		if err == nil {
@@ -505,23 +532,91 @@ func (p *Product) knownParkingID(ctx context.Context, mchid, id string) bool {
 
 func parkingIDAlias(id string) string { return "id/" + id }
 
-// advanceFor makes the deduction one of the user's advances and the user
-// OVERDUE (a PAUSED one stays PAUSED: its service is paused either way
-// [I]), in b as a compare-and-swap update of the user read.
-func (p *Product) advanceFor(u *user, d *deduction, urec *sandbox.Record, b *sandbox.Batch) error {
+// leave applies a deduction to its user, in b as a compare-and-swap update
+// of the user read: the entry it charges (by parking_info.parking_id) is no
+// longer open — the car left —; an advanced one (垫资) becomes one of the
+// user's advances and makes the user OVERDUE (a PAUSED one stays PAUSED: its
+// service is paused either way [I]), which blocks the user's open entries.
+func (p *Product) leave(ctx context.Context, mchid string, u *user, d *deduction, urec *sandbox.Record, b *sandbox.Batch) error {
 	pi := d.Request.ParkingInfo
-	start, _ := time.Parse(time.RFC3339, pi.StartTime)
-	u.Advances = append(u.Advances, advance{OutTradeNo: d.Request.OutTradeNo, TransactionID: d.TransactionID,
-		Amount: d.Request.Amount.Total, Time: d.SettleAt, Description: d.Request.Description, PlateNumber: pi.PlateNumber,
-		PlateColor: pi.PlateColor, ParkingID: pi.ParkingID, ParkingName: pi.ParkingName, StartTime: start})
-	if u.UserState == StateNormal {
-		u.UserState = StateOverdue
+	changed := false
+	if rec, err := p.d.Store.FindRecord(ctx, KindParking, mchid, parkingIDAlias(pi.ParkingID)); err == nil {
+		n, m := len(u.OpenEntries), len(u.BlockedEntries)
+		u.OpenEntries, u.BlockedEntries = forget(u.OpenEntries, rec.Key), forget(u.BlockedEntries, rec.Key)
+		changed = n != len(u.OpenEntries) || m != len(u.BlockedEntries)
+	} else if !sandbox.IsCode(err, sandbox.CodeNotFound) {
+		return err
+	}
+	if d.BankType == bankTypeAdvanced {
+		start, _ := time.Parse(time.RFC3339, pi.StartTime)
+		u.Advances = append(u.Advances, advance{OutTradeNo: d.Request.OutTradeNo, TransactionID: d.TransactionID,
+			Amount: d.Request.Amount.Total, Time: d.SettleAt, Description: d.Request.Description, PlateNumber: pi.PlateNumber,
+			PlateColor: pi.PlateColor, ParkingID: pi.ParkingID, ParkingName: pi.ParkingName, StartTime: start})
+		if u.UserState == StateNormal {
+			u.UserState = StateOverdue
+		}
+		if u.UserState == StateOverdue {
+			if err := p.blockOpenEntries(ctx, mchid, u, d.SettleAt, b); err != nil {
+				return err
+			}
+		}
+		changed = true
+	}
+	if !changed {
+		return nil
 	}
 	up := *urec
 	if err := u.encode(&up); err != nil {
 		return err
 	}
 	b.Updates = append(b.Updates, &up)
+	return nil
+}
+
+// blockOpenEntries adds to b, for a user who came to owe at `at`, each open
+// entry turned BLOCKED with block_reason OVERDUE and its
+// VEHICLE.ENTRANCE_STATE_CHANGE (parking_state BLOCKED,
+// blocked_state_description OVERDUE), and moves the entries to the blocked
+// ones, which repaying unblocks. The notification and its fields are
+// documented (停车入场状态变更通知, chapter8_8_4); that an advance sends it for
+// the entries of a vehicle still in a lot is inferred [I].
+func (p *Product) blockOpenEntries(ctx context.Context, mchid string, u *user, at time.Time, b *sandbox.Batch) error {
+	for _, no := range u.OpenEntries {
+		s, err := sandbox.Get[entry](ctx, p.d.Store, KindParking, mchid, no)
+		if sandbox.IsCode(err, sandbox.CodeNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := p.changeEntry(s, entryBlocked, blockOverdue, at, b); err != nil {
+			return err
+		}
+		u.BlockedEntries = remember(u.BlockedEntries, no)
+	}
+	u.OpenEntries = nil
+	return nil
+}
+
+// changeEntry adds to b the entry in its new state and the
+// VEHICLE.ENTRANCE_STATE_CHANGE that says so, at `at`.
+func (p *Product) changeEntry(s *sandbox.Stored[entry], state, reason string, at time.Time, b *sandbox.Batch) error {
+	s.V.State, s.V.BlockReason = state, reason
+	up, err := s.Record()
+	if err != nil {
+		return err
+	}
+	r := s.V.Request
+	n, err := p.notification(up.MchID, r.OutParkingNo, r.NotifyURL, EventEntranceStateChange, originalParking, entranceState{
+		SpMchID: up.MchID, SubMchID: r.SubMchID, ParkingID: s.V.ID, OutParkingNo: r.OutParkingNo, PlateNumber: r.PlateNumber, PlateColor: r.PlateColor,
+		StartTime: r.StartTime, ParkingName: r.ParkingName, FreeDuration: r.FreeDuration, ParkingState: state,
+		BlockedStateDescription: reason, StateUpdateTime: wxpayv3.FormatTimeMillis(at),
+	}, at, p.scenario(s.V.Scenario))
+	if err != nil {
+		return err
+	}
+	b.Updates = append(b.Updates, up)
+	b.Notifications = append(b.Notifications, n)
 	return nil
 }
 
@@ -608,22 +703,10 @@ func (p *Product) repaidNotifications(ctx context.Context, mchid string, u *user
 		if err != nil {
 			return err
 		}
-		s.V.State, s.V.BlockReason = entryNormal, ""
-		up, err := s.Record()
-		if err != nil {
+		if err := p.changeEntry(s, entryNormal, "", at, b); err != nil {
 			return err
 		}
-		r := s.V.Request
-		n, err := p.notification(mchid, no, r.NotifyURL, EventEntranceStateChange, originalParking, entranceState{
-			SpMchID: mchid, ParkingID: s.V.ID, OutParkingNo: no, PlateNumber: r.PlateNumber, PlateColor: r.PlateColor,
-			StartTime: r.StartTime, ParkingName: r.ParkingName, FreeDuration: r.FreeDuration, ParkingState: entryNormal,
-			StateUpdateTime: wxpayv3.FormatTimeMillis(at),
-		}, at, p.scenario(s.V.Scenario))
-		if err != nil {
-			return err
-		}
-		b.Updates = append(b.Updates, up)
-		b.Notifications = append(b.Notifications, n)
+		u.OpenEntries = remember(u.OpenEntries, no)
 	}
 	u.BlockedEntries = nil
 	return nil

@@ -37,11 +37,12 @@ type notice struct {
 // public-key mode.
 type parkingWorld struct {
 	*world
-	sdk     wexinpayscoreparking.ParkingsApiService
-	tx      wexinpayscoreparking.TransactionsApiService
-	rt      *sandboxRT
-	url     string
-	notices chan notice
+	sdk      wexinpayscoreparking.ParkingsApiService
+	tx       wexinpayscoreparking.TransactionsApiService
+	services wexinpayscoreparking.ServicesApiService
+	rt       *sandboxRT
+	url      string
+	notices  chan notice
 	// handler is the SDK's notify handler the receiver verifies with.
 	handler atomic.Pointer[notify.Handler]
 }
@@ -59,7 +60,8 @@ func newParkingWorld(t *testing.T) *parkingWorld {
 		t.Fatal(err)
 	}
 	pw := &parkingWorld{world: w, sdk: wexinpayscoreparking.ParkingsApiService{Client: client},
-		tx: wexinpayscoreparking.TransactionsApiService{Client: client}, rt: rt, notices: make(chan notice, 16)}
+		tx: wexinpayscoreparking.TransactionsApiService{Client: client}, services: wexinpayscoreparking.ServicesApiService{Client: client},
+		rt: rt, notices: make(chan notice, 16)}
 	pw.handler.Store(h)
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
 		raw, _ := io.ReadAll(req.Body)
@@ -77,6 +79,17 @@ func newParkingWorld(t *testing.T) *parkingWorld {
 	t.Cleanup(srv.Close)
 	pw.url = srv.URL + "/notify"
 	return pw
+}
+
+// apiErr checks that err is the SDK's APIError with the status and code,
+// and its body a v3 error.
+func (w *parkingWorld) apiErr(err error, status int, code string) {
+	w.tb.Helper()
+	var e *core.APIError
+	if !errors.As(err, &e) || e.StatusCode != status || e.Code != code {
+		w.tb.Fatalf("got %v, want %d %s", err, status, code)
+	}
+	w.valid("wxpay/error", []byte(e.Body))
 }
 
 // next waits for the next notification; it must be the event.
@@ -250,6 +263,78 @@ func TestParkingAdvancedThenRepaid(t *testing.T) {
 	}
 }
 
+// collect waits for n notifications, by event; two of one event fail.
+func (w *parkingWorld) collect(n int) map[string]map[string]any {
+	w.tb.Helper()
+	got := map[string]map[string]any{}
+	for range n {
+		select {
+		case no := <-w.notices:
+			if _, dup := got[no.event]; dup {
+				w.tb.Fatalf("a second %s: %v (got %v)", no.event, no.resource, got)
+			}
+			w.valid("wxpay/notification", no.raw)
+			got[no.event] = no.resource
+		case <-time.After(5 * time.Second):
+			w.tb.Fatalf("got %v, want %d notifications", got, n)
+		}
+	}
+	return got
+}
+
+// TestParkingAdvanceBlocksOpenEntries: the vehicle is in a second lot when
+// the first lot's deduction ends in 垫资: the user owes, and the open entry
+// of the second lot turns BLOCKED with a VEHICLE.ENTRANCE_STATE_CHANGE
+// (parking_state BLOCKED, blocked_state_description OVERDUE), verified with
+// wechatpay-go's notify handler; the charged entry (the car left) gets
+// none. Repaying unblocks it (NORMAL), and its own deduction later changes
+// no entry. Before the change no BLOCKED notification was sent.
+func TestParkingAdvanceBlocksOpenEntries(t *testing.T) {
+	w := newParkingWorld(t)
+	u := w.normalUser()
+	first := w.enter(u, "IN-LOT-A")
+	second := w.enter(u, "IN-LOT-B")
+	if *first.State != entryNormal || *second.State != entryNormal {
+		t.Fatalf("entries: got %s and %s, want NORMAL", first, second)
+	}
+	w.deduct(u, "PKADVANCE-LOT-A", *first.Id)
+	got := w.collect(2)
+	if tx := got[EventTransactionSuccess]; tx["bank_type"] != "BPA" || tx["user_repaid"] != "N" {
+		t.Fatalf("TRANSACTION.SUCCESS: got %v, want BPA, N", tx)
+	}
+	es := got[EventEntranceStateChange]
+	raw, _ := json.Marshal(es)
+	w.valid("repayment/entrance-state.resource", raw)
+	if es["parking_id"] != *second.Id || es["out_parking_no"] != "IN-LOT-B" || es["parking_state"] != entryBlocked ||
+		es["blocked_state_description"] != blockOverdue || es["plate_number"] != u.PlateNumber || es["sp_mchid"] != w.m.MchID {
+		t.Fatalf("VEHICLE.ENTRANCE_STATE_CHANGE: got %v, want IN-LOT-B BLOCKED OVERDUE", es)
+	}
+	w.none()
+	// The entry itself reads BLOCKED: creating it again answers it as it is.
+	if again := w.enter(u, "IN-LOT-B"); *again.State != entryBlocked || *again.BlockReason != blockOverdue {
+		t.Fatalf("IN-LOT-B again: got %s, want BLOCKED OVERDUE", again)
+	}
+
+	sid := w.open("navigateToMiniProgram", navigateArgs(w.extraData(u.OpenID, seedNonce)))
+	w.advance(2 * time.Second)
+	w.returned(sid, "repayment/return")
+	got = w.collect(2)
+	if pb := got[EventTransactionPayBack]; pb["out_trade_no"] != "PKADVANCE-LOT-A" || pb["user_repaid"] != "Y" {
+		t.Fatalf("TRANSACTION.PAY_BACK: got %v", pb)
+	}
+	if es := got[EventEntranceStateChange]; es["out_parking_no"] != "IN-LOT-B" || es["parking_state"] != entryNormal || es["blocked_state_description"] != nil {
+		t.Fatalf("VEHICLE.ENTRANCE_STATE_CHANGE after repaying: got %v, want IN-LOT-B NORMAL", es)
+	}
+	// IN-LOT-B is open again; its deduction, paid, changes no entry.
+	w.deduct(u, "ANY-LOT-B", *second.Id)
+	w.next(EventTransactionSuccess)
+	w.none()
+	if got, err := sandbox.Get[user](context.Background(), w.Store, KindUser, w.m.MchID, u.OpenID); err != nil ||
+		len(got.V.OpenEntries) != 0 || len(got.V.BlockedEntries) != 0 {
+		t.Errorf("user after both cars left: %+v (%v); want no open or blocked entry", got, err)
+	}
+}
+
 // TestParkingAdvancedNeverRepaid: the user's repayment fails; nothing is
 // repaid and no PAY_BACK goes out.
 func TestParkingAdvancedNeverRepaid(t *testing.T) {
@@ -338,14 +423,7 @@ func TestParkingErrors(t *testing.T) {
 	w := newParkingWorld(t)
 	u := w.normalUser()
 	ctx := context.Background()
-	apiErr := func(err error, status int, code string) {
-		t.Helper()
-		var e *core.APIError
-		if !errors.As(err, &e) || e.StatusCode != status || e.Code != code {
-			t.Fatalf("got %v, want %d %s", err, status, code)
-		}
-		w.valid("wxpay/error", []byte(e.Body))
-	}
+	apiErr := w.apiErr
 
 	stranger := u
 	stranger.PlateNumber = "沪A54321"

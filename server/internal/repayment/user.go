@@ -62,6 +62,12 @@ type user struct {
 	// the user owed (at most maxBlockedEntries, the latest): repaying turns
 	// them NORMAL with a VEHICLE.ENTRANCE_STATE_CHANGE each.
 	BlockedEntries []string `json:"blocked_entries,omitempty"`
+	// OpenEntries are the out_parking_no of the user's NORMAL entries with
+	// no deduction yet — vehicles still in a lot — (at most
+	// maxBlockedEntries, the latest): an advance that makes the user owe
+	// blocks them (BLOCKED, OVERDUE) with a VEHICLE.ENTRANCE_STATE_CHANGE
+	// each.
+	OpenEntries []string `json:"open_entries,omitempty"`
 	// Fixture marks the users every merchant has from the start.
 	Fixture   bool      `json:"fixture,omitempty"`
 	CreatedAt time.Time `json:"created_at"` // merchant clock

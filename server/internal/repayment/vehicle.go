@@ -69,6 +69,9 @@ func (p *Product) handleServicesFind(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := partnerOf(c, m, q["sub_mchid"], ""); err != nil {
+		return err
+	}
 	if q["appid"] != m.AppID {
 		return sandbox.Invalid("appid does not belong to the merchant", sandbox.Violation{Path: "/appid", Message: fmt.Sprintf(
 			"%q is not merchant %s's appid %s", q["appid"], m.MchID, m.AppID)})
@@ -95,7 +98,9 @@ func (p *Product) handleServicesFind(c *gin.Context) error {
 // Transaction); sp_mchid is the merchant's mchid, as the SDK names it.
 type transaction struct {
 	AppID                 string       `json:"appid"`
+	SubAppID              string       `json:"sub_appid,omitempty"`
 	SpMchID               string       `json:"sp_mchid"`
+	SubMchID              string       `json:"sub_mchid,omitempty"`
 	Description           string       `json:"description"`
 	CreateTime            string       `json:"create_time"`
 	OutTradeNo            string       `json:"out_trade_no"`
@@ -124,7 +129,8 @@ type parkingInfo struct {
 }
 
 type payer struct {
-	OpenID string `json:"openid"`
+	OpenID    string `json:"openid"`
+	SubOpenID string `json:"sub_openid,omitempty"`
 }
 
 type amount struct {
@@ -142,7 +148,11 @@ type amount struct {
 func (p *Product) handleTransaction(c *gin.Context) error {
 	m := wxpayv3.Merchant(c)
 	outTradeNo := c.Param("out_trade_no")
-	if _, err := p.query(c, schemaTransactionURI, map[string]string{"out_trade_no": outTradeNo}); err != nil {
+	q, err := p.query(c, schemaTransactionURI, map[string]string{"out_trade_no": outTradeNo})
+	if err != nil {
+		return err
+	}
+	if err := partnerOf(c, m, q["sub_mchid"], ""); err != nil {
 		return err
 	}
 	ctx := c.Request.Context()
@@ -154,6 +164,11 @@ func (p *Product) handleTransaction(c *gin.Context) error {
 		return err
 	}
 	if d, err := sandbox.Get[deduction](ctx, p.d.Store, KindTransaction, m.MchID, outTradeNo); err == nil {
+		if d.V.Request.SubMchID != q["sub_mchid"] {
+			// The real API finds a deduction by its sub_mchid too, so
+			// another (or none) finds nothing [I].
+			return orderNotExist(c, fmt.Sprintf("transaction %q was made for sub_mchid %q, not %q", outTradeNo, d.V.Request.SubMchID, q["sub_mchid"]))
+		}
 		return p.v3.JSON(c, http.StatusOK, d.V.view(m, p.d.Clock.Now(m.MchID), u != nil && u.repaid(outTradeNo)))
 	} else if !sandbox.IsCode(err, sandbox.CodeNotFound) {
 		return err
@@ -166,12 +181,10 @@ func (p *Product) handleTransaction(c *gin.Context) error {
 			}
 		}
 	}
-	if a == nil {
-		wxpayv3.SetLocation(c, wxpayv3.LocationURI)
-		return &sandbox.Error{Code: sandbox.CodeNotFound, Upstream: wxpayv3.CodeOrderNotExist, Message: msgOrderNotExist,
-			Fields: []sandbox.Violation{{Path: "/out_trade_no", Message: fmt.Sprintf(
-				"merchant %s has no transaction %q: the transactions are the vehicle users' advances (GET /sandbox/v1/vehicle-users lists them)",
-				m.MchID, outTradeNo)}}}
+	if a == nil || q["sub_mchid"] != "" {
+		return orderNotExist(c, fmt.Sprintf(
+			"merchant %s has no transaction %q: the transactions are the deductions and the vehicle users' advances (GET /sandbox/v1/vehicle-users lists them)",
+			m.MchID, outTradeNo))
 	}
 	end := a.Time.Add(-deductDelay)
 	return p.v3.JSON(c, http.StatusOK, transaction{
@@ -185,6 +198,13 @@ func (p *Product) handleTransaction(c *gin.Context) error {
 		Payer:  payer{OpenID: u.OpenID},
 		Amount: amount{Total: a.Amount, Currency: currencyCNY, PayerTotal: a.Amount},
 	})
+}
+
+// orderNotExist is the real 404 ORDER_NOT_EXIST of the transaction query.
+func orderNotExist(c *gin.Context, why string) error {
+	wxpayv3.SetLocation(c, wxpayv3.LocationURI)
+	return &sandbox.Error{Code: sandbox.CodeNotFound, Upstream: wxpayv3.CodeOrderNotExist, Message: msgOrderNotExist,
+		Fields: []sandbox.Violation{{Path: "/out_trade_no", Message: why}}}
 }
 
 // query validates the request's query string, plus the path parameters in

@@ -27,6 +27,10 @@ func each(m map[string]string) func(string) string { return func(p string) strin
 var (
 	ps, rp, ep, is = sandbox.ProductPayScore, sandbox.ProductRepayment, sandbox.ProductEmbedPay, sandbox.ProductIssuer
 	withNotify     = []string{ps, ep}
+	// withParkingNotify adds repayment's parking notifications
+	// (TRANSACTION.*, VEHICLE.ENTRANCE_STATE_CHANGE); its catalogue has no
+	// notification-fault scenario, so only the acknowledgement is checked.
+	withParkingNotify = []string{ps, rp, ep}
 )
 
 // Public sources the checks cite.
@@ -47,6 +51,7 @@ const (
 	srcEmbedClient = "wx.openEmbeddedMiniProgram from base library 2.20.1: https://developers.weixin.qq.com/miniprogram/dev/framework/open-ability/openEmbeddedMiniProgram.html"
 	srcV3Errors    = "WeChat Pay v3 HTTP status codes: https://pay.weixin.qq.com/wiki/doc/apiv3_partner/wechatpay/wechatpay2_1.shtml; wechatpay-apiv3/wechatpay-go: core/error.go"
 	srcScenarios   = "the sandbox's scenario catalogue (GET /sandbox/v1/scenarios?product=…)"
+	srcParking     = "微信支付分停车服务 订单支付结果通知 (TRANSACTION.SUCCESS, TRANSACTION.FAIL, TRANSACTION.PAY_BACK) and 查询订单 (bank_type BPA, user_repaid): https://pay.weixin.qq.com/wiki/doc/apiv3/apis/chapter8_8_6.shtml, chapter8_8_5.shtml; 停车入场状态变更通知: chapter8_8_4.shtml"
 )
 
 var checks = []checkDef{
@@ -78,12 +83,13 @@ var checks = []checkDef{
 	},
 	{
 		id: "notify.acknowledged", title: "Valid notifications acknowledged within the deadline",
-		products: withNotify,
+		products: withParkingNotify,
 		rule: each(map[string]string{
 			ps: "Answer a notification whose signature verifies with 200 or 204 within 5 s; anything else is a failure and WeChat Pay retries.",
+			rp: "Answer a parking notification (TRANSACTION.SUCCESS, TRANSACTION.FAIL, TRANSACTION.PAY_BACK, VEHICLE.ENTRANCE_STATE_CHANGE) whose signature verifies with 200 or 204 within 5 s; anything else is a failure and WeChat Pay retries.",
 			ep: "Answer a trade-notify whose sign verifies with {\"code\":\"1001\"}; anything else makes P云 notify again. The 5 s deadline is WeChat Pay's, applied here too [inferred].",
 		}),
-		source: each(map[string]string{ps: srcV3Notify, ep: srcPCloudNote}),
+		source: each(map[string]string{ps: srcV3Notify, rp: srcParking + "; " + srcV3Notify, ep: srcPCloudNote}),
 		eval:   evalAcknowledged,
 	},
 	{
@@ -141,6 +147,15 @@ var checks = []checkDef{
 		}),
 		source: each(map[string]string{ps: srcScoreReturn, rp: srcRepayBack, ep: srcPCloudBack, is: srcIssuerBack}),
 		eval:   evalQueried,
+	},
+	{
+		id: "parking.repaid_queried", title: "A repaid advance confirmed by a query that shows user_repaid Y",
+		products: []string{rp},
+		rule: same("A parking deduction WeChat advanced (垫资: SUCCESS with bank_type BPA, user_repaid N) is the user's debt until repaid; " +
+			"when TRANSACTION.PAY_BACK comes (or the user is back from the repayment mini-program), query the transaction " +
+			"(GET /v3/vehicle/transactions/out-trade-no/{out_trade_no}) and clear the debt once it answers user_repaid Y."),
+		source: same(srcParking + "; " + srcRepayBack),
+		eval:   evalRepaidQueried,
 	},
 	{
 		id: "client.min_version", title: "Jumps below the minimum versions refused and handled",

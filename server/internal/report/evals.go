@@ -279,8 +279,9 @@ func evalAcknowledged(f *facts, p string) Check {
 		exercise: "Run a flow that ends in a notification, with a notify_url the sandbox may reach (notify_hosts).",
 		failed:   fmt.Sprintf("Not acknowledged in time: %d of %s.", bad, plural(seen, "valid notification attempt", "valid notification attempts")),
 		fix: map[string]string{
-			sandbox.ProductEmbedPay: `Answer 200 with the JSON body {"code":"1001","message":"通知成功","hint":""} — code as a string — within 5 s; process slow work after answering.`,
-			sandbox.ProductPayScore: "Answer 200 or 204 within 5 s once the signature verifies; process slow work after answering.",
+			sandbox.ProductEmbedPay:  `Answer 200 with the JSON body {"code":"1001","message":"通知成功","hint":""} — code as a string — within 5 s; process slow work after answering.`,
+			sandbox.ProductPayScore:  "Answer 200 or 204 within 5 s once the signature verifies; process slow work after answering.",
+			sandbox.ProductRepayment: "Answer 200 or 204 within 5 s once the signature verifies; process slow work after answering.",
 		}[p],
 		passed: fmt.Sprintf("All %s were acknowledged within 5 s.", plural(seen, "valid notification attempt", "valid notification attempts")),
 	})
@@ -802,6 +803,47 @@ func evalRetried(f *facts, p string) Check {
 		failed:   fmt.Sprintf("Never sent again: %d of %s.", bad, plural(seen, "failed request", "failed requests")),
 		fix:      "Retry a 5xx, a 429 (after a pause) or a timeout with the same parameters — the APIs are idempotent for them — and give up only after a bounded number of tries.",
 		passed:   fmt.Sprintf("Each of %s was sent again.", plural(seen, "failed request", "failed requests")),
+	})
+	return c
+}
+
+// Parking notification events and the transaction query
+// (repayment's parking flow).
+const (
+	eventPayBack       = "TRANSACTION.PAY_BACK"
+	transactionByTrade = "/v3/vehicle/transactions/out-trade-no/"
+)
+
+// evalRepaidQueried: for each advanced deduction the user repaid (a
+// TRANSACTION.PAY_BACK reached the merchant), a query of the transaction
+// answered user_repaid Y.
+func evalRepaidQueried(f *facts, p string) Check {
+	var c Check
+	repaid := map[string]bool{}
+	seen, bad := 0, 0
+	for _, a := range f.attempts(p) {
+		if a.bad || a.n == nil || a.n.Event != eventPayBack || repaid[a.ref] {
+			continue
+		}
+		repaid[a.ref] = true
+		seen++
+		q := f.of(p, func(x *sandbox.Exchange) bool {
+			return isUpstream(x) && ok2xx(x) && x.Method == "GET" && pathOf(x) == transactionByTrade+a.ref &&
+				strings.Contains(strings.ReplaceAll(x.ResponseBody, " ", ""), `"user_repaid":"Y"`)
+		})
+		if len(q) == 0 {
+			bad++
+			c.Evidence = append(c.Evidence, evidence(a.x, true, "the user repaid advance %s; no query of the transaction showed user_repaid Y", a.ref))
+			continue
+		}
+		c.Evidence = append(c.Evidence, evidence(q[0], false, "queried advance %s after the repayment: user_repaid Y", a.ref))
+	}
+	judge(&c, seen, bad, says{
+		none:     "No advanced deduction was repaid in the window.",
+		exercise: "Run the parking flow to an advance and its repayment: 创建停车入场, then 扣费受理 with an out_trade_no starting PKADVANCE (scenario repayment.parking-advanced), then the jump to the repayment mini-program.",
+		failed:   fmt.Sprintf("Not confirmed by a query: %d of %s.", bad, plural(seen, "repaid advance", "repaid advances")),
+		fix:      "On TRANSACTION.PAY_BACK (or the user's return from the repayment mini-program), GET /v3/vehicle/transactions/out-trade-no/{out_trade_no} and clear the user's debt only when it answers user_repaid Y.",
+		passed:   fmt.Sprintf("All %s were confirmed by a query showing user_repaid Y.", plural(seen, "repaid advance", "repaid advances")),
 	})
 	return c
 }

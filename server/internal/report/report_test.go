@@ -1,7 +1,9 @@
 package report_test
 
 import (
+	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -172,6 +174,58 @@ func (s *shop) repaymentFlow() {
 	}
 }
 
+// parkingFlow drives the parking flow to an advance and its repayment: an
+// entry, a deduction WeChat advances (TRANSACTION.SUCCESS, BPA), the jump to
+// the repayment mini-program, TRANSACTION.PAY_BACK. A good shop then
+// queries the transaction and sees user_repaid Y; a bad one trusts the
+// notification. Both acknowledge every notification once.
+func (s *shop) parkingFlow() {
+	s.tb.Helper()
+	body, _ := json.Marshal(map[string]any{"mchid": s.m.MchID, "user_state": "NORMAL"})
+	status, raw := s.send(http.MethodPost, "/sandbox/v1/vehicle-users", "application/json", body, nil)
+	var u struct {
+		OpenID      string `json:"openid"`
+		PlateNumber string `json:"plate_number"`
+		Plates      []struct {
+			PlateColor string `json:"plate_color"`
+		} `json:"plates"`
+	}
+	if err := json.Unmarshal(raw, &u); err != nil || status != http.StatusCreated || len(u.Plates) == 0 {
+		s.tb.Fatalf("vehicle user: %d %s", status, raw)
+	}
+	start := base.Add(-time.Hour).Format(time.RFC3339)
+	res, err := s.sdk.Post(context.Background(), apiHost+"/v3/vehicle/parking/parkings", map[string]any{
+		"out_parking_no": "IN" + s.m.MchID, "plate_number": u.PlateNumber, "plate_color": u.Plates[0].PlateColor,
+		"notify_url": s.recv.url + "/parking", "start_time": start, "parking_name": "沙箱停车场", "free_duration": 900,
+	})
+	if err != nil {
+		s.tb.Fatalf("创建停车入场: %v", err)
+	}
+	var entry struct {
+		ID string `json:"id"`
+	}
+	raw, _ = io.ReadAll(res.Response.Body)
+	_ = json.Unmarshal(raw, &entry)
+	no := "PKADVANCE" + s.m.MchID
+	s.v3(http.MethodPost, "/v3/vehicle/transactions/parking", map[string]any{
+		"appid": s.m.AppID, "description": "停车费", "out_trade_no": no, "trade_scene": "PARKING", "notify_url": s.recv.url + "/parking",
+		"amount": map[string]any{"total": 500},
+		"parking_info": map[string]any{"parking_id": entry.ID, "plate_number": u.PlateNumber, "plate_color": u.Plates[0].PlateColor,
+			"start_time": start, "end_time": base.Format(time.RFC3339), "parking_name": "沙箱停车场", "charging_duration": 2700, "device_id": "GATE-1"},
+	})
+	s.expect("TRANSACTION.SUCCESS")
+	id := s.launch(sandbox.APINavigateToMiniProgram, s.caller(), map[string]any{
+		"appId": "wx5e73c65404eee268", "path": "pages/invest_list/invest_list",
+		"extraData": map[string]any{"appid": "wx5e73c65404eee268", "mchid": s.m.MchID, "nonce_str": "5K8264ILTKCH16CQ2502SI8ZNMTM67VS", "openid": u.OpenID},
+	}, nil)
+	s.advance(2 * time.Second)
+	s.back(id)
+	s.expect("TRANSACTION.PAY_BACK")
+	if s.good {
+		s.v3(http.MethodGet, "/v3/vehicle/transactions/out-trade-no/"+no, nil)
+	}
+}
+
 // issuerFlow opens the plugin's login page; a good shop reads the plugin's
 // getter once the user is back.
 func (s *shop) issuerFlow() {
@@ -231,6 +285,7 @@ func TestReportCard(t *testing.T) {
 		s.payScoreFlows()
 		s.embedPayFlows()
 		s.repaymentFlow()
+		s.parkingFlow()
 		s.issuerFlow()
 		s.settle()
 	}
@@ -251,11 +306,13 @@ func TestReportCard(t *testing.T) {
 		"repayment api.retried":         {N, N},
 		"payscore coverage.scenarios":   {F, F},
 
-		"repayment signing.verified":   {F, P},
-		"repayment signing.key":        {F, P},
-		"repayment signing.timestamp":  {N, N},
-		"repayment return.queried":     {F, P},
-		"repayment coverage.scenarios": {F, F},
+		"repayment signing.verified":       {F, P},
+		"repayment signing.key":            {F, P},
+		"repayment signing.timestamp":      {P, P},
+		"repayment return.queried":         {F, P},
+		"repayment notify.acknowledged":    {P, P},
+		"repayment parking.repaid_queried": {F, P},
+		"repayment coverage.scenarios":     {F, F},
 
 		"embedpay signing.verified":     {P, P},
 		"embedpay notify.acknowledged":  {F, P},

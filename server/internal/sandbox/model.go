@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"encoding/json"
+	"fmt"
 	"path"
 	"time"
 )
@@ -94,6 +95,38 @@ func (m *Merchant) SubMerchant(subMchID string) *SubMerchant {
 		}
 	}
 	return nil
+}
+
+// MsgNoRelation is the refusal of a sub_mchid a service provider has no
+// relation (受理关系) with [I: the real code and text are not published;
+// the sandbox answers PARAM_ERROR "受理关系不存在"].
+const MsgNoRelation = "受理关系不存在"
+
+// RequireSub returns the provider's sub-merchant subMchID, or the refusal
+// at /sub_mchid saying why: a provider acts only for its sub-merchants.
+func (m *Merchant) RequireSub(subMchID string) (*SubMerchant, error) {
+	if sub := m.SubMerchant(subMchID); sub != nil {
+		return sub, nil
+	}
+	why := fmt.Sprintf("%q is not a sub-merchant of service provider %s", subMchID, m.MchID)
+	if len(m.SubMerchants) == 0 {
+		why += ", which has none: give it sub_merchants with PATCH /sandbox/v1/merchants/" + m.MchID
+	}
+	return nil, Invalid(MsgNoRelation, Violation{Path: "/sub_mchid", Message: why})
+}
+
+// ForeignSubAppID reports a sub_appid other than the one the sub-merchant
+// was registered with: a warning, since the sandbox may not know all of a
+// sub-merchant's mini-programs, while the real API refuses a sub_appid not
+// bound to the sub_mchid [I].
+func (m *Merchant) ForeignSubAppID(subMchID, subAppID string) (Violation, bool) {
+	sub := m.SubMerchant(subMchID)
+	if sub == nil || sub.SubAppID == "" || subAppID == "" || subAppID == sub.SubAppID {
+		return Violation{}, false
+	}
+	return Violation{Path: "/sub_appid", Message: fmt.Sprintf(
+		"%q is not sub-merchant %s's mini-program as registered in the sandbox (%q); the real API refuses a sub_appid not bound to the sub_mchid [I]",
+		subAppID, subMchID, sub.SubAppID)}, true
 }
 
 // Platform key modes: which key WeChat Pay signs answers and notifications
