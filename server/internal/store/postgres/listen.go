@@ -134,6 +134,7 @@ func (s *Store) listen(ctx context.Context, cfg *pgx.ConnConfig, ready func()) {
 		if ctx.Err() != nil {
 			return
 		}
+		s.counts.listenLost.Add(1)
 		s.log.Warn("store_listen_lost", "error", err.Error(), "retry_in", wait.String())
 		select {
 		case <-ctx.Done():
