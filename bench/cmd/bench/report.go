@@ -278,7 +278,7 @@ func (r *Report) pgRows(w func(format string, args ...any)) {
 			pg.Replicas, v.RPS(), ms(v.P50), ms(v.P99), us(v.CPUPerRequest()), v.Failures, against("v3", v.RPS(), r.V3.RPS()))
 	}
 	if pg.Memory.RSSKiB > 0 {
-		w("| RSS of a sandbox on PostgreSQL after its jump and v3 load | %s MiB (peak VmHWM %s MiB) | | |\n", drive.MiB(pg.Memory.RSSKiB), drive.MiB(pg.Memory.PeakKiB))
+		w("| RSS of a sandbox on PostgreSQL after its jump and v3 load | %s MiB (peak VmHWM %s MiB) | | | | |\n", drive.MiB(pg.Memory.RSSKiB), drive.MiB(pg.Memory.PeakKiB))
 	}
 	for _, n := range pg.Notify {
 		w("| notification delivery on PostgreSQL, %d sandbox(es) sharing the database | %.0f deliveries/s (%d released at once, delivered in %s); %d attempts, %d repeated at the receiver, %d journal entries for %d notifications | | | ≥ %.0f/s, each once, all journalled | %s |\n",
