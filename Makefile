@@ -84,8 +84,8 @@ bench: build ## load figures into docs/PERFORMANCE.md: jump, v3, notify, start-u
 	$(GO) build -o bin/refserver ./bench/cmd/refserver
 	$(GO) run ./bench/cmd/bench -bin $(BIN) -ref bin/refserver -image "$$image" $(BENCH_ARGS)
 
-soak: build ## the long fault tests, then 10 min of mixed load; its report goes into docs/PERFORMANCE.md
-	MPSANDBOX_SOAK=1 MPSANDBOX_TEST_BIN=$(abspath $(BIN)) $(GO) test -count=1 -timeout 30m -run '^TestFault' -v ./server/cmd/mpsandbox
+soak: build ## the long fault and PostgreSQL replica tests, then 10 min of mixed load; its report goes into docs/PERFORMANCE.md
+	MPSANDBOX_SOAK=1 MPSANDBOX_TEST_BIN=$(abspath $(BIN)) $(GO) test -count=1 -timeout 30m -run '^(TestFault|TestPostgres)' -v ./server/cmd/mpsandbox
 	$(GO) run ./bench/cmd/soak -bin $(BIN) $(SOAK_ARGS)
 
 vuln: ## govulncheck: known vulnerabilities in the code paths the binary uses (needs vuln.go.dev)

@@ -75,7 +75,7 @@ func (b *bench) all() error {
 		}
 	}
 	if b.c.on("v3") {
-		if b.r.V3, err = b.v3(s, client, b.creds); err != nil {
+		if b.r.V3, err = b.v3([]*drive.Server{s}, client, b.creds); err != nil {
 			return fmt.Errorf("v3: %w", err)
 		}
 	}
@@ -269,36 +269,53 @@ func (b *bench) drained(s *drive.Server) error {
 }
 
 // cpuOf reads the server's CPU time.
-func cpuOf(s *drive.Server) func() (time.Duration, error) {
-	return func() (time.Duration, error) { return drive.CPUTime(s.Pid()) }
+// cpuOf reads the CPU time of the servers together.
+func cpuOf(servers ...*drive.Server) func() (time.Duration, error) {
+	return func() (time.Duration, error) {
+		var sum time.Duration
+		for _, s := range servers {
+			t, err := drive.CPUTime(s.Pid())
+			if err != nil {
+				return 0, err
+			}
+			sum += t
+		}
+		return sum, nil
+	}
 }
 
 // v3 drives POST /v3/payscore/serviceorder with requests signed ahead by
 // the official SDK, each a new order: verified, committed and answered
 // with a signed body.
-func (b *bench) v3(s *drive.Server, client *drive.Client, creds *drive.Credentials) (load.Result, error) {
+//
+// With several servers (replicas sharing one database) the requests go to
+// each in turn, over the same connections in all, and the server CPU is
+// theirs together.
+func (b *bench) v3(servers []*drive.Server, client *drive.Client, creds *drive.Credentials) (load.Result, error) {
 	// Twice the ceiling: on a shared machine the ceiling is measured under
 	// other load that may have gone by the time the window runs.
 	n := int(b.r.SignAllCores*(b.c.Warmup+b.c.Duration).Seconds()*2) + 1000
 	fmt.Fprintf(os.Stderr, "signing %d v3 requests ahead\n", n)
 	prefix := fmt.Sprintf("B%d-", time.Now().Unix()%100000)
-	signed, err := drive.PresignCreates(creds, prefix, "https://merchant.example/payscore/notify", n)
+	// A loopback notify_url: the default --notify-allow refuses any other
+	// (a create sends no notification; nothing listens there).
+	signed, err := drive.PresignCreates(creds, prefix, "http://127.0.0.1:9/payscore/notify", n)
 	if err != nil {
 		return load.Result{}, err
 	}
 	var exhausted atomic.Bool
-	res := load.Closed(context.Background(), client.HTTP, b.c.Conns, b.c.Warmup, b.c.Duration, http.StatusOK, cpuOf(s),
+	res := load.Closed(context.Background(), client.HTTP, b.c.Conns, b.c.Warmup, b.c.Duration, http.StatusOK, cpuOf(servers...),
 		func(i int64) (*http.Request, error) {
 			if i >= int64(len(signed)) {
 				exhausted.Store(true)
 				return nil, nil
 			}
-			return signed[i].Request(s.Base)
+			return signed[i].Request(servers[i%int64(len(servers))].Base)
 		})
 	if exhausted.Load() {
-		return res, fmt.Errorf("the %d pre-signed requests ran out before the window ended", n)
+		return res, fmt.Errorf("the %d pre-signed requests ran out before the window ended (%d answered, %d failures: %s)", n, res.Requests, res.Failures, res.FirstFailure)
 	}
-	fmt.Fprintf(os.Stderr, "v3: %.0f req/s p50 %v p99 %v, server CPU %v/request, failures %d %s\n", res.RPS(), res.P50, res.P99, res.CPUPerRequest(), res.Failures, res.FirstFailure)
+	fmt.Fprintf(os.Stderr, "v3 (%d servers): %.0f req/s p50 %v p99 %v, server CPU %v/request, failures %d %s\n", len(servers), res.RPS(), res.P50, res.P99, res.CPUPerRequest(), res.Failures, res.FirstFailure)
 	return res, nil
 }
 
@@ -317,10 +334,15 @@ func (b *bench) notify(servers []*drive.Server, cr *drive.Credentials) (NotifyFi
 	client := drive.NewClient(servers[0].Base, b.c.Conns)
 	var mu sync.Mutex
 	acked := map[string]time.Time{}
+	duplicates := 0
 	recv, err := drive.NewReceiver(func(_ string, form url.Values) (int, []byte) {
 		now := time.Now()
 		mu.Lock()
-		acked[form.Get("pay_order")] = now
+		if _, again := acked[form.Get("pay_order")]; again {
+			duplicates++
+		} else {
+			acked[form.Get("pay_order")] = now
+		}
 		mu.Unlock()
 		return http.StatusOK, drive.AckBody
 	})
@@ -365,7 +387,9 @@ func (b *bench) notify(servers []*drive.Server, cr *drive.Credentials) (NotifyFi
 			last = t
 		}
 	}
-	f = NotifyFigures{Count: n, Elapsed: last.Sub(start), Attempts: recv.Requests(), Servers: len(servers)}
+	mu.Lock()
+	f = NotifyFigures{Count: n, Elapsed: last.Sub(start), Attempts: recv.Requests(), Servers: len(servers), Duplicates: duplicates}
+	mu.Unlock()
 	// Each attempt's journal entry is written in the background: wait for
 	// the delivered rows and the entries to settle.
 	err = drive.WaitFor(ctx, func() (bool, error) {
@@ -374,20 +398,22 @@ func (b *bench) notify(servers []*drive.Server, cr *drive.Credentials) (NotifyFi
 			return false, err
 		}
 		j := 0
+		ids := map[string]bool{}
 		err = client.Journal(mchid, "out", func(x drive.Exchange) bool {
 			if x.Status == http.StatusOK {
 				j++
+				ids[x.NotifyID] = true
 			}
 			return true
 		})
-		f.Journalled = j
+		f.Journalled, f.JournalledOnce = j, len(ids)
 		return j >= f.Attempts, err
 	})
 	if err != nil {
 		return f, fmt.Errorf("journal has %d of %d attempts: %w", f.Journalled, f.Attempts, err)
 	}
-	fmt.Fprintf(os.Stderr, "notifications (%d servers): %d in %v = %.0f/s, %d attempts, %d journalled\n", len(servers), n, f.Elapsed,
-		f.Rate(), f.Attempts, f.Journalled)
+	fmt.Fprintf(os.Stderr, "notifications (%d servers): %d in %v = %.0f/s, %d attempts (%d repeated), %d journalled for %d notifications\n",
+		len(servers), n, f.Elapsed, f.Rate(), f.Attempts, f.Duplicates, f.Journalled, f.JournalledOnce)
 	return f, nil
 }
 

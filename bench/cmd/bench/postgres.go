@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/mpsandbox/mpsandbox/bench/internal/drive"
 	"github.com/mpsandbox/mpsandbox/bench/internal/load"
@@ -17,8 +18,10 @@ import (
 const replicas = 3
 
 // postgres measures the PostgreSQL store: the jump path and the v3
-// endpoint on one sandbox, and notification delivery by one sandbox and by
-// three sharing the database (each notification claimed by one of them).
+// endpoint on one sandbox and on three sharing the database (the others
+// idle in the first case), and notification delivery by one sandbox and by
+// three (each notification claimed by one of them); the ledger is checked:
+// each notification delivered once and journalled once.
 // Without -database-url it starts a throwaway cluster on this machine, and
 // skips the phase, saying so in the report, when PostgreSQL is not
 // installed.
@@ -91,8 +94,18 @@ func (b *bench) postgres() error {
 		fmt.Fprintf(os.Stderr, "round %d jump on PostgreSQL: %.0f req/s p50 %v p99 %v, server CPU %v/request, failures %d %s\n",
 			round+1, res.RPS(), res.P50, res.P99, res.CPUPerRequest(), res.Failures, res.FirstFailure)
 	}
-	if b.r.PG.V3, err = b.v3(s, client, creds); err != nil {
+	if b.r.PG.V3, err = b.v3(servers[:1], client, creds); err != nil {
 		return fmt.Errorf("v3: %w", err)
+	}
+	if b.r.PG.Memory, err = drive.ReadMemory(s.Pid()); err != nil {
+		return err
+	}
+	b.r.PG.Replicas = replicas
+	if b.r.PG.JumpReplicas, err = b.jumpAcross(servers, script); err != nil {
+		return fmt.Errorf("jump, %d servers: %w", replicas, err)
+	}
+	if b.r.PG.V3Replicas, err = b.v3(servers, client, creds); err != nil {
+		return fmt.Errorf("v3, %d servers: %w", replicas, err)
 	}
 	for i, group := range [][]*drive.Server{servers[:1], servers} {
 		f, err := b.notify(group, notifyCreds[i])
@@ -102,4 +115,41 @@ func (b *bench) postgres() error {
 		b.r.PG.Notify = append(b.r.PG.Notify, f)
 	}
 	return nil
+}
+
+// jumpAcross runs wrk against each server at once, the connections shared
+// out among them, and adds up what they measured: requests and failures,
+// the servers' CPU; the latencies are the worst server's.
+func (b *bench) jumpAcross(servers []*drive.Server, script string) (load.Result, error) {
+	results := make([]load.Result, len(servers))
+	errs := make([]error, len(servers))
+	var wg sync.WaitGroup
+	for i, srv := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dir := filepath.Join(b.tmp, fmt.Sprintf("wrk-%d", i))
+			if errs[i] = os.MkdirAll(dir, 0o755); errs[i] == nil {
+				results[i], errs[i] = load.Wrk(dir, srv.Base, script, max(1, b.c.Conns/len(servers)), b.c.Warmup, b.c.Duration, cpuOf(srv))
+			}
+		}()
+	}
+	wg.Wait()
+	var sum load.Result
+	for i, r := range results {
+		if errs[i] != nil {
+			return sum, errs[i]
+		}
+		sum.Requests += r.Requests
+		sum.Failures += r.Failures
+		sum.ServerCPU += r.ServerCPU
+		sum.Elapsed = max(sum.Elapsed, r.Elapsed)
+		sum.P50, sum.P99, sum.Max = max(sum.P50, r.P50), max(sum.P99, r.P99), max(sum.Max, r.Max)
+		if sum.FirstFailure == "" {
+			sum.FirstFailure = r.FirstFailure
+		}
+	}
+	fmt.Fprintf(os.Stderr, "jump on %d PostgreSQL sandboxes: %.0f req/s, worst p50 %v p99 %v, server CPU %v/request, failures %d %s\n",
+		len(servers), sum.RPS(), sum.P50, sum.P99, sum.CPUPerRequest(), sum.Failures, sum.FirstFailure)
+	return sum, nil
 }

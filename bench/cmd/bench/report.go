@@ -33,7 +33,18 @@ type NotifyFigures struct {
 	Servers    int // sandboxes sharing the store that delivered them
 	Attempts   int // requests the receiver got
 	Journalled int // outbound journal entries with status 200
-	Elapsed    time.Duration
+	// The ledger: deliveries of a notification the receiver had already
+	// acknowledged, and the notifications the journal shows a 200 for.
+	Duplicates     int
+	JournalledOnce int
+	Elapsed        time.Duration
+}
+
+// Once is whether every notification was delivered once and journalled
+// once: one attempt each, no repeat at the receiver, one journal entry
+// for each.
+func (n NotifyFigures) Once() bool {
+	return n.Attempts == n.Count && n.Duplicates == 0 && n.Journalled == n.Attempts && n.JournalledOnce == n.Count
 }
 
 // Rate is deliveries per second.
@@ -80,7 +91,13 @@ type PGFigures struct {
 	Skipped string // why the phase did not run, when it did not
 	Jump    []load.Result
 	V3      load.Result
-	Notify  []NotifyFigures
+	// The same on three sandboxes sharing the database, the load spread
+	// over them (the server CPU is theirs together).
+	JumpReplicas, V3Replicas load.Result
+	Replicas                 int
+	Notify                   []NotifyFigures
+	// RSS of the first sandbox after its load.
+	Memory drive.Memory
 }
 
 // best is the round with the most requests per second.
@@ -252,10 +269,20 @@ func (r *Report) pgRows(w func(format string, args ...any)) {
 		w("| v3 `POST /v3/payscore/serviceorder` on PostgreSQL | %.0f req/s, p50 %s, p99 %s; CPU %.0f µs per request; %d failures%s | | |\n",
 			pg.V3.RPS(), ms(pg.V3.P50), ms(pg.V3.P99), us(pg.V3.CPUPerRequest()), pg.V3.Failures, against("v3", pg.V3.RPS(), r.V3.RPS()))
 	}
+	if j := pg.JumpReplicas; j.Requests > 0 {
+		w("| jump path on PostgreSQL, %d sandboxes sharing the database (one wrk each, %d connections in all) | %.0f req/s, worst p50 %s, p99 %s; CPU %.0f µs per request (the sandboxes together); %d failures%s | | |\n",
+			pg.Replicas, r.Config.Conns/pg.Replicas*pg.Replicas, j.RPS(), ms(j.P50), ms(j.P99), us(j.CPUPerRequest()), j.Failures, against("jump", j.RPS(), best(r.Jump).RPS()))
+	}
+	if v := pg.V3Replicas; v.Requests > 0 {
+		w("| v3 `POST /v3/payscore/serviceorder` on PostgreSQL, %d sandboxes (requests to each in turn) | %.0f req/s, p50 %s, p99 %s; CPU %.0f µs per request (the sandboxes together); %d failures%s | | |\n",
+			pg.Replicas, v.RPS(), ms(v.P50), ms(v.P99), us(v.CPUPerRequest()), v.Failures, against("v3", v.RPS(), r.V3.RPS()))
+	}
+	if pg.Memory.RSSKiB > 0 {
+		w("| RSS of a sandbox on PostgreSQL after its jump and v3 load | %s MiB (peak VmHWM %s MiB) | | | | |\n", drive.MiB(pg.Memory.RSSKiB), drive.MiB(pg.Memory.PeakKiB))
+	}
 	for _, n := range pg.Notify {
-		once := n.Attempts == n.Count
-		w("| notification delivery on PostgreSQL, %d sandbox(es) sharing the database | %.0f deliveries/s (%d released at once, delivered in %s); %d attempts, %d journalled | | | ≥ %.0f/s, each once, all journalled | %s |\n",
-			n.Servers, n.Rate(), n.Count, ms(n.Elapsed), n.Attempts, n.Journalled, targetNotifyRate,
-			verdict(n.Rate() >= targetNotifyRate && once && n.Journalled >= n.Attempts))
+		w("| notification delivery on PostgreSQL, %d sandbox(es) sharing the database | %.0f deliveries/s (%d released at once, delivered in %s); %d attempts, %d repeated at the receiver, %d journal entries for %d notifications | | | ≥ %.0f/s, each once, all journalled | %s |\n",
+			n.Servers, n.Rate(), n.Count, ms(n.Elapsed), n.Attempts, n.Duplicates, n.Journalled, n.JournalledOnce, targetNotifyRate,
+			verdict(n.Rate() >= targetNotifyRate && n.Once()))
 	}
 }

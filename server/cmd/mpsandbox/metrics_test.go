@@ -88,6 +88,33 @@ func TestMetricsAndLogs(t *testing.T) {
 	}
 }
 
+// checkPostgresMetrics reads /metrics of a sandbox on PostgreSQL that has
+// delivered a notification and lived through a restart of its database:
+// the pool's connections and acquires, the claims, and the LISTEN
+// connection made again.
+func checkPostgresMetrics(t *testing.T, base string) {
+	t.Helper()
+	status, raw, err := call("GET", base+"/metrics", nil, nil)
+	if err != nil || status != 200 {
+		t.Fatalf("/metrics: %d %v", status, err)
+	}
+	for name, least := range map[string]float64{
+		"postgres_pool_connections": 1, "postgres_pool_max_connections": 1, "postgres_pool_acquires_total": 1,
+		"postgres_pool_acquired_connections": 0, "postgres_pool_idle_connections": 0,
+		"postgres_pool_empty_acquires_total": 0, "postgres_pool_acquire_wait_seconds_total": 0,
+		"postgres_notification_claims_total": 1, "postgres_notifications_claimed_total": 1, "postgres_listen_reconnects_total": 1,
+	} {
+		m := regexp.MustCompile(`(?m)^mpsandbox_` + name + ` (\S+)$`).FindStringSubmatch(string(raw))
+		if m == nil {
+			t.Errorf("/metrics lacks mpsandbox_%s", name)
+			continue
+		}
+		if v, err := strconv.ParseFloat(m[1], 64); err != nil || v < least {
+			t.Errorf("mpsandbox_%s is %s, want at least %v", name, m[1], least)
+		}
+	}
+}
+
 // TestMetricsAccess: off loopback /metrics wants the metrics token or the
 // admin token, and the metrics token opens nothing else.
 func TestMetricsAccess(t *testing.T) {

@@ -335,6 +335,7 @@ func TestPostgresRestartedUnderTheServer(t *testing.T) {
 	if err := p.Cmd.Process.Signal(syscall.Signal(0)); err != nil {
 		t.Errorf("the server is gone: %v", err)
 	}
+	checkPostgresMetrics(t, p.URL)
 }
 
 // TestPostgresReplicasShareChanges runs two replicas on one database and

@@ -102,6 +102,11 @@ func (m *Metrics) Gauge(name, help string, read func() float64) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help}, read))
 }
 
+// Counter registers a count read at each scrape (it only grows).
+func (m *Metrics) Counter(name, help string, read func() float64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, read))
+}
+
 // Sizes registers gauges whose values come from one read of the store,
 // made at most every interval however often /metrics is scraped, and each
 // time within a second.

@@ -16,7 +16,8 @@ import (
 // decides). The owner's own leases are renewed: its worker asks again for
 // the rows it has in flight.
 func (s *Store) ClaimNotifications(ctx context.Context, mchid string, now time.Time, owner string, lease time.Duration, limit int) ([]*sandbox.Notification, error) {
-	return readMany(s, ctx, storedoc.Notification, `WITH t AS (
+	s.counts.claims.Add(1)
+	got, err := readMany(s, ctx, storedoc.Notification, `WITH t AS (
 			SELECT (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint AS now),
 		due AS (
 			SELECT id FROM notifications, t
@@ -29,4 +30,6 @@ func (s *Store) ClaimNotifications(ctx context.Context, mchid string, now time.T
 			RETURNING n.version, n.created, n.updated, n.doc, n.due_at, n.seq)
 		SELECT `+docCols+` FROM claimed ORDER BY due_at, seq`,
 		mchid, storedoc.Nanos(now), owner, sandbox.ListLimit(limit), lease.Nanoseconds())
+	s.counts.claimed.Add(int64(len(got)))
+	return got, err
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 	"github.com/mpsandbox/mpsandbox/server/internal/store/storedoc"
@@ -34,6 +35,17 @@ const txTimeout = 30 * time.Second
 // that stops waiting still wants written (the journal's last batch at
 // shutdown), and during COMMIT would leave the outcome unknown.
 func (s *Store) inTx(ctx context.Context, op string, fn func(ctx context.Context, tx pgx.Tx) error) error {
+	return s.onConn(ctx, op, func(ctx context.Context, conn *pgxpool.Conn) error {
+		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return fn(ctx, tx) })
+	})
+}
+
+// onConn runs fn on a connection of the pool, as inTx describes (ctx
+// bounds the wait for the connection, txTimeout the work; again after a
+// deadlock or a serialisation failure), without a transaction of its own:
+// for work that is one statement, its own transaction in one round trip
+// where BEGIN … COMMIT takes three.
+func (s *Store) onConn(ctx context.Context, op string, fn func(ctx context.Context, conn *pgxpool.Conn) error) error {
 	if s.closed.Load() {
 		return errClosed()
 	}
@@ -48,7 +60,7 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(ctx context.Context
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), txTimeout)
 	defer cancel()
 	for attempt := 1; ; attempt++ {
-		err := pgx.BeginFunc(tctx, conn, func(tx pgx.Tx) error { return fn(tctx, tx) })
+		err := fn(tctx, conn)
 		if err == nil {
 			return nil
 		}
@@ -58,6 +70,22 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(ctx context.Context
 		}
 		return s.fail(op, err)
 	}
+}
+
+// querier runs a Commit's statements: its transaction, or the connection
+// itself when the batch is one statement.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// oneStatement reports whether b writes with one statement — one session
+// or one notification, inserted or compare-and-swapped (a failed swap's
+// diagnosis only reads) — so that, announcing nothing, it needs no
+// transaction of its own. A notification's attempt outcome is such a batch:
+// one per delivery.
+func oneStatement(b *sandbox.Batch) bool {
+	return len(b.Merchants)+len(b.Creates)+len(b.Updates) == 0 && len(b.Sessions)+len(b.Notifications) == 1
 }
 
 // stamp is what the store sets on an object once its batch has committed.
@@ -70,11 +98,11 @@ func (st stamp) set(version *int64, created, updated *time.Time) {
 	*version, *created, *updated = st.version, storedoc.FromNanos(st.created), storedoc.FromNanos(st.updated)
 }
 
-// wtx is one Commit's transaction.
+// wtx is one Commit's transaction (or its one statement).
 type wtx struct {
 	s   *Store
 	ctx context.Context
-	tx  pgx.Tx
+	tx  querier
 	now int64
 }
 
@@ -100,20 +128,26 @@ func (s *Store) Commit(ctx context.Context, b *sandbox.Batch) error {
 	}
 	var st stamps
 	c := b.Committed()
-	err = s.inTx(ctx, "commit", func(ctx context.Context, tx pgx.Tx) error {
+	payloads := s.payloads(c)
+	apply := func(ctx context.Context, q querier) error {
 		st = newStamps(b)
-		w := &wtx{s: s, ctx: ctx, tx: tx, now: time.Now().UnixNano()}
+		w := &wtx{s: s, ctx: ctx, tx: q, now: time.Now().UnixNano()}
 		if err := w.apply(b, docs, &st); err != nil {
 			return err
 		}
 		// Delivered to the other processes when, and only if, this commits.
-		for _, p := range s.payloads(c) {
-			if _, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", commitChannel, p); err != nil {
+		for _, p := range payloads {
+			if _, err := q.Exec(ctx, "SELECT pg_notify($1, $2)", commitChannel, p); err != nil {
 				return err
 			}
 		}
 		return nil
-	})
+	}
+	if oneStatement(b) && len(payloads) == 0 {
+		err = s.onConn(ctx, "commit", func(ctx context.Context, conn *pgxpool.Conn) error { return apply(ctx, conn) })
+	} else {
+		err = s.inTx(ctx, "commit", func(ctx context.Context, tx pgx.Tx) error { return apply(ctx, tx) })
+	}
 	if err != nil {
 		return err
 	}

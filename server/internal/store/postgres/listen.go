@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"sync"
 	"time"
 
@@ -60,7 +61,15 @@ func (s *Store) OnCommit(hook func(sandbox.Committed)) { s.hooks.add(hook) }
 
 // payloads are the NOTIFY payloads announcing c: one, or c's ids split
 // over several when they do not fit in one.
+//
+// A commit that changes nothing the others follow (records only, a
+// notification's final outcome) has none: a NOTIFY costs a round trip and
+// takes PostgreSQL's cluster-wide notification lock at commit, which every
+// delivery of every replica would otherwise queue for.
 func (s *Store) payloads(c sandbox.Committed) []string {
+	if reflect.ValueOf(c).IsZero() {
+		return nil
+	}
 	raw, _ := json.Marshal(notice{From: s.id, Committed: c})
 	if len(raw) <= maxPayload {
 		return []string{string(raw)}
@@ -134,6 +143,7 @@ func (s *Store) listen(ctx context.Context, cfg *pgx.ConnConfig, ready func()) {
 		if ctx.Err() != nil {
 			return
 		}
+		s.counts.listenLost.Add(1)
 		s.log.Warn("store_listen_lost", "error", err.Error(), "retry_in", wait.String())
 		select {
 		case <-ctx.Done():

@@ -137,3 +137,25 @@ func TestPayloadsSplit(t *testing.T) {
 		}
 	}
 }
+
+// TestQuietCommitsAnnounceNothing: a commit that changes nothing another
+// process follows (records only, a notification delivered) sends no NOTIFY
+// — each would cost a round trip and PostgreSQL's cluster-wide NOTIFY lock
+// at commit, for every delivery of every replica — while the committing
+// store's own hooks are still told.
+func TestQuietCommitsAnnounceNothing(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	a, fromA := listener(t, url)
+	_, fromB := listener(t, url)
+	n := storetest.NewNotification("n1", "m3", time.Time{})
+	n.State = sandbox.NotifyDelivered
+	storetest.Commit(t, a, &sandbox.Batch{Creates: []*sandbox.Record{storetest.NewRecord("m1", "o1")}, Notifications: []*sandbox.Notification{n}})
+	if got := next(t, fromA, "the committing store"); !reflect.ValueOf(got).IsZero() {
+		t.Errorf("own quiet commit: %+v, want nothing to follow", got)
+	}
+	none(t, fromB, "the other store, of a quiet commit,")
+	storetest.Commit(t, a, &sandbox.Batch{Merchants: []*sandbox.Merchant{{MchID: "m1"}}})
+	if got := next(t, fromB, "the other store"); !reflect.DeepEqual(got, sandbox.Committed{Merchants: []string{"m1"}}) {
+		t.Errorf("other's commit: %+v, want merchant m1", got)
+	}
+}

@@ -51,6 +51,7 @@ type Store struct {
 	// stopListening ends the listener; listening closes when it has.
 	stopListening context.CancelFunc
 	listening     chan struct{}
+	counts        counters
 }
 
 var _ sandbox.Store = (*Store)(nil)
