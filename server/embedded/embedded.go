@@ -36,6 +36,7 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 	"github.com/mpsandbox/mpsandbox/server/internal/scenario"
 	"github.com/mpsandbox/mpsandbox/server/internal/schema"
+	"github.com/mpsandbox/mpsandbox/server/internal/store/sqlite"
 )
 
 // APIVersion is the semantic version of the sandbox's HTTP surface and of
@@ -158,26 +159,40 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	path := ":memory:"
+	path := sqlite.MemoryPath
 	if o.DataDir != "" {
 		if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
 			return nil, fmt.Errorf("data dir %s: %w", o.DataDir, err)
 		}
 		path = filepath.Join(o.DataDir, "mpsandbox.db")
 	}
-	sh, err := loadShared()
-	if err != nil {
-		return nil, err
+	// The store opens while the shared parts load, which on a process's
+	// first start is the longer of the two.
+	var sh *shared
+	var shErr error
+	loaded := make(chan struct{})
+	go func() {
+		defer close(loaded)
+		sh, shErr = loadShared()
+	}()
+	st, err := sqlite.Open(ctx, sqlite.Options{Path: path, Logger: o.Logger})
+	<-loaded
+	if err != nil || shErr != nil {
+		if st != nil {
+			st.Close()
+		}
+		return nil, errors.Join(err, shErr)
 	}
 	m := merchant.FromFixture(sh.demo)
 	m.CreatedAt = time.Now().UTC()
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
+		st.Close()
 		return nil, fmt.Errorf("listen on %s: %w", o.Addr, err)
 	}
 	s := &Server{URL: "http://" + ln.Addr().String(), shutdown: make(chan struct{})}
 	s.app, err = app.New(ctx, app.Options{
-		StorePath: path, Logger: o.Logger, Merchants: []*sandbox.Merchant{m}, Schemas: sh.schemas, Catalog: sh.catalog, ClockScale: o.ClockScale, MaxPoll: o.MaxPoll,
+		Store: st, Logger: o.Logger, Merchants: []*sandbox.Merchant{m}, Schemas: sh.schemas, Catalog: sh.catalog, ClockScale: o.ClockScale, MaxPoll: o.MaxPoll,
 		Access: httpapi.Access{Open: true, AdminToken: o.AdminToken}, Shutdown: s.shutdown, Products: Products,
 	})
 	if err != nil {
