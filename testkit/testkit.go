@@ -6,9 +6,9 @@
 // journal.
 //
 // Two ways to start the same sandbox: Start runs it inside the test process
-// (in memory, on a free loopback port, no Docker; ready in about 30 ms for
-// the process's first sandbox and under 10 ms for the next, as make bench
-// measures in docs/PERFORMANCE.md); RunContainer starts the image with
+// (in memory, on a free loopback port, no Docker; ready in about 40 ms for
+// the process's first sandbox and under 10 ms for the next on a lightly
+// loaded machine, as make bench measures in docs/PERFORMANCE.md); RunContainer starts the image with
 // testcontainers-go, for suites that must test the shipped artefact. Both
 // return a *Sandbox.
 package testkit
