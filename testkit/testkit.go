@@ -8,9 +8,9 @@
 // Two ways to start the same sandbox: Start runs it inside the test process
 // (in memory, on a free loopback port, no Docker; ready in about 40 ms for
 // the process's first sandbox and under 10 ms for the next on a lightly
-// loaded machine, as make bench measures in docs/PERFORMANCE.md); RunContainer starts the image with
-// testcontainers-go, for suites that must test the shipped artefact. Both
-// return a *Sandbox.
+// loaded machine, as make bench measures in docs/PERFORMANCE.md);
+// RunContainer starts the image with testcontainers-go, for suites that
+// must test the shipped artefact. Both return a *Sandbox.
 package testkit
 
 import (
