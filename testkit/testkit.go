@@ -6,9 +6,11 @@
 // journal.
 //
 // Two ways to start the same sandbox: Start runs it inside the test process
-// (in memory, on a free loopback port, no Docker, ready in milliseconds);
-// RunContainer starts the image with testcontainers-go, for suites that must
-// test the shipped artefact. Both return a *Sandbox.
+// (in memory, on a free loopback port, no Docker; ready in about 40 ms for
+// the process's first sandbox and under 10 ms for the next on a lightly
+// loaded machine, as make bench measures in docs/PERFORMANCE.md);
+// RunContainer starts the image with testcontainers-go, for suites that
+// must test the shipped artefact. Both return a *Sandbox.
 package testkit
 
 import (
@@ -144,6 +146,12 @@ func Start(tb testing.TB, opts ...Option) *Sandbox {
 // Run runs a sandbox inside this process — an in-memory store (unless
 // WithDataDir), a free loopback port, every product — and returns once it
 // serves. The caller closes it. Container-only options are ignored.
+//
+// Its demo merchant (DemoMchID) has the three RSA keys of
+// fixtures/testkeys, which are public — committed to the repository — so
+// that no start waits for key generation: never use them for anything
+// real. Its certificates, serial numbers, secrets and token are fresh in
+// each process. A container (RunContainer) generates all of its keys.
 func Run(ctx context.Context, opts ...Option) (*Sandbox, error) {
 	c := configure(opts)
 	srv, err := embedded.Start(ctx, embedded.Options{

@@ -227,8 +227,10 @@ func TestTransport(t *testing.T) {
 
 // BenchmarkStartReady measures testkit.Run until the sandbox answers its
 // first request (GET /readyz 200); closing is not timed. The first start in
-// a process also generates the demo merchant's RSA keys: it is reported
-// apart, as first-ms, and ns/op is every later start.
+// a process also loads what every sandbox of the process shares (the
+// schemas, the scenario catalogue, the demo merchant's certificates): it is
+// reported apart, as first-ms, and ns/op is every later start. make bench
+// measures first starts in fresh processes (bench/cmd/testkitstart).
 func BenchmarkStartReady(b *testing.B) {
 	startReady := func() time.Duration {
 		began := time.Now()

@@ -22,6 +22,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/mpsandbox/mpsandbox/fixtures"
+	"github.com/mpsandbox/mpsandbox/fixtures/testkeys"
+	"github.com/mpsandbox/mpsandbox/scenarios"
 	"github.com/mpsandbox/mpsandbox/schemas"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/app"
@@ -32,7 +34,9 @@ import (
 	"github.com/mpsandbox/mpsandbox/server/internal/payscore"
 	"github.com/mpsandbox/mpsandbox/server/internal/repayment"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
+	"github.com/mpsandbox/mpsandbox/server/internal/scenario"
 	"github.com/mpsandbox/mpsandbox/server/internal/schema"
+	"github.com/mpsandbox/mpsandbox/server/internal/store/sqlite"
 )
 
 // APIVersion is the semantic version of the sandbox's HTTP surface and of
@@ -71,15 +75,45 @@ func RegisterProbes(r gin.IRouter, ready func() (bool, error), build string) {
 	})
 }
 
-// demoMerchant generates the demo merchant's credentials once per process:
-// two RSA-2048 keys cost a few hundred milliseconds, which would otherwise
-// be every embedded sandbox's start-up time. Each sandbox still has its own
-// store; only the demo merchant's test credentials are the same.
-var demoMerchant = sync.OnceValues(fixtures.DemoMerchant)
+// shared is what every embedded sandbox of a process shares, made by
+// loadShared on the first start and read-only from then on: the demo
+// merchant's credentials, the schema set (each schema compiled on first
+// use) and the scenario catalog.
+type shared struct {
+	demo    *fixtures.Merchant
+	schemas *schema.Set
+	catalog *scenario.Catalog
+}
 
-// compiledSchemas compiles the embedded JSON schemas once per process; a
-// compiled set is read-only and shared.
-var compiledSchemas = sync.OnceValues(func() (*schema.Set, error) { return schema.Load(schemas.FS) })
+// loadShared makes the shared parts once per process. The demo merchant
+// has the public test keys of fixtures/testkeys: generating its three
+// RSA-2048 keys would cost a few hundred milliseconds of CPU, which the
+// first sandbox of every test process would wait for. An embedded sandbox
+// is a loopback test server, so public keys do; the binary generates fresh
+// ones for every new data dir. Each sandbox still has its own store; only
+// the demo merchant's test credentials are the same within a process. Its
+// two certificates (an RSA signature each) are made while the schemas and
+// the scenarios load.
+var loadShared = sync.OnceValues(func() (*shared, error) {
+	var sh shared
+	var demoErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { sh.demo, demoErr = fixtures.DemoMerchantWithKeys(testkeys.FS) })
+	var err error
+	if sh.schemas, err = schema.Load(schemas.FS); err != nil {
+		err = fmt.Errorf("schemas: %w", err)
+	} else if sh.catalog, err = scenario.Load(scenarios.FS, sh.schemas); err != nil {
+		err = fmt.Errorf("scenarios: %w", err)
+	}
+	wg.Wait()
+	if demoErr != nil {
+		err = errors.Join(err, fmt.Errorf("demo merchant: %w", demoErr))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &sh, nil
+})
 
 // Options shape an embedded sandbox. The zero value is an in-memory sandbox
 // on a free loopback port with the demo merchant, its admin API open.
@@ -125,30 +159,40 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	path := ":memory:"
+	path := sqlite.MemoryPath
 	if o.DataDir != "" {
 		if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
 			return nil, fmt.Errorf("data dir %s: %w", o.DataDir, err)
 		}
 		path = filepath.Join(o.DataDir, "mpsandbox.db")
 	}
-	demo, err := demoMerchant()
-	if err != nil {
-		return nil, fmt.Errorf("demo merchant: %w", err)
+	// The store opens while the shared parts load, which on a process's
+	// first start is the longer of the two.
+	var sh *shared
+	var shErr error
+	loaded := make(chan struct{})
+	go func() {
+		defer close(loaded)
+		sh, shErr = loadShared()
+	}()
+	st, err := sqlite.Open(ctx, sqlite.Options{Path: path, Logger: o.Logger})
+	<-loaded
+	if err != nil || shErr != nil {
+		if st != nil {
+			st.Close()
+		}
+		return nil, errors.Join(err, shErr)
 	}
-	set, err := compiledSchemas()
-	if err != nil {
-		return nil, fmt.Errorf("schemas: %w", err)
-	}
-	m := merchant.FromFixture(demo)
+	m := merchant.FromFixture(sh.demo)
 	m.CreatedAt = time.Now().UTC()
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
+		st.Close()
 		return nil, fmt.Errorf("listen on %s: %w", o.Addr, err)
 	}
 	s := &Server{URL: "http://" + ln.Addr().String(), shutdown: make(chan struct{})}
 	s.app, err = app.New(ctx, app.Options{
-		StorePath: path, Logger: o.Logger, Merchants: []*sandbox.Merchant{m}, Schemas: set, ClockScale: o.ClockScale, MaxPoll: o.MaxPoll,
+		Store: st, Logger: o.Logger, Merchants: []*sandbox.Merchant{m}, Schemas: sh.schemas, Catalog: sh.catalog, ClockScale: o.ClockScale, MaxPoll: o.MaxPoll,
 		Access: httpapi.Access{Open: true, AdminToken: o.AdminToken}, Shutdown: s.shutdown, Products: Products,
 	})
 	if err != nil {

@@ -23,7 +23,12 @@ type Config struct {
 	Warmup, Duration, Soak     time.Duration
 	Conns, Trades, Notify      int
 	Startups, Rounds           int
-	Phases                     map[string]bool
+	// TestkitProcs fresh processes of each build start TestkitStarts
+	// testkit sandboxes each; TestkitBefore is the commit measured beside
+	// this tree.
+	TestkitProcs, TestkitStarts int
+	TestkitBefore               string
+	Phases                      map[string]bool
 }
 
 func main() {
@@ -42,6 +47,9 @@ func main() {
 	flag.IntVar(&c.Notify, "notifications", 20000, "notifications released at once for the delivery figure")
 	flag.IntVar(&c.Startups, "startups", 15, "starts of the binary on an existing data dir")
 	flag.IntVar(&c.Rounds, "rounds", 2, "alternating rounds of reference and jump load; the best of each is reported")
+	flag.IntVar(&c.TestkitProcs, "testkit-processes", 10, "fresh processes per build in the testkit phase")
+	flag.IntVar(&c.TestkitStarts, "testkit-starts", 10, "testkit sandboxes each of those processes starts, one after the other")
+	flag.StringVar(&c.TestkitBefore, "testkit-before", "9bc607e", "the commit whose testkit starts are measured beside this tree's (issue 18's before; \"\" skips it)")
 	flag.StringVar(&c.DatabaseURL, "database-url", "", "the PostgreSQL database of the postgres phase (default: a throwaway cluster, when PostgreSQL is installed)")
 	flag.StringVar(&phases, "phases", "all", "comma-separated subset: sign,jump,v3,notify,postgres,rss,startup,testkit,container")
 	flag.Parse()

@@ -23,7 +23,6 @@ import (
 
 	"github.com/mpsandbox/mpsandbox/bench/internal/drive"
 	"github.com/mpsandbox/mpsandbox/bench/internal/load"
-	"github.com/mpsandbox/mpsandbox/testkit"
 )
 
 // bench holds one run's state: the data dir every sandbox start shares, so
@@ -446,41 +445,6 @@ func (b *bench) startups() error {
 		}
 	}
 	fmt.Fprintf(os.Stderr, "start-to-ready on an existing data dir: median %v max %v\n", median(b.r.Starts), slices.Max(b.r.Starts))
-	return nil
-}
-
-// testkitStarts measures what a merchant's test pays for testkit.Start: the
-// sandbox run inside this process (in memory, a free loopback port) until
-// GET /readyz answers 200. The first start in a process also generates the
-// demo merchant's two RSA keys; the later ones reuse them.
-func (b *bench) testkitStarts() error {
-	for i := range b.c.Startups + 1 {
-		began := time.Now()
-		sb, err := testkit.Run(context.Background())
-		if err != nil {
-			return err
-		}
-		resp, err := http.Get(sb.URL() + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				err = fmt.Errorf("readyz: status %d", resp.StatusCode)
-			}
-		}
-		took := time.Since(began)
-		if cerr := sb.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return err
-		}
-		if i == 0 {
-			b.r.TestkitFirst = took
-		} else {
-			b.r.TestkitStarts = append(b.r.TestkitStarts, took)
-		}
-	}
-	fmt.Fprintf(os.Stderr, "testkit.Start to ready: first %v, then median %v\n", b.r.TestkitFirst, median(b.r.TestkitStarts))
 	return nil
 }
 

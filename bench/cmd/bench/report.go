@@ -69,10 +69,9 @@ type Report struct {
 	FreshStart time.Duration
 	Starts     []time.Duration
 
-	// TestkitFirst is the first testkit start in the process,
-	// TestkitStarts the later ones.
-	TestkitFirst  time.Duration
-	TestkitStarts []time.Duration
+	// Testkit is this tree's testkit starts, TestkitBefore those of
+	// Config.TestkitBefore.
+	Testkit, TestkitBefore TestkitFigures
 
 	ContainerFresh  time.Duration
 	ContainerStarts []time.Duration
@@ -137,7 +136,7 @@ func (r *Report) Markdown() string {
 	w("## `make bench` — %s\n\n", r.Started.UTC().Format("2006-01-02 15:04 MST"))
 	w("Machine: %s, %d cores, %s, Linux %s, %s, %s; commit `%s`. Load average (1, 5, 15 min) %s at the start and %s at the end: ",
 		m.CPU, m.Cores, m.Memory, m.Kernel, m.Go, m.Wrk, m.Commit, r.LoadBefore, r.LoadAfter)
-	w("the machine is shared with other builds, so every figure is a lower bound.\n\n")
+	w("the machine is shared with other builds, so every rate is a lower bound and every time an upper bound.\n\n")
 	w("Command: `make bench` (`go run ./bench/cmd/bench -connections %d -duration %v -warmup %v -rounds %d`), %s in all. ",
 		c.Conns, c.Duration, c.Warmup, c.Rounds, r.Took.Round(time.Second))
 	w("The load generator (wrk with one thread and %d connections, or the Go generator for v3) shares the cores with the server. ", c.Conns)
@@ -191,11 +190,7 @@ func (r *Report) Markdown() string {
 	if r.FreshStart > 0 {
 		w("| start-to-ready, fresh data dir (creates the database and the demo merchant's RSA keys) | %s | | | | |\n", ms(r.FreshStart))
 	}
-	if len(r.TestkitStarts) > 0 {
-		med := median(r.TestkitStarts)
-		w("| `testkit.Start` to ready (in process, in memory: `testkit.Run` → first 200 from `/readyz`) | median %s of %d, max %s (the first in a process: %s, with the demo merchant's RSA keys) | | | ≤ %s | %s |\n",
-			ms(med), len(r.TestkitStarts), ms(slices.Max(r.TestkitStarts)), ms(r.TestkitFirst), ms(targetStart), verdict(med <= targetStart))
-	}
+	r.testkitRows(w)
 	if r.ImageBytes > 0 {
 		w("| container start-to-ready (`docker run` → first 200), existing volume | median %s of %d (fresh volume: %s) | | | | |\n",
 			ms(median(r.ContainerStarts)), len(r.ContainerStarts), ms(r.ContainerFresh))

@@ -74,6 +74,10 @@ type Options struct {
 	Schemas *schema.Set
 	// Scenarios is the scenario folder (default the embedded scenarios).
 	Scenarios fs.FS
+	// Catalog is a loaded scenario catalog, used instead of loading
+	// Scenarios: an immutable catalog can serve many sandboxes of one
+	// process, each of which would otherwise parse and validate every file.
+	Catalog *scenario.Catalog
 
 	// Merchants are written to the store as they are before the directory
 	// loads (a store with merchants gets no demo merchant): tests' fixed
@@ -180,13 +184,16 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 		}
 		a.Schemas = set
 	}
-	scenarioFS := o.Scenarios
-	if scenarioFS == nil {
-		scenarioFS = scenarios.FS
-	}
+	a.Scenarios = o.Catalog
 	var err error
-	if a.Scenarios, err = scenario.Load(scenarioFS, a.Schemas); err != nil {
-		return nil, fmt.Errorf("scenarios: %w", err)
+	if a.Scenarios == nil {
+		scenarioFS := o.Scenarios
+		if scenarioFS == nil {
+			scenarioFS = scenarios.FS
+		}
+		if a.Scenarios, err = scenario.Load(scenarioFS, a.Schemas); err != nil {
+			return nil, fmt.Errorf("scenarios: %w", err)
+		}
 	}
 
 	if len(o.Merchants) > 0 {

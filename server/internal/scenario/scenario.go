@@ -10,9 +10,12 @@ import (
 	"io/fs"
 	"maps"
 	"path"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
@@ -125,7 +128,8 @@ func Products(v Schemas) ([]string, error) {
 }
 
 // Load reads every <product>/*.yaml in fsys, one scenario per file, and
-// validates each against the "scenario" schema with v. It returns one error
+// validates each against the "scenario" schema with v, the files on every
+// core at once (v is safe for concurrent use, as a sandbox.Validator is). It returns one error
 // listing every problem of every file, each as
 // "scenarios/<file>:<line>: <path>: <reason>", so that a bad set stops
 // start-up saying what to fix.
@@ -136,6 +140,7 @@ func Load(fsys fs.FS, v Schemas) (*Catalog, error) {
 	}
 	var problems []problem
 	var files []loaded
+	var paths []string // the scenario files, in walk order
 	err = fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -156,22 +161,21 @@ func Load(fsys fs.FS, v Schemas) (*Catalog, error) {
 			problems = append(problems, problem{file: p, msg: fmt.Sprintf("folder %q is not a product (%s)", dir, strings.Join(products, ", "))})
 			return nil
 		}
-		src, err := fs.ReadFile(fsys, p)
-		if err != nil {
-			return err
-		}
-		l, ps, err := loadFile(p, src, v)
-		if err != nil {
-			return err
-		}
-		problems = append(problems, ps...)
-		if l != nil {
-			files = append(files, *l)
-		}
+		paths = append(paths, p)
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load scenarios: %w", err)
+	}
+	results, err := loadFiles(fsys, paths, v)
+	if err != nil {
+		return nil, fmt.Errorf("load scenarios: %w", err)
+	}
+	for _, r := range results {
+		problems = append(problems, r.problems...)
+		if r.loaded != nil {
+			files = append(files, *r.loaded)
+		}
 	}
 	if len(files) == 0 && len(problems) == 0 {
 		return nil, errors.New("load scenarios: no scenario files (<product>/<name>.yaml)")
@@ -191,6 +195,36 @@ func Load(fsys fs.FS, v Schemas) (*Catalog, error) {
 		return nil, fmt.Errorf("invalid scenarios:\n%w", errors.Join(errs...))
 	}
 	return newCatalog(files), nil
+}
+
+// fileResult is what loadFile made of one file.
+type fileResult struct {
+	loaded   *loaded
+	problems []problem
+}
+
+// loadFiles reads, parses and validates the files on every core: the
+// catalogue is most of an in-process sandbox's first start (a test
+// process's). The results are in the order of paths.
+func loadFiles(fsys fs.FS, paths []string, v sandbox.Validator) ([]fileResult, error) {
+	results := make([]fileResult, len(paths))
+	errs := make([]error, len(paths))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(paths)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(paths); i = int(next.Add(1) - 1) {
+				src, err := fs.ReadFile(fsys, paths[i])
+				if err != nil {
+					errs[i] = err
+					continue
+				}
+				results[i].loaded, results[i].problems, errs[i] = loadFile(paths[i], src, v)
+			}
+		})
+	}
+	wg.Wait()
+	return results, errors.Join(errs...)
 }
 
 // loadFile parses and validates one file. A validator failure is an error

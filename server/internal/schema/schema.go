@@ -76,8 +76,9 @@ func Compile(fsys fs.FS) (*Set, error) {
 
 // Load reads every *.schema.json in fsys and checks that it is JSON with the
 // 2020-12 $schema and the $id of its path, reporting every file that is not,
-// but compiles each schema only when it is first used, so that start-up does
-// not pay for all of them. A schema that then fails to compile makes
+// but hands a schema to the compiler and compiles it only when it is first
+// used (itself or through a $ref), so that start-up does not pay for all of
+// them. A schema that then fails to compile makes
 // Validate return a CodeInternal error; TestCanCompileEmbeddedSchemas
 // compiles the embedded set eagerly so that this cannot happen in a build.
 func Load(fsys fs.FS) (*Set, error) {
@@ -97,13 +98,18 @@ func read(fsys fs.FS) (s *Set, errs []error, err error) {
 	c := jsonschema.NewCompiler()
 	c.Draft = jsonschema.Draft2020
 	c.AssertFormat = true
-	// A $ref to a schema that is not in the set must fail, not fetch a URL
-	// or read a local file.
+	s = &Set{compiler: c, entries: map[string]*entry{}}
+	// The compiler parses a schema file when a compilation first needs it
+	// (the schema itself or a $ref to it), not at Load: start-up then
+	// parses only the schemas it uses. A $ref to a schema that is not in
+	// the set fails instead of fetching a URL or reading a local file.
 	c.LoadURL = func(url string) (io.ReadCloser, error) {
+		name, ok := strings.CutPrefix(url, BaseURL)
+		if e, known := s.entries[strings.TrimSuffix(name, Suffix)]; ok && known && e.url == url {
+			return io.NopCloser(bytes.NewReader(e.source)), nil
+		}
 		return nil, fmt.Errorf("no schema %s in the set", url)
 	}
-
-	s = &Set{compiler: c, entries: map[string]*entry{}}
 	err = fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -115,7 +121,7 @@ func read(fsys fs.FS) (s *Set, errs []error, err error) {
 		if err != nil {
 			return err
 		}
-		if err := addResource(c, path, src); err != nil {
+		if err := checkHeader(path, src); err != nil {
 			errs = append(errs, fmt.Errorf("schemas/%s: %w", path, err))
 			return nil
 		}
@@ -141,9 +147,9 @@ func (s *Set) schema(e *entry) (*jsonschema.Schema, error) {
 	return e.schema, e.err
 }
 
-// addResource checks the header of one schema file and hands it to the
-// compiler under its $id.
-func addResource(c *jsonschema.Compiler, path string, src []byte) error {
+// checkHeader checks that a schema file is JSON with the 2020-12 $schema
+// and the $id of its path, under which the compiler loads it.
+func checkHeader(path string, src []byte) error {
 	var head struct {
 		Schema string `json:"$schema"`
 		ID     string `json:"$id"`
@@ -157,7 +163,7 @@ func addResource(c *jsonschema.Compiler, path string, src []byte) error {
 	if want := BaseURL + path; head.ID != want {
 		return fmt.Errorf("$id is %q, want %q", head.ID, want)
 	}
-	return c.AddResource(head.ID, bytes.NewReader(src))
+	return nil
 }
 
 // Names returns the name of every schema, sorted.
