@@ -66,6 +66,9 @@ type Options struct {
 
 	// ClockScale is sandbox seconds per real second (default 1).
 	ClockScale float64
+	// ClockStart, when set, is the instant the scaled clock runs from
+	// (default: now): replicas on one database share it.
+	ClockStart time.Time
 	// Now is the real time the merchants' clocks run on (default
 	// time.Now). Tests freeze it so that only an advance moves a clock.
 	Now func() time.Time
@@ -195,6 +198,9 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 		}
 	}
 	a.Clock = sandbox.NewClock(o.ClockScale, o.Now)
+	if !o.ClockStart.IsZero() {
+		a.Clock.StartAt(o.ClockStart)
+	}
 	var fileMerchants []merchant.FileEntry
 	if o.MerchantsFile != "" {
 		if fileMerchants, err = readMerchantsFile(o.MerchantsFile); err != nil {
