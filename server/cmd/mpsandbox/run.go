@@ -186,7 +186,7 @@ func (m *Main) wire(ctx context.Context, cfg Config, engine *gin.Engine, open bo
 		scenarioFS = os.DirFS(cfg.ScenariosDir)
 	}
 	a, err := app.New(ctx, app.Options{
-		Store: st, StorePath: path, Logger: m.Logger, ClockScale: cfg.ClockScale, ClockStart: clockStart, Scenarios: scenarioFS,
+		Store: st, StorePath: path, Logger: m.Logger, ClockScale: cfg.ClockScale, ClockStart: clockStart, SharedStore: m.db != nil, Scenarios: scenarioFS,
 		MerchantsFile: cfg.MerchantsFile, JournalMaxEntries: cfg.JournalMaxEntries, JournalMaxAge: cfg.JournalMaxAge,
 		JournalMaxBytes: cfg.JournalMaxBytes, NotifyAllow: cfg.NotifyAllow,
 		ManualTimeout: cfg.ManualTimeout, NotifyLease: cfg.NotifyLease, Access: httpapi.Access{Open: open, AdminToken: cfg.AdminToken, Hosts: servedHosts(cfg)},

@@ -31,6 +31,10 @@ type Committed struct {
 	// NotifyMerchants are the merchants it left a notification pending
 	// for: the notification worker has work.
 	NotifyMerchants []string `json:"notify_merchants,omitempty"`
+	// Journal is the newest journal entry id an append of another process
+	// committed: a store shared by several processes announces their
+	// appends so, and the live journal stream reads the store up to it.
+	Journal int64 `json:"journal,omitempty"`
 }
 
 // CommittedSession is a session a commit wrote: enough to wake a long poll
