@@ -45,11 +45,11 @@ type scanCounter struct {
 	scans int
 }
 
-func (s *scanCounter) DueSessions(ctx context.Context, mchid string, now time.Time, limit int) ([]*sandbox.Session, error) {
+func (s *scanCounter) ClaimSessions(ctx context.Context, mchid string, now time.Time, owner string, lease time.Duration, limit int) ([]*sandbox.Session, error) {
 	s.mu.Lock()
 	s.scans++
 	s.mu.Unlock()
-	return s.Store.DueSessions(ctx, mchid, now, limit)
+	return s.Store.ClaimSessions(ctx, mchid, now, owner, lease, limit)
 }
 
 func (s *scanCounter) count() int {

@@ -116,6 +116,10 @@ type Store interface {
 	// or when a Commit of the notification lands; claiming again renews
 	// the owner's own. A store one process owns may ignore owner and lease.
 	ClaimNotifications(ctx context.Context, mchid string, now time.Time, owner string, lease time.Duration, limit int) ([]*Notification, error)
+	// ClaimSessions is ClaimNotifications for sessions: what DueSessions
+	// returns, less the sessions another owner holds, leased to owner, so
+	// that processes sharing a store resolve each due session once.
+	ClaimSessions(ctx context.Context, mchid string, now time.Time, owner string, lease time.Duration, limit int) ([]*Session, error)
 	// NextDue returns the earliest DueAt of a pending notification or
 	// session of the merchant, or the zero time when there is none.
 	NextDue(ctx context.Context, mchid string) (time.Time, error)

@@ -16,17 +16,35 @@ import (
 // decides). The owner's own leases are renewed: its worker asks again for
 // the rows it has in flight.
 func (s *Store) ClaimNotifications(ctx context.Context, mchid string, now time.Time, owner string, lease time.Duration, limit int) ([]*sandbox.Notification, error) {
-	return readMany(s, ctx, storedoc.Notification, `WITH t AS (
+	return readMany(s, ctx, storedoc.Notification, claimSQL("notifications"),
+		mchid, storedoc.Nanos(now), owner, sandbox.ListLimit(limit), lease.Nanoseconds())
+}
+
+// ClaimSessions leases the merchant's due pending sessions that no other
+// owner holds to owner, as ClaimNotifications does notifications: the
+// session schedulers of replicas sharing the database each resolve a
+// different share of what falls due, and a killed replica's claims are
+// taken over when their lease ends.
+func (s *Store) ClaimSessions(ctx context.Context, mchid string, now time.Time, owner string, lease time.Duration, limit int) ([]*sandbox.Session, error) {
+	return readMany(s, ctx, storedoc.Session, claimSQL("sessions"),
+		mchid, storedoc.Nanos(now), owner, sandbox.ListLimit(limit), lease.Nanoseconds())
+}
+
+// claimSQL leases the due pending rows of table (sessions or
+// notifications, which have the same claim columns) to an owner: $1 the
+// merchant, $2 now on its clock, $3 the owner, $4 the limit, $5 the lease
+// in nanoseconds of the database's time.
+func claimSQL(table string) string {
+	return `WITH t AS (
 			SELECT (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint AS now),
 		due AS (
-			SELECT id FROM notifications, t
+			SELECT id FROM ` + table + `, t
 			WHERE mchid = $1 AND state = 'pending' AND due_at <= $2 AND (lease_owner = $3 OR lease_until <= t.now)
 			ORDER BY due_at, seq LIMIT $4
-			FOR UPDATE OF notifications SKIP LOCKED),
+			FOR UPDATE OF ` + table + ` SKIP LOCKED),
 		claimed AS (
-			UPDATE notifications n SET lease_owner = $3, lease_until = t.now + $5
+			UPDATE ` + table + ` n SET lease_owner = $3, lease_until = t.now + $5
 			FROM due, t WHERE n.id = due.id
 			RETURNING n.version, n.created, n.updated, n.doc, n.due_at, n.seq)
-		SELECT `+docCols+` FROM claimed ORDER BY due_at, seq`,
-		mchid, storedoc.Nanos(now), owner, sandbox.ListLimit(limit), lease.Nanoseconds())
+		SELECT ` + docCols + ` FROM claimed ORDER BY due_at, seq`
 }

@@ -117,6 +117,12 @@ CREATE TABLE shared_values (
 	value   bytea NOT NULL
 );
 `,
+	// Session leases (ClaimSessions), as notifications have: one replica's
+	// scheduler resolves each due session.
+	`
+ALTER TABLE sessions ADD COLUMN lease_owner text NOT NULL DEFAULT '',
+	ADD COLUMN lease_until bigint NOT NULL DEFAULT 0;
+`,
 }
 
 // Advisory lock keys (pg_advisory_lock takes any bigint; these spell
