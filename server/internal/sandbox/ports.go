@@ -120,6 +120,10 @@ type Store interface {
 	// returns, less the sessions another owner holds, leased to owner, so
 	// that processes sharing a store resolve each due session once.
 	ClaimSessions(ctx context.Context, mchid string, now time.Time, owner string, lease time.Duration, limit int) ([]*Session, error)
+	// ReleaseClaims ends every lease owner holds on notifications and
+	// sessions: a process shutting down hands what it claimed but did not
+	// finish to the others at once, instead of when the leases run out.
+	ReleaseClaims(ctx context.Context, owner string) error
 	// NextDue returns the earliest DueAt of a pending notification or
 	// session of the merchant, or the zero time when there is none.
 	NextDue(ctx context.Context, mchid string) (time.Time, error)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 	"github.com/mpsandbox/mpsandbox/server/internal/store/storedoc"
 )
@@ -28,6 +30,19 @@ func (s *Store) ClaimNotifications(ctx context.Context, mchid string, now time.T
 func (s *Store) ClaimSessions(ctx context.Context, mchid string, now time.Time, owner string, lease time.Duration, limit int) ([]*sandbox.Session, error) {
 	return readMany(s, ctx, storedoc.Session, claimSQL("sessions"),
 		mchid, storedoc.Nanos(now), owner, sandbox.ListLimit(limit), lease.Nanoseconds())
+}
+
+// ReleaseClaims ends owner's leases on notifications and sessions, in one
+// transaction: rows it claimed and did not finish are anyone's at once.
+func (s *Store) ReleaseClaims(ctx context.Context, owner string) error {
+	return s.inTx(ctx, "release claims", func(ctx context.Context, tx pgx.Tx) error {
+		for _, table := range []string{"notifications", "sessions"} {
+			if _, err := tx.Exec(ctx, "UPDATE "+table+" SET lease_owner = '', lease_until = 0 WHERE state = 'pending' AND lease_owner = $1", owner); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // claimSQL leases the due pending rows of table (sessions or

@@ -19,3 +19,6 @@ func (s *Store) ClaimNotifications(ctx context.Context, mchid string, now time.T
 func (s *Store) ClaimSessions(ctx context.Context, mchid string, now time.Time, _ string, _ time.Duration, limit int) ([]*sandbox.Session, error) {
 	return s.DueSessions(ctx, mchid, now, limit)
 }
+
+// ReleaseClaims has nothing to release: claims hold nothing here.
+func (s *Store) ReleaseClaims(context.Context, string) error { return nil }

@@ -89,8 +89,9 @@ func testClaims(t *testing.T, h Harness) {
 
 // testSessionClaims checks ClaimSessions, the session scheduler's claim:
 // the due pending sessions, oldest due first; on a shared store one
-// owner's are left out for another until a Commit of the session ends the
-// lease, and owners racing split the due sessions.
+// owner's are left out for another until a Commit of the session or the
+// owner's ReleaseClaims ends the lease, and owners racing split the due
+// sessions.
 func testSessionClaims(t *testing.T, h Harness) {
 	ctx := context.Background()
 	s := h.Open(t)
@@ -123,6 +124,20 @@ func testSessionClaims(t *testing.T, h Harness) {
 	Commit(t, s, &sandbox.Batch{Sessions: []*sandbox.Session{x}})
 	if got, want := claim(t, r, "b"), []string{"s2"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("b claimed %q after a's commit of s2, want %q", got, want)
+	}
+	// a stops: what it still holds (s1, and a notification) is anyone's.
+	Commit(t, s, &sandbox.Batch{Notifications: []*sandbox.Notification{NewNotification("n1", "m1", base)}})
+	if got, err := s.ClaimNotifications(ctx, "m1", base, "a", time.Hour, 10); err != nil || len(got) != 1 {
+		t.Fatalf("a's claim of n1: %v %v", KeysOf(NotifyID, got), err)
+	}
+	if err := s.ReleaseClaims(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := claim(t, r, "c"), []string{"s1"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("c claimed %q after a released its claims, want %q (b still holds s2)", got, want)
+	}
+	if got, err := r.ClaimNotifications(ctx, "m1", base, "c", time.Hour, 10); err != nil || !reflect.DeepEqual(KeysOf(NotifyID, got), []string{"n1"}) {
+		t.Errorf("c claimed notifications %q (%v) after a released its claims, want n1", KeysOf(NotifyID, got), err)
 	}
 
 	raceClaims(t, h, s, 100, func(id string, b *sandbox.Batch) {
