@@ -151,7 +151,10 @@ type Journal struct {
 	// was told the store holds.
 	tailKick chan struct{}
 	heard    atomic.Int64
-	limiter  *sourceLimiter
+	// tailMarked closes once the tail knows where the store ends.
+	tailMarked chan struct{}
+	tailOnce   sync.Once
+	limiter    *sourceLimiter
 	// gate orders Record against shutdown: senders hold it shared, and the
 	// writer takes it exclusively to set closed, after which nothing can
 	// enter q and the final drain is complete.
@@ -196,6 +199,7 @@ func New(st sandbox.Store, o Options) *Journal {
 		stopFn:        stopFn,
 		pruneKick:     make(chan struct{}, 1),
 		tailKick:      make(chan struct{}, 1),
+		tailMarked:    make(chan struct{}),
 		limiter:       newSourceLimiter(o.UnverifiedRate),
 		stopping:      make(chan struct{}),
 		done:          make(chan struct{}),
@@ -489,6 +493,7 @@ func (j *Journal) prune(ctx context.Context) {
 // journal: its channel is closed and Lagged reports true. The channel is
 // also closed when the journal closes or Cancel is called.
 func (j *Journal) Subscribe(f sandbox.JournalFilter) *Subscription {
+	j.awaitTail()
 	s := &subscriber{f: f, ch: make(chan *sandbox.Exchange, subscriberBuffer)}
 	sub := &Subscription{C: s.ch, s: s, j: j}
 	j.mu.Lock()

@@ -52,6 +52,9 @@ func (j *Journal) runTail(ctx context.Context) {
 	defer tick.Stop()
 	last, err := j.newest(ctx)
 	known := err == nil
+	if known {
+		j.markTail()
+	}
 	for {
 		polled := false
 		select {
@@ -71,6 +74,7 @@ func (j *Journal) runTail(ctx context.Context) {
 			}
 			if !known || !j.hasSubscribers() {
 				last, known = max(last, newest), true
+				j.markTail()
 			}
 		}
 		if !subscribed {
@@ -93,7 +97,9 @@ func (j *Journal) tailFrom(ctx context.Context, last int64) (int64, error) {
 		}
 		j.publish(xs)
 		last = xs[len(xs)-1].ID
-		if len(xs) < j.o.BatchSize {
+		// A short page is the end, unless the byte bound cut it short of
+		// an id the tail was told of.
+		if len(xs) < j.o.BatchSize && last >= j.heard.Load() {
 			return last, nil
 		}
 	}
@@ -112,4 +118,29 @@ func (j *Journal) hasSubscribers() bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return len(j.subs) > 0
+}
+
+// tailStartWait bounds how long a new subscriber of a shared journal waits
+// for the tail to learn where the store ends (its first read, at start).
+const tailStartWait = 5 * time.Second
+
+// markTail says the tail knows where the store ends: subscribers from
+// then on miss nothing. Before it, a subscriber waits (awaitTail), since
+// the tail would take the store's end when it first reads as its start
+// and skip what was appended after the subscriber came.
+func (j *Journal) markTail() { j.tailOnce.Do(func() { close(j.tailMarked) }) }
+
+// awaitTail waits, within tailStartWait, for a shared journal's tail to
+// know where the store ends.
+func (j *Journal) awaitTail() {
+	if !j.o.Shared {
+		return
+	}
+	t := time.NewTimer(tailStartWait)
+	defer t.Stop()
+	select {
+	case <-j.tailMarked:
+	case <-j.stopping:
+	case <-t.C:
+	}
 }
