@@ -41,9 +41,11 @@ func loggedToken(p *testproc.Proc) string {
 	return ""
 }
 
-// TestPostgresReplicasShareTokenCAAndClock starts two replicas on one
+// TestPostgresReplicasShareTokenCAAndClock starts replicas on one
 // database with --tls-self-signed and --clock-scale 60, the second a
-// second after the first: they answer to the same generated admin token,
+// second after the first, a third bound off loopback: they answer to the
+// same generated admin token (printed only by the replica that made it
+// and by those on loopback),
 // serve certificates of the same CA (a client trusting the CA it fetched
 // from one trusts the other), and tell the same sandbox time, though their
 // scaled clocks started a second (a sandbox minute) apart.
@@ -99,6 +101,29 @@ func TestPostgresReplicasShareTokenCAAndClock(t *testing.T) {
 		}
 		if got := byName(p, token); got != 200 {
 			t.Errorf("%s by its public name with the shared token: %d, want 200", p.URL, got)
+		}
+	}
+
+	// A third replica bound off loopback requires the token of everyone,
+	// and does not print it: it was logged once, by the replica that made it.
+	wide := opts
+	wide.Addr = "0.0.0.0:0"
+	c := testproc.Start(t, wide)
+	if strings.Contains(c.Log(), token) || !strings.Contains(c.Log(), `"msg":"admin_token_loaded"`) {
+		t.Errorf("the replica off loopback printed the token or did not say it loaded it:\n%s", c.Log())
+	}
+	for auth, want := range map[string]int{"": 401, token: 200} {
+		req, _ := http.NewRequest("GET", https(c)+"/sandbox/v1/merchants", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		res, err := trusting.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("off loopback with token %q: %d, want %d", auth, res.StatusCode, want)
 		}
 	}
 
