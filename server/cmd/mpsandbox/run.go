@@ -203,8 +203,10 @@ func (m *Main) wire(ctx context.Context, cfg Config, engine *gin.Engine, open bo
 	return nil
 }
 
-// Close stops serving (in-flight requests finish within the shutdown
-// timeout), stops the workers, flushes the journal and closes the store.
+// Close stops serving — /readyz answers 503 at once, new connections are
+// refused after --drain-time, in-flight requests finish within the
+// shutdown timeout —, stops the workers, flushes the journal and closes
+// the store.
 func (m *Main) Close() error {
 	var err error
 	m.closing.Do(func() { err = m.close() })
@@ -213,6 +215,12 @@ func (m *Main) Close() error {
 
 func (m *Main) close() error {
 	m.ready.Store(false)
+	if m.Config.DrainTime > 0 && m.server != nil {
+		// Not ready, still serving: a balancer watching /readyz stops
+		// sending requests before the listener closes.
+		m.Logger.Info("draining", "drain_time", m.Config.DrainTime.String())
+		time.Sleep(m.Config.DrainTime)
+	}
 	close(m.shutdown)
 	var errs []error
 	if m.server != nil {
