@@ -77,8 +77,10 @@ func (j *Journal) runTail(ctx context.Context) {
 				j.markTail()
 			}
 		}
-		if !subscribed {
-			last = max(last, j.heard.Load())
+		// What was heard before a check that finds no subscriber was
+		// committed before any later subscriber came: skip it.
+		if heard := j.heard.Load(); !j.hasSubscribers() {
+			last = max(last, heard)
 			continue
 		}
 		if last, err = j.tailFrom(ctx, last); err != nil && ctx.Err() == nil {
