@@ -150,3 +150,28 @@ func eventually(t *testing.T, cond func() bool) {
 		}
 	}
 }
+
+// TestPastDueWorkOfOthersDoesNotSpinTheResolver: a pending item already
+// due that the resolver does not take — a notification (the worker's), or
+// a session another replica claimed — makes it look again at MaxPoll, not
+// every millisecond until the item goes.
+func TestPastDueWorkOfOthersDoesNotSpinTheResolver(t *testing.T) {
+	counter := &scanCounter{}
+	h := newHarnessWith(t, harnessOptions{maxPoll: 200 * time.Millisecond, store: func(st sandbox.Store) sandbox.Store {
+		counter.Store = st
+		return counter
+	}})
+	h.mu.Lock()
+	due := h.now.Add(-time.Minute)
+	h.mu.Unlock()
+	n := &sandbox.Notification{ID: "N-PAST", MchID: h.demo.MchID, Product: "test", URL: "http://127.0.0.1:1/", State: sandbox.NotifyPending, DueAt: due}
+	if err := counter.Store.Commit(context.Background(), &sandbox.Batch{Notifications: []*sandbox.Notification{n}}); err != nil {
+		t.Fatal(err)
+	}
+	h.svc.Wake()
+	before := counter.count()
+	time.Sleep(time.Second)
+	if scans := counter.count() - before; scans > 20 {
+		t.Errorf("%d scans in 1 s with a notification past due, want about 5 (MaxPoll 200ms)", scans)
+	}
+}

@@ -486,7 +486,11 @@ func (s *Service) scan(ctx context.Context) time.Duration {
 		if len(due) == 100 {
 			return 0 // more to do
 		}
-		if at, err := s.o.Store.NextDue(ctx, m.MchID); err == nil && !at.IsZero() {
+		// A time already past belongs to a session another replica holds
+		// (its claim: its commit or its lease's end settles it), to one
+		// whose resolve failed, or to a notification (not ours): MaxPoll
+		// covers them, instead of a scan a millisecond until they go.
+		if at, err := s.o.Store.NextDue(ctx, m.MchID); err == nil && at.After(now) {
 			if d := s.o.Clock.RealDuration(at.Sub(now)); d < sleep {
 				sleep = max(d, time.Millisecond)
 			}
