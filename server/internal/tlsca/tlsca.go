@@ -1,6 +1,7 @@
 // Package tlsca is the local certificate authority behind
-// --tls-self-signed: a CA made once and kept in the data dir, which issues
-// the server's certificate for the names it is reached by at every start.
+// --tls-self-signed: a CA made once and kept in the data dir (or, as a
+// Bundle, in the database replicas share), which issues the server's
+// certificate for the names it is reached by at every start.
 // Clients trust the CA once (GET /sandbox/v1/ca.pem) and keep trusting the
 // sandbox across restarts and new names.
 package tlsca
