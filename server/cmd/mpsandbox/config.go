@@ -36,6 +36,7 @@ type Config struct {
 	BodyMinRate       int64
 	MaxConnsPerSource int
 	ShutdownTimeout   time.Duration
+	DrainTime         time.Duration
 	// NotifyAllow is the operator's allow-list of notification targets.
 	NotifyAllow *notify.Policy
 
@@ -107,10 +108,11 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.Int64Var(&c.BodyMinRate, "body-min-rate", 1024, "bytes a second a request body must keep up after its first 5 s")
 	fs.IntVar(&c.MaxConnsPerSource, "max-conns-per-source", 128, "connections open at once from one client address; more are closed at once")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight requests may take to finish at SIGTERM")
+	fs.DurationVar(&c.DrainTime, "drain-time", 0, "at SIGTERM, how long /readyz answers 503 while requests are still served, before new connections are refused: the time a load balancer needs to stop sending any")
 	notifyAllow := fs.String("notify-allow", notify.DefaultAllow, "where notifications may go, comma-separated: host names (exact or *.suffix), addresses and CIDR prefixes, each optionally :port; a merchant's notify_hosts can only narrow it; link-local and cloud-metadata addresses are always refused")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain); with --tls-key")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "the PEM private key of --tls-cert")
-	fs.BoolVar(&c.TLSSelfSigned, "tls-self-signed", false, "serve HTTPS with a certificate from a local CA kept in <data-dir>/tls; clients trust GET /sandbox/v1/ca.pem")
+	fs.BoolVar(&c.TLSSelfSigned, "tls-self-signed", false, "serve HTTPS with a certificate from a local CA kept in <data-dir>/tls (with --database-url, in the database, shared by the replicas); clients trust GET /sandbox/v1/ca.pem")
 	fs.Var(nameList{&c.PublicNames}, "public-name", "a host name or IP the sandbox is reached by: in --tls-self-signed's certificate (localhost and 127.0.0.1 always), and a Host the admin API answers to besides localhost and the bound address (DNS rebinding); repeat or comma-separate")
 	fs.StringVar(&c.MetricsToken, "metrics-token", "", "bound to a non-loopback address, GET /metrics wants this bearer token or the admin token; it opens nothing else")
 	// Every flag reads its variable first, so that the command line wins.

@@ -112,13 +112,21 @@ func advance(t testing.TB, base, mchid string, by time.Duration) {
 
 // pcloudForm posts a signed P云 form and returns its JSON answer.
 func pcloudForm(base, path string, c *merchantCreds, params map[string]string) (map[string]any, error) {
+	return pcloudFormBy(call, base, path, c, params)
+}
+
+// caller is call, or a client of several replicas that retries on another.
+type caller func(method, url string, header http.Header, body any) (int, []byte, error)
+
+// pcloudFormBy is pcloudForm sent through do.
+func pcloudFormBy(do caller, base, path string, c *merchantCreds, params map[string]string) (map[string]any, error) {
 	params["app_id"], params["merchant"] = c.PCloudAppID, c.PCloudMerchant
 	params["sign"] = wxsign.PCloudSign(params, c.PCloudSecret)
 	form := url.Values{}
 	for k, v := range params {
 		form.Set(k, v)
 	}
-	status, raw, err := call("POST", base+path, http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, form.Encode())
+	status, raw, err := do("POST", base+path, http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, form.Encode())
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +145,12 @@ const (
 // prepare prepares a trade and returns its pay_id, or an error when the
 // sandbox did not acknowledge it (code 1001).
 func prepare(base string, c *merchantCreds, payOrder, value, notifyURL string) (string, error) {
-	out, err := pcloudForm(base, "/gate/1.0/payment/trade/prepare", c, map[string]string{
+	return prepareBy(call, base, c, payOrder, value, notifyURL)
+}
+
+// prepareBy is prepare sent through do.
+func prepareBy(do caller, base string, c *merchantCreds, payOrder, value, notifyURL string) (string, error) {
+	out, err := pcloudFormBy(do, base, "/gate/1.0/payment/trade/prepare", c, map[string]string{
 		"pay_order": payOrder, "subject": "停车支付", "value": value, "notify_url": notifyURL, "trade_scene": "GENERIC",
 		"expire_time": "2099-01-01T00:00:00.000Z", "sign_type": "MD5",
 	})
@@ -153,7 +166,12 @@ func prepare(base string, c *merchantCreds, payOrder, value, notifyURL string) (
 
 // jump opens P云's cashier on pay_id and returns the status and answer.
 func jump(base string, c *merchantCreds, payID string) (int, []byte, error) {
-	return call("POST", base+"/miniprogram/v1/openEmbeddedMiniProgram", nil, map[string]any{
+	return jumpBy(call, base, c, payID)
+}
+
+// jumpBy is jump sent through do.
+func jumpBy(do caller, base string, c *merchantCreds, payID string) (int, []byte, error) {
+	return do("POST", base+"/miniprogram/v1/openEmbeddedMiniProgram", nil, map[string]any{
 		"caller": map[string]any{"appId": c.AppID, "platform": "android", "sdkVersion": "3.4.0"},
 		"args":   map[string]any{"appId": "wxa204074068ad40ef", "path": "/external/payment/trade/create/index?pay_id=" + payID},
 	})

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -64,5 +65,38 @@ func TestSIGTERMEndsStreamsAndClosesTheStoreCleanly(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(data, "mpsandbox.db")); err != nil || fi.Size() == 0 {
 		t.Fatalf("database file missing or empty: %v", err)
+	}
+}
+
+// TestDrainTimeServesWhileNotReady: with --drain-time, SIGTERM turns
+// /readyz 503 at once while requests are still answered, for the drain
+// time; then the server stops as usual, exit status 0.
+func TestDrainTimeServesWhileNotReady(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	p := testproc.Start(t, testproc.Options{Flags: []string{"--drain-time", "3s"}})
+	start := time.Now()
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Second, "/readyz 503 after SIGTERM", func() bool {
+		status, _, err := call("GET", p.URL+"/readyz", nil, nil)
+		return err == nil && status == 503
+	})
+	if status, raw, err := call("GET", p.URL+"/sandbox/v1/merchants", nil, nil); err != nil || status != 200 {
+		t.Errorf("a request while draining: %d %v %s, want answered", status, err, raw)
+	}
+	if took := time.Since(start); took >= 3*time.Second {
+		t.Fatalf("the checks took %v, longer than the drain time: the test proves nothing", took)
+	}
+	if err := p.Wait(); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	if took := time.Since(start); took < 3*time.Second {
+		t.Errorf("exited %v after SIGTERM, before the 3s drain time", took)
+	}
+	if !strings.Contains(p.Log(), `"msg":"draining"`) {
+		t.Errorf("no draining line in the log:\n%s", p.Log())
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,8 @@ type Main struct {
 	listener net.Listener
 	server   *http.Server
 	app      *app.App
+	// db is the PostgreSQL store of --database-url, opened before the rest.
+	db       *postgres.Store
 	metrics  *metrics.Metrics
 	writable *writable
 	// shutdown closes when Close begins, ending event streams and long polls.
@@ -74,9 +77,29 @@ func (m *Main) Run(ctx context.Context) error {
 	ln = httpapi.LimitListener(ln, cfg.MaxConnsPerSource)
 	m.listener = ln
 
+	// The PostgreSQL store opens first: replicas on one database share the
+	// generated admin token, the local CA and the clock's start through it.
+	if cfg.DatabaseURL != "" {
+		if m.db, err = postgres.Open(ctx, postgres.Options{URL: cfg.DatabaseURL, Logger: m.Logger}); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	fail := func(err error) error {
+		m.listener.Close()
+		if m.db != nil && m.app == nil {
+			m.db.Close()
+		}
+		return err
+	}
+
 	open := httpapi.IsLoopbackAddr(cfg.Addr)
 	switch {
 	case cfg.AdminToken != "":
+	case m.db != nil:
+		if cfg.AdminToken, err = m.sharedAdminToken(ctx, open); err != nil {
+			return fail(err)
+		}
 	case open:
 		// Local clients need none; one through a proxy or by another name
 		// does, so there is always one. Printed once, as Jupyter does.
@@ -85,15 +108,13 @@ func (m *Main) Run(ctx context.Context) error {
 			"hint", "local clients need no token; a client through a proxy or by another name sends Authorization: Bearer <admin_token>")
 	default:
 		if cfg.AdminToken, err = m.generatedAdminToken(cfg); err != nil {
-			ln.Close()
-			return err
+			return fail(err)
 		}
 	}
 
-	ln, caPEM, err := m.listenTLS(ln, cfg)
+	ln, caPEM, err := m.listenTLS(ctx, ln, cfg)
 	if err != nil {
-		m.listener.Close()
-		return err
+		return fail(err)
 	}
 	m.listener = ln
 
@@ -114,8 +135,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return true, nil
 	}, version)
 	if err := m.wire(ctx, cfg, engine, open); err != nil {
-		ln.Close()
-		return err
+		return fail(err)
 	}
 	// No ReadTimeout: it would also cut event streams and long polls (the
 	// server's background read would time out); request bodies are bounded
@@ -146,11 +166,13 @@ func dataDescription(cfg Config) string {
 // the workers.
 func (m *Main) wire(ctx context.Context, cfg Config, engine *gin.Engine, open bool) error {
 	var st sandbox.Store
+	var clockStart time.Time
 	path := ":memory:"
 	switch {
-	case cfg.DatabaseURL != "":
+	case m.db != nil:
+		st = m.db
 		var err error
-		if st, err = postgres.Open(ctx, postgres.Options{URL: cfg.DatabaseURL, Logger: m.Logger}); err != nil {
+		if clockStart, err = m.sharedClockStart(ctx); err != nil {
 			return err
 		}
 	case !cfg.InMemory:
@@ -164,7 +186,7 @@ func (m *Main) wire(ctx context.Context, cfg Config, engine *gin.Engine, open bo
 		scenarioFS = os.DirFS(cfg.ScenariosDir)
 	}
 	a, err := app.New(ctx, app.Options{
-		Store: st, StorePath: path, Logger: m.Logger, ClockScale: cfg.ClockScale, Scenarios: scenarioFS,
+		Store: st, StorePath: path, Logger: m.Logger, ClockScale: cfg.ClockScale, ClockStart: clockStart, SharedStore: m.db != nil, Scenarios: scenarioFS,
 		MerchantsFile: cfg.MerchantsFile, JournalMaxEntries: cfg.JournalMaxEntries, JournalMaxAge: cfg.JournalMaxAge,
 		JournalMaxBytes: cfg.JournalMaxBytes, NotifyAllow: cfg.NotifyAllow,
 		ManualTimeout: cfg.ManualTimeout, NotifyLease: cfg.NotifyLease, Access: httpapi.Access{Open: open, AdminToken: cfg.AdminToken, Hosts: servedHosts(cfg)},
@@ -181,8 +203,10 @@ func (m *Main) wire(ctx context.Context, cfg Config, engine *gin.Engine, open bo
 	return nil
 }
 
-// Close stops serving (in-flight requests finish within the shutdown
-// timeout), stops the workers, flushes the journal and closes the store.
+// Close stops serving — /readyz answers 503 at once, new connections are
+// refused after --drain-time, in-flight requests finish within the
+// shutdown timeout —, stops the workers, flushes the journal and closes
+// the store.
 func (m *Main) Close() error {
 	var err error
 	m.closing.Do(func() { err = m.close() })
@@ -191,6 +215,12 @@ func (m *Main) Close() error {
 
 func (m *Main) close() error {
 	m.ready.Store(false)
+	if m.Config.DrainTime > 0 && m.server != nil {
+		// Not ready, still serving: a balancer watching /readyz stops
+		// sending requests before the listener closes.
+		m.Logger.Info("draining", "drain_time", m.Config.DrainTime.String())
+		time.Sleep(m.Config.DrainTime)
+	}
 	close(m.shutdown)
 	var errs []error
 	if m.server != nil {
@@ -216,6 +246,24 @@ func servedHosts(cfg Config) []string {
 		}
 	}
 	return hosts
+}
+
+// sharedClockStart is the instant the sandbox clock runs from on every
+// replica of the database: the first replica's start. At --clock-scale 1
+// it changes nothing; at any other, replicas started at different moments
+// would otherwise each tell a different sandbox time.
+func (m *Main) sharedClockStart(ctx context.Context) (time.Time, error) {
+	raw, _, err := m.db.Shared(ctx, sharedClockStart, func() ([]byte, error) {
+		return []byte(strconv.FormatInt(time.Now().UnixNano(), 10)), nil
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("clock start: %w", err)
+	}
+	ns, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("clock start %q in the database: %w", raw, err)
+	}
+	return time.Unix(0, ns), nil
 }
 
 func randomToken() string {

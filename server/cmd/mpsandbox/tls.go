@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -24,7 +25,7 @@ const tlsDir = "tls"
 // issues at this start for the public names, localhost and loopback. It
 // returns the CA certificate, which GET /sandbox/v1/ca.pem serves, when
 // there is one.
-func (m *Main) listenTLS(ln net.Listener, cfg Config) (net.Listener, []byte, error) {
+func (m *Main) listenTLS(ctx context.Context, ln net.Listener, cfg Config) (net.Listener, []byte, error) {
 	if !cfg.TLS() {
 		return ln, nil, nil
 	}
@@ -37,16 +38,9 @@ func (m *Main) listenTLS(ln net.Listener, cfg Config) (net.Listener, []byte, err
 		conf.Certificates = []tls.Certificate{pair}
 		return tls.NewListener(ln, conf), nil, nil
 	}
-	dir := ""
-	if !cfg.InMemory {
-		dir = filepath.Join(cfg.DataDir, tlsDir)
-	}
-	ca, created, err := tlsca.LoadOrCreate(dir)
+	ca, err := m.localCA(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
-	}
-	if created {
-		m.Logger.Warn("tls_ca_created", "dir", dir, "hint", "clients trust the sandbox once they trust GET /sandbox/v1/ca.pem; the CA is kept and reused")
 	}
 	names := slices.Compact(append(slices.Clone(cfg.PublicNames), "localhost", "127.0.0.1", "::1"))
 	pair, err := ca.Issue(names, time.Now())
@@ -56,6 +50,41 @@ func (m *Main) listenTLS(ln net.Listener, cfg Config) (net.Listener, []byte, err
 	conf.Certificates = []tls.Certificate{pair}
 	m.Logger.Info("tls_certificate_issued", "names", names, "not_after", pair.Leaf.NotAfter)
 	return tls.NewListener(ln, conf), ca.PEM(), nil
+}
+
+// localCA is --tls-self-signed's CA: kept in the data dir, or, on
+// PostgreSQL, in the database, so that every replica issues its
+// certificate from the same CA and a client trusting one trusts them all.
+func (m *Main) localCA(ctx context.Context, cfg Config) (*tlsca.CA, error) {
+	const hint = "clients trust the sandbox once they trust GET /sandbox/v1/ca.pem; the CA is kept and reused"
+	if m.db != nil {
+		bundle, created, err := m.db.Shared(ctx, sharedCA, func() ([]byte, error) {
+			ca, err := tlsca.Create(time.Now())
+			if err != nil {
+				return nil, err
+			}
+			return ca.Bundle(), nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("local CA: %w", err)
+		}
+		if created {
+			m.Logger.Warn("tls_ca_created", "dir", "database", "hint", hint)
+		}
+		return tlsca.FromBundle(bundle)
+	}
+	dir := ""
+	if !cfg.InMemory {
+		dir = filepath.Join(cfg.DataDir, tlsDir)
+	}
+	ca, created, err := tlsca.LoadOrCreate(dir)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		m.Logger.Warn("tls_ca_created", "dir", dir, "hint", hint)
+	}
+	return ca, nil
 }
 
 // registerCA mounts "GET /sandbox/v1/ca.pem": the local CA's certificate,

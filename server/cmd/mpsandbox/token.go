@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +12,13 @@ import (
 
 // adminTokenFile holds the generated admin token in the data dir.
 const adminTokenFile = "admin-token"
+
+// Names of the values replicas share through the PostgreSQL store.
+const (
+	sharedAdminToken = "admin_token"
+	sharedCA         = "tls_ca"
+	sharedClockStart = "clock_start"
+)
 
 // generatedAdminToken is the admin token of a server bound off loopback
 // without --admin-token: made once, written to <data-dir>/admin-token (mode
@@ -52,5 +60,28 @@ func (m *Main) generatedAdminToken(cfg Config) (string, error) {
 	}
 	// Printed once, as Jupyter does: a shared sandbox is never open by accident.
 	m.Logger.Warn("admin_token_generated", "admin_token", token, "file", path, "hint", hint)
+	return token, nil
+}
+
+// sharedAdminToken is the generated admin token of replicas on one
+// database (--database-url without --admin-token): the first to start
+// makes it and logs it; every other, and every restart, reads the same one
+// from the store, so that a client holding it may reach any replica. On
+// loopback it is logged at every start, as a generated one is there.
+func (m *Main) sharedAdminToken(ctx context.Context, open bool) (string, error) {
+	raw, created, err := m.db.Shared(ctx, sharedAdminToken, func() ([]byte, error) { return []byte(randomToken()), nil })
+	if err != nil {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	token := string(raw)
+	const hint = "kept in the database: every replica on it answers to this token; set MPSANDBOX_ADMIN_TOKEN to choose one"
+	switch {
+	case created:
+		m.Logger.Warn("admin_token_generated", "admin_token", token, "from", "database", "hint", hint)
+	case open:
+		m.Logger.Info("admin_token_loaded", "admin_token", token, "from", "database", "hint", hint)
+	default:
+		m.Logger.Info("admin_token_loaded", "from", "database")
+	}
 	return token, nil
 }

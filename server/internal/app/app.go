@@ -66,6 +66,13 @@ type Options struct {
 
 	// ClockScale is sandbox seconds per real second (default 1).
 	ClockScale float64
+	// SharedStore says that other processes use Store too (replicas on
+	// PostgreSQL): the live journal stream then reads every process's
+	// entries from the store.
+	SharedStore bool
+	// ClockStart, when set, is the instant the scaled clock runs from
+	// (default: now): replicas on one database share it.
+	ClockStart time.Time
 	// Now is the real time the merchants' clocks run on (default
 	// time.Now). Tests freeze it so that only an advance moves a clock.
 	Now func() time.Time
@@ -202,6 +209,9 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 		}
 	}
 	a.Clock = sandbox.NewClock(o.ClockScale, o.Now)
+	if !o.ClockStart.IsZero() {
+		a.Clock.StartAt(o.ClockStart)
+	}
 	var fileMerchants []merchant.FileEntry
 	if o.MerchantsFile != "" {
 		if fileMerchants, err = readMerchantsFile(o.MerchantsFile); err != nil {
@@ -216,7 +226,8 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 		return nil, err
 	}
 
-	a.Journal = journal.New(st, journal.Options{MaxEntries: o.JournalMaxEntries, MaxAge: o.JournalMaxAge, MaxBytes: o.JournalMaxBytes, Logger: o.Logger})
+	a.Journal = journal.New(st, journal.Options{MaxEntries: o.JournalMaxEntries, MaxAge: o.JournalMaxAge, MaxBytes: o.JournalMaxBytes,
+		Logger: o.Logger, Shared: o.SharedStore})
 	builders := map[string]sandbox.NotifyBuilder{}
 	a.Worker = notify.New(notify.Options{
 		Store: st, Clock: a.Clock, Journal: a.Journal, Logger: o.Logger, Builders: builders, MaxPoll: o.MaxPoll,
@@ -253,6 +264,7 @@ func build(ctx context.Context, o Options, st sandbox.Store) (*App, error) {
 	// sessions, which re-read what they need from it.
 	st.OnCommit(a.Worker.Committed)
 	st.OnCommit(a.Sessions.Committed)
+	st.OnCommit(a.Journal.Committed)
 
 	acks := map[string]func(int, []byte) bool{}
 	for name, b := range builders {

@@ -68,6 +68,14 @@ type Options struct {
 	QueueBytes int64
 	// Logger receives write and prune failures; nil discards them.
 	Logger *slog.Logger
+	// Shared says that other processes append to the same store (replicas
+	// on PostgreSQL): subscribers are then fed from the store, with every
+	// process's entries, not from this process's writes (tail.go). The
+	// app passes Committed to the store's OnCommit.
+	Shared bool
+	// TailPoll is how often a shared journal reads the store for entries
+	// no announcement told it of.
+	TailPoll time.Duration
 }
 
 func (o *Options) defaults() {
@@ -97,6 +105,9 @@ func (o *Options) defaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.TailPoll <= 0 {
+		o.TailPoll = DefaultTailPoll
 	}
 }
 
@@ -136,7 +147,14 @@ type Journal struct {
 	// pruneKick asks the pruner for a prune; the pruner runs beside the
 	// writer so that appends never wait for one.
 	pruneKick chan struct{}
-	limiter   *sourceLimiter
+	// tailKick wakes a shared journal's tail; heard is the newest id it
+	// was told the store holds.
+	tailKick chan struct{}
+	heard    atomic.Int64
+	// tailMarked closes once the tail knows where the store ends.
+	tailMarked chan struct{}
+	tailOnce   sync.Once
+	limiter    *sourceLimiter
 	// gate orders Record against shutdown: senders hold it shared, and the
 	// writer takes it exclusively to set closed, after which nothing can
 	// enter q and the final drain is complete.
@@ -180,6 +198,8 @@ func New(st sandbox.Store, o Options) *Journal {
 		stopCtx:       stopCtx,
 		stopFn:        stopFn,
 		pruneKick:     make(chan struct{}, 1),
+		tailKick:      make(chan struct{}, 1),
+		tailMarked:    make(chan struct{}),
 		limiter:       newSourceLimiter(o.UnverifiedRate),
 		stopping:      make(chan struct{}),
 		done:          make(chan struct{}),
@@ -285,6 +305,11 @@ func (j *Journal) Run(ctx context.Context) {
 	pruner := make(chan struct{})
 	go func() { defer close(pruner); j.runPruner(ctx) }()
 	defer func() { <-pruner }()
+	if j.o.Shared {
+		tail := make(chan struct{})
+		go func() { defer close(tail); j.runTail(ctx) }()
+		defer func() { <-tail }()
+	}
 	w := j.newWriter()
 	for {
 		select {
@@ -424,7 +449,11 @@ func (w *writer) write(ctx context.Context) {
 			j.log.Error("journal_append_failed", "entries", len(w.batch), "error", err)
 		} else {
 			j.written.Add(int64(len(w.batch)))
-			j.publish(w.batch)
+			if j.o.Shared {
+				j.wakeTail(w.batch[len(w.batch)-1].ID)
+			} else {
+				j.publish(w.batch)
+			}
 			w.sincePrn += len(w.batch)
 			for _, x := range w.batch {
 				w.bytesSince += size(x)
@@ -464,6 +493,7 @@ func (j *Journal) prune(ctx context.Context) {
 // journal: its channel is closed and Lagged reports true. The channel is
 // also closed when the journal closes or Cancel is called.
 func (j *Journal) Subscribe(f sandbox.JournalFilter) *Subscription {
+	j.awaitTail()
 	s := &subscriber{f: f, ch: make(chan *sandbox.Exchange, subscriberBuffer)}
 	sub := &Subscription{C: s.ch, s: s, j: j}
 	j.mu.Lock()

@@ -43,7 +43,9 @@ func Summary(x *sandbox.Exchange) *sandbox.Exchange {
 // the stored entries newer than it, oldest first; then live entries as they
 // are written. Each event is "id: <id>\nevent: exchange\ndata: <json>\n\n",
 // flushed at once; a ": ping" comment every 15 s keeps proxies from timing
-// the stream out. A client that falls more than 256 entries behind, or does
+// the stream out. On a store several replicas share (Options.Shared) the
+// live entries are every replica's, read from the store in id order, so a
+// client may resume on any replica. A client that falls more than 256 entries behind, or does
 // not take a write within 10 s, is dropped: it gets, when it can still
 // read, "event: dropped" with the id to resume from, and a browser's
 // EventSource reconnects with Last-Event-ID and replays what it missed. It

@@ -184,3 +184,53 @@ func TestServeSSEEndsWhenJournalCloses(t *testing.T) {
 		t.Error("the stream is still open after the journal closed")
 	}
 }
+
+// TestServeSSESharedStore runs two journals over one store, as two replicas
+// on one database do (Shared), the store announcing nothing, so that the
+// tail's polling is all that feeds the stream: a stream on B shows A's
+// entries and B's, in id order; one that resumes on B from an id A wrote
+// gets exactly what followed; and a stream opened after a while is not
+// sent what was written before it.
+func TestServeSSESharedStore(t *testing.T) {
+	st := openStore(t)
+	o := Options{Shared: true, TailPoll: 20 * time.Millisecond}
+	a, b := start(t, st, o), start(t, st, o)
+	st.OnCommit(b.Committed)
+
+	early := exchange("m1", 0)
+	a.Record(early)
+	flush(t, a)
+	time.Sleep(100 * time.Millisecond) // polls pass with no subscriber
+	c := connect(t, b, sandbox.JournalFilter{}, "", nil)
+	time.Sleep(50 * time.Millisecond) // the stream is subscribed
+	var want []int64
+	for i := range 6 {
+		j := []*Journal{a, b}[i%2]
+		x := exchange("m1", i+1)
+		j.Record(x)
+		flush(t, j)
+		want = append(want, x.ID)
+	}
+	for _, id := range want {
+		got := c.nextExchange(t)
+		if got.ID == early.ID {
+			t.Fatalf("the stream sent entry %d, written before it opened", early.ID)
+		}
+		if got.ID != id {
+			t.Fatalf("got entry %d, want %d: every replica's, in id order", got.ID, id)
+		}
+	}
+
+	resumed := connect(t, b, sandbox.JournalFilter{}, "", http.Header{"Last-Event-Id": {strconv.FormatInt(want[2], 10)}})
+	for _, id := range want[3:] {
+		if got := resumed.nextExchange(t); got.ID != id {
+			t.Fatalf("resumed after %d: got %d, want %d", want[2], got.ID, id)
+		}
+	}
+	live := exchange("m1", 9)
+	a.Record(live)
+	flush(t, a)
+	if got := resumed.nextExchange(t); got.ID != live.ID {
+		t.Errorf("after the resume got %d, want A's live %d", got.ID, live.ID)
+	}
+}

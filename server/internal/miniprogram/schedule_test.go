@@ -45,11 +45,11 @@ type scanCounter struct {
 	scans int
 }
 
-func (s *scanCounter) DueSessions(ctx context.Context, mchid string, now time.Time, limit int) ([]*sandbox.Session, error) {
+func (s *scanCounter) ClaimSessions(ctx context.Context, mchid string, now time.Time, owner string, lease time.Duration, limit int) ([]*sandbox.Session, error) {
 	s.mu.Lock()
 	s.scans++
 	s.mu.Unlock()
-	return s.Store.DueSessions(ctx, mchid, now, limit)
+	return s.Store.ClaimSessions(ctx, mchid, now, owner, lease, limit)
 }
 
 func (s *scanCounter) count() int {
@@ -148,5 +148,30 @@ func eventually(t *testing.T, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatal("condition not met within 5 s")
 		}
+	}
+}
+
+// TestPastDueWorkOfOthersDoesNotSpinTheResolver: a pending item already
+// due that the resolver does not take — a notification (the worker's), or
+// a session another replica claimed — makes it look again at MaxPoll, not
+// every millisecond until the item goes.
+func TestPastDueWorkOfOthersDoesNotSpinTheResolver(t *testing.T) {
+	counter := &scanCounter{}
+	h := newHarnessWith(t, harnessOptions{maxPoll: 200 * time.Millisecond, store: func(st sandbox.Store) sandbox.Store {
+		counter.Store = st
+		return counter
+	}})
+	h.mu.Lock()
+	due := h.now.Add(-time.Minute)
+	h.mu.Unlock()
+	n := &sandbox.Notification{ID: "N-PAST", MchID: h.demo.MchID, Product: "test", URL: "http://127.0.0.1:1/", State: sandbox.NotifyPending, DueAt: due}
+	if err := counter.Store.Commit(context.Background(), &sandbox.Batch{Notifications: []*sandbox.Notification{n}}); err != nil {
+		t.Fatal(err)
+	}
+	h.svc.Wake()
+	before := counter.count()
+	time.Sleep(time.Second)
+	if scans := counter.count() - before; scans > 20 {
+		t.Errorf("%d scans in 1 s with a notification past due, want about 5 (MaxPoll 200ms)", scans)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mpsandbox/mpsandbox/server/internal/httpapi"
 	"github.com/mpsandbox/mpsandbox/server/internal/merchant"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
 )
@@ -40,12 +41,20 @@ type Options struct {
 // resolvers bounds the due sessions resolved at once.
 const resolvers = 16
 
+// sessionLease is how long a due session the scheduler claimed stays its
+// own before a replica sharing the store may take it over (its holder
+// died): the resolve itself takes milliseconds, and its commit ends the
+// lease.
+const sessionLease = 10 * time.Second
+
 // Service launches and resolves sessions.
 type Service struct {
 	o        Options
 	products map[string]sandbox.Product
 	targets  map[sandbox.Target]sandbox.Product
 	known    map[string][]string // api → known target keys, for error messages
+	// owner names this scheduler in its claims of due sessions.
+	owner string
 
 	mu      sync.Mutex
 	waiters map[string][]chan struct{}
@@ -76,6 +85,7 @@ func New(o Options) (*Service, error) {
 	s := &Service{
 		o: o, products: map[string]sandbox.Product{}, targets: map[sandbox.Target]sandbox.Product{},
 		known: map[string][]string{}, waiters: map[string][]chan struct{}{}, wake: make(chan struct{}, 1),
+		owner: httpapi.NewID("sch_"),
 	}
 	for _, api := range sandbox.APIs {
 		s.known[api] = []string{}
@@ -440,7 +450,9 @@ func (s *Service) scan(ctx context.Context) time.Duration {
 	sleep := s.o.MaxPoll
 	for _, m := range s.o.Merchants.List() {
 		now := s.o.Clock.Now(m.MchID)
-		due, err := s.o.Store.DueSessions(ctx, m.MchID, now, 100)
+		// Claimed, so that replicas sharing the store resolve each due
+		// session once; a store one process owns returns DueSessions.
+		due, err := s.o.Store.ClaimSessions(ctx, m.MchID, now, s.owner, sessionLease, 100)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.o.Logger.Error("due_sessions_failed", "mchid", m.MchID, "error", err)
@@ -474,7 +486,11 @@ func (s *Service) scan(ctx context.Context) time.Duration {
 		if len(due) == 100 {
 			return 0 // more to do
 		}
-		if at, err := s.o.Store.NextDue(ctx, m.MchID); err == nil && !at.IsZero() {
+		// A time already past belongs to a session another replica holds
+		// (its claim: its commit or its lease's end settles it), to one
+		// whose resolve failed, or to a notification (not ours): MaxPoll
+		// covers them, instead of a scan a millisecond until they go.
+		if at, err := s.o.Store.NextDue(ctx, m.MchID); err == nil && at.After(now) {
 			if d := s.o.Clock.RealDuration(at.Sub(now)); d < sleep {
 				sleep = max(d, time.Millisecond)
 			}

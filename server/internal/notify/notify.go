@@ -225,8 +225,11 @@ func (w *Worker) poke() {
 }
 
 // Run scans and delivers until ctx ends; attempts in flight then finish
-// (each is bounded by the attempt timeout) before Run returns.
+// (each is bounded by the attempt timeout) before Run returns, and the
+// claims left (rows claimed but not attempted) are released, so that
+// another process sharing the store takes them at once.
 func (w *Worker) Run(ctx context.Context) {
+	defer releaseClaims(w.st, w.owner, w.log)
 	defer w.wg.Wait()
 	var merchants []*sandbox.Merchant
 	timer := time.NewTimer(0)
@@ -593,5 +596,18 @@ func (w *Worker) update(ctx context.Context, mchid, id string, change func(n *sa
 		if !sandbox.IsCode(err, sandbox.CodeConflict) || try == adminTries {
 			return nil, err
 		}
+	}
+}
+
+// releaseClaimsTimeout bounds the release of a stopping process's claims.
+const releaseClaimsTimeout = 5 * time.Second
+
+// releaseClaims ends owner's leases in st, for a worker that stops. A
+// failure only delays the others until the leases run out.
+func releaseClaims(st sandbox.Store, owner string, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), releaseClaimsTimeout)
+	defer cancel()
+	if err := st.ReleaseClaims(ctx, owner); err != nil {
+		log.Warn("release_claims_failed", "owner", owner, "error", err.Error())
 	}
 }

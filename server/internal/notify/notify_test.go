@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -470,7 +471,8 @@ func TestRunLetsAttemptsFinish(t *testing.T) {
 	if err := st.Commit(context.Background(), &sandbox.Batch{Merchants: []*sandbox.Merchant{merchant("m1")}, Notifications: []*sandbox.Notification{n}}); err != nil {
 		t.Fatal(err)
 	}
-	w := New(Options{Store: st, Clock: clock, Builders: map[string]sandbox.NotifyBuilder{product: builder{}}})
+	rel := &releases{Store: st}
+	w := New(Options{Store: rel, Clock: clock, Builders: map[string]sandbox.NotifyBuilder{product: builder{}}, Owner: "W-1"})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); w.Run(ctx) }()
@@ -489,6 +491,26 @@ func TestRunLetsAttemptsFinish(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkState(t, got, sandbox.NotifyDelivered, 1)
+	if !slices.Equal(rel.owners, []string{"W-1"}) || rel.stateThen != sandbox.NotifyDelivered {
+		t.Errorf("ReleaseClaims called for %q with the notification %s; want once for W-1, after the attempt's outcome was committed",
+			rel.owners, rel.stateThen)
+	}
+}
+
+// releases records the ReleaseClaims calls of a stopping worker, and the
+// state N-1 was in at the time.
+type releases struct {
+	sandbox.Store
+	owners    []string
+	stateThen sandbox.NotifyState
+}
+
+func (r *releases) ReleaseClaims(ctx context.Context, owner string) error {
+	if n, err := r.GetNotification(ctx, "N-1"); err == nil {
+		r.stateThen = n.State
+	}
+	r.owners = append(r.owners, owner)
+	return r.Store.ReleaseClaims(ctx, owner)
 }
 
 func TestAllowed(t *testing.T) {

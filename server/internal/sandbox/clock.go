@@ -29,20 +29,30 @@ func NewClock(scale float64, real func() time.Time) *Clock {
 	return &Clock{real: real, start: real(), scale: scale, offsets: map[string]time.Duration{}}
 }
 
+// StartAt makes the clock's scaled time run from start instead of the
+// moment NewClock was called: processes sharing a store (replicas) start
+// their clocks at one shared instant, so that at a scale other than 1
+// they all tell the same sandbox time. Call it before the clock is read.
+func (c *Clock) StartAt(start time.Time) {
+	c.mu.Lock()
+	c.start = start
+	c.mu.Unlock()
+}
+
 // Scale is how many sandbox seconds pass per real second.
 func (c *Clock) Scale() float64 { return c.scale }
 
 // Now returns the merchant's sandbox time.
 func (c *Clock) Now(mchid string) time.Time {
 	c.mu.RLock()
-	off := c.offsets[mchid]
+	off, start := c.offsets[mchid], c.start
 	c.mu.RUnlock()
 	now := c.real()
 	if c.scale == 1 {
 		return now.Add(off)
 	}
-	elapsed := time.Duration(float64(now.Sub(c.start)) * c.scale)
-	return c.start.Add(elapsed).Add(off)
+	elapsed := time.Duration(float64(now.Sub(start)) * c.scale)
+	return start.Add(elapsed).Add(off)
 }
 
 // Offset returns the merchant's total manual advance.

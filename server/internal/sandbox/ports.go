@@ -31,6 +31,10 @@ type Committed struct {
 	// NotifyMerchants are the merchants it left a notification pending
 	// for: the notification worker has work.
 	NotifyMerchants []string `json:"notify_merchants,omitempty"`
+	// Journal is the newest journal entry id an append of another process
+	// committed: a store shared by several processes announces their
+	// appends so, and the live journal stream reads the store up to it.
+	Journal int64 `json:"journal,omitempty"`
 }
 
 // CommittedSession is a session a commit wrote: enough to wake a long poll
@@ -112,6 +116,14 @@ type Store interface {
 	// or when a Commit of the notification lands; claiming again renews
 	// the owner's own. A store one process owns may ignore owner and lease.
 	ClaimNotifications(ctx context.Context, mchid string, now time.Time, owner string, lease time.Duration, limit int) ([]*Notification, error)
+	// ClaimSessions is ClaimNotifications for sessions: what DueSessions
+	// returns, less the sessions another owner holds, leased to owner, so
+	// that processes sharing a store resolve each due session once.
+	ClaimSessions(ctx context.Context, mchid string, now time.Time, owner string, lease time.Duration, limit int) ([]*Session, error)
+	// ReleaseClaims ends every lease owner holds on notifications and
+	// sessions: a process shutting down hands what it claimed but did not
+	// finish to the others at once, instead of when the leases run out.
+	ReleaseClaims(ctx context.Context, owner string) error
 	// NextDue returns the earliest DueAt of a pending notification or
 	// session of the merchant, or the zero time when there is none.
 	NextDue(ctx context.Context, mchid string) (time.Time, error)

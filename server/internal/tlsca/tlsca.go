@@ -1,6 +1,7 @@
 // Package tlsca is the local certificate authority behind
-// --tls-self-signed: a CA made once and kept in the data dir, which issues
-// the server's certificate for the names it is reached by at every start.
+// --tls-self-signed: a CA made once and kept in the data dir (or, as a
+// Bundle, in the database replicas share), which issues the server's
+// certificate for the names it is reached by at every start.
 // Clients trust the CA once (GET /sandbox/v1/ca.pem) and keep trusting the
 // sandbox across restarts and new names.
 package tlsca
@@ -40,9 +41,10 @@ const (
 
 // CA is the sandbox's certificate authority.
 type CA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
+	cert   *x509.Certificate
+	key    *ecdsa.PrivateKey
+	pem    []byte
+	keyPEM []byte
 }
 
 // LoadOrCreate reads the CA from dir, or makes one there (dir created 0700,
@@ -140,7 +142,41 @@ func parse(certPEM, keyPEM []byte) (*CA, error) {
 	if !cert.IsCA {
 		return nil, errors.New("the certificate is not a CA")
 	}
-	return &CA{cert: cert, key: key, pem: certPEM}, nil
+	return &CA{cert: cert, key: key, pem: certPEM, keyPEM: keyPEM}, nil
+}
+
+// Create makes a new CA, kept nowhere: a caller that shares it (replicas
+// on one database) keeps its Bundle.
+func Create(now time.Time) (*CA, error) {
+	ca, _, err := create(now)
+	return ca, err
+}
+
+// Bundle is the CA's certificate and private key in one PEM document, what
+// FromBundle reads back. It holds the key: keep it as a secret.
+func (ca *CA) Bundle() []byte {
+	return append(append([]byte(nil), ca.pem...), ca.keyPEM...)
+}
+
+// FromBundle reads a CA from its Bundle.
+func FromBundle(bundle []byte) (*CA, error) {
+	var certPEM, keyPEM []byte
+	for rest := bundle; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		if b.Type == "CERTIFICATE" {
+			certPEM = append(certPEM, pem.EncodeToMemory(b)...)
+		} else {
+			keyPEM = append(keyPEM, pem.EncodeToMemory(b)...)
+		}
+	}
+	ca, err := parse(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("local CA: %w", err)
+	}
+	return ca, nil
 }
 
 // PEM is the CA certificate, what clients add to their trust store.

@@ -226,8 +226,9 @@ func (w *wtx) apply(b *sandbox.Batch, d docs, st *stamps) error {
 	}
 	for i, x := range b.Sessions {
 		err := w.put(versioned{what: "session", table: "sessions", id: x.ID, version: x.Version, st: &st.sessions[i],
-			cols: []string{"mchid", "product", "state", "due_at", "doc"},
-			vals: []any{x.MchID, x.Product, string(x.State), storedoc.Nanos(x.DueAt), d.sessions[i]}})
+			// A write ends the lease of a claim, as for notifications.
+			cols: []string{"mchid", "product", "state", "due_at", "doc", "lease_owner", "lease_until"},
+			vals: []any{x.MchID, x.Product, string(x.State), storedoc.Nanos(x.DueAt), d.sessions[i], "", 0}})
 		if err != nil {
 			return err
 		}

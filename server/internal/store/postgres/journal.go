@@ -20,7 +20,8 @@ import (
 // they commit in the order of their ids: a reader paging with AfterID (the
 // live stream, Last-Event-ID) that has seen an id never later finds a
 // smaller one appear, as it could if a transaction holding a smaller id
-// committed after one holding a larger.
+// committed after one holding a larger. Each append is announced to the
+// other processes (sandbox.Committed.Journal) for their live streams.
 func (s *Store) AppendExchanges(ctx context.Context, xs []*sandbox.Exchange) error {
 	if len(xs) == 0 {
 		return nil
@@ -52,6 +53,11 @@ func (s *Store) AppendExchanges(ctx context.Context, xs []*sandbox.Exchange) err
 				len(docs[i]), docs[i]).
 				QueryRow(func(r pgx.Row) error { return r.Scan(&ids[i]) })
 		}
+		// Announced to the other processes (a notice with only "journal"
+		// set): their live streams read the store up to this id. Under
+		// the lock, max(id) is this append's last.
+		b.Queue(`SELECT pg_notify($1, json_build_object('from', $2::text, 'journal', (SELECT max(id) FROM journal))::text)`,
+			commitChannel, s.id)
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {

@@ -108,6 +108,21 @@ CREATE INDEX journal_time ON journal (time);
 ALTER TABLE notifications ADD COLUMN lease_owner text NOT NULL DEFAULT '',
 	ADD COLUMN lease_until bigint NOT NULL DEFAULT 0;
 `,
+	// Values every replica must share (Store.Shared): the generated admin
+	// token, the local CA of --tls-self-signed, the clock's start.
+	`
+CREATE TABLE shared_values (
+	name    text PRIMARY KEY,
+	created bigint NOT NULL,
+	value   bytea NOT NULL
+);
+`,
+	// Session leases (ClaimSessions), as notifications have: one replica's
+	// scheduler resolves each due session.
+	`
+ALTER TABLE sessions ADD COLUMN lease_owner text NOT NULL DEFAULT '',
+	ADD COLUMN lease_until bigint NOT NULL DEFAULT 0;
+`,
 }
 
 // Advisory lock keys (pg_advisory_lock takes any bigint; these spell

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -211,5 +212,63 @@ func TestStartedWriteOutlivesItsContext(t *testing.T) {
 	}
 	if got, err := s.GetExchange(context.Background(), xs[0].ID); err != nil || got.URL != "/late" {
 		t.Errorf("GetExchange = %+v, %v; want the appended exchange", got, err)
+	}
+}
+
+// TestSharedValuesAgree starts eight processes' stores at once on one
+// database, each asking for the same shared value with a value of its own:
+// exactly one is made, and every store returns it; a store opened later
+// reads it without making one.
+func TestSharedValuesAgree(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	const n = 8
+	stores := make([]*Store, n)
+	for i := range stores {
+		stores[i] = openStore(t, url)
+	}
+	got := make([]string, n)
+	made := make([]bool, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i, s := range stores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			v, created, err := s.Shared(context.Background(), "token", func() ([]byte, error) { return []byte(fmt.Sprint("value-", i)), nil })
+			got[i], made[i], errs[i] = string(v), created, err
+		}()
+	}
+	close(start)
+	wg.Wait()
+	creators := 0
+	for i := range stores {
+		if errs[i] != nil {
+			t.Fatalf("store %d: %v", i, errs[i])
+		}
+		if got[i] != got[0] {
+			t.Errorf("store %d got %q, store 0 %q: the stores disagree", i, got[i], got[0])
+		}
+		if made[i] {
+			creators++
+			if got[i] != fmt.Sprint("value-", i) {
+				t.Errorf("store %d made the value but returned %q", i, got[i])
+			}
+		}
+	}
+	if creators != 1 {
+		t.Errorf("%d stores say they made the value, want 1", creators)
+	}
+	later := openStore(t, url)
+	v, created, err := later.Shared(context.Background(), "token", func() ([]byte, error) {
+		t.Error("a store opened later made a value")
+		return []byte("late"), nil
+	})
+	if err != nil || created || string(v) != got[0] {
+		t.Errorf("later: %q, created %v, %v; want %q", v, created, err, got[0])
+	}
+	if _, _, err := later.Shared(context.Background(), "other", func() ([]byte, error) { return nil, errors.New("no entropy") }); err == nil || err.Error() != "no entropy" {
+		t.Errorf("a failing create: %v, want its error", err)
 	}
 }

@@ -46,6 +46,7 @@ func Run(t *testing.T, h Harness) {
 		{"Sessions", testSessions},
 		{"Notifications", testNotifications},
 		{"Claims", testClaims},
+		{"SessionClaims", testSessionClaims},
 		{"NextDue", testNextDue},
 		{"Journal", testJournal},
 		{"QueryJournalLimits", testQueryJournalLimits},
