@@ -125,6 +125,9 @@ func (m *Main) Run(ctx context.Context) error {
 	m.metrics = metrics.New()
 	engine.Use(m.metrics.Middleware())
 	engine.GET("/metrics", m.metrics.Handler(open, cfg.AdminToken, cfg.MetricsToken))
+	if m.db != nil {
+		observePostgres(m.metrics, m.db)
+	}
 	embedded.RegisterProbes(engine, func() (bool, error) {
 		if !m.ready.Load() {
 			return false, nil

@@ -7,7 +7,6 @@ import (
 
 	"github.com/mpsandbox/mpsandbox/server/internal/metrics"
 	"github.com/mpsandbox/mpsandbox/server/internal/sandbox"
-	"github.com/mpsandbox/mpsandbox/server/internal/store/postgres"
 	"github.com/mpsandbox/mpsandbox/server/internal/store/sqlite"
 )
 
@@ -30,8 +29,10 @@ func (a *App) ProbeWrite(ctx context.Context) error {
 
 // observe registers the gauges read at each scrape: the journal's queue
 // and, from the SQLite store, the notification queue, pending sessions,
-// the journal's size and the writer's queue; from the PostgreSQL store, its
-// pool, claims and LISTEN connection.
+// the journal's size and the writer's queue. The PostgreSQL store's figures
+// are registered by the binary that opened it (observePostgres in
+// server/cmd/mpsandbox), so that app — and the testkit through it — does not
+// depend on the PostgreSQL driver.
 func (a *App) observe(m *metrics.Metrics, log *slog.Logger) {
 	if m == nil {
 		return
@@ -40,10 +41,6 @@ func (a *App) observe(m *metrics.Metrics, log *slog.Logger) {
 		s := a.Journal.Stats()
 		return float64(s.Recorded - s.Written - s.Failed)
 	})
-	if pg, ok := a.raw.(*postgres.Store); ok {
-		observePostgres(m, pg)
-		return
-	}
 	st, ok := a.raw.(*sqlite.Store)
 	if !ok {
 		return
@@ -64,42 +61,6 @@ func (a *App) observe(m *metrics.Metrics, log *slog.Logger) {
 		"journal_bytes":            "Bytes of the journal's entries, bodies included.",
 		"store_write_queue_depth":  "Commits waiting for the store's writer.",
 	}, log)
-}
-
-// observePostgres registers the PostgreSQL store's figures, each read from
-// the pool (no query) at each scrape.
-func observePostgres(m *metrics.Metrics, pg *postgres.Store) {
-	gauges := map[string]struct {
-		help string
-		read func(postgres.Stats) int32
-	}{
-		"postgres_pool_acquired_connections": {"Connections of the pool in use.", func(s postgres.Stats) int32 { return s.Acquired }},
-		"postgres_pool_idle_connections":     {"Connections of the pool open and idle.", func(s postgres.Stats) int32 { return s.Idle }},
-		"postgres_pool_connections":          {"Connections of the pool open (in use, idle or being made).", func(s postgres.Stats) int32 { return s.Total }},
-		"postgres_pool_max_connections":      {"The pool's bound (pool_max_conns in the URL).", func(s postgres.Stats) int32 { return s.Max }},
-	}
-	for name, g := range gauges {
-		m.Gauge(name, g.help, func() float64 { return float64(g.read(pg.Stats())) })
-	}
-	counters := map[string]struct {
-		help string
-		read func(postgres.Stats) float64
-	}{
-		"postgres_pool_acquires_total": {"Connections taken from the pool.", func(s postgres.Stats) float64 { return float64(s.Acquires) }},
-		"postgres_pool_empty_acquires_total": {"Connections taken from the pool that had to wait for one (none idle).",
-			func(s postgres.Stats) float64 { return float64(s.EmptyAcquires) }},
-		"postgres_pool_acquire_wait_seconds_total": {"Time spent taking connections from the pool.",
-			func(s postgres.Stats) float64 { return s.AcquireWait.Seconds() }},
-		"postgres_notification_claims_total": {"Claims of due notifications (FOR UPDATE SKIP LOCKED, a lease) by this process.",
-			func(s postgres.Stats) float64 { return float64(s.Claims) }},
-		"postgres_notifications_claimed_total": {"Notifications this process leased (a renewed lease counts again).",
-			func(s postgres.Stats) float64 { return float64(s.Claimed) }},
-		"postgres_listen_reconnects_total": {"Times the LISTEN connection that hears other replicas' commits was lost and made again.",
-			func(s postgres.Stats) float64 { return float64(s.ListenLost) }},
-	}
-	for name, c := range counters {
-		m.Counter(name, c.help, func() float64 { return c.read(pg.Stats()) })
-	}
 }
 
 // attempted is the notification worker's hook into the metrics.
