@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"mime"
 	"net/http"
 	"net/url"
 	"strings"
@@ -112,6 +113,11 @@ type Launch struct {
 	Mode      string `json:"mode"`  // auto or manual
 	State     string `json:"state"` // pending, returned, …
 	ReturnURL string `json:"return_url"`
+	// Warnings are the rules the sandbox inferred (the real documentation
+	// does not state them) that the call broke: accepted all the same, each
+	// "<path>: <reason>" from an X-Sandbox-Warning header. A merchant set to
+	// strict is refused instead.
+	Warnings []string `json:"-"`
 }
 
 // Violation is one problem with a call, at a JSON pointer.
@@ -148,7 +154,7 @@ func (m *Merchant) Jump(ctx context.Context, call Call, from ...Caller) (*Launch
 		caller = from[0]
 	}
 	path := "/miniprogram/v1/" + call.API()
-	status, raw, err := m.sb.send(ctx, http.MethodPost, path, map[string]any{"caller": caller, "args": call})
+	status, header, raw, err := m.sb.exchange(ctx, http.MethodPost, path, map[string]any{"caller": caller, "args": call})
 	if err != nil {
 		return nil, err
 	}
@@ -158,6 +164,13 @@ func (m *Merchant) Jump(ctx context.Context, call Call, from ...Caller) (*Launch
 	var l Launch
 	if err := json.Unmarshal(raw, &l); err != nil {
 		return nil, fmt.Errorf("POST %s: decode %.200s: %w", path, raw, err)
+	}
+	var dec mime.WordDecoder
+	for _, w := range header.Values("X-Sandbox-Warning") {
+		if d, err := dec.DecodeHeader(w); err == nil {
+			w = d
+		}
+		l.Warnings = append(l.Warnings, w)
 	}
 	return &l, nil
 }

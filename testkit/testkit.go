@@ -279,17 +279,23 @@ func (s *Sandbox) Admin(ctx context.Context, method, path string, body, out any)
 // Every call carries Content-Type: application/json, body or not, which is
 // what a state-changing admin call is checked for.
 func (s *Sandbox) send(ctx context.Context, method, path string, body any) (int, []byte, error) {
+	status, _, raw, err := s.exchange(ctx, method, path, body)
+	return status, raw, err
+}
+
+// exchange is send that also gives the answer's headers.
+func (s *Sandbox) exchange(ctx context.Context, method, path string, body any) (int, http.Header, []byte, error) {
 	var r io.Reader
 	if body != nil {
 		j, err := json.Marshal(body)
 		if err != nil {
-			return 0, nil, fmt.Errorf("%s %s: marshal the body: %w", method, path, err)
+			return 0, nil, nil, fmt.Errorf("%s %s: marshal the body: %w", method, path, err)
 		}
 		r = bytes.NewReader(j)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, s.url+path, r)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if s.token != "" {
@@ -297,14 +303,14 @@ func (s *Sandbox) send(ctx context.Context, method, path string, body any) (int,
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
-		return 0, nil, fmt.Errorf("%s %s: read the answer: %w", method, path, err)
+		return 0, nil, nil, fmt.Errorf("%s %s: read the answer: %w", method, path, err)
 	}
-	return resp.StatusCode, raw, nil
+	return resp.StatusCode, resp.Header, raw, nil
 }
 
 func apiError(method, path string, status int, raw []byte) *APIError {
