@@ -219,7 +219,7 @@ func (s *Store) drain(group []*op) []*op {
 
 // maxYields bounds how often the writer yields before a group commit: on
 // the bench's jump path (16 connections, 2 cores) groups grew from about 2
-// ops to about 6 with 2 to 4 yields (docs/PERFORMANCE.md, issue 15).
+// ops to about 6-7 with 2 to 4 yields (docs/PERFORMANCE.md, issue 15).
 const maxYields = 4
 
 // wtx is one group transaction and the statements bound to it.
