@@ -83,7 +83,7 @@ func (b *bench) all() error {
 		if err != nil {
 			return err
 		}
-		if b.r.Notify, err = b.notify([]*drive.Server{s}, cr); err != nil {
+		if b.r.Notify, err = b.notify([]*drive.Server{s}, cr, b.c.Notify); err != nil {
 			return fmt.Errorf("notifications: %w", err)
 		}
 	}
@@ -327,7 +327,7 @@ const notifyMchID = "1900009001"
 // their workers take to deliver every one to an acknowledging loopback
 // receiver; then it checks that each attempt was journalled. The servers
 // share one store: the first prepares and pays.
-func (b *bench) notify(servers []*drive.Server, cr *drive.Credentials) (NotifyFigures, error) {
+func (b *bench) notify(servers []*drive.Server, cr *drive.Credentials, n int) (NotifyFigures, error) {
 	mchid := cr.MchID
 	var f NotifyFigures
 	client := drive.NewClient(servers[0].Base, b.c.Conns)
@@ -349,7 +349,7 @@ func (b *bench) notify(servers []*drive.Server, cr *drive.Credentials) (NotifyFi
 		return f, err
 	}
 	defer recv.Close()
-	n := b.c.Notify
+	prepared := time.Now()
 	err = parallel(8, n, func(i int) error {
 		payID, err := client.Prepare(cr, fmt.Sprintf("NOTIFY-%06d", i), drive.ValueNotifyLate, recv.URL+"/notify")
 		if err != nil {
@@ -362,7 +362,8 @@ func (b *bench) notify(servers []*drive.Server, cr *drive.Credentials) (NotifyFi
 		return f, err
 	}
 	if got := recv.Requests(); got != 0 {
-		return f, fmt.Errorf("%d notifications arrived before they were due", got)
+		return f, fmt.Errorf("%d notifications arrived before they were due: preparing %d took %v, and each is due 60 s after its payment (lower -notifications)",
+			got, n, time.Since(prepared).Round(time.Second))
 	}
 	start := time.Now()
 	for _, srv := range servers {
