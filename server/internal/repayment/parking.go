@@ -237,6 +237,25 @@ func warnHTTP(c *gin.Context, url string) {
 	}
 }
 
+// admit is what a create (entry or deduction) checks after its body:
+// the violations found so far (one 参数错误 naming them all), the partner
+// fields, an http notify_url (a warning), the scenario picked by field =
+// value; and it makes sure the merchant's vehicle users exist.
+func (p *Product) admit(c *gin.Context, m *sandbox.Merchant, vs []sandbox.Violation, subMchID, subAppID, notifyURL, field, value string) (*sandbox.Scenario, parkingParams, error) {
+	if len(vs) > 0 {
+		return nil, parkingParams{}, sandbox.Invalid("参数错误", vs...)
+	}
+	if err := partnerOf(c, m, subMchID, subAppID); err != nil {
+		return nil, parkingParams{}, err
+	}
+	warnHTTP(c, notifyURL)
+	sc, ps, err := p.pick(c, m, field, value)
+	if err != nil {
+		return nil, parkingParams{}, err
+	}
+	return sc, ps, p.ensureFixtures(c.Request.Context(), m.MchID)
+}
+
 // handleCreateParking handles "POST /v3/vehicle/parking/parkings" (创建停车入场).
 // The entry is NORMAL or BLOCKED by the plate's user (see entryState); an
 // entry blocked because the user owes is remembered on the user, so that
@@ -250,21 +269,11 @@ func (p *Product) handleCreateParking(c *gin.Context) error {
 		return err
 	}
 	vs := p.d.NotifyTargets.NotifyURLViolations(m, "/notify_url", req.NotifyURL)
-	if len(vs) > 0 {
-		return sandbox.Invalid("参数错误", vs...)
-	}
-	if err := partnerOf(c, m, req.SubMchID, ""); err != nil {
-		return err
-	}
-	warnHTTP(c, req.NotifyURL)
-	sc, ps, err := p.pick(c, m, "out_parking_no", req.OutParkingNo)
+	sc, ps, err := p.admit(c, m, vs, req.SubMchID, "", req.NotifyURL, "out_parking_no", req.OutParkingNo)
 	if err != nil {
 		return err
 	}
 	ctx := c.Request.Context()
-	if err := p.ensureFixtures(ctx, m.MchID); err != nil {
-		return err
-	}
 	for try := 1; ; try++ {
 		if old, err := sandbox.Get[entry](ctx, p.d.Store, KindParking, m.MchID, req.OutParkingNo); err == nil {
 			if old.V.Request != req {
@@ -427,21 +436,11 @@ func (p *Product) handleDeduct(c *gin.Context) error {
 	if req.AppID != m.AppID {
 		vs = append(vs, sandbox.Violation{Path: "/appid", Message: fmt.Sprintf("%q is not merchant %s's appid %s", req.AppID, m.MchID, m.AppID)})
 	}
-	if len(vs) > 0 {
-		return sandbox.Invalid("参数错误", vs...)
-	}
-	if err := partnerOf(c, m, req.SubMchID, req.SubAppID); err != nil {
-		return err
-	}
-	warnHTTP(c, req.NotifyURL)
-	sc, ps, err := p.pick(c, m, "out_trade_no", req.OutTradeNo)
+	sc, ps, err := p.admit(c, m, vs, req.SubMchID, req.SubAppID, req.NotifyURL, "out_trade_no", req.OutTradeNo)
 	if err != nil {
 		return err
 	}
 	ctx := c.Request.Context()
-	if err := p.ensureFixtures(ctx, m.MchID); err != nil {
-		return err
-	}
 	if !p.knownParkingID(ctx, m.MchID, req.ParkingInfo.ParkingID) {
 		// [I]: parking_id is the id 创建停车入场 answered; whether the real
 		// service refuses another is not documented, so it is a warning.

@@ -82,18 +82,8 @@ func readMany[T any](s *Store, ctx context.Context, st *sql.Stmt, scan func(stor
 		return nil, s.fail("read", err)
 	}
 	defer rows.Close()
-	var out []*T
-	for rows.Next() {
-		v, err := scan(rows)
-		if errors.Is(err, storedoc.ErrPageFull) {
-			break
-		}
-		if err != nil {
-			return nil, s.fail("read", err)
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := storedoc.Collect(rows, scan)
+	if err != nil {
 		return nil, s.fail("read", err)
 	}
 	return out, nil

@@ -64,6 +64,33 @@ var (
 // ErrPageFull ends a list read early: the page has its bytes.
 var ErrPageFull = errors.New("page full")
 
+// Rows is what both drivers' result sets offer (*sql.Rows, pgx.Rows).
+type Rows interface {
+	Scanner
+	Next() bool
+	Err() error
+}
+
+// Collect decodes every row with scan, stopping early (without an error)
+// when scan says the page is full (ErrPageFull).
+func Collect[T any](rows Rows, scan func(Scanner) (*T, error)) ([]*T, error) {
+	var out []*T
+	for rows.Next() {
+		v, err := scan(rows)
+		if errors.Is(err, ErrPageFull) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Exchange decodes a journal row of (id, time, doc).
 func Exchange(r Scanner) (*sandbox.Exchange, error) {
 	x, _, err := ExchangeSized(r)
