@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/mpsandbox/mpsandbox/server/internal/testproc"
@@ -35,6 +37,23 @@ func TestBinaryLeavesOutMethodsNothingCalls(t *testing.T) {
 	} {
 		if bytes.Contains(b, []byte(fn)) {
 			t.Errorf("the binary links %s, which nothing calls: a reachable function looks methods up by name", fn)
+		}
+	}
+}
+
+// TestGofakeitStaysInTheTests keeps gofakeit — the store contract's random
+// text (server/internal/store/storetest) — out of the binary and out of the
+// testkit a merchant's tests link: importing its root package runs an init
+// that links text/template's executor, the method lookup by name above.
+func TestGofakeitStaysInTheTests(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "github.com/mpsandbox/mpsandbox/server/cmd/mpsandbox",
+		"github.com/mpsandbox/mpsandbox/testkit").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		if strings.HasPrefix(pkg, "github.com/brianvoe/gofakeit/") || strings.HasSuffix(pkg, "/storetest") {
+			t.Errorf("the server or the testkit imports %s", pkg)
 		}
 	}
 }

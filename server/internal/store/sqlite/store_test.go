@@ -234,6 +234,13 @@ var (
 func TestContract(t *testing.T) {
 	storetest.Run(t, storetest.Harness{
 		Open: func(t *testing.T) sandbox.Store { return openStore(t) },
+		Reopen: func(t *testing.T, s sandbox.Store) sandbox.Store {
+			st := s.(*Store)
+			if err := st.Close(); err != nil {
+				t.Fatal(err)
+			}
+			return openStore(t, st.path)
+		},
 		JournalBytes: func(t *testing.T, s sandbox.Store) int64 {
 			var n int64
 			if err := s.(*Store).rdb.QueryRow(`SELECT coalesce(sum(length(json)), 0) FROM journal`).Scan(&n); err != nil {

@@ -25,6 +25,10 @@ type Harness struct {
 	// Replica, when set, opens another store on s's database, as another
 	// process of a replicated deployment would; closed when the test ends.
 	Replica func(t *testing.T, s sandbox.Store) sandbox.Store
+	// Reopen, when set, returns a store on s's database that holds
+	// nothing of what s wrote in memory, as a restarted process would
+	// (s may be closed). Without it, Replica serves.
+	Reopen func(t *testing.T, s sandbox.Store) sandbox.Store
 	// Outage, when set, returns a new, empty store and two functions: down
 	// takes its database away (a stopped server), up brings it back.
 	Outage func(t *testing.T) (s sandbox.Store, down, up func())
@@ -49,6 +53,7 @@ func Run(t *testing.T, h Harness) {
 		{"SessionClaims", testSessionClaims},
 		{"NextDue", testNextDue},
 		{"Journal", testJournal},
+		{"RoundTrip", testRoundTrip},
 		{"QueryJournalLimits", testQueryJournalLimits},
 		{"JournalBytes", testJournalBytes},
 		{"CommitCancelled", testCommitCancelled},
