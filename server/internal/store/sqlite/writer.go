@@ -86,8 +86,14 @@ var writeSQL = [numWriteStmts]string{
 	// bound's running total (journalbytes.go).
 	wPruneKeep: `DELETE FROM journal WHERE id IN (
 		SELECT id FROM journal WHERE id <= (SELECT max(id) FROM journal) - ?1 ORDER BY id LIMIT ?2) RETURNING length(json)`,
-	wPruneBefore: `DELETE FROM journal WHERE id IN (SELECT id FROM journal WHERE time < ?1 LIMIT ?2) RETURNING length(json)`,
-	wPruneUpTo:   `DELETE FROM journal WHERE id IN (SELECT id FROM journal WHERE id <= ?1 ORDER BY id LIMIT ?2) RETURNING length(json)`,
+	// By age, among the oldest ids: an exchange is journalled when it
+	// ends, so times grow with ids but for one that took long (a long
+	// poll) among quick ones. PruneJournal stops at the first chunk of
+	// the oldest with nothing older than before; such a straggler goes
+	// with the next chunk, a little later than its age says.
+	wPruneBefore: `DELETE FROM journal WHERE id IN (
+		SELECT id FROM (SELECT id, time FROM journal ORDER BY id LIMIT ?2) WHERE time < ?1) RETURNING length(json)`,
+	wPruneUpTo: `DELETE FROM journal WHERE id IN (SELECT id FROM journal WHERE id <= ?1 ORDER BY id LIMIT ?2) RETURNING length(json)`,
 }
 
 // op states: the caller and the writer race to move an op out of queued, so
@@ -174,31 +180,64 @@ func (s *Store) submit(ctx context.Context, o *op) error {
 
 // writeLoop is the single writer: it takes every op queued at the moment,
 // up to groupMax, and commits them in one transaction. Before it starts
-// the transaction it yields its processor up to maxYields times while no
-// new op arrives: the request handlers that are ready to run queue their
-// commits meanwhile and share the transaction, instead of each paying a
-// COMMIT (its WAL frames, a write system call per page) of its own. An
-// idle server has nothing else to run, so a lone commit is not delayed.
+// the transaction it gathers company for the op (gather), so that the
+// request handlers that are about to commit share the transaction instead
+// of each paying a COMMIT (its WAL frames, a write system call per page)
+// and a BEGIN of their own.
 func (s *Store) writeLoop() {
 	defer close(s.writerDone)
 	group := make([]*op, 0, groupMax)
 	w := &wtx{s: s}
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	busy := false
 	for o := range s.queue {
-		group = append(group[:0], o)
-		for yields := 0; len(group) < groupMax; {
-			before := len(group)
-			group = s.drain(group)
-			if len(group) == before {
-				if yields == maxYields {
-					break
-				}
-				yields++
-				runtime.Gosched()
-			}
-		}
+		group = s.gather(append(group[:0], o), busy, linger)
+		// A group with company means callers commit side by side: the
+		// next op lingers for more. A lone op means they do not, and the
+		// next one goes at once.
+		busy = len(group) > 1
 		w.run(group)
 		clear(group)
 	}
+}
+
+// gather adds to group the ops that come while the writer yields its
+// processor up to maxYields times (the handlers ready to run queue their
+// commits meanwhile) and, when the previous group had company (busy),
+// those that come within lingerFor: under load the handlers that would
+// share the transaction are often still waiting for a processor, and a
+// bigger group costs less per op. An idle server's lone commit is not
+// delayed: its previous group, if any, was alone too.
+func (s *Store) gather(group []*op, busy bool, linger *time.Timer) []*op {
+	for yields := 0; len(group) < groupMax; {
+		before := len(group)
+		group = s.drain(group)
+		if len(group) == before {
+			if yields == maxYields {
+				break
+			}
+			yields++
+			runtime.Gosched()
+		}
+	}
+	if !busy || len(group) >= groupMax {
+		return group
+	}
+	linger.Reset(lingerFor)
+	defer linger.Stop()
+	for len(group) < groupMax {
+		select {
+		case o, ok := <-s.queue:
+			if !ok {
+				return group
+			}
+			group = s.drain(append(group, o))
+		case <-linger.C:
+			return group
+		}
+	}
+	return group
 }
 
 // drain appends the ops queued at the moment to group, up to groupMax.
@@ -221,6 +260,10 @@ func (s *Store) drain(group []*op) []*op {
 // the bench's jump path (16 connections, 2 cores) groups grew from about 2
 // ops to about 6-7 with 2 to 4 yields (docs/PERFORMANCE.md, issue 15).
 const maxYields = 4
+
+// lingerFor is how long a group waits for company once the previous group
+// had some (gather).
+const lingerFor = 500 * time.Microsecond
 
 // wtx is one group transaction and the statements bound to it.
 type wtx struct {
