@@ -345,6 +345,17 @@ func (w *wtx) apply(running []*op) error {
 	}
 	for _, o := range running {
 		w.now = time.Now().UnixNano()
+		if o.oneStatement() {
+			// SQLite applies a statement whole or not at all: a conflict
+			// or a stale version leaves nothing of o written. Any other
+			// failure may have ended the transaction (a full disk), so it
+			// fails the group, as a failed ROLLBACK TO would.
+			if o.err = w.applyOp(o); o.err != nil && !sandbox.IsCode(o.err, sandbox.CodeConflict) && !sandbox.IsCode(o.err, sandbox.CodeNotFound) {
+				tx.Rollback()
+				return o.err
+			}
+			continue
+		}
 		if _, err := w.exec(wSavepoint); err != nil {
 			tx.Rollback()
 			return w.s.fail("savepoint", err)
@@ -396,6 +407,15 @@ func (w *wtx) apply(running []*op) error {
 		}
 	}
 	return nil
+}
+
+// oneStatement reports whether o writes with a single statement — one
+// merchant, session or notification (a record has its aliases too) —, so
+// that it needs no savepoint of its own in a group: the session insert and
+// the resolution of the jump path.
+func (o *op) oneStatement() bool {
+	b := o.batch
+	return b != nil && len(b.Creates)+len(b.Updates) == 0 && len(b.Merchants)+len(b.Sessions)+len(b.Notifications) == 1
 }
 
 func (w *wtx) applyOp(o *op) error {
