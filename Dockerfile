@@ -9,7 +9,10 @@ FROM scratch
 
 # Roots for outbound TLS, should a notify_url be https.
 COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
-# time.LoadLocation("Asia/Shanghai") needs a tz database; Go reads this zip.
+# The tz database for time.LoadLocation (ZONEINFO below). The sandbox calls
+# none itself (its Beijing times are a fixed +08:00 zone); a TZ given to the
+# container is not looked up here (Go reads local time from /usr/share/zoneinfo,
+# so logs stay in UTC).
 COPY zoneinfo.zip /zoneinfo.zip
 # Not root. The directory is created here, owned by that user, so the SQLite
 # file can be written; a fresh named volume mounted on /data inherits the

@@ -3,7 +3,7 @@ package report
 import (
 	"bytes"
 	"fmt"
-	"html/template"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -77,17 +77,9 @@ func Markdown(r *Report, base string) []byte {
 // table cell break.
 var mdText = strings.NewReplacer("\r", " ", "\n", " ", "<", "&lt;", ">", "&gt;", "`", "'", "|", `\|`).Replace
 
-// page is the self-contained HTML export: no script, no external asset.
-var page = template.Must(template.New("report").Funcs(template.FuncMap{
-	"mark":   verdictMark,
-	"window": window,
-	"time":   func(t time.Time) string { return t.Format(time.RFC3339) },
-}).Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>mpsandbox report — {{.R.MchID}}</title>
-<style>
-body{font:14px/1.5 system-ui,-apple-system,"PingFang SC","Microsoft YaHei",sans-serif;margin:2rem auto;max-width:60rem;padding:0 1rem;color:#1f2328}
+// style is the HTML export's stylesheet: the page has no script and no
+// external asset.
+const style = `body{font:14px/1.5 system-ui,-apple-system,"PingFang SC","Microsoft YaHei",sans-serif;margin:2rem auto;max-width:60rem;padding:0 1rem;color:#1f2328}
 h1{font-size:1.4rem}h2{font-size:1.15rem;border-bottom:1px solid #d0d7de;padding-bottom:.2rem;margin-top:2rem}
 .meta{color:#59636e}.totals span{display:inline-block;margin-right:1rem;font-weight:600}
 table{border-collapse:collapse;width:100%}td,th{border:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-align:top}
@@ -96,36 +88,133 @@ table{border-collapse:collapse;width:100%}td,th{border:1px solid #d0d7de;padding
 .v{font-weight:600}.id{font-family:ui-monospace,monospace;color:#59636e}.bad{color:#cf222e}
 dl{margin:.4rem 0}dt{font-weight:600;float:left;clear:left;width:7rem}dd{margin-left:7.5rem}
 ul{margin:.3rem 0;padding-left:1.2rem}code{font-family:ui-monospace,monospace;font-size:.9em}
-</style></head><body>
-<h1>mpsandbox integration report — merchant {{.R.MchID}}</h1>
-<p class="meta">Window: {{window .R}} · generated {{time .R.GeneratedAt}} · {{.R.Entries}} journal entries{{if .R.Truncated}} (truncated: the oldest entries were not read){{end}}</p>
-<p class="totals"><span>{{.R.Counts.Passed}} passed</span><span class="bad">{{.R.Counts.Failed}} failed</span><span>{{.R.Counts.NotExercised}} not exercised</span></p>
-<table><thead><tr><th>product</th><th>check</th><th>verdict</th></tr></thead><tbody>
-{{range .R.Products}}{{$p := .Product}}{{range .Checks}}<tr><td>{{$p}}</td><td><a href="#{{$p}}.{{.ID}}">{{.Title}}</a></td><td class="v">{{mark .Verdict}}</td></tr>
-{{end}}{{end}}</tbody></table>
-{{range .R.Products}}{{$p := .Product}}<h2>{{$p}}</h2>
-{{range .Checks}}<div class="check {{.Verdict}}" id="{{$p}}.{{.ID}}">
-<div><span class="v">{{mark .Verdict}}</span> — <strong>{{.Title}}</strong> <span class="id">{{.ID}}</span></div>
-<p>{{.Summary}}</p>
-<dl><dt>Rule</dt><dd>{{.Rule}}{{if .Inferred}} <em>(inferred)</em>{{end}}</dd><dt>Source</dt><dd>{{.Source}}</dd>
-{{if .Fix}}<dt>How to fix</dt><dd>{{.Fix}}</dd>{{end}}</dl>
-{{if .Evidence}}<details{{if eq .Verdict "failed"}} open{{end}}><summary>Evidence ({{.EvidenceTotal}})</summary><ul>
-{{range .Evidence}}<li{{if .Bad}} class="bad"{{end}}><a href="{{$.Base}}{{.Page}}">#{{.ID}}</a> <code>{{.What}}</code> — {{.Note}}</li>
-{{end}}</ul></details>{{end}}
-</div>
-{{end}}{{end}}
-</body></html>
-`))
+`
 
 // HTML renders the report as one self-contained page for a go-live review.
 // Evidence links point at base (the sandbox's address, "" for relative).
-func HTML(r *Report, base string) ([]byte, error) {
+//
+// It writes what html/template made of the page when it was a template,
+// byte for byte (FuzzHTMLIsWhatTheTemplateMade keeps that template and
+// compares): text and attribute values through html/template's HTML
+// escaper, a link through its URL filter and normalizer, a fragment
+// through its URL escaper. It is not a template because executing one
+// links text/template's reflective method lookup, which keeps every
+// exported method of every type in the binary: several MB,
+// docs/PERFORMANCE.md.
+func HTML(r *Report, base string) []byte {
 	var b bytes.Buffer
-	if err := page.Execute(&b, struct {
-		R    *Report
-		Base string
-	}{r, base}); err != nil {
-		return nil, err
+	w := func(s ...string) {
+		for _, x := range s {
+			b.WriteString(x)
+		}
 	}
-	return b.Bytes(), nil
+	n := strconv.Itoa
+	w("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n",
+		"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n",
+		"<title>mpsandbox report — ", esc(r.MchID), "</title>\n<style>\n", style, "</style></head><body>\n",
+		"<h1>mpsandbox integration report — merchant ", esc(r.MchID), "</h1>\n",
+		"<p class=\"meta\">Window: ", esc(window(r)), " · generated ", esc(r.GeneratedAt.Format(time.RFC3339)),
+		" · ", n(r.Entries), " journal entries")
+	if r.Truncated {
+		w(" (truncated: the oldest entries were not read)")
+	}
+	w("</p>\n<p class=\"totals\"><span>", n(r.Counts.Passed), " passed</span><span class=\"bad\">", n(r.Counts.Failed),
+		" failed</span><span>", n(r.Counts.NotExercised), " not exercised</span></p>\n",
+		"<table><thead><tr><th>product</th><th>check</th><th>verdict</th></tr></thead><tbody>\n")
+	for _, p := range r.Products {
+		for _, c := range p.Checks {
+			w("<tr><td>", esc(p.Product), "</td><td><a href=\"#", urlEscape(p.Product), ".", urlEscape(c.ID), "\">",
+				esc(c.Title), "</a></td><td class=\"v\">", esc(verdictMark(c.Verdict)), "</td></tr>\n")
+		}
+	}
+	w("</tbody></table>\n")
+	for _, p := range r.Products {
+		w("<h2>", esc(p.Product), "</h2>\n")
+		for _, c := range p.Checks {
+			w("<div class=\"check ", esc(string(c.Verdict)), "\" id=\"", esc(p.Product), ".", esc(c.ID), "\">\n",
+				"<div><span class=\"v\">", esc(verdictMark(c.Verdict)), "</span> — <strong>", esc(c.Title),
+				"</strong> <span class=\"id\">", esc(c.ID), "</span></div>\n",
+				"<p>", esc(c.Summary), "</p>\n",
+				"<dl><dt>Rule</dt><dd>", esc(c.Rule))
+			if c.Inferred {
+				w(" <em>(inferred)</em>")
+			}
+			w("</dd><dt>Source</dt><dd>", esc(c.Source), "</dd>\n")
+			if c.Fix != "" {
+				w("<dt>How to fix</dt><dd>", esc(c.Fix), "</dd>")
+			}
+			w("</dl>\n")
+			if len(c.Evidence) > 0 {
+				w("<details")
+				if c.Verdict == Failed {
+					w(" open")
+				}
+				w("><summary>Evidence (", n(c.EvidenceTotal), ")</summary><ul>\n")
+				for _, e := range c.Evidence {
+					w("<li")
+					if e.Bad {
+						w(" class=\"bad\"")
+					}
+					w("><a href=\"", esc(urlNormalize(base)), esc(urlNormalize(e.Page)), "\">#", strconv.FormatInt(e.ID, 10),
+						"</a> <code>", esc(e.What), "</code> — ", esc(e.Note), "</li>\n")
+				}
+				w("</ul></details>")
+			}
+			w("\n</div>\n")
+		}
+	}
+	w("\n</body></html>\n")
+	return b.Bytes()
+}
+
+// esc is html/template's escaper for text, RCDATA (<title>) and quoted
+// attribute values: the same table, applied byte by byte (every character
+// it replaces is ASCII, so no UTF-8 sequence holds one).
+var esc = strings.NewReplacer("\x00", "\uFFFD", `"`, "&#34;", "&", "&amp;", "'", "&#39;", "+", "&#43;", "<", "&lt;", ">", "&gt;").Replace
+
+// urlNormalize is html/template's URL filter and normalizer, for a value at
+// the start of a link (or after another such value): a scheme other than
+// http, https or mailto becomes "#ZgotmplZ", and bytes that may not stand
+// in a URL are percent-encoded.
+func urlNormalize(s string) string {
+	if scheme, _, ok := strings.Cut(s, ":"); ok && !strings.Contains(scheme, "/") &&
+		!strings.EqualFold(scheme, "http") && !strings.EqualFold(scheme, "https") && !strings.EqualFold(scheme, "mailto") {
+		return "#ZgotmplZ"
+	}
+	return percentEncode(s, true)
+}
+
+// urlEscape is html/template's URL escaper, for a value in a query or a
+// fragment: everything but RFC 3986's unreserved characters is
+// percent-encoded.
+func urlEscape(s string) string { return percentEncode(s, false) }
+
+// percentEncode is html/template's processURLOnto: norm keeps RFC 3986's
+// reserved characters and valid %XX escapes as they are.
+func percentEncode(s string, norm bool) string {
+	var b strings.Builder
+	written := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', strings.IndexByte("-._~", c) >= 0:
+			continue
+		case norm && strings.IndexByte("!#$&*+,/:;=?@[]", c) >= 0:
+			continue
+		case norm && c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			continue
+		}
+		b.WriteString(s[written:i])
+		fmt.Fprintf(&b, "%%%02x", c)
+		written = i + 1
+	}
+	if written == 0 {
+		return s
+	}
+	b.WriteString(s[written:])
+	return b.String()
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }

@@ -61,12 +61,8 @@ func (b *Builder) handleReport(c *gin.Context) error {
 	}
 	switch format {
 	case FormatHTML:
-		page, err := HTML(r, base)
-		if err != nil {
-			return err
-		}
 		c.Header("Content-Disposition", `inline; filename="`+name+`.html"`)
-		c.Data(http.StatusOK, "text/html; charset=utf-8", page)
+		c.Data(http.StatusOK, "text/html; charset=utf-8", HTML(r, base))
 	case FormatMarkdown:
 		c.Header("Content-Disposition", `inline; filename="`+name+`.md"`)
 		c.Data(http.StatusOK, "text/markdown; charset=utf-8", Markdown(r, base))

@@ -1,5 +1,5 @@
-// Package web is the QA page: an html/template shell, a little plain
-// JavaScript and CSS, embedded in the binary, with no build step and no
+// Package web is the QA page: an HTML shell, a little plain JavaScript and
+// CSS, embedded in the binary, with no build step and no
 // external assets (QA may have no internet). It is a view over the admin
 // API only: every click is a /sandbox/v1 call that curl could make, so the
 // page holds no state and needs no access to the store.
@@ -13,16 +13,15 @@
 package web
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"html/template"
 	"io/fs"
 	"net/http"
 	"path"
+	"regexp"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -93,24 +92,63 @@ func New() (*Page, error) {
 	if err != nil {
 		return nil, err
 	}
-	tmpl, err := template.New("page.html").Funcs(template.FuncMap{
-		"asset": func(name string) (string, error) {
-			f, ok := p.files[name]
-			if !ok {
-				return "", fmt.Errorf("page.html links to %s, which is not in assets/", name)
-			}
-			return "/ui/" + name + "?v=" + f.hash, nil
-		},
-	}).ParseFS(assetFS, "assets/page.html")
+	shell, err := assetFS.ReadFile("assets/page.html")
 	if err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
-	if err := tmpl.Execute(&buf, struct{ Dict map[string]map[string]string }{dict}); err != nil {
+	html, err := render(shell, p.files, dict)
+	if err != nil {
 		return nil, err
 	}
-	p.shell = newFile(buf.Bytes(), "text/html; charset=utf-8")
+	p.shell = newFile(html, "text/html; charset=utf-8")
 	return p, nil
+}
+
+// action is one {{...}} of page.html.
+var action = regexp.MustCompile(`{{[^}]*}}`)
+
+// render fills in page.html's two kinds of action: {{asset "name"}}, an
+// asset's versioned link, and {{.Dict}}, the dictionary as JSON. They are
+// written in html/template's syntax, and the result is byte for byte what
+// html/template makes of them there (the package's tests compare the two):
+// the link is a URL of [/?=.a-z0-9] only, which its URL and attribute
+// escapers leave as it is, and a map in a JSON script is json.Marshal's
+// output (which escapes <, > and &). It is not html/template because
+// executing a template, any template, links text/template's reflective
+// method lookup, which keeps every exported method of every type in the
+// binary (gin's HTTP/3 server, its YAML, TOML, BSON and protobuf
+// renderers...): several MB, docs/PERFORMANCE.md.
+func render(page []byte, files map[string]*file, dict map[string]map[string]string) ([]byte, error) {
+	var err error
+	out := action.ReplaceAllFunc(page, func(a []byte) []byte {
+		if err != nil {
+			return nil
+		}
+		switch inner := strings.TrimSpace(string(a[2 : len(a)-2])); {
+		case inner == ".Dict":
+			var b []byte
+			b, err = json.Marshal(dict)
+			return b
+		case strings.HasPrefix(inner, "asset "):
+			name := strings.TrimSpace(strings.TrimPrefix(inner, "asset "))
+			if len(name) < 2 || name[0] != '"' || name[len(name)-1] != '"' {
+				break
+			}
+			name = name[1 : len(name)-1]
+			f, ok := files[name]
+			if !ok {
+				err = fmt.Errorf("page.html links to %s, which is not in assets/", name)
+				return nil
+			}
+			return []byte("/ui/" + name + "?v=" + f.hash)
+		}
+		err = fmt.Errorf("page.html: %s is neither {{asset \"file\"}} nor {{.Dict}}", a)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func newFile(b []byte, ctype string) *file {
