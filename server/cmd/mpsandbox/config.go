@@ -97,7 +97,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token of the admin API; bound to a non-loopback address without one, one is generated, logged once and kept in <data-dir>/admin-token")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
-	fs.BoolVar(&c.AccessLog, "access-log", true, "one log line per request")
+	fs.BoolVar(&c.AccessLog, "access-log", true, "one log line per request (written in batches, at most 50 ms late)")
 	fs.IntVar(&c.JournalMaxEntries, "journal-max-entries", 100000, "journal history kept, by count")
 	fs.DurationVar(&c.JournalMaxAge, "journal-max-age", 24*time.Hour, "journal history kept, by age")
 	fs.Int64Var(&c.JournalMaxBytes, "journal-max-bytes", 256<<20, "journal history kept, by the bytes of its stored entries; pruned in the background")

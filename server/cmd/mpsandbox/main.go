@@ -10,10 +10,17 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
 )
+
+// gcPercent is the collector's GOGC unless the environment sets one. The
+// sandbox keeps little alive and allocates some 30 KB per jump, so at Go's
+// default of 100 it collects every few hundred requests; 200 halves that
+// work for a few MiB more under load (docs/PERFORMANCE.md, issue 15).
+const gcPercent = 200
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
@@ -30,6 +37,9 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mpsandbox:", err)
 		os.Exit(2)
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -56,11 +56,12 @@ func NewMain(cfg Config, w io.Writer) *Main {
 	level := slog.LevelInfo
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler = slog.NewTextHandler(w, opts)
+	buf := newLogBuffer(w)
+	var h slog.Handler = slog.NewTextHandler(buf, opts)
 	if cfg.LogFormat == "json" {
-		h = slog.NewJSONHandler(w, opts)
+		h = slog.NewJSONHandler(buf, opts)
 	}
-	return &Main{Config: cfg, Logger: slog.New(h), shutdown: make(chan struct{})}
+	return &Main{Config: cfg, Logger: slog.New(bufferAccess{h, buf}), shutdown: make(chan struct{})}
 }
 
 // Run listens first (so that port 0 works and /healthz answers at once),
@@ -235,7 +236,7 @@ func (m *Main) close() error {
 	if m.app != nil {
 		errs = append(errs, m.app.Close())
 	}
-	m.Logger.Info("stopped")
+	m.Logger.Info("stopped") // and the access lines before it
 	return errors.Join(errs...)
 }
 

@@ -66,6 +66,9 @@ func Recovery(log *slog.Logger) gin.HandlerFunc {
 	}
 }
 
+// AccessMessage is the message of the access log's lines.
+const AccessMessage = "request"
+
 // AccessLog writes one line per request.
 func AccessLog(log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
@@ -79,7 +82,7 @@ func AccessLog(log *slog.Logger) gin.HandlerFunc {
 		if len(c.Errors) > 0 {
 			attrs = append(attrs, "error", c.Errors.String())
 		}
-		log.Info("request", attrs...)
+		log.Info(AccessMessage, attrs...)
 	}
 }
 

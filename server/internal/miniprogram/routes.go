@@ -98,15 +98,22 @@ func (s *Service) handleCall(c *gin.Context, v sandbox.Validator) error {
 			errMsg = m
 		}
 	}
-	c.JSON(http.StatusOK, gin.H{
-		"errMsg":     errMsg,
-		"session_id": sess.ID,
-		"scenario":   sess.Scenario,
-		"mode":       sess.Mode,
-		"state":      sess.State,
-		"return_url": "/miniprogram/v1/sessions/" + sess.ID + "/return",
+	c.JSON(http.StatusOK, launched{
+		ErrMsg: errMsg, SessionID: sess.ID, Mode: sess.Mode, ReturnURL: "/miniprogram/v1/sessions/" + sess.ID + "/return",
+		Scenario: sess.Scenario, State: sess.State,
 	})
 	return nil
+}
+
+// launched is the answer to a wx.* call, its keys in the order gin.H
+// rendered them before (sorted).
+type launched struct {
+	ErrMsg    string               `json:"errMsg"`
+	Mode      string               `json:"mode"`
+	ReturnURL string               `json:"return_url"`
+	Scenario  string               `json:"scenario"`
+	SessionID string               `json:"session_id"`
+	State     sandbox.SessionState `json:"state"`
 }
 
 // handleReturn handles "GET /miniprogram/v1/sessions/{id}/return": what the

@@ -122,6 +122,12 @@ UPDATE records SET aliases = (
 	`
 ALTER TABLE merchants ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
 `,
+	// 4: the journal's time index goes: only pruning by age read it, and
+	// that now walks the oldest ids (writer.go, wPruneBefore). One B-tree
+	// and one WAL page less per commit on the jump path.
+	`
+DROP INDEX IF EXISTS journal_time;
+`,
 }
 
 // migrate applies the migrations the database has not run, in one

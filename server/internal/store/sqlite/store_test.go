@@ -361,3 +361,61 @@ func TestMemory(t *testing.T) {
 		t.Errorf("a new in-memory store holds %d sessions, want 0", len(got))
 	}
 }
+
+// TestGroupFailuresStayApart commits, in one group, ops that conflict
+// beside ops that do not: a lone session insert or update (one statement,
+// no savepoint) that conflicts leaves nothing written and fails alone, a
+// batch of several objects whose last conflicts is rolled back whole (its
+// savepoint), and the others land.
+func TestGroupFailuresStayApart(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	dup := newSession("dup", "m1", time.Time{})
+	commit(t, s, &sandbox.Batch{Sessions: []*sandbox.Session{dup}})
+	stale := *dup
+	stale.Version, stale.State = 7, sandbox.SessionReturned
+
+	conn := holdWriter(t, s)
+	type try struct {
+		name string
+		b    *sandbox.Batch
+		want sandbox.Code // "" for success
+	}
+	tries := []try{
+		{"blocker", &sandbox.Batch{Sessions: []*sandbox.Session{newSession("first", "m1", time.Time{})}}, ""},
+		{"new a", &sandbox.Batch{Sessions: []*sandbox.Session{newSession("a", "m1", time.Time{})}}, ""},
+		{"insert dup", &sandbox.Batch{Sessions: []*sandbox.Session{newSession("dup", "m1", time.Time{})}}, sandbox.CodeConflict},
+		{"stale dup", &sandbox.Batch{Sessions: []*sandbox.Session{&stale}}, sandbox.CodeConflict},
+		{"record then dup", &sandbox.Batch{Creates: []*sandbox.Record{newRecord("m1", "r1")},
+			Sessions: []*sandbox.Session{newSession("dup", "m1", time.Time{})}}, sandbox.CodeConflict},
+		{"new b", &sandbox.Batch{Sessions: []*sandbox.Session{newSession("b", "m1", time.Time{})}}, ""},
+	}
+	errs := make([]error, len(tries))
+	var wg sync.WaitGroup
+	for i, tr := range tries {
+		wg.Go(func() { errs[i] = s.Commit(ctx, tr.b) })
+		if i == 0 {
+			waitFor(t, func() bool { return s.wdb.Stats().WaitCount > 0 })
+		} else {
+			waitFor(t, func() bool { return len(s.queue) == i })
+		}
+	}
+	conn.Close()
+	wg.Wait()
+	for i, tr := range tries {
+		if tr.want == "" && errs[i] != nil || tr.want != "" && !sandbox.IsCode(errs[i], tr.want) {
+			t.Errorf("%s: %v, want code %q", tr.name, errs[i], tr.want)
+		}
+	}
+	for _, id := range []string{"first", "a", "b"} {
+		if _, err := s.GetSession(ctx, id); err != nil {
+			t.Errorf("session %s: %v", id, err)
+		}
+	}
+	if got, err := s.GetSession(ctx, "dup"); err != nil || got.Version != 1 || got.State != sandbox.SessionPending {
+		t.Errorf("dup = %+v, %v; want it as first committed", got, err)
+	}
+	if _, err := s.GetRecord(ctx, "payscore.order", "m1", "r1"); !sandbox.IsCode(err, sandbox.CodeNotFound) {
+		t.Errorf("record r1 of a failed batch: %v, want not found", err)
+	}
+}

@@ -86,8 +86,14 @@ var writeSQL = [numWriteStmts]string{
 	// bound's running total (journalbytes.go).
 	wPruneKeep: `DELETE FROM journal WHERE id IN (
 		SELECT id FROM journal WHERE id <= (SELECT max(id) FROM journal) - ?1 ORDER BY id LIMIT ?2) RETURNING length(json)`,
-	wPruneBefore: `DELETE FROM journal WHERE id IN (SELECT id FROM journal WHERE time < ?1 LIMIT ?2) RETURNING length(json)`,
-	wPruneUpTo:   `DELETE FROM journal WHERE id IN (SELECT id FROM journal WHERE id <= ?1 ORDER BY id LIMIT ?2) RETURNING length(json)`,
+	// By age, among the oldest ids: an exchange is journalled when it
+	// ends, so times grow with ids but for one that took long (a long
+	// poll) among quick ones. PruneJournal stops at the first chunk of
+	// the oldest with nothing older than before; such a straggler goes
+	// with the next chunk, a little later than its age says.
+	wPruneBefore: `DELETE FROM journal WHERE id IN (
+		SELECT id FROM (SELECT id, time FROM journal ORDER BY id LIMIT ?2) WHERE time < ?1) RETURNING length(json)`,
+	wPruneUpTo: `DELETE FROM journal WHERE id IN (SELECT id FROM journal WHERE id <= ?1 ORDER BY id LIMIT ?2) RETURNING length(json)`,
 }
 
 // op states: the caller and the writer race to move an op out of queued, so
@@ -174,31 +180,70 @@ func (s *Store) submit(ctx context.Context, o *op) error {
 
 // writeLoop is the single writer: it takes every op queued at the moment,
 // up to groupMax, and commits them in one transaction. Before it starts
-// the transaction it yields its processor up to maxYields times while no
-// new op arrives: the request handlers that are ready to run queue their
-// commits meanwhile and share the transaction, instead of each paying a
-// COMMIT (its WAL frames, a write system call per page) of its own. An
-// idle server has nothing else to run, so a lone commit is not delayed.
+// the transaction it gathers company for the op (gather), so that the
+// request handlers that are about to commit share the transaction instead
+// of each paying a COMMIT (its WAL frames, a write system call per page)
+// and a BEGIN of their own.
 func (s *Store) writeLoop() {
 	defer close(s.writerDone)
 	group := make([]*op, 0, groupMax)
 	w := &wtx{s: s}
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	busy := false
 	for o := range s.queue {
-		group = append(group[:0], o)
-		for yields := 0; len(group) < groupMax; {
-			before := len(group)
-			group = s.drain(group)
-			if len(group) == before {
-				if yields == maxYields {
-					break
-				}
-				yields++
-				runtime.Gosched()
-			}
-		}
+		group = s.gather(append(group[:0], o), busy, linger)
+		// A group with company means callers commit side by side: the
+		// next op lingers for more. A lone op means they do not, and the
+		// next one goes at once.
+		busy = len(group) > 1
 		w.run(group)
 		clear(group)
 	}
+}
+
+// gather adds to group the ops that come while the writer yields its
+// processor up to maxYields times (the handlers ready to run queue their
+// commits meanwhile) and, when the previous group had company (busy),
+// those that keep coming less than lingerGap apart, for up to lingerMax:
+// under load the handlers that would share the transaction are often still
+// waiting for a processor, and a bigger group costs less per op (its BEGIN,
+// its COMMIT's WAL frames and their write system calls). An idle server's
+// lone commit is not delayed (its previous group was alone too), and a
+// burst's group closes a gap after its last op.
+func (s *Store) gather(group []*op, busy bool, linger *time.Timer) []*op {
+	for yields := 0; len(group) < groupMax; {
+		before := len(group)
+		group = s.drain(group)
+		if len(group) == before {
+			if yields == maxYields {
+				break
+			}
+			yields++
+			runtime.Gosched()
+		}
+	}
+	if !busy {
+		return group
+	}
+	defer linger.Stop()
+	for end := time.Now().Add(lingerMax); len(group) < groupMax; {
+		wait := min(lingerGap, time.Until(end))
+		if wait <= 0 {
+			return group
+		}
+		linger.Reset(wait)
+		select {
+		case o, ok := <-s.queue:
+			if !ok {
+				return group
+			}
+			group = s.drain(append(group, o))
+		case <-linger.C:
+			return group
+		}
+	}
+	return group
 }
 
 // drain appends the ops queued at the moment to group, up to groupMax.
@@ -221,6 +266,15 @@ func (s *Store) drain(group []*op) []*op {
 // the bench's jump path (16 connections, 2 cores) groups grew from about 2
 // ops to about 6-7 with 2 to 4 yields (docs/PERFORMANCE.md, issue 15).
 const maxYields = 4
+
+// lingerGap and lingerMax bound how long a group waits for company once
+// the previous group had some (gather): on the bench's jump path (16
+// connections, 2 cores) groups grew and the bytes written per jump fell
+// from about 24 to 16 KB (docs/PERFORMANCE.md, issue 15).
+const (
+	lingerGap = 250 * time.Microsecond
+	lingerMax = 2 * time.Millisecond
+)
 
 // wtx is one group transaction and the statements bound to it.
 type wtx struct {
@@ -302,6 +356,17 @@ func (w *wtx) apply(running []*op) error {
 	}
 	for _, o := range running {
 		w.now = time.Now().UnixNano()
+		if o.oneStatement() {
+			// SQLite applies a statement whole or not at all: a conflict
+			// or a stale version leaves nothing of o written. Any other
+			// failure may have ended the transaction (a full disk), so it
+			// fails the group, as a failed ROLLBACK TO would.
+			if o.err = w.applyOp(o); o.err != nil && !sandbox.IsCode(o.err, sandbox.CodeConflict) && !sandbox.IsCode(o.err, sandbox.CodeNotFound) {
+				tx.Rollback()
+				return o.err
+			}
+			continue
+		}
 		if _, err := w.exec(wSavepoint); err != nil {
 			tx.Rollback()
 			return w.s.fail("savepoint", err)
@@ -353,6 +418,15 @@ func (w *wtx) apply(running []*op) error {
 		}
 	}
 	return nil
+}
+
+// oneStatement reports whether o writes with a single statement — one
+// merchant, session or notification (a record has its aliases too) —, so
+// that it needs no savepoint of its own in a group: the session insert and
+// the resolution of the jump path.
+func (o *op) oneStatement() bool {
+	b := o.batch
+	return b != nil && len(b.Creates)+len(b.Updates) == 0 && len(b.Merchants)+len(b.Sessions)+len(b.Notifications) == 1
 }
 
 func (w *wtx) applyOp(o *op) error {

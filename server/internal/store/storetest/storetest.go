@@ -595,6 +595,30 @@ func testJournal(t *testing.T, h Harness) {
 			t.Errorf("id after pruning everything = %d, want above %d", x.ID, id(9)+1)
 		}
 	})
+
+	t.Run("prune by age, an old entry after newer ones", func(t *testing.T) {
+		// An exchange is journalled when it ends: a long one (a long
+		// poll) gets a higher id than quicker ones that started after it.
+		if _, err := s.PruneJournal(ctx, 0, time.Now().Add(time.Hour), 0); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Now().Add(-time.Minute)
+		xs := []*sandbox.Exchange{
+			{Method: "GET", URL: "/new-1", Time: at.Add(time.Second)},
+			{Method: "GET", URL: "/old", Time: at.Add(-time.Second)},
+			{Method: "GET", URL: "/new-2", Time: at.Add(2 * time.Second)},
+		}
+		if err := s.AppendExchanges(ctx, xs); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := s.PruneJournal(ctx, 0, at, 0); err != nil || n != 1 {
+			t.Fatalf("PruneJournal(before) = %d, %v; want 1", n, err)
+		}
+		got, _ := s.QueryJournal(ctx, sandbox.JournalFilter{})
+		if len(got) != 2 || got[0].URL != "/new-2" || got[1].URL != "/new-1" {
+			t.Errorf("left %+v; want /new-2, /new-1", got)
+		}
+	})
 }
 
 // testJournalBytes fills the journal with entries of a known size and
