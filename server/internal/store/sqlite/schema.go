@@ -128,6 +128,10 @@ ALTER TABLE merchants ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
 	`
 DROP INDEX IF EXISTS journal_time;
 `,
+	// 5: the write probe's row (health.go).
+	`
+CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, pad BLOB NOT NULL);
+`,
 }
 
 // migrate applies the migrations the database has not run, in one
