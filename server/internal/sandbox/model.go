@@ -363,8 +363,13 @@ type Exchange struct {
 
 // JournalFilter selects exchanges, newest first (oldest first with Oldest).
 type JournalFilter struct {
-	Product   string
-	MchID     string
+	Product string
+	MchID   string
+	// SessionID and NotifyID select the exchanges that name the session
+	// (notification) journalled since it was stored, or all that name it
+	// when it is not stored: an exchange names a session only once the
+	// session exists, so that is every one; a store may look for them
+	// from the session's storing on (SQLite does).
 	SessionID string
 	NotifyID  string
 	Direction string

@@ -66,13 +66,15 @@ var writeSQL = [numWriteStmts]string{
 	wAliasInsert: `INSERT INTO record_aliases (kind, alias, mchid, key) VALUES (?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`,
 	wAliasOwner: `SELECT key FROM record_aliases WHERE kind = ? AND mchid = ? AND alias = ?`,
-	wSessionInsert: `INSERT INTO sessions (id, mchid, product, state, due_at, created, updated, version, json)
-		VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?) ON CONFLICT DO NOTHING`,
+	// journal_from: every exchange journalled later has a greater id
+	// (QueryJournal).
+	wSessionInsert: `INSERT INTO sessions (id, mchid, product, state, due_at, created, updated, version, json, journal_from)
+		VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, (SELECT coalesce(max(id), 0) FROM journal)) ON CONFLICT DO NOTHING`,
 	wSessionUpdate: `UPDATE sessions SET mchid = ?, product = ?, state = ?, due_at = ?, updated = ?,
 		version = version + 1, json = ? WHERE id = ? AND version = ? RETURNING created`,
 	wSessionVersion: `SELECT version FROM sessions WHERE id = ?`,
-	wNotifyInsert: `INSERT INTO notifications (id, mchid, product, ref, state, due_at, created, updated, version, json)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?) ON CONFLICT DO NOTHING`,
+	wNotifyInsert: `INSERT INTO notifications (id, mchid, product, ref, state, due_at, created, updated, version, json, journal_from)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, (SELECT coalesce(max(id), 0) FROM journal)) ON CONFLICT DO NOTHING`,
 	wNotifyUpdate: `UPDATE notifications SET mchid = ?, product = ?, ref = ?, state = ?, due_at = ?, updated = ?,
 		version = version + 1, json = ? WHERE id = ? AND version = ? RETURNING created`,
 	wNotifyVersion: `SELECT version FROM notifications WHERE id = ?`,
@@ -180,38 +182,30 @@ func (s *Store) submit(ctx context.Context, o *op) error {
 
 // writeLoop is the single writer: it takes every op queued at the moment,
 // up to groupMax, and commits them in one transaction. Before it starts
-// the transaction it gathers company for the op (gather), so that the
-// request handlers that are about to commit share the transaction instead
-// of each paying a COMMIT (its WAL frames, a write system call per page)
-// and a BEGIN of their own.
+// the transaction it yields its processor a few times (gather), so that
+// the request handlers that are about to commit share the transaction
+// instead of each paying a COMMIT (its WAL frames, a write system call per
+// page) and a BEGIN of their own.
 func (s *Store) writeLoop() {
 	defer close(s.writerDone)
 	group := make([]*op, 0, groupMax)
 	w := &wtx{s: s}
-	linger := time.NewTimer(time.Hour)
-	linger.Stop()
-	busy := false
 	for o := range s.queue {
-		group = s.gather(append(group[:0], o), busy, linger)
-		// A group with company means callers commit side by side: the
-		// next op lingers for more. A lone op means they do not, and the
-		// next one goes at once.
-		busy = len(group) > 1
+		group = s.gather(append(group[:0], o))
 		w.run(group)
 		clear(group)
 	}
 }
 
 // gather adds to group the ops that come while the writer yields its
-// processor up to maxYields times (the handlers ready to run queue their
-// commits meanwhile) and, when the previous group had company (busy),
-// those that keep coming less than lingerGap apart, for up to lingerMax:
-// under load the handlers that would share the transaction are often still
-// waiting for a processor, and a bigger group costs less per op (its BEGIN,
-// its COMMIT's WAL frames and their write system calls). An idle server's
-// lone commit is not delayed (its previous group was alone too), and a
-// burst's group closes a gap after its last op.
-func (s *Store) gather(group []*op, busy bool, linger *time.Timer) []*op {
+// processor up to maxYields times: the handlers ready to run queue their
+// commits meanwhile. It never waits on a timer: under a closed loop of
+// callers (each waits for its commit before it sends again) a wait for
+// more company idles the processors — a 2 ms linger for ops less than
+// 250 µs apart cut the bench's jump rate by a fifth (docs/PERFORMANCE.md,
+// issue 15) — while a group that goes at once lets the next group's
+// handlers run beside its commit.
+func (s *Store) gather(group []*op) []*op {
 	for yields := 0; len(group) < groupMax; {
 		before := len(group)
 		group = s.drain(group)
@@ -221,26 +215,6 @@ func (s *Store) gather(group []*op, busy bool, linger *time.Timer) []*op {
 			}
 			yields++
 			runtime.Gosched()
-		}
-	}
-	if !busy {
-		return group
-	}
-	defer linger.Stop()
-	for end := time.Now().Add(lingerMax); len(group) < groupMax; {
-		wait := min(lingerGap, time.Until(end))
-		if wait <= 0 {
-			return group
-		}
-		linger.Reset(wait)
-		select {
-		case o, ok := <-s.queue:
-			if !ok {
-				return group
-			}
-			group = s.drain(append(group, o))
-		case <-linger.C:
-			return group
 		}
 	}
 	return group
@@ -266,15 +240,6 @@ func (s *Store) drain(group []*op) []*op {
 // the bench's jump path (16 connections, 2 cores) groups grew from about 2
 // ops to about 6-7 with 2 to 4 yields (docs/PERFORMANCE.md, issue 15).
 const maxYields = 4
-
-// lingerGap and lingerMax bound how long a group waits for company once
-// the previous group had some (gather): on the bench's jump path (16
-// connections, 2 cores) groups grew and the bytes written per jump fell
-// from about 24 to 16 KB (docs/PERFORMANCE.md, issue 15).
-const (
-	lingerGap = 250 * time.Microsecond
-	lingerMax = 2 * time.Millisecond
-)
 
 // wtx is one group transaction and the statements bound to it.
 type wtx struct {
