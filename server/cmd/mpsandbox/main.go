@@ -18,11 +18,10 @@ import (
 
 // gcPercent is the collector's GOGC unless the environment sets one. The
 // sandbox keeps little alive and allocates some 30 KB per jump, so at Go's
-// default of 100 it collects every few hundred requests; 300 cuts that work
-// to a third for a few MiB more under load: RSS after a minute of jumps
-// 45.6 MiB at 200, 50.2 MiB at 300, under the 60 MiB target
-// (docs/PERFORMANCE.md, issue 15).
-const gcPercent = 300
+// default of 100 it collects every few hundred requests; 200 halves that
+// work for a few MiB more under load. 300 went past the 60 MiB target in
+// make bench (63.4 MiB after a minute of jumps; docs/PERFORMANCE.md, issue 15).
+const gcPercent = 200
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"

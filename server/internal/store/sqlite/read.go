@@ -314,11 +314,10 @@ func (s *Store) QueryJournal(ctx context.Context, f sandbox.JournalFilter) ([]*s
 	owned := f.SessionID != "" || f.NotifyID != ""
 	if owned {
 		selectFrom += ` INDEXED BY journal_merchant`
-	}
-	if owned && f.MchID == "" {
-		selectFrom = `WITH RECURSIVE jm(v) AS (SELECT min(mchid) FROM journal
-			UNION ALL SELECT (SELECT min(mchid) FROM journal WHERE mchid > jm.v) FROM jm WHERE jm.v IS NOT NULL)
-			SELECT id, time, json FROM journal INDEXED BY journal_merchant`
+		if f.MchID == "" {
+			selectFrom = `WITH RECURSIVE jm(v) AS (SELECT min(mchid) FROM journal
+				UNION ALL SELECT (SELECT min(mchid) FROM journal WHERE mchid > jm.v) FROM jm WHERE jm.v IS NOT NULL) ` + selectFrom
+		}
 	}
 	q := newFilterQuery(selectFrom)
 	q.and(f.Product != "", "product = ?", f.Product)
