@@ -35,6 +35,9 @@ type Schemas interface {
 // Journal is what the admin API needs of the journal.
 type Journal interface {
 	ServeSSE(w http.ResponseWriter, r *http.Request, f sandbox.JournalFilter)
+	// Flush waits until everything recorded before the call is stored:
+	// a journal read sees every exchange that ended before it.
+	Flush(ctx context.Context) error
 }
 
 // Notifications is what the admin API needs of the notification worker.
@@ -620,6 +623,9 @@ func (a *API) queryJournal(c *gin.Context) error {
 	}
 	f.MaxBytes = journalPageBytes
 	ctx := c.Request.Context()
+	if err := a.Journal.Flush(ctx); err != nil {
+		return err
+	}
 	list, err := a.Store.QueryJournal(ctx, f)
 	if err != nil {
 		return err
@@ -740,6 +746,9 @@ func (a *API) notification(c *gin.Context) (*sandbox.Notification, error) {
 func (a *API) getNotification(c *gin.Context) error {
 	n, err := a.notification(c)
 	if err != nil {
+		return err
+	}
+	if err := a.Journal.Flush(c.Request.Context()); err != nil {
 		return err
 	}
 	stored, err := a.Store.QueryJournal(c.Request.Context(), sandbox.JournalFilter{NotifyID: n.ID, Limit: 1000, MaxBytes: journalPageBytes})

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -362,5 +363,41 @@ func TestAppendInFlightSurvivesShutdown(t *testing.T) {
 	xs, err := st.QueryJournal(context.Background(), sandbox.JournalFilter{Limit: 10})
 	if err != nil || len(xs) != 1 || xs[0].URL != "/in-flight" {
 		t.Fatalf("journal after shutdown: %d entries, %v; want the in-flight one", len(xs), err)
+	}
+}
+
+// countAppends is a real store that counts its AppendExchanges calls.
+type countAppends struct {
+	sandbox.Store
+	calls atomic.Int64
+}
+
+func (s *countAppends) AppendExchanges(ctx context.Context, xs []*sandbox.Exchange) error {
+	s.calls.Add(1)
+	return s.Store.AppendExchanges(ctx, xs)
+}
+
+// TestEntriesRecordedTogetherAreWrittenTogether: exchanges recorded a
+// little apart, as a busy jump path records them, reach the store in one
+// append, not one each (the writer used to take only what was queued at
+// the moment); a Flush still returns at once, with everything stored.
+func TestEntriesRecordedTogetherAreWrittenTogether(t *testing.T) {
+	st := &countAppends{Store: openStore(t)}
+	j := start(t, st, Options{})
+	const n = 20
+	for i := range n {
+		j.Record(exchange("1230000109", i))
+		time.Sleep(100 * time.Microsecond) // well inside batchLinger in all
+	}
+	began := time.Now()
+	flush(t, j)
+	if waited := time.Since(began); waited > batchLinger+50*time.Millisecond {
+		t.Errorf("Flush took %v", waited)
+	}
+	if got := len(all(t, st, sandbox.JournalFilter{})); got != n {
+		t.Fatalf("stored %d exchanges, want %d", got, n)
+	}
+	if calls := st.calls.Load(); calls > 2 {
+		t.Errorf("%d exchanges took %d appends; want them batched (at most 2)", n, calls)
 	}
 }
