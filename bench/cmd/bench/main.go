@@ -28,7 +28,10 @@ type Config struct {
 	// this tree.
 	TestkitProcs, TestkitStarts int
 	TestkitBefore               string
-	Phases                      map[string]bool
+	// JumpBefore is the commit whose server runs the jump rounds beside
+	// this tree's.
+	JumpBefore string
+	Phases     map[string]bool
 }
 
 func main() {
@@ -50,6 +53,7 @@ func main() {
 	flag.IntVar(&c.TestkitProcs, "testkit-processes", 10, "fresh processes per build in the testkit phase")
 	flag.IntVar(&c.TestkitStarts, "testkit-starts", 10, "testkit sandboxes each of those processes starts, one after the other")
 	flag.StringVar(&c.TestkitBefore, "testkit-before", "9bc607e", "the commit whose testkit starts are measured beside this tree's (issue 18's before; \"\" skips it)")
+	flag.StringVar(&c.JumpBefore, "jump-before", "ff888e9", "the commit whose server runs the jump rounds beside this tree's (issue 15's before; \"\" skips it)")
 	flag.StringVar(&c.DatabaseURL, "database-url", "", "the PostgreSQL database of the postgres phase (default: a throwaway cluster, when PostgreSQL is installed)")
 	flag.StringVar(&phases, "phases", "all", "comma-separated subset: sign,jump,v3,notify,postgres,rss,startup,testkit,container")
 	flag.Parse()

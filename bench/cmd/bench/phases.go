@@ -201,15 +201,25 @@ func (b *bench) jumpRounds(s *drive.Server) error {
 		into   *[]load.Result
 	}
 	targets := []target{{ref, b.bodies, &b.r.Ref}, {s, b.bodies, &b.r.Jump}}
-	for _, v := range []struct {
-		name  string
-		flags []string
-		into  *[]load.Result
+	variants := []struct {
+		name, bin string
+		flags     []string
+		into      *[]load.Result
 	}{
-		{"quiet", []string{"--data-dir", filepath.Join(b.tmp, "quiet"), "--access-log=false"}, &b.r.JumpNoLog},
-		{"memory", []string{"--in-memory"}, &b.r.JumpMemory},
-	} {
-		srv, err := drive.Start(b.c.Bin, filepath.Join(b.tmp, v.name+".log"), append(v.flags, "--log-format", "json")...)
+		{"quiet", b.c.Bin, []string{"--data-dir", filepath.Join(b.tmp, "quiet"), "--access-log=false"}, &b.r.JumpNoLog},
+		{"memory", b.c.Bin, []string{"--in-memory"}, &b.r.JumpMemory},
+	}
+	if before, skipped := b.serverAt(b.c.JumpBefore); before != "" {
+		// Right after this tree's jump in each round, so that the two meet
+		// the same moments of the machine.
+		variants = slices.Insert(variants, 0, variants[0])
+		variants[0].name, variants[0].bin, variants[0].into = "before", before, &b.r.JumpBefore
+		variants[0].flags = []string{"--data-dir", filepath.Join(b.tmp, "before")}
+	} else {
+		b.r.JumpBeforeSkipped = skipped
+	}
+	for _, v := range variants {
+		srv, err := drive.Start(v.bin, filepath.Join(b.tmp, v.name+".log"), append(v.flags, "--log-format", "json")...)
 		if err != nil {
 			return err
 		}

@@ -61,6 +61,10 @@ type Report struct {
 	SignOneCore, SignAllCores float64 // signatures per second
 
 	Ref, Jump, JumpNoLog, JumpMemory []load.Result
+	// JumpBefore is the jump path of Config.JumpBefore's server, in the same
+	// rounds; JumpBeforeSkipped says why it is missing.
+	JumpBefore        []load.Result
+	JumpBeforeSkipped string
 	// Drain is how long after the jump load every session was resolved.
 	Drain  time.Duration
 	V3     load.Result
@@ -162,9 +166,10 @@ func (r *Report) Markdown() string {
 			w("| jump path, `--in-memory` store (a third sandbox, same rounds): the same work without a file | %.0f req/s, p50 %s, p99 %s; CPU %.0f µs per request | reference | %.2f | | |\n",
 				mem.RPS(), ms(mem.P50), ms(mem.P99), us(bestCPU(r.JumpMemory)), mem.RPS()/ref.RPS())
 		}
+		r.beforeRow(w, jumpCPU)
 		w("| sessions still pending after the load (each is due 2 s after its jump) | all resolved %s after the load stopped | | | ≤ 2 s + scan | %s |\n",
 			ms(r.Drain), verdict(r.Drain <= 3500*time.Millisecond))
-		fails := failures(r.Jump) + failures(r.JumpNoLog) + failures(r.JumpMemory)
+		fails := failures(r.Jump) + failures(r.JumpNoLog) + failures(r.JumpMemory) + failures(r.JumpBefore)
 		w("| failures during the jump rounds | %d | | | 0 | %s |\n", fails, verdict(fails == 0))
 	}
 	if r.V3.Requests > 0 {
@@ -203,8 +208,11 @@ func (r *Report) Markdown() string {
 		w("| RSS after %v of jump load (%.0f req/s, %d connections) | %s MiB (peak VmHWM %s MiB) | | | ≤ 60 MiB | %s |\n",
 			c.Soak, r.LoadRun.RPS(), c.Conns, drive.MiB(r.Loaded.RSSKiB), drive.MiB(r.Loaded.PeakKiB), verdict(r.Loaded.PeakKiB <= targetLoadedKiB))
 	}
-	w("\nRounds, req/s (server CPU per request): reference %s; jump %s; jump without access log %s; jump with the store in memory %s; jump on PostgreSQL %s.\n",
-		rates(r.Ref), rates(r.Jump), rates(r.JumpNoLog), rates(r.JumpMemory), rates(r.PG.Jump))
+	w("\nRounds, req/s (server CPU per request): reference %s; jump %s; jump at `%s` %s; jump without access log %s; jump with the store in memory %s; jump on PostgreSQL %s.\n",
+		rates(r.Ref), rates(r.Jump), c.JumpBefore, rates(r.JumpBefore), rates(r.JumpNoLog), rates(r.JumpMemory), rates(r.PG.Jump))
+	if r.JumpBeforeSkipped != "" {
+		w("\nThe jump path at `%s` was not measured: %s.\n", c.JumpBefore, r.JumpBeforeSkipped)
+	}
 	if r.PG.Skipped != "" {
 		w("\nThe PostgreSQL figures were not measured: %s.\n", r.PG.Skipped)
 	} else if len(r.PG.Jump) > 0 || r.PG.V3.Requests > 0 {
@@ -223,6 +231,34 @@ func bestCPU(rs []load.Result) time.Duration {
 		}
 	}
 	return least
+}
+
+// targetBeforeCPU is issue 15's bound on the jump path's server CPU per
+// request against the build before it (-jump-before): a third lower.
+const targetBeforeCPU = 2.0 / 3
+
+// beforeRow compares the jump path with the -jump-before build's, measured
+// in the same rounds: the least CPU per request of each, and the mean of
+// the rounds, whose ratio the target reads.
+func (r *Report) beforeRow(w func(string, ...any), jumpCPU time.Duration) {
+	before := best(r.JumpBefore)
+	if before.Requests == 0 {
+		return
+	}
+	beforeCPU := bestCPU(r.JumpBefore)
+	ratio := meanCPU(r.Jump) / meanCPU(r.JumpBefore)
+	w("| jump path at `%s` (issue 15's before: its server, access log on, a fourth sandbox in the same rounds) | %.0f req/s, p50 %s, p99 %s; CPU %.0f µs per request (mean of the rounds %.0f µs) | this tree: CPU %.0f µs (mean %.0f µs), %.0f req/s | %.2f | CPU ≤ %.2f × before | %s |\n",
+		r.Config.JumpBefore, before.RPS(), ms(before.P50), ms(before.P99), us(beforeCPU), meanCPU(r.JumpBefore),
+		us(jumpCPU), meanCPU(r.Jump), best(r.Jump).RPS(), ratio, targetBeforeCPU, verdict(ratio <= targetBeforeCPU))
+}
+
+// meanCPU is the mean server CPU per request of the rounds, in µs.
+func meanCPU(rs []load.Result) float64 {
+	var sum float64
+	for _, r := range rs {
+		sum += us(r.CPUPerRequest())
+	}
+	return sum / float64(max(len(rs), 1))
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

@@ -109,7 +109,10 @@ func newSourceLimiter(rate int) *sourceLimiter {
 func (l *sourceLimiter) allow(source string, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if sec := now.Unix(); sec != l.win {
+	// Only a later second starts a new count: exchanges are recorded when
+	// they end but stamped when they began, so a slow one from the second
+	// before arrives after the count moved on, and used to start it over.
+	if sec := now.Unix(); sec > l.win {
 		l.win = sec
 		clear(l.seen)
 	}

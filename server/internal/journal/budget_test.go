@@ -164,3 +164,24 @@ func TestServeSSEDropsAClientThatFallsBehind(t *testing.T) {
 		t.Fatalf("resumed at %d, want %d", x.ID, n-9)
 	}
 }
+
+// TestLimiterCountsAStragglerInTheCurrentSecond: an exchange stamped in the
+// second before (it began then, ended now) does not start the count over:
+// it used to, and a flood with stragglers got more than rate a second.
+func TestLimiterCountsAStragglerInTheCurrentSecond(t *testing.T) {
+	l := newSourceLimiter(3)
+	sec := time.Unix(1_700_000_001, 0)
+	admitted := 0
+	for i := range 10 {
+		at := sec.Add(time.Duration(i) * time.Millisecond)
+		if i%2 == 1 {
+			at = sec.Add(-time.Millisecond) // began in the second before
+		}
+		if l.allow("127.0.0.1", at) {
+			admitted++
+		}
+	}
+	if admitted > 3+1 { // the first straggler may still count for its own second
+		t.Errorf("admitted %d of 10 in one second and a straggler's; want at most 4", admitted)
+	}
+}

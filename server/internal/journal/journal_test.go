@@ -385,10 +385,14 @@ func TestEntriesRecordedTogetherAreWrittenTogether(t *testing.T) {
 	st := &countAppends{Store: openStore(t)}
 	j := start(t, st, Options{})
 	const n = 20
+	recording := time.Now()
 	for i := range n {
 		j.Record(exchange("1230000109", i))
-		time.Sleep(100 * time.Microsecond) // well inside batchLinger in all
+		time.Sleep(100 * time.Microsecond)
 	}
+	// A batch spans at least batchLinger of the recording (longer on a
+	// loaded machine than the 2 ms the sleeps ask for).
+	most := int64(time.Since(recording)/batchLinger) + 2
 	began := time.Now()
 	flush(t, j)
 	if waited := time.Since(began); waited > batchLinger+50*time.Millisecond {
@@ -397,7 +401,7 @@ func TestEntriesRecordedTogetherAreWrittenTogether(t *testing.T) {
 	if got := len(all(t, st, sandbox.JournalFilter{})); got != n {
 		t.Fatalf("stored %d exchanges, want %d", got, n)
 	}
-	if calls := st.calls.Load(); calls > 2 {
-		t.Errorf("%d exchanges took %d appends; want them batched (at most 2)", n, calls)
+	if calls := st.calls.Load(); calls > most {
+		t.Errorf("%d exchanges took %d appends; want them batched (at most %d)", n, calls, most)
 	}
 }
