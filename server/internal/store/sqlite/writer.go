@@ -71,12 +71,12 @@ var writeSQL = [numWriteStmts]string{
 	wSessionInsert: `INSERT INTO sessions (id, mchid, product, state, due_at, created, updated, version, json, journal_from)
 		VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, (SELECT coalesce(max(id), 0) FROM journal)) ON CONFLICT DO NOTHING`,
 	wSessionUpdate: `UPDATE sessions SET mchid = ?, product = ?, state = ?, due_at = ?, updated = ?,
-		version = version + 1, json = ? WHERE id = ? AND version = ? RETURNING created`,
+		version = version + 1, json = ? WHERE id = ? AND version = ?`,
 	wSessionVersion: `SELECT version FROM sessions WHERE id = ?`,
 	wNotifyInsert: `INSERT INTO notifications (id, mchid, product, ref, state, due_at, created, updated, version, json, journal_from)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, (SELECT coalesce(max(id), 0) FROM journal)) ON CONFLICT DO NOTHING`,
 	wNotifyUpdate: `UPDATE notifications SET mchid = ?, product = ?, ref = ?, state = ?, due_at = ?, updated = ?,
-		version = version + 1, json = ? WHERE id = ? AND version = ? RETURNING created`,
+		version = version + 1, json = ? WHERE id = ? AND version = ?`,
 	wNotifyVersion: `SELECT version FROM notifications WHERE id = ?`,
 	wJournalInsert: `INSERT INTO journal (time, mchid, product, session_id, notify_id, direction, json)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`,
@@ -576,24 +576,25 @@ func (w *wtx) casFailure(versionStmt int, what string, want int64, key ...any) e
 }
 
 func (w *wtx) putSession(x *sandbox.Session, doc []byte, st *stamp) error {
-	return w.put(versioned{what: "session", id: x.ID, version: x.Version, st: st,
+	return w.put(versioned{what: "session", id: x.ID, version: x.Version, created: storedoc.Nanos(x.CreatedAt), st: st,
 		insert: wSessionInsert, update: wSessionUpdate, current: wSessionVersion},
 		[]any{x.ID, x.MchID, x.Product, string(x.State), storedoc.Nanos(x.DueAt), w.now, w.now, doc},
 		[]any{x.MchID, x.Product, string(x.State), storedoc.Nanos(x.DueAt), w.now, doc, x.ID, x.Version})
 }
 
 func (w *wtx) putNotification(n *sandbox.Notification, doc []byte, st *stamp) error {
-	return w.put(versioned{what: "notification", id: n.ID, version: n.Version, st: st,
+	return w.put(versioned{what: "notification", id: n.ID, version: n.Version, created: storedoc.Nanos(n.CreatedAt), st: st,
 		insert: wNotifyInsert, update: wNotifyUpdate, current: wNotifyVersion},
 		[]any{n.ID, n.MchID, n.Product, n.Ref, string(n.State), storedoc.Nanos(n.DueAt), w.now, w.now, doc},
 		[]any{n.MchID, n.Product, n.Ref, string(n.State), storedoc.Nanos(n.DueAt), w.now, doc, n.ID, n.Version})
 }
 
-// versioned describes an object stored by id with a version: its
-// statements and where its stamp goes.
+// versioned describes an object stored by id with a version (and created
+// at created, as the caller read it): its statements and where its stamp
+// goes.
 type versioned struct {
 	what, id                string
-	version                 int64
+	version, created        int64
 	st                      *stamp
 	insert, update, current int
 }
@@ -612,14 +613,17 @@ func (w *wtx) put(v versioned, insertArgs, updateArgs []any) error {
 		*v.st = stamp{version: 1, created: w.now, updated: w.now}
 		return nil
 	}
-	err := w.stmt(v.update).QueryRow(updateArgs...).Scan(&v.st.created)
-	if errors.Is(err, sql.ErrNoRows) {
-		return w.casFailure(v.current, fmt.Sprintf("%s %q", v.what, v.id), v.version, v.id)
-	}
+	// No RETURNING: SQLite gathers a RETURNING clause's rows in a temporary
+	// table first. The version matching proves the row is the one the
+	// caller read, so its creation time is the caller's.
+	ok, err := w.affected(v.update, updateArgs...)
 	if err != nil {
 		return w.s.fail("update "+v.what, err)
 	}
-	v.st.version, v.st.updated = v.version+1, w.now
+	if !ok {
+		return w.casFailure(v.current, fmt.Sprintf("%s %q", v.what, v.id), v.version, v.id)
+	}
+	*v.st = stamp{version: v.version + 1, created: v.created, updated: w.now}
 	return nil
 }
 
