@@ -75,7 +75,10 @@ func TestQAPageReportTab(t *testing.T) {
 	}
 	screenshot(t, qa, "report")
 
-	do(t, qa, "English", click(`[data-lang="en"]`), visible(badSig))
+	// The tab renders again in English after the click: wait for it, not
+	// just for the check, which the Chinese rendering already shows.
+	do(t, qa, "English", click(`[data-lang="en"]`), visible(badSig),
+		chromedp.Poll[chromedp.Void](`document.querySelector(`+strconv.Quote(badSig+` .badge`)+`)?.textContent === "failed"`))
 	if v := get(t, qa, "read the verdict", text(badSig+` .badge`)); v != "failed" {
 		t.Errorf("the verdict reads %q in English, want failed", v)
 	}
