@@ -49,7 +49,7 @@ func main() {
 	flag.IntVar(&c.Trades, "trades", 500, "prepared trades the jumps cycle through")
 	flag.IntVar(&c.Notify, "notifications", 20000, "notifications released at once for the delivery figure")
 	flag.IntVar(&c.Startups, "startups", 15, "starts of the binary on an existing data dir")
-	flag.IntVar(&c.Rounds, "rounds", 2, "alternating rounds of reference and jump load; the best of each is reported")
+	flag.IntVar(&c.Rounds, "rounds", 4, "alternating rounds of reference and jump load; the best of each is reported (four: a round of the same build varies by a fifth; docs/PERFORMANCE.md, issue 15)")
 	flag.IntVar(&c.TestkitProcs, "testkit-processes", 10, "fresh processes per build in the testkit phase")
 	flag.IntVar(&c.TestkitStarts, "testkit-starts", 10, "testkit sandboxes each of those processes starts, one after the other")
 	flag.StringVar(&c.TestkitBefore, "testkit-before", "9bc607e", "the commit whose testkit starts are measured beside this tree's (issue 18's before; \"\" skips it)")
