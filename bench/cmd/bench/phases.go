@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -201,23 +202,22 @@ func (b *bench) jumpRounds(s *drive.Server) error {
 		into   *[]load.Result
 	}
 	targets := []target{{ref, b.bodies, &b.r.Ref}, {s, b.bodies, &b.r.Jump}}
-	variants := []struct {
+	type variant struct {
 		name, bin string
 		flags     []string
 		into      *[]load.Result
-	}{
-		{"quiet", b.c.Bin, []string{"--data-dir", filepath.Join(b.tmp, "quiet"), "--access-log=false"}, &b.r.JumpNoLog},
-		{"memory", b.c.Bin, []string{"--in-memory"}, &b.r.JumpMemory},
 	}
+	var variants []variant
 	if before, skipped := b.serverAt(b.c.JumpBefore); before != "" {
 		// Right after this tree's jump in each round, so that the two meet
 		// the same moments of the machine.
-		variants = slices.Insert(variants, 0, variants[0])
-		variants[0].name, variants[0].bin, variants[0].into = "before", before, &b.r.JumpBefore
-		variants[0].flags = []string{"--data-dir", filepath.Join(b.tmp, "before")}
+		variants = append(variants, variant{"before", before, []string{"--data-dir", filepath.Join(b.tmp, "before")}, &b.r.JumpBefore})
 	} else {
 		b.r.JumpBeforeSkipped = skipped
 	}
+	variants = append(variants,
+		variant{"quiet", b.c.Bin, []string{"--data-dir", filepath.Join(b.tmp, "quiet"), "--access-log=false"}, &b.r.JumpNoLog},
+		variant{"memory", b.c.Bin, []string{"--in-memory"}, &b.r.JumpMemory})
 	for _, v := range variants {
 		srv, err := drive.Start(v.bin, filepath.Join(b.tmp, v.name+".log"), append(v.flags, "--log-format", "json")...)
 		if err != nil {
@@ -494,4 +494,25 @@ func median(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// serverAt builds the server of commit rev as make build does, returning
+// the binary, or "" and why not (no commit asked for, a failed export or
+// build).
+func (b *bench) serverAt(rev string) (bin, skipped string) {
+	if rev == "" {
+		return "", "no -jump-before commit"
+	}
+	dir, err := b.exportCommit(rev)
+	if err != nil {
+		return "", err.Error()
+	}
+	bin = filepath.Join(b.tmp, "mpsandbox-"+rev)
+	cmd := exec.Command("go", "build", "-tags", "nomsgpack", "-trimpath", "-ldflags", "-s -w", "-o", bin, "./server/cmd/mpsandbox")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Sprintf("build the server at %s: %v: %s", rev, err, bytes.TrimSpace(msg))
+	}
+	return bin, ""
 }

@@ -123,27 +123,6 @@ func goBuild(dir, out string) error {
 	return nil
 }
 
-// serverAt builds the server of commit rev as make build does, returning
-// the binary, or "" and why not (no commit asked for, a failed export or
-// build).
-func (b *bench) serverAt(rev string) (bin, skipped string) {
-	if rev == "" {
-		return "", "no -jump-before commit"
-	}
-	dir, err := b.exportCommit(rev)
-	if err != nil {
-		return "", err.Error()
-	}
-	bin = filepath.Join(b.tmp, "mpsandbox-"+rev)
-	cmd := exec.Command("go", "build", "-tags", "nomsgpack", "-trimpath", "-ldflags", "-s -w", "-o", bin, "./server/cmd/mpsandbox")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Sprintf("build the server at %s: %v: %s", rev, err, bytes.TrimSpace(msg))
-	}
-	return bin, ""
-}
-
 // runTestkitStart runs the program once, in a fresh process, and adds its
 // figures to f.
 func runTestkitStart(bin string, starts int, f *TestkitFigures) error {

@@ -174,10 +174,6 @@ type Journal struct {
 	subs       map[*subscriber]struct{}
 	subsClosed bool
 
-	// linger is how long the writer waits for more entries before it
-	// writes a batch (batchLinger).
-	linger time.Duration
-
 	// Replaced by tests to exercise the timers without waiting.
 	pruneInterval time.Duration
 	pruneEvery    int
@@ -214,7 +210,6 @@ func New(st sandbox.Store, o Options) *Journal {
 		done:          make(chan struct{}),
 		subs:          map[*subscriber]struct{}{},
 		pruneInterval: pruneInterval,
-		linger:        batchLinger,
 		pruneEvery:    min(pruneEveryEntries, o.MaxEntries),
 		ping:          15 * time.Second,
 	}
@@ -443,13 +438,13 @@ more:
 
 // linger adds what is queued within the journal's linger.
 func (w *writer) linger(ctx context.Context) {
-	if w.j.linger <= 0 || len(w.marks) > 0 {
+	if len(w.marks) > 0 {
 		return
 	}
 	if w.timer == nil {
-		w.timer = time.NewTimer(w.j.linger)
+		w.timer = time.NewTimer(batchLinger)
 	} else {
-		w.timer.Reset(w.j.linger)
+		w.timer.Reset(batchLinger)
 	}
 	defer w.timer.Stop()
 	for len(w.batch) < w.j.o.BatchSize && len(w.marks) == 0 {
