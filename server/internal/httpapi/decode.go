@@ -33,23 +33,24 @@ func DecodeJSON(v sandbox.Validator, name string, body []byte, out any) error {
 }
 
 // DecodeDoc checks body as DecodeJSON does and returns it decoded once as
-// the schema saw it: objects as map[string]any, numbers as json.Number.
-func DecodeDoc(v sandbox.Validator, name string, body []byte) (any, error) {
+// the schema saw it — objects as map[string]any, numbers as json.Number —
+// and its top-level members' bytes as sent (schema.DecodeMembers).
+func DecodeDoc(v sandbox.Validator, name string, body []byte) (any, map[string][]byte, error) {
 	if err := readable(body); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	doc, bad := schema.Decode(body)
+	doc, members, bad := schema.DecodeMembers(body)
 	if bad != nil {
-		return nil, sandbox.Invalid(fmt.Sprintf("request body does not match schema %s", name), *bad)
+		return nil, nil, sandbox.Invalid(fmt.Sprintf("request body does not match schema %s", name), *bad)
 	}
 	violations, err := v.Validate(name, doc)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(violations) > 0 {
-		return nil, sandbox.Invalid(fmt.Sprintf("request body does not match schema %s", name), violations...)
+		return nil, nil, sandbox.Invalid(fmt.Sprintf("request body does not match schema %s", name), violations...)
 	}
-	return doc, nil
+	return doc, members, nil
 }
 
 // readable refuses an empty body and one that is not UTF-8.

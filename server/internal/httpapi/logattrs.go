@@ -1,6 +1,10 @@
 package httpapi
 
-import "github.com/gin-gonic/gin"
+import (
+	"log/slog"
+
+	"github.com/gin-gonic/gin"
+)
 
 // The log attributes every component names its subjects by, so that one
 // query finds a request, a merchant, a product or a session across the
@@ -22,15 +26,14 @@ func ProductOf(c *gin.Context) string {
 
 // subjectAttrs are the journalled request's merchant, product and session,
 // as far as the handler learnt them, for the access log.
-func subjectAttrs(c *gin.Context) []any {
+func subjectAttrs(c *gin.Context, attrs []slog.Attr) []slog.Attr {
 	x := exchange(c)
 	if x == nil {
-		return nil
+		return attrs
 	}
-	var attrs []any
-	for _, kv := range [][2]string{{LogMchID, x.MchID}, {LogProduct, x.Product}, {LogSessionID, x.SessionID}} {
+	for _, kv := range [...][2]string{{LogMchID, x.MchID}, {LogProduct, x.Product}, {LogSessionID, x.SessionID}} {
 		if kv[1] != "" {
-			attrs = append(attrs, kv[0], kv[1])
+			attrs = append(attrs, slog.String(kv[0], kv[1]))
 		}
 	}
 	return attrs

@@ -74,15 +74,16 @@ func AccessLog(log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
-		attrs := []any{
-			LogRequestID, RequestID(c), "method", c.Request.Method, "path", c.Request.URL.Path,
-			"status", c.Writer.Status(), "latency_ms", float64(time.Since(start).Microseconds()) / 1000,
-		}
-		attrs = append(attrs, subjectAttrs(c)...)
+		// Typed attributes in one slice (no boxing of each value): the line
+		// is written for every request.
+		attrs := append(make([]slog.Attr, 0, 9),
+			slog.String(LogRequestID, RequestID(c)), slog.String("method", c.Request.Method), slog.String("path", c.Request.URL.Path),
+			slog.Int("status", c.Writer.Status()), slog.Float64("latency_ms", float64(time.Since(start).Microseconds())/1000))
+		attrs = subjectAttrs(c, attrs)
 		if len(c.Errors) > 0 {
-			attrs = append(attrs, "error", c.Errors.String())
+			attrs = append(attrs, slog.String("error", c.Errors.String()))
 		}
-		log.Info(AccessMessage, attrs...)
+		log.LogAttrs(context.Background(), slog.LevelInfo, AccessMessage, attrs...)
 	}
 }
 

@@ -30,12 +30,6 @@ func (s *Service) Register(r gin.IRouter, v sandbox.Validator, j sandbox.Journal
 	g.GET("/sessions/:id", httpapi.Handle(s.handleSession))
 }
 
-// callBody is the body of a wx.* call.
-type callBody struct {
-	Caller sandbox.Caller  `json:"caller"`
-	Args   json.RawMessage `json:"args"`
-}
-
 // apiName returns the wx.* name errMsg uses for an API path
 // ("plugin/navigate" → "navigateTo", "app/launchMiniProgram" → "launchMiniProgram").
 func apiName(api string) string {
@@ -54,31 +48,31 @@ const keyAPI = "mpsandbox.api"
 func (s *Service) handleCall(c *gin.Context, v sandbox.Validator) error {
 	api := strings.Trim(c.Param("api"), "/")
 	c.Set(keyAPI, api)
-	// Decoded once for the schema (and the products, which read the args
-	// from it), once more for the caller's fields and the args' bytes.
-	raw := httpapi.Body(c)
-	doc, err := httpapi.DecodeDoc(v, SchemaCall, raw)
+	// Decoded once, for the schema and the products, which read the args
+	// from the document; the session keeps the args' bytes as sent, and
+	// the caller's few fields are read from their own bytes.
+	doc, members, err := httpapi.DecodeDoc(v, SchemaCall, httpapi.Body(c))
 	if err != nil {
 		return err
 	}
-	var body callBody
-	if err := json.Unmarshal(raw, &body); err != nil {
-		return sandbox.Invalid("request body cannot be decoded", sandbox.Violation{Path: "", Message: err.Error()})
+	var caller sandbox.Caller
+	if err := json.Unmarshal(members["caller"], &caller); err != nil {
+		return sandbox.Invalid("request body cannot be decoded", sandbox.Violation{Path: "/caller", Message: err.Error()})
 	}
 	args, _ := doc.(map[string]any)["args"].(map[string]any) // the call schema requires an object
-	m, ok := s.o.Merchants.ByAppID(body.Caller.AppID)
+	m, ok := s.o.Merchants.ByAppID(caller.AppID)
 	if !ok {
 		return sandbox.Invalid("unknown caller", sandbox.Violation{Path: "/caller/appId",
-			Message: fmt.Sprintf("appId %q is not a sandbox merchant's mini-program (GET /sandbox/v1/merchants lists them)", body.Caller.AppID)})
+			Message: fmt.Sprintf("appId %q is not a sandbox merchant's mini-program (GET /sandbox/v1/merchants lists them)", caller.AppID)})
 	}
 	x := httpapi.Exchange(c)
 	x.MchID = m.MchID
 	explicit := c.GetHeader("X-Sandbox-Scenario")
 	if explicit == "" {
-		explicit = body.Caller.Scenario
+		explicit = caller.Scenario
 	}
 	sess, warnings, err := s.Launch(c.Request.Context(), &sandbox.Call{
-		API: api, Caller: body.Caller, Args: body.Args, Doc: args, Merchant: m, RequestID: httpapi.RequestID(c), Scenario: explicit,
+		API: api, Caller: caller, Args: members["args"], Doc: args, Merchant: m, RequestID: httpapi.RequestID(c), Scenario: explicit,
 	})
 	if sess != nil {
 		x.Product, x.SessionID, x.Scenario = sess.Product, sess.ID, sess.Scenario

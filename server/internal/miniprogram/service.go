@@ -41,6 +41,15 @@ type Options struct {
 // resolvers bounds the due sessions resolved at once.
 const resolvers = 16
 
+// scanGrain is the shortest sleep between scans while sessions keep
+// falling due: a busy jump path makes one due every fraction of a
+// millisecond, and a scan every millisecond paid two queries for a handful
+// of them. Each due session still resolves as of its DueAt (resolve is
+// given that instant), at most about scanGrain later in real time.
+// (docs/PERFORMANCE.md, issue 15: 5 ms against 1 ms, two builds under the
+// same load, 3 % less CPU per jump.)
+const scanGrain = 5 * time.Millisecond
+
 // sessionLease is how long a due session the scheduler claimed stays its
 // own before a replica sharing the store may take it over (its holder
 // died): the resolve itself takes milliseconds, and its commit ends the
@@ -492,7 +501,7 @@ func (s *Service) scan(ctx context.Context) time.Duration {
 		// covers them, instead of a scan a millisecond until they go.
 		if at, err := s.o.Store.NextDue(ctx, m.MchID); err == nil && at.After(now) {
 			if d := s.o.Clock.RealDuration(at.Sub(now)); d < sleep {
-				sleep = max(d, time.Millisecond)
+				sleep = max(d, min(scanGrain, sleep))
 			}
 		}
 	}

@@ -258,6 +258,45 @@ func Decode(raw []byte) (any, *sandbox.Violation) {
 	return doc, nil
 }
 
+// DecodeMembers is Decode that also returns, for a document that is an
+// object, each member's value as sent — a slice of raw, from its first
+// byte to its last — so that a caller keeps one verbatim without decoding
+// the document a second time. Anything else (another type, malformed
+// input) is Decode's answer, with no members.
+func DecodeMembers(raw []byte) (any, map[string][]byte, *sandbox.Violation) {
+	whole := func() (any, map[string][]byte, *sandbox.Violation) {
+		doc, bad := Decode(raw)
+		return doc, nil, bad
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return whole()
+	}
+	obj, members := map[string]any{}, map[string][]byte{}
+	for dec.More() {
+		t, err := dec.Token()
+		key, ok := t.(string)
+		if err != nil || !ok {
+			return whole()
+		}
+		start := dec.InputOffset() // before the colon
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return whole()
+		}
+		// A repeated key keeps its last value, as Decode does.
+		obj[key], members[key] = v, bytes.TrimLeft(raw[start:dec.InputOffset()], " \t\r\n:")
+	}
+	if _, err := dec.Token(); err != nil {
+		return whole()
+	}
+	if rest := bytes.TrimLeft(raw[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
+		return whole()
+	}
+	return obj, members, nil
+}
+
 // malformed describes a decoding error; size is the input's length, where
 // a truncated document ends.
 func malformed(err error, size int) string {

@@ -363,6 +363,33 @@ func TestValidateJSONMalformed(t *testing.T) {
 	}
 }
 
+// TestDecodeMembersKeepsEachMemberAsSent: the members are the bytes the
+// caller sent (spacing, key order and number spelling inside a value
+// kept), the document is Decode's, and whatever is not a well-formed
+// object gets exactly Decode's answer.
+func TestDecodeMembersKeepsEachMemberAsSent(t *testing.T) {
+	raw := []byte(` { "args" : { "z": 1.50, "a" : [1, 2] } ,"caller":{"appId":"wx1"}, "n": 7 ,"args":{"b" : true}} `)
+	doc, members, bad := schema.DecodeMembers(raw)
+	if bad != nil {
+		t.Fatalf("violation %v", bad)
+	}
+	wantMembers := map[string][]byte{"args": []byte(`{"b" : true}`), "caller": []byte(`{"appId":"wx1"}`), "n": []byte(`7`)}
+	if !reflect.DeepEqual(members, wantMembers) {
+		t.Errorf("members %q, want %q (a repeated key keeps its last value)", members, wantMembers)
+	}
+	whole, _ := schema.Decode(raw)
+	if !reflect.DeepEqual(doc, whole) {
+		t.Errorf("document %#v, Decode gives %#v", doc, whole)
+	}
+	for _, in := range []string{``, ` `, `[1,2]`, `"s"`, `{"caller": x}`, `{"caller": {`, `{"a" 1}`, `{1:2}`, "{} \n {}", `{}}`, `{"a":1,}`} {
+		doc, members, bad := schema.DecodeMembers([]byte(in))
+		wantDoc, wantBad := schema.Decode([]byte(in))
+		if members != nil || !reflect.DeepEqual(doc, wantDoc) || !reflect.DeepEqual(bad, wantBad) {
+			t.Errorf("DecodeMembers(%q) = %#v, %q, %v; want Decode's %#v, %v and no members", in, doc, members, bad, wantDoc, wantBad)
+		}
+	}
+}
+
 func TestValidateKeepsLargeIntegers(t *testing.T) {
 	s, err := schema.Compile(fstest.MapFS{"n.schema.json": schemaFile("n", `"type": "integer", "maximum": 9007199254740992`)})
 	if err != nil {

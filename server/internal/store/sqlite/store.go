@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,14 @@ import (
 
 // MemoryPath is the Options.Path of a throwaway in-memory database.
 const MemoryPath = ":memory:"
+
+// WALKeepBytes is what the WAL file is cut back to when it starts over
+// (journal_size_limit), so that one burst does not hold its disk space for
+// good. Not less: a busy jump path fills some 15 MiB between two restarts
+// (checkpoint.go), and cutting the file back below that at each restart,
+// for the writes to grow it again, cost 2 % more CPU per jump and 5 % fewer
+// jumps a second at 8 MiB (docs/PERFORMANCE.md, issue 15).
+const WALKeepBytes = 64 << 20
 
 const (
 	// busyTimeoutMS is how long a connection waits for another process's
@@ -130,11 +139,9 @@ func (s *Store) open(ctx context.Context) error {
 		// survives the process being killed) but not fsynced; IMMEDIATE
 		// takes the write lock at BEGIN, so no transaction fails upgrading.
 		// wal_autocheckpoint(0): the checkpointer does it, off the writer.
-		// journal_size_limit: when the WAL starts over, a file grown by a
-		// burst is cut back to 8 MiB, so that one burst does not hold its
-		// disk space for good.
+		// journal_size_limit: see WALKeepBytes.
 		w := file + "?" + pragmas + "&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=wal_autocheckpoint(0)" +
-			"&_pragma=journal_size_limit(8388608)&_txlock=immediate"
+			"&_pragma=journal_size_limit(" + strconv.Itoa(WALKeepBytes) + ")&_txlock=immediate"
 		if s.wdb, err = sql.Open("sqlite", w); err != nil {
 			return err
 		}
