@@ -261,40 +261,73 @@ func Decode(raw []byte) (any, *sandbox.Violation) {
 // DecodeMembers is Decode that also returns, for a document that is an
 // object, each member's value as sent — a slice of raw, from its first
 // byte to its last — so that a caller keeps one verbatim without decoding
-// the document a second time. Anything else (another type, malformed
-// input) is Decode's answer, with no members.
+// the document a second time. Anything else has no members.
 func DecodeMembers(raw []byte) (any, map[string][]byte, *sandbox.Violation) {
-	whole := func() (any, map[string][]byte, *sandbox.Violation) {
-		doc, bad := Decode(raw)
+	doc, bad := Decode(raw)
+	obj, ok := doc.(map[string]any)
+	if bad != nil || !ok {
 		return doc, nil, bad
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return whole()
-	}
-	obj, members := map[string]any{}, map[string][]byte{}
-	for dec.More() {
-		t, err := dec.Token()
-		key, ok := t.(string)
-		if err != nil || !ok {
-			return whole()
+	members := make(map[string][]byte, len(obj))
+	// Decode has checked that raw is one well-formed object: walk its
+	// members, skipping each value by its nesting, strings and escapes.
+	i := skipSpace(raw, 0) + 1 // past '{'
+	for {
+		i = skipSpace(raw, i)
+		if raw[i] == '}' {
+			return doc, members, nil
 		}
-		start := dec.InputOffset() // before the colon
-		var v any
-		if err := dec.Decode(&v); err != nil {
-			return whole()
+		keyEnd := skipValue(raw, i)
+		key := string(raw[i+1 : keyEnd-1])
+		if bytes.IndexByte(raw[i:keyEnd], '\\') >= 0 {
+			_ = json.Unmarshal(raw[i:keyEnd], &key)
 		}
-		// A repeated key keeps its last value, as Decode does.
-		obj[key], members[key] = v, bytes.TrimLeft(raw[start:dec.InputOffset()], " \t\r\n:")
+		i = skipSpace(raw, skipSpace(raw, keyEnd)+1) // past ':'
+		end := skipValue(raw, i)
+		members[key] = raw[i:end] // a repeated key keeps its last value, as in doc
+		if i = skipSpace(raw, end); raw[i] == ',' {
+			i++
+		}
 	}
-	if _, err := dec.Token(); err != nil {
-		return whole()
+}
+
+func skipSpace(raw []byte, i int) int {
+	for i < len(raw) && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\r' || raw[i] == '\n') {
+		i++
 	}
-	if rest := bytes.TrimLeft(raw[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
-		return whole()
+	return i
+}
+
+// skipValue returns the end of the well-formed JSON value starting at i.
+func skipValue(raw []byte, i int) int {
+	depth := 0
+	for ; i < len(raw); i++ {
+		switch raw[i] {
+		case '"':
+			for i++; raw[i] != '"'; i++ {
+				if raw[i] == '\\' {
+					i++
+				}
+			}
+			if depth == 0 {
+				return i + 1
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return i // the end of a number, true, false or null
+			}
+			if depth--; depth == 0 {
+				return i + 1
+			}
+		case ',', ' ', '\t', '\r', '\n':
+			if depth == 0 {
+				return i // likewise
+			}
+		}
 	}
-	return obj, members, nil
+	return i
 }
 
 // malformed describes a decoding error; size is the input's length, where

@@ -366,7 +366,7 @@ func TestValidateJSONMalformed(t *testing.T) {
 // TestDecodeMembersKeepsEachMemberAsSent: the members are the bytes the
 // caller sent (spacing, key order and number spelling inside a value
 // kept), the document is Decode's, and whatever is not a well-formed
-// object gets exactly Decode's answer.
+// object gets exactly Decode's answer and no members.
 func TestDecodeMembersKeepsEachMemberAsSent(t *testing.T) {
 	raw := []byte(` { "args" : { "z": 1.50, "a" : [1, 2] } ,"caller":{"appId":"wx1"}, "n": 7 ,"args":{"b" : true}} `)
 	doc, members, bad := schema.DecodeMembers(raw)
@@ -380,6 +380,23 @@ func TestDecodeMembersKeepsEachMemberAsSent(t *testing.T) {
 	whole, _ := schema.Decode(raw)
 	if !reflect.DeepEqual(doc, whole) {
 		t.Errorf("document %#v, Decode gives %#v", doc, whole)
+	}
+	// Every member's bytes decode to the document's value, whatever the
+	// value, its spacing or its escapes.
+	for _, in := range []string{`{}`, ` {"n":7}`, `{"n":-1.5e3,"t":true,"f":false,"z":null}`, "{\"a\\u0062\":1,\"c\":\"x\\\"y}\"}",
+		`{"o":{"s":"]}\\","a":[{},[],"{"]},"e":[] }`, "{\n\t\"k\"\r\n:\n\"v\"\n}"} {
+		doc, members, bad := schema.DecodeMembers([]byte(in))
+		obj, _ := doc.(map[string]any)
+		if bad != nil || len(members) != len(obj) {
+			t.Errorf("DecodeMembers(%q) = %#v, %q, %v", in, doc, members, bad)
+			continue
+		}
+		for k, v := range obj {
+			got, bad := schema.Decode(members[k])
+			if bad != nil || !reflect.DeepEqual(got, v) {
+				t.Errorf("DecodeMembers(%q): member %q is %q, decoding to %#v (%v); the document has %#v", in, k, members[k], got, bad, v)
+			}
+		}
 	}
 	for _, in := range []string{``, ` `, `[1,2]`, `"s"`, `{"caller": x}`, `{"caller": {`, `{"a" 1}`, `{1:2}`, "{} \n {}", `{}}`, `{"a":1,}`} {
 		doc, members, bad := schema.DecodeMembers([]byte(in))
@@ -482,6 +499,30 @@ func BenchmarkValidate(b *testing.B) {
 		for b.Loop() {
 			if v, err := s.Validate("miniprogram/call", doc); err != nil || v != nil {
 				b.Fatal(v, err)
+			}
+		}
+	})
+}
+
+// FuzzDecodeMembers: on any input DecodeMembers answers as Decode does,
+// and each member it returns decodes to the document's value.
+func FuzzDecodeMembers(f *testing.F) {
+	for _, seed := range []string{`{"caller":{"appId":"wx1"},"args":{"path":"a?b=1"}}`, ` {"n":7}`, `{"a\u0062":[1,{"x":"}"}],"c":"\\"}`, `[1]`, `{"a":}`, `7`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		doc, members, bad := schema.DecodeMembers(raw)
+		wantDoc, wantBad := schema.Decode(raw)
+		if !reflect.DeepEqual(doc, wantDoc) || !reflect.DeepEqual(bad, wantBad) {
+			t.Fatalf("DecodeMembers(%q) = %#v, %v; Decode gives %#v, %v", raw, doc, bad, wantDoc, wantBad)
+		}
+		obj, isObject := doc.(map[string]any)
+		if isObject != (members != nil) || len(members) != len(obj) {
+			t.Fatalf("DecodeMembers(%q): members %q for the document %#v", raw, members, doc)
+		}
+		for k, v := range obj {
+			if got, bad := schema.Decode(members[k]); bad != nil || !reflect.DeepEqual(got, v) {
+				t.Fatalf("DecodeMembers(%q): member %q is %q, decoding to %#v (%v); the document has %#v", raw, k, members[k], got, bad, v)
 			}
 		}
 	})

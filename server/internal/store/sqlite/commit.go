@@ -45,6 +45,7 @@ func (s *Store) Commit(ctx context.Context, b *sandbox.Batch) error {
 	for i, n := range b.Notifications {
 		o.nStamps[i].set(&n.Version, &n.CreatedAt, &n.UpdatedAt)
 	}
+	o.recycle()
 	c := b.Committed()
 	s.hooksMu.RLock()
 	hooks := s.hooks
@@ -196,6 +197,7 @@ func (s *Store) AppendExchanges(ctx context.Context, xs []*sandbox.Exchange) err
 	for i, x := range xs {
 		x.ID = o.ids[i]
 	}
+	o.recycle()
 	return nil
 }
 
@@ -219,8 +221,9 @@ func (s *Store) PruneJournal(ctx context.Context, keep int, before time.Time, ma
 		if err := s.submit(ctx, o); err != nil {
 			return total, err
 		}
-		total += o.pruned
-		if o.pruned == 0 {
+		pruned := o.pruned
+		o.recycle()
+		if total += pruned; pruned == 0 {
 			return total, nil
 		}
 	}

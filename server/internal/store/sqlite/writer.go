@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -148,7 +149,19 @@ type op struct {
 	err error
 }
 
-func newOp() *op { return &op{done: make(chan error, 1)} }
+// opPool reuses ops: the jump path queues two or three a request.
+var opPool = sync.Pool{New: func() any { return &op{done: make(chan error, 1)} }}
+
+func newOp() *op { return opPool.Get().(*op) }
+
+// recycle returns o to the pool once its caller has read its outcome: the
+// writer let go of it when it sent on done. Only a caller whose submit
+// succeeded recycles; an abandoned op may still sit in the queue.
+func (o *op) recycle() {
+	done := o.done
+	*o = op{done: done}
+	opPool.Put(o)
+}
 
 // submit queues o and waits for its outcome. A cancelled ctx abandons o if
 // the writer has not started it (nothing was written); once started, the
@@ -575,18 +588,24 @@ func (w *wtx) casFailure(versionStmt int, what string, want int64, key ...any) e
 		what, want, have)
 }
 
+// putSession and putNotification box only the arguments of the statement
+// they run: these are the jump path's writes.
 func (w *wtx) putSession(x *sandbox.Session, doc []byte, st *stamp) error {
-	return w.put(versioned{what: "session", id: x.ID, version: x.Version, created: storedoc.Nanos(x.CreatedAt), st: st,
-		insert: wSessionInsert, update: wSessionUpdate, current: wSessionVersion},
-		[]any{x.ID, x.MchID, x.Product, string(x.State), storedoc.Nanos(x.DueAt), w.now, w.now, doc},
-		[]any{x.MchID, x.Product, string(x.State), storedoc.Nanos(x.DueAt), w.now, doc, x.ID, x.Version})
+	v := versioned{what: "session", id: x.ID, version: x.Version, created: storedoc.Nanos(x.CreatedAt), st: st,
+		insert: wSessionInsert, update: wSessionUpdate, current: wSessionVersion}
+	if v.version == 0 {
+		return w.insert(v, x.ID, x.MchID, x.Product, string(x.State), storedoc.Nanos(x.DueAt), w.now, w.now, doc)
+	}
+	return w.update(v, x.MchID, x.Product, string(x.State), storedoc.Nanos(x.DueAt), w.now, doc, x.ID, x.Version)
 }
 
 func (w *wtx) putNotification(n *sandbox.Notification, doc []byte, st *stamp) error {
-	return w.put(versioned{what: "notification", id: n.ID, version: n.Version, created: storedoc.Nanos(n.CreatedAt), st: st,
-		insert: wNotifyInsert, update: wNotifyUpdate, current: wNotifyVersion},
-		[]any{n.ID, n.MchID, n.Product, n.Ref, string(n.State), storedoc.Nanos(n.DueAt), w.now, w.now, doc},
-		[]any{n.MchID, n.Product, n.Ref, string(n.State), storedoc.Nanos(n.DueAt), w.now, doc, n.ID, n.Version})
+	v := versioned{what: "notification", id: n.ID, version: n.Version, created: storedoc.Nanos(n.CreatedAt), st: st,
+		insert: wNotifyInsert, update: wNotifyUpdate, current: wNotifyVersion}
+	if v.version == 0 {
+		return w.insert(v, n.ID, n.MchID, n.Product, n.Ref, string(n.State), storedoc.Nanos(n.DueAt), w.now, w.now, doc)
+	}
+	return w.update(v, n.MchID, n.Product, n.Ref, string(n.State), storedoc.Nanos(n.DueAt), w.now, doc, n.ID, n.Version)
 }
 
 // versioned describes an object stored by id with a version (and created
@@ -599,24 +618,26 @@ type versioned struct {
 	insert, update, current int
 }
 
-// put inserts the object (version 0) or updates it if its version is still
-// version (compare-and-swap).
-func (w *wtx) put(v versioned, insertArgs, updateArgs []any) error {
-	if v.version == 0 {
-		ok, err := w.affected(v.insert, insertArgs...)
-		if err != nil {
-			return w.s.fail("insert "+v.what, err)
-		}
-		if !ok {
-			return sandbox.Errorf(sandbox.CodeConflict, "%s %q already exists", v.what, v.id)
-		}
-		*v.st = stamp{version: 1, created: w.now, updated: w.now}
-		return nil
+// insert stores a new object (version 0).
+func (w *wtx) insert(v versioned, args ...any) error {
+	ok, err := w.affected(v.insert, args...)
+	if err != nil {
+		return w.s.fail("insert "+v.what, err)
 	}
+	if !ok {
+		return sandbox.Errorf(sandbox.CodeConflict, "%s %q already exists", v.what, v.id)
+	}
+	*v.st = stamp{version: 1, created: w.now, updated: w.now}
+	return nil
+}
+
+// update updates the object if its version is still v.version
+// (compare-and-swap).
+func (w *wtx) update(v versioned, args ...any) error {
 	// No RETURNING: SQLite gathers a RETURNING clause's rows in a temporary
 	// table first. The version matching proves the row is the one the
 	// caller read, so its creation time is the caller's.
-	ok, err := w.affected(v.update, updateArgs...)
+	ok, err := w.affected(v.update, args...)
 	if err != nil {
 		return w.s.fail("update "+v.what, err)
 	}
